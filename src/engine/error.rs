@@ -1,0 +1,70 @@
+//! One error type for the engine. Every variant's message is written for the person using the
+//! page or the CLI: it says what is wrong and, where it can, what to do.
+
+use std::fmt;
+
+#[derive(Debug)]
+pub enum EngineError {
+    /// The bytes are not a GGUF file at all.
+    NotGguf { first_bytes: String },
+    /// A GGUF file that candle's reader rejects (truncated, corrupt header or tensor table).
+    CorruptGguf(String),
+    UnsupportedArchitecture { found: String, supported: Vec<&'static str> },
+    UnsupportedTokenizer(String),
+    MissingMetadata(String),
+    MissingTensor(String),
+    BadTensorShape { name: String, expected: Vec<usize>, found: Vec<usize> },
+    EmptyText,
+    TextTooLong { tokens: usize, max: usize },
+    UnknownTarget(String),
+    UnknownMethod { found: String, known: Vec<&'static str> },
+    InvalidRequest(String),
+    /// An error inside candle or tokenizers that none of the cases above explains.
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, EngineError>;
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use EngineError::*;
+        match self {
+            NotGguf { first_bytes } => write!(
+                f,
+                "This file is not a GGUF model (it starts with {first_bytes}, a GGUF file starts with \"GGUF\")."
+            ),
+            CorruptGguf(why) => write!(f, "This GGUF file is damaged or truncated: {why}."),
+            UnsupportedArchitecture { found, supported } => write!(
+                f,
+                "Model architecture \"{found}\" is not supported yet (supported: {}).",
+                supported.join(", ")
+            ),
+            UnsupportedTokenizer(what) => write!(f, "Unsupported tokenizer in this GGUF: {what}."),
+            MissingMetadata(key) => write!(f, "The GGUF file lacks the metadata key \"{key}\"."),
+            MissingTensor(name) => write!(f, "The GGUF file lacks the tensor \"{name}\"."),
+            BadTensorShape { name, expected, found } => write!(
+                f,
+                "Tensor \"{name}\" has shape {found:?}, the metadata implies {expected:?}."
+            ),
+            EmptyText => write!(f, "The text is empty: type something to attribute."),
+            TextTooLong { tokens, max } => write!(
+                f,
+                "The text is {tokens} tokens long; this model reads at most {max}. Shorten it."
+            ),
+            UnknownTarget(what) => write!(f, "Cannot use {what} as the target token."),
+            UnknownMethod { found, known } => {
+                write!(f, "Unknown method \"{found}\" (known: {}).", known.join(", "))
+            }
+            InvalidRequest(what) => write!(f, "{what}"),
+            Internal(what) => write!(f, "Internal error: {what}"),
+        }
+    }
+}
+
+impl std::error::Error for EngineError {}
+
+impl From<candle_core::Error> for EngineError {
+    fn from(e: candle_core::Error) -> Self {
+        EngineError::Internal(e.to_string())
+    }
+}

@@ -1,0 +1,53 @@
+//! A loaded model: tokenizer and decoder from one GGUF file's bytes.
+
+use super::arch::{self, Decoder, DecoderConfig};
+use super::error::{EngineError, Result};
+use super::gguf::GgufFile;
+use super::tokenizer::{TextTokenizer, Token};
+use candle_core::DType;
+use std::sync::Arc;
+
+pub struct Model {
+    pub tokenizer: TextTokenizer,
+    pub decoder: Box<dyn Decoder>,
+}
+
+impl Model {
+    /// Loads in f32, the precision the page and the CLI compute in.
+    pub fn load(file: Vec<u8>) -> Result<Self> {
+        Self::load_with_dtype(file, DType::F32)
+    }
+
+    /// `DType::F64` gives the same function in double precision (tests use it to check gradients).
+    pub fn load_with_dtype(file: Vec<u8>, dtype: DType) -> Result<Self> {
+        let file = GgufFile::parse(Arc::new(file))?;
+        // The architecture first: "unsupported architecture" is the message a user needs.
+        let decoder = arch::load(&file, dtype)?;
+        let tokenizer = TextTokenizer::from_gguf(&file)?;
+        if tokenizer.vocab_size() != decoder.config().vocab {
+            return Err(EngineError::CorruptGguf(format!(
+                "the tokenizer has {} tokens, the model {}",
+                tokenizer.vocab_size(),
+                decoder.config().vocab
+            )));
+        }
+        Ok(Self { tokenizer, decoder })
+    }
+
+    pub fn config(&self) -> &DecoderConfig {
+        self.decoder.config()
+    }
+
+    /// Tokens for a text the model can read: not empty, not longer than its context.
+    pub fn tokenize_input(&self, text: &str) -> Result<Vec<Token>> {
+        let tokens = self.tokenizer.tokenize(text)?;
+        if tokens.iter().all(|t| t.byte_len == 0) {
+            return Err(EngineError::EmptyText);
+        }
+        let max = self.config().context_length;
+        if tokens.len() > max {
+            return Err(EngineError::TextTooLong { tokens: tokens.len(), max });
+        }
+        Ok(tokens)
+    }
+}

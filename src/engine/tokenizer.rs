@@ -1,0 +1,182 @@
+//! The tokenizer, built from the GGUF metadata alone (one file is a whole model): the vocabulary,
+//! merges, token types and pre-tokenizer name become a `tokenizers` byte-level BPE.
+
+use super::error::{EngineError, Result};
+use super::gguf::GgufFile;
+use super::token_text::{bytes_to_text, ByteLevelDecoder};
+use serde::Serialize;
+use tokenizers::models::bpe::BPE;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::{AddedToken, Tokenizer};
+
+/// GGUF `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
+const TOKEN_TYPE_CONTROL: i32 = 3;
+const TOKEN_TYPE_USER_DEFINED: i32 = 4;
+
+/// One input token as the model sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct Token {
+    pub id: u32,
+    /// The token's bytes as text (`\xNN` for bytes of an incomplete character).
+    pub text: String,
+    /// How many bytes of the input this token covers (0 for an inserted BOS).
+    pub byte_len: usize,
+    /// Control tokens such as `<|im_start|>`.
+    pub special: bool,
+}
+
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    /// Per id: the bytes the token stands for (control tokens: their literal spelling).
+    token_bytes: Vec<Vec<u8>>,
+    special: Vec<bool>,
+    bos: Option<u32>,
+}
+
+impl TextTokenizer {
+    pub fn from_gguf(file: &GgufFile) -> Result<Self> {
+        let kind = file.string("tokenizer.ggml.model")?;
+        if kind != "gpt2" {
+            return Err(EngineError::UnsupportedTokenizer(format!(
+                "\"{kind}\" (only byte-level BPE, \"gpt2\", is supported)"
+            )));
+        }
+        let spellings: Vec<String> = file
+            .array("tokenizer.ggml.tokens")?
+            .iter()
+            .map(|v| v.to_string().cloned())
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|_| EngineError::CorruptGguf("tokenizer.ggml.tokens holds a non-string".into()))?;
+        let merges: Vec<(String, String)> = file
+            .array("tokenizer.ggml.merges")?
+            .iter()
+            .map(|v| {
+                let s = v.to_string().map_err(|_| bad_merge("a non-string"))?;
+                let (a, b) = s.split_once(' ').ok_or_else(|| bad_merge(s))?;
+                Ok((a.to_string(), b.to_string()))
+            })
+            .collect::<Result<_>>()?;
+        let types: Vec<i32> = match file.get("tokenizer.ggml.token_type") {
+            Some(v) => v
+                .to_vec()
+                .map_err(|_| EngineError::CorruptGguf("tokenizer.ggml.token_type is not an array".into()))?
+                .iter()
+                .map(|t| t.to_i32().unwrap_or(1))
+                .collect(),
+            None => vec![1; spellings.len()],
+        };
+        if types.len() != spellings.len() {
+            return Err(EngineError::CorruptGguf(format!(
+                "{} token types for {} tokens",
+                types.len(),
+                spellings.len()
+            )));
+        }
+
+        let vocab: ahash::AHashMap<String, u32> = spellings.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
+        if vocab.len() != spellings.len() {
+            return Err(EngineError::CorruptGguf("the vocabulary has duplicate tokens".into()));
+        }
+        let bpe = BPE::builder()
+            .vocab_and_merges(vocab, merges)
+            .build()
+            .map_err(|e| EngineError::UnsupportedTokenizer(format!("BPE: {e}")))?;
+        let mut inner = Tokenizer::new(bpe);
+        inner.with_pre_tokenizer(Some(pre_tokenizer(&file.string("tokenizer.ggml.pre").unwrap_or_default())?));
+
+        let special: Vec<bool> = types.iter().map(|t| *t == TOKEN_TYPE_CONTROL).collect();
+        let added: Vec<AddedToken> = spellings
+            .iter()
+            .zip(&types)
+            .filter(|(_, t)| **t == TOKEN_TYPE_CONTROL || **t == TOKEN_TYPE_USER_DEFINED)
+            .map(|(s, t)| AddedToken::from(s.clone(), *t == TOKEN_TYPE_CONTROL))
+            .collect();
+        inner.add_special_tokens(added).map_err(|e| EngineError::UnsupportedTokenizer(format!("added tokens: {e}")))?;
+
+        let decoder = ByteLevelDecoder::new();
+        let token_bytes = spellings
+            .iter()
+            .zip(&special)
+            .map(|(s, sp)| if *sp { s.as_bytes().to_vec() } else { decoder.bytes(s) })
+            .collect();
+        let add_bos = file.bool_or("tokenizer.ggml.add_bos_token", false)?;
+        let bos = match add_bos {
+            true => Some(file.usize("tokenizer.ggml.bos_token_id")? as u32),
+            false => None,
+        };
+        Ok(Self { inner, token_bytes, special, bos })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.token_bytes.len()
+    }
+
+    /// Ids for a text, with the BOS token first when the model asks for one.
+    pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        let encoding = self.inner.encode(text, false).map_err(|e| EngineError::Internal(e.to_string()))?;
+        Ok(self.bos.into_iter().chain(encoding.get_ids().iter().copied()).collect())
+    }
+
+    pub fn token(&self, id: u32) -> Result<Token> {
+        let bytes = self
+            .token_bytes
+            .get(id as usize)
+            .ok_or_else(|| EngineError::UnknownTarget(format!("id {id} (the vocabulary has {} tokens)", self.vocab_size())))?;
+        Ok(Token {
+            id,
+            text: bytes_to_text(bytes),
+            byte_len: bytes.len(),
+            special: self.special[id as usize],
+        })
+    }
+
+    /// Tokens for a text, each with its bytes shown faithfully.
+    pub fn tokenize(&self, text: &str) -> Result<Vec<Token>> {
+        let ids = self.encode(text)?;
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let mut token = self.token(*id)?;
+                if i == 0 && self.bos.is_some() {
+                    token.byte_len = 0;
+                }
+                Ok(token)
+            })
+            .collect()
+    }
+
+    /// The one token a piece of text stands for (" Paris" → 7042), or a message saying why not.
+    pub fn single_token(&self, text: &str) -> Result<u32> {
+        let encoding = self.inner.encode(text, false).map_err(|e| EngineError::Internal(e.to_string()))?;
+        match encoding.get_ids() {
+            [id] => Ok(*id),
+            [] => Err(EngineError::UnknownTarget("an empty token text".into())),
+            ids => {
+                let pieces: Vec<String> = ids.iter().map(|id| format!("{:?}", bytes_to_text(&self.token_bytes[*id as usize]))).collect();
+                Err(EngineError::UnknownTarget(format!(
+                    "{text:?}: it is {} tokens ({}), a target must be one token",
+                    ids.len(),
+                    pieces.join(" + ")
+                )))
+            }
+        }
+    }
+}
+
+fn bad_merge(what: impl std::fmt::Display) -> EngineError {
+    EngineError::CorruptGguf(format!("tokenizer.ggml.merges holds {what}, not \"left right\""))
+}
+
+/// llama.cpp's pre-tokenizer names (`tokenizer.ggml.pre`) as `tokenizers` pre-tokenizers.
+fn pre_tokenizer(name: &str) -> Result<PreTokenizerWrapper> {
+    let byte_level = ByteLevel::new(false, true, true);
+    match name {
+        "" | "default" | "gpt2" | "gpt-2" => Ok(byte_level.into()),
+        // SmolLM: GPT-2's split, with every digit its own token.
+        "smollm" => Ok(Sequence::new(vec![Digits::new(true).into(), byte_level.into()]).into()),
+        other => Err(EngineError::UnsupportedTokenizer(format!("pre-tokenizer \"{other}\""))),
+    }
+}

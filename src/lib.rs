@@ -1,0 +1,4 @@
+//! Salient: gradient attribution for a quantized language model, computed where it is shown.
+//! `engine` is plain Rust (native and wasm); `web` is the page and its worker (wasm only).
+
+pub mod engine;
