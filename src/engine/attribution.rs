@@ -36,13 +36,19 @@ pub struct Attribution {
 }
 
 pub fn attribute(model: &Model, request: &Request) -> Result<Attribution> {
-    let method = methods::by_name(&request.method)?;
+    methods::by_name(&request.method)?; // an unknown method fails before the forward pass
     let problem = Problem::new(model, &request.text, &request.target)?;
+    explain(&problem, &request.method, request.top_k)
+}
+
+/// The second half of [`attribute`], for callers that time the forward pass apart.
+pub fn explain(problem: &Problem, method: &str, top_k: usize) -> Result<Attribution> {
+    let method = methods::by_name(method)?;
     let prediction = |id: u32| -> Result<Prediction> {
-        Ok(Prediction { id, text: model.tokenizer.token(id)?.text, prob: problem.probs[id as usize] })
+        Ok(Prediction { id, text: problem.model.tokenizer.token(id)?.text, prob: problem.probs[id as usize] })
     };
-    let top_k = top_indices(&problem.probs, request.top_k).into_iter().map(prediction).collect::<Result<_>>()?;
-    let scores = method.attribute(&problem)?;
+    let top_k = top_indices(&problem.probs, top_k).into_iter().map(prediction).collect::<Result<_>>()?;
+    let scores = method.attribute(problem)?;
     debug_assert_eq!(scores.len(), problem.tokens.len());
     Ok(Attribution {
         target: prediction(problem.target)?,
@@ -50,6 +56,6 @@ pub fn attribute(model: &Model, request: &Request) -> Result<Attribution> {
         method: method.name().to_string(),
         signed: method.signed(),
         scores,
-        tokens: problem.tokens,
+        tokens: problem.tokens.clone(),
     })
 }

@@ -14,7 +14,7 @@ pub mod token_text;
 pub mod tokenizer;
 pub mod weights;
 
-pub use attribution::{attribute, Attribution, Prediction, Request};
+pub use attribution::{attribute, explain, Attribution, Prediction, Request};
 pub use error::{EngineError, Result};
 pub use model::Model;
-pub use problem::TargetChoice;
+pub use problem::{Problem, TargetChoice};

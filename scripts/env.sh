@@ -1,0 +1,20 @@
+# Sourced by the other scripts: repo root, PATH, build cache, model constants.
+# shellcheck shell=bash
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+SALIENT_CACHE="${SALIENT_CACHE:-$HOME/.cache/salient}"
+NODE_VERSION="20.20.2"   # used only when the system node is older than 20 (playwright-core needs >= 20)
+export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
+[ -x "$SALIENT_CACHE/node-$NODE_VERSION/bin/node" ] && export PATH="$SALIENT_CACHE/node-$NODE_VERSION/bin:$PATH"
+# Build outside the clone so CI reruns reuse it; respect a caller's choice.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$SALIENT_CACHE/target}"
+export TRUNK_SKIP_VERSION_CHECK=true     # trunk must not phone home
+MODEL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_PATH="$ROOT/models/$MODEL_FILE"
+MODEL_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+MODEL_BYTES=98362432
+TRUNK_VERSION="0.21.14"
+
+# free_port: print a free TCP port on 127.0.0.1
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Serve a directory on 127.0.0.1 for the Salient page.
+
+    serve.py [--dir DIR] [--cors] [PORT]
+
+PORT defaults to 8080; 0 picks a free port. The first stdout line is always
+`serving http://127.0.0.1:PORT/` (flushed), so scripts can read the URL.
+Every response is sent cross-origin isolated (COOP same-origin + COEP require-corp, so the page
+may use SharedArrayBuffer) and uncached; --cors also adds Access-Control-Allow-Origin: * (and then
+Cross-Origin-Resource-Policy: cross-origin) so another origin can fetch the files (e.g. models).
+Request logs go to stderr.
+"""
+import argparse
+import functools
+import http.server
+import os
+import sys
+
+MIME = {
+    ".wasm": "application/wasm",
+    ".js": "text/javascript",
+    ".mjs": "text/javascript",
+    ".gguf": "application/octet-stream",
+    ".json": "application/json",
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".txt": "text/plain; charset=utf-8",
+    ".md": "text/plain; charset=utf-8",
+}
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    cors = False
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME}
+
+    def end_headers(self):
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        if self.cors:
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Access-Control-Expose-Headers", "Content-Length, Content-Type")
+            self.send_header("Cross-Origin-Resource-Policy", "cross-origin")
+        else:
+            self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+    def do_OPTIONS(self):  # CORS preflight
+        self.send_response(204 if self.cors else 405)
+        if self.cors:
+            self.send_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+            self.send_header("Access-Control-Allow-Headers", "*")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, fmt, *args):
+        sys.stderr.write("[serve] %s %s\n" % (self.address_string(), fmt % args))
+
+    def copyfile(self, source, outputfile):
+        try:
+            super().copyfile(source, outputfile)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away (page closed mid-download): not an error
+
+
+class Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("port", nargs="?", type=int, default=8080, help="port (0 = any free port); default 8080")
+    ap.add_argument("--dir", default="dist", help="directory to serve (default: dist)")
+    ap.add_argument("--cors", action="store_true", help="add Access-Control-Allow-Origin: *")
+    args = ap.parse_args()
+    root = os.path.abspath(args.dir)
+    if not os.path.isdir(root):
+        sys.exit(f"serve.py: no such directory: {root}")
+    handler = functools.partial(type("H", (Handler,), {"cors": args.cors}), directory=root)
+    with Server(("127.0.0.1", args.port), handler) as httpd:
+        port = httpd.server_address[1]
+        print(f"serving http://127.0.0.1:{port}/", flush=True)
+        sys.stderr.write(f"[serve] {root}{' (CORS)' if args.cors else ''}\n")
+        try:
+            httpd.serve_forever()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

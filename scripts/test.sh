@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Salient's test suite: native Rust tests, release page build, browser end-to-end tests.
+# Expects the tools (scripts/setup.sh) and the model (scripts/fetch-model.sh); `make test` does both.
+# Groups: cargo-test, trunk-build, serve (headers), e2e-browser. Artifacts and logs: test-out/.
+# Last line: `N passed, M failed` (groups); exit status non-zero on any failure.
+#   SKIP_CARGO_TEST=1   skip the native tests     SKIP_BUILD=1   test the existing dist/
+set -uo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$ROOT"
+OUT="$ROOT/test-out"
+rm -rf "$OUT"; mkdir -p "$OUT"
+export TEST_OUT="$OUT"
+
+passed=0; failed=0; summary=()
+group() {  # group NAME CMD...: run, time, log to test-out/NAME.log (and the console)
+  local name="$1"; shift
+  local s=$SECONDS rc=0
+  echo "=== [$name] $*"
+  "$@" 2>&1 | tee "$OUT/$name.log" || rc=$?
+  if [ $rc -eq 0 ]; then passed=$((passed + 1)); summary+=("ok   $name ($(( SECONDS - s ))s)")
+  else failed=$((failed + 1)); summary+=("FAIL $name ($(( SECONDS - s ))s, rc=$rc, log: test-out/$name.log)"); fi
+  echo "=== [$name] $([ $rc -eq 0 ] && echo ok || echo FAIL) in $(( SECONDS - s ))s"
+  return $rc
+}
+skipped() { failed=$((failed + 1)); summary+=("FAIL $1 (skipped: $2)"); echo "=== [$1] SKIPPED: $2"; }
+
+[ -f "$MODEL_PATH" ] || { echo "missing $MODEL_PATH: run scripts/fetch-model.sh (or make test)"; exit 1; }
+
+# (a) native tests (they load the model from models/)
+if [ "${SKIP_CARGO_TEST:-0}" != 1 ]; then
+  group cargo-test cargo test --release --locked
+fi
+
+# (b) the page, exactly as shipped (Trunk.toml: offline = true, wasm-opt from node_modules)
+build_ok=1
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  group trunk-build trunk build --release || build_ok=0
+fi
+[ -f dist/index.html ] || build_ok=0
+
+SERVER_PID=""
+cleanup() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null; wait "$SERVER_PID" 2>/dev/null; fi
+}
+trap cleanup EXIT INT TERM
+
+if [ $build_ok = 1 ]; then
+  # the page fetches models/<file> relative to itself; link the model into dist/ unless the build copied it
+  mkdir -p dist/models
+  [ -e "dist/models/$MODEL_FILE" ] || ln -s "$MODEL_PATH" "dist/models/$MODEL_FILE"
+
+  # (c) serve dist/ on a free port
+  python3 scripts/serve.py --dir dist 0 >"$OUT/serve.out" 2>"$OUT/serve.log" &
+  SERVER_PID=$!
+  URL=""
+  for _ in $(seq 100); do
+    URL="$(sed -n 's/^serving \(http[^ ]*\)$/\1/p' "$OUT/serve.out" 2>/dev/null | head -1)"
+    [ -n "$URL" ] && curl -sf -o /dev/null "$URL" && break
+    URL=""; sleep 0.1
+  done
+  if [ -z "$URL" ]; then
+    skipped serve "server did not start (test-out/serve.log)"; skipped e2e-browser "no server"
+  else
+    echo "serving dist/ at $URL"
+    check_headers() {  # the bundle is served with the right types and isolation headers
+      local wasm rc=0 h
+      wasm="$(cd dist && ls ./*.wasm 2>/dev/null | head -1)"
+      [ -n "$wasm" ] || { echo "no .wasm in dist/"; return 1; }
+      h="$(curl -sfI "$URL${wasm#./}" | tr -d '\r')"
+      echo "$h"
+      grep -qi '^content-type: application/wasm' <<<"$h" || { echo "wasm: wrong content-type"; rc=1; }
+      grep -qi '^cross-origin-opener-policy: same-origin' <<<"$h" || { echo "no COOP"; rc=1; }
+      grep -qi '^cross-origin-embedder-policy: require-corp' <<<"$h" || { echo "no COEP"; rc=1; }
+      curl -sfI -o /dev/null "${URL}models/$MODEL_FILE" || { echo "model not served at models/$MODEL_FILE"; rc=1; }
+      return $rc
+    }
+    group serve check_headers
+    # (d) browser tests
+    group e2e-browser node tests/e2e/run.mjs "$URL" "$ROOT/dist"
+  fi
+else
+  skipped e2e-browser "no dist/index.html (trunk build failed)"
+fi
+
+echo
+echo "=== summary (artifacts in test-out/)"
+printf '%s\n' "${summary[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,140 @@
+//! The worker side: fetches the model, holds it, and runs attributions, so the page never waits
+//! on the maths. Messages are handled one at a time; a cancelled run is stopped by the page
+//! terminating this worker.
+
+use super::protocol::{FromWorker, ModelSummary, Timings, ToWorker};
+use crate::engine::{explain, Model, Problem, Request};
+use js_sys::{Reflect, Uint8Array};
+use std::cell::RefCell;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
+
+thread_local! {
+    static MODEL: RefCell<Option<Model>> = const { RefCell::new(None) };
+}
+
+fn scope() -> DedicatedWorkerGlobalScope {
+    js_sys::global().unchecked_into()
+}
+
+fn post(message: &FromWorker) {
+    let value = serde_wasm_bindgen::to_value(message).expect("messages serialize");
+    scope().post_message(&value).expect("the page is listening");
+}
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+pub fn run() {
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
+        match serde_wasm_bindgen::from_value::<ToWorker>(event.data()) {
+            Ok(ToWorker::Load { url }) => wasm_bindgen_futures::spawn_local(load(url)),
+            Ok(ToWorker::Run { id, request }) => post(&run_request(id, &request)),
+            Err(e) => post(&FromWorker::LoadFailed { message: format!("bad message from the page: {e}") }),
+        }
+    });
+    scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    on_message.forget(); // lives as long as the worker
+    post(&FromWorker::Ready);
+}
+
+async fn load(url: String) {
+    let started = now_ms();
+    MODEL.with(|m| m.borrow_mut().take()); // free the old model before the new one arrives
+    let message = match fetch_bytes(&url).await {
+        Err(message) => FromWorker::LoadFailed { message },
+        Ok(bytes) => {
+            let size = bytes.len();
+            match Model::load(bytes) {
+                Err(e) => FromWorker::LoadFailed { message: e.to_string() },
+                Ok(model) => {
+                    let summary = ModelSummary { name: file_name(&url), bytes: size, config: model.config().clone() };
+                    MODEL.with(|m| *m.borrow_mut() = Some(model));
+                    FromWorker::Loaded { model: summary, load_ms: now_ms() - started }
+                }
+            }
+        }
+    };
+    post(&message);
+}
+
+fn file_name(url: &str) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or(path).to_string()
+}
+
+/// Streams the response so the page can show progress; one copy into wasm memory.
+async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
+    let failed = |e: JsValue| format!("Could not download the model from {url}: {}", js_error_text(&e));
+    let response: Response = JsFuture::from(scope().fetch_with_str(url)).await.map_err(failed)?.unchecked_into();
+    if !response.ok() {
+        return Err(format!("Could not download the model from {url}: HTTP {} {}", response.status(), response.status_text()));
+    }
+    let total = response
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse::<f64>().ok());
+    let body = response.body().ok_or_else(|| format!("The response from {url} has no body"))?;
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut bytes = Vec::with_capacity(total.unwrap_or(0.0) as usize);
+    let mut last_report = 0.0;
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(failed)?;
+        if Reflect::get(&chunk, &"done".into()).map_err(failed)?.as_bool().unwrap_or(true) {
+            break;
+        }
+        let data: Uint8Array = Reflect::get(&chunk, &"value".into()).map_err(failed)?.unchecked_into();
+        let start = bytes.len();
+        bytes.resize(start + data.length() as usize, 0);
+        data.copy_to(&mut bytes[start..]);
+        let loaded = bytes.len() as f64;
+        if loaded - last_report > 1e6 || Some(loaded) == total {
+            last_report = loaded;
+            post(&FromWorker::Progress { loaded, total });
+        }
+    }
+    post(&FromWorker::Progress { loaded: bytes.len() as f64, total });
+    Ok(bytes)
+}
+
+fn js_error_text(e: &JsValue) -> String {
+    e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| format!("{e:?}"))
+}
+
+fn run_request(id: u64, request: &Request) -> FromWorker {
+    MODEL.with(|model| {
+        let model = model.borrow();
+        let Some(model) = model.as_ref() else {
+            return FromWorker::RunFailed { id, message: "No model is loaded yet.".into() };
+        };
+        let started = now_ms();
+        let problem = match Problem::new(model, &request.text, &request.target) {
+            Ok(p) => p,
+            Err(e) => return FromWorker::RunFailed { id, message: e.to_string() },
+        };
+        let forward_done = now_ms();
+        match explain(&problem, &request.method, request.top_k) {
+            Err(e) => FromWorker::RunFailed { id, message: e.to_string() },
+            Ok(attribution) => {
+                let finished = now_ms();
+                let timings = Timings {
+                    forward_ms: forward_done - started,
+                    attribute_ms: finished - forward_done,
+                    total_ms: finished - started,
+                    wasm_memory: wasm_memory_bytes(),
+                };
+                FromWorker::Done { id, attribution, timings }
+            }
+        }
+    })
+}
+
+fn wasm_memory_bytes() -> f64 {
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    memory.buffer().unchecked_into::<js_sys::ArrayBuffer>().byte_length() as f64
+}

@@ -1,0 +1,339 @@
+#!/usr/bin/env node
+// Browser end-to-end tests of the Salient page: playwright-core driving Debian's /usr/bin/chromium.
+//
+//   node tests/e2e/run.mjs URL [DIST_DIR]
+//
+// URL serves the built page (dist/); DIST_DIR (default: <repo>/dist) is the directory behind it:
+// the tests write broken model files there (test-*.gguf) and remove them at the end.
+// Prints `ok  name` / `FAIL name details` per check and a last line `N passed, M failed`;
+// exits 1 on any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): page.png (after the
+// first successful run), error.png (corrupt model), fail-*.png, e2e-console.log (page + worker).
+import { launch, recorder, mark, states, settle, snapshot, pageNow, textsSince } from './lib.mjs';
+import { mkdirSync, writeFileSync, appendFileSync, existsSync, rmSync, openSync, readSync, closeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readGgufTokens, tokenId } from './gguf-vocab.mjs';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const URL_ = process.argv[2] || 'http://127.0.0.1:8080/';
+const DIST = resolve(process.argv[3] || join(ROOT, 'dist'));
+const OUT = resolve(process.env.TEST_OUT || join(ROOT, 'test-out'));
+const SCALE = Number(process.env.E2E_TIMEOUT_SCALE || 1);   // >1 on very slow machines
+const S = 1000 * SCALE;
+const LOAD_AND_RUN_MS = 150 * S;   // model load (up to ~60 s) + first run (up to ~60 s) + margin
+const RUN_MS = 90 * S;
+
+const MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
+const MODEL_BYTES = 98362432;
+const EXAMPLE = 'The Eiffel Tower is located in the city of';
+const EXAMPLE_IDS = [504, 414, 46682, 18669, 314, 3807, 281, 260, 2240, 282];
+const PARIS = 7042;
+
+mkdirSync(OUT, { recursive: true });
+const LOG = join(OUT, 'e2e-console.log');
+writeFileSync(LOG, `# e2e ${new Date().toISOString()} ${URL_}\n`);
+const T0 = Date.now();
+const stamp = () => ((Date.now() - T0) / 1000).toFixed(1).padStart(6);
+const note = (scope, msg) => appendFileSync(LOG, `${stamp()} [${scope}] ${msg}\n`);
+
+let passed = 0, failed = 0, shots = 0;
+function check(name, cond, details = '') {
+  if (cond) { passed++; console.log(`ok   ${name}`); }
+  else { failed++; console.log(`FAIL ${name}${details ? ' ' + details : ''}`); }
+  note('check', `${cond ? 'ok' : 'FAIL'} ${name} ${cond ? '' : details}`);
+  return !!cond;
+}
+const info = (msg) => console.log(`     ${msg}`);
+const J = (v) => JSON.stringify(v);
+
+// Oracle for token ids, independent of the engine: the GGUF's own vocabulary.
+let vocab = null;
+for (const p of [join(DIST, 'models', MODEL_FILE), join(ROOT, 'models', MODEL_FILE)]) {
+  if (existsSync(p)) { try { vocab = readGgufTokens(p); break; } catch (e) { note('setup', `vocab ${p}: ${e.message}`); } }
+}
+const LONDON = vocab ? tokenId(vocab, ' London') : null;
+
+// Watchdog: never hang CI.
+const watchdog = setTimeout(() => {
+  console.log(`FAIL watchdog e2e did not finish in ${Math.round(1500 * SCALE)} s`);
+  console.log(`${passed} passed, ${failed + 1} failed`);
+  process.exit(1);
+}, 1500 * S);
+
+// ---------------------------------------------------------------------------------------------
+// Page harness
+
+let browser;
+async function openPage(scope, query = '', { allowConsole = [] } = {}) {
+  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+  const page = await context.newPage();
+  const h = { scope, page, context, errors: [], workers: 0 };
+  const consoleMsg = (where, m) => {
+    const loc = m.location()?.url || '';
+    note(`${scope}:${where}`, `${m.type()}: ${m.text()}${loc ? `  (${loc})` : ''}`);
+    if (m.type() !== 'error') return;
+    if (/\/favicon\.ico$/.test(loc)) return;                       // browser's own favicon probe
+    if (allowConsole.some((re) => re.test(m.text()) || re.test(loc))) return;
+    h.errors.push(`${where} console.error: ${m.text()}`);
+  };
+  page.on('console', (m) => { if (!m.worker()) consoleMsg('page', m); });
+  page.on('worker', (w) => {
+    h.workers++;
+    note(scope, `worker #${h.workers} started: ${w.url()}`);
+    w.on('console', (m) => consoleMsg(`worker${h.workers}`, m));
+    w.on('close', () => note(scope, `worker closed: ${w.url()}`));
+  });
+  page.on('pageerror', (e) => { note(scope, `pageerror: ${e.stack || e.message}`); h.errors.push(`pageerror: ${e.message}`); });
+  page.on('crash', () => { note(scope, 'page crashed'); h.errors.push('page crashed'); });
+  page.on('requestfailed', (r) => note(scope, `request failed: ${r.url()} ${r.failure()?.errorText}`));
+  page.on('response', (r) => { if (r.status() >= 400) note(scope, `HTTP ${r.status()} ${r.url()}`); });
+  await page.addInitScript(recorder);
+  const url = new URL(query, URL_).href;
+  note(scope, `goto ${url}`);
+  await page.goto(url, { timeout: 30 * S });
+  return h;
+}
+
+const num = (v) => (v === null || v === undefined || v === '' ? NaN : Number(v));
+const ids = (snap) => snap.tokens.map((t) => Number(t.id));
+const scores = (snap) => snap.tokens.map((t) => num(t.score));
+const brief = (snap) => `state=${snap.state} message=${J(snap.message)}`;
+
+async function shot(page, name) {
+  try { await page.screenshot({ path: join(OUT, name), fullPage: true }); } catch (e) { note('shot', `${name}: ${e.message}`); }
+}
+
+// A group of checks; an exception fails the group (and is logged) instead of aborting the run.
+async function group(name, h, fn) {
+  try { await fn(); }
+  catch (e) {
+    check(name, false, `exception: ${e.message.split('\n')[0]}`);
+    note(name, e.stack || e.message);
+    if (h && h.page && !h.page.isClosed()) await shot(h.page, `fail-${++shots}.png`);
+  }
+}
+
+function noErrors(h) {
+  check(`no page/console errors (${h.scope})`, h.errors.length === 0, h.errors.slice(0, 5).join(' | '));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests on the default model
+
+async function defaultModelTests() {
+  const h = await openPage('default');
+  const { page } = h;
+  let snap = await settle(page, 0, LOAD_AND_RUN_MS);
+  const loaded = check('default model loads and the first run is done', snap.state === 'done',
+    `${brief(snap)} transitions=${J((await states(page)).map((s) => s.state))}`);
+  if (!loaded) { await shot(page, `fail-${++shots}.png`); noErrors(h); await h.context.close(); return; }
+  await shot(page, 'page.png');
+  const seq = (await states(page)).map((s) => s.state);
+  info(`state transitions: ${seq.join(' -> ')}`);
+  check('status went through loading before done', seq.includes('loading'), J(seq));
+
+  check('progress bar reports bytes while loading (data-total == model size, 0 < data-loaded <= total)',
+    snap.progress.seen && snap.progress.total === MODEL_BYTES && snap.progress.maxLoaded > 0 && snap.progress.maxLoaded <= MODEL_BYTES,
+    J(snap.progress));
+
+  await group('default text: tokens', h, async () => {
+    const t = snap.tokens;
+    check('default text has 10 tokens with the expected ids in order',
+      J(ids(snap)) === J(EXAMPLE_IDS) && t.every((x, i) => Number(x.index) === i), J(t.map((x) => [x.index, x.id])));
+    check('token scores finite and >= 0, norms in [0,1]',
+      t.length > 0 && t.every((x) => Number.isFinite(num(x.score)) && num(x.score) >= 0 && num(x.norm) >= 0 && num(x.norm) <= 1),
+      J(t.map((x) => [x.score, x.norm])));
+    check('some token has data-norm == 1', t.some((x) => Math.abs(num(x.norm) - 1) < 1e-6), J(t.map((x) => x.norm)));
+    info(`tokens: ${t.map((x) => `${J(x.text)}:${num(x.norm).toFixed(2)}`).join(' ')}`);
+  });
+
+  await group('default text: predictions', h, async () => {
+    const p = snap.preds, probs = p.map((x) => num(x.prob));
+    const sum = probs.reduce((a, b) => a + b, 0);
+    check('top-k has 5 predictions, probs in (0,1], sum <= 1',
+      p.length === 5 && probs.every((x) => x > 0 && x <= 1) && sum <= 1 + 1e-4, `${J(p)} sum=${sum}`);
+    check('top-1 prediction is " Paris" (7042)', p.length > 0 && Number(p[0].id) === PARIS, J(p[0]));
+    check('predictions sorted by probability', probs.every((x, i) => i === 0 || x <= probs[i - 1] + 1e-7), J(probs));
+    check('target is 7042', snap.target && Number(snap.target.id) === PARIS, J(snap.target));
+    info(`top-5: ${p.map((x) => `${x.text} ${num(x.prob).toFixed(3)}`).join(' | ')}`);
+  });
+
+  await group('timings', h, async () => {
+    const tm = snap.timings || {};
+    const ms = ['load', 'forward', 'attribute', 'total'].map((k) => num(tm[k]));
+    check('timings: load/forward/attribute/total ms finite >= 0, wasm memory > 0',
+      ms.every((x) => Number.isFinite(x) && x >= 0) && num(tm.memory) > 0 && num(tm.total) + 1e-6 >= num(tm.forward), J(tm));
+    info(`timings: ${J(tm)}`);
+  });
+
+  await group('method select', h, async () => {
+    const opts = await page.$$eval('[data-testid=method] option', (os) => os.map((o) => o.value));
+    const value = await page.$eval('[data-testid=method]', (s) => s.value);
+    check('method select offers saliency (selected)', opts.includes('saliency') && value === 'saliency', `${J(opts)} value=${value}`);
+  });
+
+  await group('edit text', h, async () => {
+    const before = snap;
+    const m = await mark(page);
+    await page.fill('[data-testid=editor]', 'The capital of Germany is');
+    snap = await settle(page, m, RUN_MS);
+    check('editing the text reruns (status done)', snap.state === 'done', brief(snap));
+    check('tokens follow the edited text', snap.tokens.length > 0 && J(ids(snap)) !== J(ids(before)), J(ids(snap)));
+    check('top-1 prediction changes', snap.preds.length > 0 && Number(snap.preds[0].id) !== PARIS, J(snap.preds[0]));
+    info(`"The capital of Germany is" -> top-1 ${J(snap.preds[0]?.text)} (${snap.preds[0]?.id}${vocab && Number(snap.preds[0]?.id) === tokenId(vocab, ' Berlin') ? ', " Berlin"' : ''})`);
+  });
+
+  await group('click 2nd prediction', h, async () => {
+    const before = snap;
+    const second = before.preds[1];
+    if (!second) throw new Error('no 2nd prediction');
+    const m = await mark(page);
+    await page.locator('[data-testid=topk] [data-testid=prediction]').nth(1).click({ timeout: 10 * S });
+    snap = await settle(page, m, RUN_MS);
+    check('clicking the 2nd prediction makes it the target', snap.state === 'done' && snap.target && snap.target.id === second.id,
+      `${brief(snap)} target=${J(snap.target)} expected=${second.id}`);
+    check('scores change with the target', J(scores(snap)) !== J(scores(before)), J(scores(snap)));
+  });
+
+  await group('target input', h, async () => {
+    const before = snap;
+    const m = await mark(page);
+    const input = page.locator('[data-testid=target-input]');
+    await input.fill(' London');
+    await input.press('Enter');
+    snap = await settle(page, m, RUN_MS);
+    const ok = LONDON !== null ? Number(snap.target?.id) === LONDON : /London/.test(snap.target?.text || '');
+    check('target input " London" + Enter sets the target', snap.state === 'done' && ok,
+      `${brief(snap)} target=${J(snap.target)} expected id=${LONDON}`);
+    check('scores change with the typed target', J(scores(snap)) !== J(scores(before)), J(scores(snap)));
+  });
+
+  await group('empty text', h, async () => {
+    const m = await mark(page);
+    const errorsBefore = h.errors.length;
+    await page.fill('[data-testid=editor]', '');
+    await page.locator('[data-testid=run]').click({ timeout: 2 * S }).catch(() => {});  // in case empty text does not auto-run
+    snap = await settle(page, m, RUN_MS);
+    check('empty text shows an error state mentioning empty text', snap.state === 'error' && /empty/i.test(snap.message || ''), brief(snap));
+    check('empty text: no page errors', h.errors.length === errorsBefore, h.errors.slice(errorsBefore).join(' | '));
+    const m2 = await mark(page);
+    await page.fill('[data-testid=editor]', EXAMPLE);
+    snap = await settle(page, m2, RUN_MS);
+    check('recovers from the error when text is entered', snap.state === 'done' && J(ids(snap)) === J(EXAMPLE_IDS), `${brief(snap)} ids=${J(ids(snap))}`);
+  });
+
+  await group('cancel', h, async () => {
+    const workersBefore = h.workers;
+    let cancelled = null, long = '';
+    for (const repeats of [20, 60]) {
+      long = Array(repeats).fill(EXAMPLE).join(' ');
+      const m = await mark(page);
+      await page.fill('[data-testid=editor]', long);   // auto-runs after the debounce
+      try {
+        await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.getAttribute('data-state') === 'running',
+          null, { timeout: 10 * S, polling: 20 });
+      } catch { info(`cancel: never saw running (${repeats}x text)`); continue; }
+      const t0 = Date.now(), tp = await pageNow(page);
+      await page.locator('[data-testid=cancel]').click({ timeout: 5 * S });
+      try {
+        await page.waitForFunction(() => document.querySelector('[data-testid=status]')?.getAttribute('data-state') !== 'running',
+          null, { timeout: 10 * S, polling: 50 });
+      } catch { /* reported below */ }
+      const after = await snapshot(page), seq = (await states(page, m)).map((s) => s.state);
+      const ranThrough = seq.includes('done');
+      if (ranThrough && repeats === 20) { info(`cancel: the ${repeats}x run finished before cancel (${J(seq)}), retrying longer`); continue; }
+      cancelled = { after, seq, ms: Date.now() - t0, texts: await textsSince(page, tp) };
+      break;
+    }
+    if (!cancelled) throw new Error('could not catch a run in the running state');
+    const { after, seq, ms, texts } = cancelled;
+    const firstAfter = seq[seq.lastIndexOf('running') + 1];
+    info(`cancel: ${ms} ms to leave running; transitions ${seq.join(' -> ')}; messages since the click ${J(texts.map((x) => `${x.state}: ${x.text}`))}`);
+    check('cancel leaves running within 10 s', after.state !== 'running', brief(after));
+    check('cancel: status ready with a message saying it was cancelled',
+      firstAfter === 'ready' && texts.some((x) => x.state === 'ready' && /cancel/i.test(x.text)),
+      `first state after running: ${firstAfter}; rendered messages: ${J(texts.map((x) => `${x.state}: ${x.text}`))}`);
+    check('cancel keeps the text', after.editor === long, `editor has ${after.editor?.length} chars, expected ${long.length}`);
+    // A new run after the cancel (the worker was restarted and reloads the model).
+    const m = await mark(page);
+    await page.fill('[data-testid=editor]', EXAMPLE);
+    snap = await settle(page, m, LOAD_AND_RUN_MS);
+    if (snap.state !== 'done') {
+      info(`after cancel: editing gave ${brief(snap)}; clicking run`);
+      const m2 = await mark(page);
+      await page.locator('[data-testid=run]').click({ timeout: 60 * S });
+      snap = await settle(page, m2, LOAD_AND_RUN_MS);
+    }
+    check('a new run after cancel reaches done with the right tokens', snap.state === 'done' && J(ids(snap)) === J(EXAMPLE_IDS),
+      `${brief(snap)} ids=${J(ids(snap))}`);
+    check('cancel restarted the worker', h.workers > workersBefore, `workers created: ${h.workers}`);
+  });
+
+  noErrors(h);
+  await h.context.close();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Broken models: the page must show an error state (not throw) and keep the editor.
+
+function writeBrokenModels() {
+  const files = {
+    'test-corrupt.gguf': randomBytes(1 << 20),
+    'test-corrupt-text.gguf': Buffer.from('This is a text file, not a model.\n'.repeat(100)),
+  };
+  // the first half of the real model: valid header and metadata, tensor data cut off
+  const real = [join(DIST, 'models', MODEL_FILE), join(ROOT, 'models', MODEL_FILE)].find(existsSync);
+  if (real) {
+    const half = Buffer.alloc(MODEL_BYTES >> 1), fd = openSync(real, 'r');
+    readSync(fd, half, 0, half.length, 0); closeSync(fd);
+    files['test-truncated.gguf'] = half;
+  }
+  for (const [name, data] of Object.entries(files)) writeFileSync(join(DIST, name), data);
+  return Object.keys(files);
+}
+
+async function brokenModelTest(scope, file, { mustSay = null, screenshot = null, allowConsole = [] } = {}) {
+  const holder = {};
+  let h;
+  await group(`${scope} model`, holder, async () => {
+    h = await openPage(scope, `?model=${encodeURIComponent(file)}`, { allowConsole });
+    holder.page = h.page;
+    const snap = await settle(h.page, 0, LOAD_AND_RUN_MS);
+    check(`${scope} model -> error state${mustSay ? ` mentioning ${mustSay}` : ''}`,
+      snap.state === 'error' && (!mustSay || (snap.message || '').includes(mustSay)), brief(snap));
+    check(`${scope} model: editor still there with the example text`, snap.editor === EXAMPLE, J(snap.editor));
+    if (screenshot) await shot(h.page, screenshot);
+    noErrors(h);
+  });
+  if (h) await h.context.close();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+let written = [];
+try {
+  browser = await launch();
+  info(`${browser.version()} -> ${URL_}${LONDON === null ? ' (no GGUF vocabulary found: target-input check by text)' : ''}`);
+
+  await group('default model', null, defaultModelTests);
+
+  try { written = writeBrokenModels(); } catch (e) { check('write broken model files into dist', false, `${DIST}: ${e.message}`); }
+  if (written.includes('test-corrupt.gguf'))
+    await brokenModelTest('corrupt (random bytes)', 'test-corrupt.gguf', { mustSay: 'GGUF', screenshot: 'error.png' });
+  if (written.includes('test-corrupt-text.gguf'))
+    await brokenModelTest('corrupt (text file)', 'test-corrupt-text.gguf', { mustSay: 'GGUF' });
+  if (written.includes('test-truncated.gguf'))
+    await brokenModelTest('truncated', 'test-truncated.gguf');
+  await brokenModelTest('missing (404)', 'test-does-not-exist.gguf',
+    { allowConsole: [/status of 404/, /test-does-not-exist\.gguf/] });
+} catch (e) {
+  check('e2e harness', false, e.stack || e.message);
+} finally {
+  for (const f of written) rmSync(join(DIST, f), { force: true });
+  if (browser) await browser.close().catch(() => {});
+}
+clearTimeout(watchdog);
+console.log(`e2e wall ${((Date.now() - T0) / 1000).toFixed(1)} s; console log: ${LOG}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
