@@ -18,8 +18,9 @@ last_json() { grep -E '^\s*\{' "$1" | tail -1; }   # the last JSON line of a fil
 echo "[bench] native: cargo build --release --bin salient"
 if cargo build --release --locked --bin salient 2>&1 | tee "$OUT/cargo-build.log"; then
   echo "[bench] native: salient bench --tokens $TOKENS --runs $RUNS"
-  "$CARGO_TARGET_DIR/release/salient" bench --model "$MODEL_PATH" --tokens "$TOKENS" --runs "$RUNS" --json \
-      >"$OUT/native.out" 2>"$OUT/native.err" || fail "salient bench (bench-out/native.err)"
+  native() { "$CARGO_TARGET_DIR/release/salient" bench --model "$MODEL_PATH" --tokens "$TOKENS" --runs "$RUNS" "$@" \
+      >"$OUT/native.out" 2>"$OUT/native.err"; }
+  native || fail "salient bench (bench-out/native.err)"
   last_json "$OUT/native.out" >"$OUT/native.json" || fail "salient bench printed no JSON"
   cat "$OUT/native.json"
 else
@@ -89,7 +90,8 @@ tokens, runs = os.environ["BENCH_TOKENS"], os.environ["BENCH_RUNS"]
 rows = [
     ("Native CLI: model load", ms(native.get("load_ms"))),
     ("Native CLI: forward pass", ms(native.get("forward_ms"))),
-    ("Native CLI: saliency (backward)", ms(native.get("saliency_ms"))),
+    ("Native CLI: saliency (backward)", ms(native.get("attribute_ms", native.get("saliency_ms")))),
+    ("Native CLI: run total", ms(native.get("total_ms"))),
     ("Native CLI: peak RSS", mb(native.get("peak_rss_bytes"))),
     ("Page: model load (fetch + parse)", ms(page.get("load_ms"))),
     ("Page: forward pass", ms(page.get("forward_ms"))),
@@ -120,6 +122,8 @@ md = [
     f"- {os.environ['BENCH_RUSTC']}; {os.environ['BENCH_CHROMIUM']} (headless, playwright-core)",
     f"- Model: SmolLM2-135M-Instruct Q4_1 GGUF; method: saliency; text of {tokens} tokens"
     + (f" (page used {page_tokens})" if page_tokens not in (None, int(tokens)) else "")
+    + (f" (CLI used {native['tokens']})" if native.get("tokens") not in (None, int(tokens)) else "")
+    + (f"; CLI threads: {native['threads']}" if native.get("threads") else "")
     + f"; medians of {runs} runs", "",
     "| Measure | Value |", "|---|---|",
 ] + [f"| {a} | {b} |" for a, b in rows] + [

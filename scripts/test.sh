@@ -28,7 +28,7 @@ skipped() { failed=$((failed + 1)); summary+=("FAIL $1 (skipped: $2)"); echo "==
 
 # (a) native tests (they load the model from models/)
 if [ "${SKIP_CARGO_TEST:-0}" != 1 ]; then
-  group cargo-test cargo test --release --locked
+  group cargo-test cargo test --locked
 fi
 
 # (b) the page, exactly as shipped (Trunk.toml: offline = true, wasm-opt from node_modules)

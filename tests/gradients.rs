@@ -5,7 +5,7 @@
 mod common;
 use candle_core::{DType, Tensor};
 use salient::engine::problem::Problem;
-use salient::engine::{attribute, Model, Request, TargetChoice};
+use salient::engine::{attribute, Model, Request, TargetChoice, TargetSpec};
 
 /// Central-difference step (the input embedding vector has norm ≈ 1 per token).
 const STEP: f64 = 1e-4;
@@ -25,8 +25,7 @@ fn directional_errors(problem: &Problem, grad: &Tensor, directions: usize, seed:
             let v = v.broadcast_div(&v.sqr().unwrap().sum_all().unwrap().sqrt().unwrap()).unwrap();
             let plus = (&x + (&v * STEP).unwrap()).unwrap();
             let minus = (&x - (&v * STEP).unwrap()).unwrap();
-            let batch = Tensor::stack(&[plus, minus], 0).unwrap();
-            let f = problem.scores(&batch).unwrap();
+            let f = problem.values(&[plus, minus]).unwrap();
             let finite_difference = (f[0] - f[1]) / (2.0 * STEP);
             let analytic = (grad * &v).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
             println!("FD {finite_difference:+.10e}  analytic {analytic:+.10e}");
@@ -38,7 +37,7 @@ fn directional_errors(problem: &Problem, grad: &Tensor, directions: usize, seed:
 #[test]
 fn input_gradient_matches_finite_differences() {
     let model = common::load_model(DType::F64);
-    let problem = Problem::new(&model, "The capital of France is", &TargetChoice::TopPrediction).unwrap();
+    let problem = Problem::new(&model, "The capital of France is", &TargetSpec::top(), None).unwrap();
     let grad = problem.input_gradient().unwrap();
     let errors = directional_errors(&problem, &grad, 4, 7);
     println!("relative errors {errors:?}");
@@ -54,8 +53,8 @@ fn input_gradient_matches_finite_differences() {
 fn f64_and_f32_models_compute_the_same_function() {
     let f32_model = common::load_model(DType::F32);
     let f64_model = Model::load_with_dtype(common::model_bytes(), DType::F64).unwrap();
-    let a = Problem::new(&f32_model, "The capital of France is", &TargetChoice::Id(7042)).unwrap();
-    let b = Problem::new(&f64_model, "The capital of France is", &TargetChoice::Id(7042)).unwrap();
+    let a = Problem::new(&f32_model, "The capital of France is", &TargetSpec::of(TargetChoice::Id(7042)), None).unwrap();
+    let b = Problem::new(&f64_model, "The capital of France is", &TargetSpec::of(TargetChoice::Id(7042)), None).unwrap();
     let (pa, pb) = (a.probs[7042] as f64, b.probs[7042] as f64);
     assert!((pa - pb).abs() < 1e-4, "p(Paris): f32 {pa} vs f64 {pb}");
 }
@@ -64,7 +63,7 @@ fn f64_and_f32_models_compute_the_same_function() {
 fn saliency_is_one_non_negative_score_per_token() {
     let model = common::load_model(DType::F32);
     let text = "The Eiffel Tower is located in the city of";
-    let request = Request { text: text.into(), target: TargetChoice::TopPrediction, method: "saliency".into(), top_k: 5 };
+    let request = Request::new(text, "saliency");
     let result = attribute(&model, &request).unwrap();
     assert_eq!(result.scores.len(), result.tokens.len());
     assert_eq!(result.tokens.len(), 10);
@@ -73,7 +72,7 @@ fn saliency_is_one_non_negative_score_per_token() {
     assert!(!result.signed);
 
     // Saliency is the L2 norm of the gradient rows.
-    let problem = Problem::new(&model, text, &TargetChoice::TopPrediction).unwrap();
+    let problem = Problem::new(&model, text, &TargetSpec::top(), None).unwrap();
     let grad = problem.input_gradient().unwrap().to_vec2::<f32>().unwrap();
     for (row, score) in grad.iter().zip(&result.scores) {
         let norm = row.iter().map(|g| g * g).sum::<f32>().sqrt();

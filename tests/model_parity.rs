@@ -3,7 +3,7 @@
 
 mod common;
 use candle_core::{DType, Device, Tensor};
-use salient::engine::{attribute, Request, TargetChoice};
+use salient::engine::{attribute, Request};
 
 /// Max |Δlogit| allowed between the two implementations, relative to the largest |logit|.
 /// Both compute in f32 on the same dequantized weights but with different op orders
@@ -40,7 +40,7 @@ fn logits_match_candle_quantized_llama() {
 fn predicts_paris() {
     let model = common::load_model(DType::F32);
     for text in ["The capital of France is", "The Eiffel Tower is located in the city of"] {
-        let request = Request { text: text.into(), target: TargetChoice::TopPrediction, method: "saliency".into(), top_k: 5 };
+        let request = Request::new(text, "saliency");
         let result = attribute(&model, &request).unwrap();
         assert_eq!(result.target.text, " Paris", "{text:?}: top-5 {:?}", result.top_k);
         assert_eq!(result.top_k[0], result.target);

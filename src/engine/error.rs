@@ -15,7 +15,8 @@ pub enum EngineError {
     MissingTensor(String),
     BadTensorShape { name: String, expected: Vec<usize>, found: Vec<usize> },
     EmptyText,
-    TextTooLong { tokens: usize, max: usize },
+    /// `max` is the model's context, or a smaller limit the caller set (the page's memory bound).
+    TextTooLong { tokens: usize, max: usize, context: usize },
     UnknownTarget(String),
     UnknownMethod { found: String, known: Vec<&'static str> },
     InvalidRequest(String),
@@ -47,7 +48,12 @@ impl fmt::Display for EngineError {
                 "Tensor \"{name}\" has shape {found:?}, the metadata implies {expected:?}."
             ),
             EmptyText => write!(f, "The text is empty: type something to attribute."),
-            TextTooLong { tokens, max } => write!(
+            TextTooLong { tokens, max, context } if max < context => write!(
+                f,
+                "The text is {tokens} tokens long; at most {max} can be attributed here \
+                 (the model itself reads up to {context}). Shorten it."
+            ),
+            TextTooLong { tokens, max, .. } => write!(
                 f,
                 "The text is {tokens} tokens long; this model reads at most {max}. Shorten it."
             ),

@@ -1,9 +1,10 @@
 //! Differentiable building blocks shared by the model files. Each uses only candle ops that have
 //! a backward pass (candle's fast `rms_norm`, `rope_i` and `softmax_last_dim` have none and would
-//! silently cut the gradient).
+//! silently cut the gradient), or our own ops with an analytic backward.
 
+use super::causal_softmax::CausalSoftmax;
 use super::error::Result;
-use candle_core::{DType, Device, Tensor, D};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::ops;
 use candle_nn::rotary_emb;
 
@@ -53,14 +54,6 @@ impl Rope {
     }
 }
 
-/// `(seq, seq)` additive mask: 0 on and below the diagonal, -inf above.
-fn causal_mask(seq_len: usize, dtype: DType) -> Result<Tensor> {
-    let mask: Vec<f32> = (0..seq_len)
-        .flat_map(|i| (0..seq_len).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Ok(Tensor::from_vec(mask, (seq_len, seq_len), &Device::Cpu)?.to_dtype(dtype)?)
-}
-
 /// Causal multi-head attention with grouped key/value heads.
 /// `q`: `(b, heads, seq, hd)`, `k`, `v`: `(b, kv_heads, seq, hd)`.
 /// Returns the mixed values `(b, seq, heads · hd)` and the attention probabilities `(b, heads, seq, seq)`.
@@ -69,9 +62,8 @@ pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(Tensor, T
     let kv_heads = k.dim(1)?;
     let k = repeat_kv(k, heads / kv_heads)?;
     let v = repeat_kv(v, heads / kv_heads)?;
-    let scores = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?;
-    let scores = scores.broadcast_add(&causal_mask(seq, q.dtype())?)?;
-    let probs = ops::softmax(&scores, D::Minus1)?;
+    let scores = q.matmul(&k.t()?)?;
+    let probs = scores.apply_op1(CausalSoftmax { scale: 1.0 / (hd as f64).sqrt() })?;
     let mixed = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, seq, heads * hd))?;
     Ok((mixed, probs))
 }

@@ -3,18 +3,26 @@
 
 pub mod arch;
 pub mod attribution;
+mod causal_softmax;
+pub mod continuation;
 pub mod error;
+pub mod faithfulness;
 mod frozen_linear;
 pub mod gguf;
+pub mod grouping;
 mod layers;
 pub mod methods;
 pub mod model;
+pub mod objective;
 pub mod problem;
+pub mod stats;
 pub mod token_text;
 pub mod tokenizer;
 pub mod weights;
 
-pub use attribution::{attribute, explain, Attribution, Prediction, Request};
+pub use attribution::{attribute, explain, explain_request, Attribution, Prediction, Request};
 pub use error::{EngineError, Result};
 pub use model::Model;
-pub use problem::{Problem, TargetChoice};
+pub use methods::{Baseline, MethodParams};
+pub use objective::TargetKind;
+pub use problem::{Problem, TargetChoice, TargetSpec};

@@ -38,15 +38,17 @@ impl Model {
         self.decoder.config()
     }
 
-    /// Tokens for a text the model can read: not empty, not longer than its context.
-    pub fn tokenize_input(&self, text: &str) -> Result<Vec<Token>> {
+    /// Tokens for a text the model can read: not empty, not longer than its context or than
+    /// `max_tokens` when given.
+    pub fn tokenize_input(&self, text: &str, max_tokens: Option<usize>) -> Result<Vec<Token>> {
         let tokens = self.tokenizer.tokenize(text)?;
         if tokens.iter().all(|t| t.byte_len == 0) {
             return Err(EngineError::EmptyText);
         }
-        let max = self.config().context_length;
+        let context = self.config().context_length;
+        let max = max_tokens.map_or(context, |m| m.min(context));
         if tokens.len() > max {
-            return Err(EngineError::TextTooLong { tokens: tokens.len(), max });
+            return Err(EngineError::TextTooLong { tokens: tokens.len(), max, context });
         }
         Ok(tokens)
     }

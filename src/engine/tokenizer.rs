@@ -34,6 +34,8 @@ pub struct TextTokenizer {
     token_bytes: Vec<Vec<u8>>,
     special: Vec<bool>,
     bos: Option<u32>,
+    /// The padding token, else unknown, else end-of-text: the "no information" token.
+    pad: Option<u32>,
 }
 
 impl TextTokenizer {
@@ -107,11 +109,23 @@ impl TextTokenizer {
             true => Some(file.usize("tokenizer.ggml.bos_token_id")? as u32),
             false => None,
         };
-        Ok(Self { inner, token_bytes, special, bos })
+        let pad = ["padding", "unknown", "eos"]
+            .iter()
+            .find_map(|role| file.usize(&format!("tokenizer.ggml.{role}_token_id")).ok())
+            .map(|id| id as u32)
+            .filter(|id| (*id as usize) < spellings.len());
+        Ok(Self { inner, token_bytes, special, bos, pad })
     }
 
     pub fn vocab_size(&self) -> usize {
         self.token_bytes.len()
+    }
+
+    /// The token whose embedding stands for "no information" (the `pad` baseline).
+    pub fn pad_token(&self) -> Result<u32> {
+        self.pad.ok_or_else(|| {
+            EngineError::InvalidRequest("This model names no padding, unknown or end-of-text token: use the zero baseline.".into())
+        })
     }
 
     /// Ids for a text, with the BOS token first when the model asks for one.
@@ -146,6 +160,13 @@ impl TextTokenizer {
                 Ok(token)
             })
             .collect()
+    }
+
+    /// Tokens for text that continues an input (a continuation the model is to be explained on):
+    /// no BOS, since the text does not start a sequence.
+    pub fn tokenize_continuation(&self, text: &str) -> Result<Vec<Token>> {
+        let encoding = self.inner.encode(text, false).map_err(|e| EngineError::Internal(e.to_string()))?;
+        encoding.get_ids().iter().map(|id| self.token(*id)).collect()
     }
 
     /// The one token a piece of text stands for (" Paris" → 7042), or a message saying why not.

@@ -5,13 +5,17 @@ use super::heat::{colour, legend_gradient, normalise};
 use super::protocol::{FromWorker, ModelSummary, Timings, ToWorker};
 use crate::engine::methods::METHODS;
 use crate::engine::token_text::visible;
-use crate::engine::{Attribution, Request, TargetChoice};
+use crate::engine::{Attribution, Request, TargetChoice, TargetSpec};
 use leptos::prelude::*;
 
 const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 const EXAMPLE_TEXT: &str = "The Eiffel Tower is located in the city of";
 const DEBOUNCE_MS: u32 = 400;
 const TOP_K: usize = 5;
+/// Longest text the page attributes. The backward pass keeps every layer's activations, so
+/// memory grows with length (measured: 0.36 GB of wasm memory at 64 tokens, 2.6 GB at 512);
+/// past this a tab could run out of memory, so the page says so instead.
+const MAX_TOKENS: usize = 512;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Phase {
@@ -60,6 +64,8 @@ struct RunState {
     busy: bool,
     /// A run was asked for while the worker was busy or loading: start it when it is free.
     pending: bool,
+    /// The worker was replaced to stop a run; say so once the model is back.
+    cancelled: bool,
 }
 
 impl Ui {
@@ -139,13 +145,20 @@ impl Ui {
             FromWorker::Loaded { model, load_ms } => {
                 self.progress.set(None);
                 self.load_ms.set(Some(load_ms));
-                self.status(Phase::Ready, format!("{} loaded in {:.1} s.", model.name, load_ms / 1000.0));
+                let (run_now, cancelled) = self
+                    .runs
+                    .try_update_value(|r| {
+                        r.model_ready = true;
+                        (std::mem::take(&mut r.pending), std::mem::take(&mut r.cancelled))
+                    })
+                    .unwrap_or_default();
+                let message = match cancelled {
+                    true => "Run cancelled. Edit the text or press Run to start again.".to_string(),
+                    false => format!("{} loaded in {:.1} s.", model.name, load_ms / 1000.0),
+                };
+                self.status(Phase::Ready, message);
                 self.model.set(Some(model));
-                let run_now = self.runs.try_update_value(|r| {
-                    r.model_ready = true;
-                    std::mem::take(&mut r.pending)
-                });
-                if run_now == Some(true) {
+                if run_now {
                     self.run();
                 }
             }
@@ -201,10 +214,10 @@ impl Ui {
         }).flatten();
         let Some(id) = id else { return };
         let request = Request {
-            text: self.text.get_untracked(),
-            target: self.target.get_untracked(),
-            method: self.method.get_untracked(),
+            target: TargetSpec::of(self.target.get_untracked()),
             top_k: TOP_K,
+            max_tokens: Some(MAX_TOKENS),
+            ..Request::new(self.text.get_untracked(), &self.method.get_untracked())
         };
         self.status(Phase::Running, format!("Computing {}…", self.method.get_untracked()));
         self.send(&ToWorker::Run { id, request });
@@ -222,7 +235,10 @@ impl Ui {
             return;
         }
         self.debounce.set_value(None);
-        self.runs.update_value(|r| r.pending = false);
+        self.runs.update_value(|r| {
+            r.pending = false;
+            r.cancelled = true;
+        });
         self.start_worker();
         self.status(Phase::Loading, "Run cancelled; restarting the worker…");
     }

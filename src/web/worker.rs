@@ -113,12 +113,12 @@ fn run_request(id: u64, request: &Request) -> FromWorker {
             return FromWorker::RunFailed { id, message: "No model is loaded yet.".into() };
         };
         let started = now_ms();
-        let problem = match Problem::new(model, &request.text, &request.target) {
+        let problem = match Problem::new(model, &request.text, &request.target, request.max_tokens) {
             Ok(p) => p,
             Err(e) => return FromWorker::RunFailed { id, message: e.to_string() },
         };
         let forward_done = now_ms();
-        match explain(&problem, &request.method, request.top_k) {
+        match explain(&problem, &request.method, &request.params, request.top_k) {
             Err(e) => FromWorker::RunFailed { id, message: e.to_string() },
             Ok(attribution) => {
                 let finished = now_ms();

@@ -1,14 +1,15 @@
 //! Shared by the native test files: the default model file and a seeded random source.
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod gguf_builder;
+
 use candle_core::DType;
 use salient::engine::Model;
 
 /// The default model, fetched by `make model` (never committed).
 pub fn model_path() -> String {
-    std::env::var("SALIENT_MODEL").unwrap_or_else(|_| {
-        format!("{}/models/SmolLM2-135M-Instruct.Q4_1.gguf", env!("CARGO_MANIFEST_DIR"))
-    })
+    std::env::var("SALIENT_MODEL")
+        .unwrap_or_else(|_| format!("{}/models/SmolLM2-135M-Instruct.Q4_1.gguf", env!("CARGO_MANIFEST_DIR")))
 }
 
 pub fn model_bytes() -> Vec<u8> {

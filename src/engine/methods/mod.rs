@@ -1,9 +1,16 @@
 //! Attribution methods, one file each, behind one small trait, listed in one registry.
 
+mod attention;
+mod grad_x_input;
+mod integrated_gradients;
+mod occlusion;
+mod rollout;
 mod saliency;
+mod smoothgrad;
 
 use super::error::{EngineError, Result};
 use super::problem::Problem;
+use serde::{Deserialize, Serialize};
 
 pub trait AttributionMethod: Sync {
     /// The name used in the page's select, the CLI's `--method` and exports.
@@ -13,11 +20,89 @@ pub trait AttributionMethod: Sync {
     /// Signed scores get a diverging colour scale, unsigned ones a sequential scale.
     fn signed(&self) -> bool;
     /// One score per input token.
-    fn attribute(&self, problem: &Problem) -> Result<Vec<f32>>;
+    fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores>;
+}
+
+/// A method's result: one score per input token, and for path methods how far the scores are
+/// from adding up to the change in the explained quantity.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    pub values: Vec<f32>,
+    /// |Σ scores − (f(x) − f(baseline))| / |f(x) − f(baseline)| (integrated gradients).
+    pub completeness_error: Option<f64>,
+}
+
+impl From<Vec<f32>> for Scores {
+    fn from(values: Vec<f32>) -> Self {
+        Self { values, completeness_error: None }
+    }
+}
+
+/// What replaces a token's embedding where a method needs "no information" (integrated
+/// gradients' path start, occlusion, the deletion curve).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Baseline {
+    /// The embedding of the model's padding token (or end-of-text when it has none): a real
+    /// input the model has seen, so the path from it stays on the model's usual scale.
+    #[default]
+    Pad,
+    /// The zero vector. Its gradient is not finite (RMSNorm of zero divides by √eps), so path
+    /// rules never evaluate the path's start.
+    Zero,
+}
+
+impl Baseline {
+    pub const ALL: [Baseline; 2] = [Baseline::Pad, Baseline::Zero];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Baseline::Pad => "pad",
+            Baseline::Zero => "zero",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+/// Every method's settings in one place, so a request, a share link and an export carry them
+/// the same way; each method reads the ones it uses.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MethodParams {
+    /// Integrated gradients: quadrature nodes along the path.
+    pub steps: usize,
+    pub baseline: Baseline,
+    /// SmoothGrad: noisy copies.
+    pub samples: usize,
+    /// SmoothGrad: noise standard deviation, as a fraction of the input embeddings' RMS.
+    pub sigma: f32,
+    /// SmoothGrad and the random orders of the faithfulness check.
+    pub seed: u64,
+    /// Attention: the layer to read (`None`: the mean over layers).
+    pub layer: Option<usize>,
+    /// Attention: the head to read (`None`: the mean over heads).
+    pub head: Option<usize>,
+}
+
+impl Default for MethodParams {
+    fn default() -> Self {
+        Self { steps: 32, baseline: Baseline::Pad, samples: 16, sigma: 0.1, seed: 0, layer: None, head: None }
+    }
 }
 
 /// Every method, in the order the page lists them.
-pub const METHODS: &[&dyn AttributionMethod] = &[&saliency::Saliency];
+pub const METHODS: &[&dyn AttributionMethod] = &[
+    &saliency::Saliency,
+    &grad_x_input::GradXInput,
+    &integrated_gradients::IntegratedGradients,
+    &smoothgrad::SmoothGrad,
+    &occlusion::Occlusion,
+    &attention::Attention,
+    &rollout::Rollout,
+];
 
 pub fn by_name(name: &str) -> Result<&'static dyn AttributionMethod> {
     METHODS.iter().copied().find(|m| m.name() == name).ok_or_else(|| EngineError::UnknownMethod {

@@ -1,10 +1,10 @@
-//! Gradient saliency: the L2 norm over the embedding dimension of ∂ score / ∂ eᵢ for each input
+//! Gradient saliency: the L2 norm over the embedding dimension of ∂ f / ∂ eᵢ for each input
 //! token embedding eᵢ (Simonyan et al. 2014, for token embeddings).
 
-use super::AttributionMethod;
+use super::{AttributionMethod, MethodParams, Scores};
 use crate::engine::error::Result;
 use crate::engine::problem::Problem;
-use candle_core::D;
+use candle_core::{Tensor, D};
 
 pub struct Saliency;
 
@@ -21,9 +21,13 @@ impl AttributionMethod for Saliency {
         false
     }
 
-    fn attribute(&self, problem: &Problem) -> Result<Vec<f32>> {
-        let gradient = problem.input_gradient()?; // (seq, width)
-        let norms = gradient.sqr()?.sum(D::Minus1)?.sqrt()?;
-        Ok(norms.to_dtype(candle_core::DType::F32)?.to_vec1()?)
+    fn attribute(&self, problem: &Problem, _params: &MethodParams) -> Result<Scores> {
+        let norms = row_norms(&problem.input_gradient()?)?;
+        Ok(norms.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?.into())
     }
+}
+
+/// The L2 norm over the embedding dimension of each row of a `(seq, width)` gradient: `(seq,)`.
+pub(super) fn row_norms(gradient: &Tensor) -> Result<Tensor> {
+    Ok(gradient.sqr()?.sum(D::Minus1)?.sqrt()?)
 }

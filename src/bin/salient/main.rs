@@ -1,0 +1,290 @@
+//! The native command line: the same engine as the page, for batches and for checking the engine
+//! against other implementations.
+//!
+//!     salient attribute --model M.gguf --text "The capital of France is" --json
+//!     salient attribute --model M.gguf --texts prompts.txt          (one JSON object per line)
+//!     salient bench --model M.gguf --tokens 64 --runs 5
+
+mod bench;
+
+use salient::engine::grouping::{self, Granularity};
+use salient::engine::{self, methods, Attribution, Baseline, Model, Request, TargetChoice, TargetKind};
+use sha2::{Digest, Sha256};
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage:
+  salient attribute --model PATH.gguf (--text TEXT | --texts FILE)
+                    [--target TOKEN_TEXT | --target-id ID] [--method NAME] [--top-k K] [--json]
+                    [--faithfulness] [--continuation TEXT] [--group token|word|sentence]
+  salient methods
+  salient bench --model PATH.gguf [--tokens N] [--runs R] [--method NAME]
+
+  --text TEXT      the text whose next token is explained
+  --texts FILE     one text per line; prints one JSON object per line (the model loads once)
+  --target TEXT    the token to explain, as text that is exactly one token (\" Paris\");
+                   default: the model's top prediction
+  --target-id ID   the token to explain, by id
+  --target-kind K  what is explained: prob (default), logprob or logit of the target
+  --foil TEXT      contrastive: explain value(target) - value(foil) (also --foil-id ID)
+  --method NAME    attribution method (default: saliency); `salient methods` lists them
+  --top-k K        how many top predictions to report (default 5)
+  --steps N        integrated_gradients: quadrature nodes (default 32)
+  --baseline B     pad (default: the padding token's embedding) or zero
+  --samples N      smoothgrad: noisy copies (default 16)
+  --sigma S        smoothgrad: noise std as a fraction of the embeddings' RMS (default 0.1)
+  --seed N         smoothgrad noise and random orders (default 0)
+  --layer L        attention: layer (default: mean over layers)
+  --head H         attention: head (default: mean over heads)
+  --faithfulness   also report the deletion curve (p(target) as the top-scored tokens are
+                   replaced by the baseline), comprehensiveness and sufficiency, and the same
+                   two numbers for random orders (seeded by --seed)
+  --continuation TEXT  also explain each token of TEXT, read as following the text: one row of
+                   scores over all earlier tokens per continuation token (the target kind applies,
+                   the target and foil do not)
+  --group G        token (default), word or sentence: also report scores summed per group
+  --json           print JSON (always on with --texts)
+
+  bench prints one JSON object: median load, forward and attribution times (ms) over R runs
+  (default 5) on a text of N tokens (default 64), peak RSS, and the text used.";
+
+struct Args {
+    model: String,
+    texts: Vec<String>,
+    batch: bool,
+    /// Everything but the text, shared by every text of a batch.
+    request: Request,
+    /// `None` for the per-token view, which needs no grouping.
+    group: Option<Granularity>,
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    match argv.first().map(String::as_str) {
+        Some("attribute") => match parse(&argv[1..]) {
+            Ok(args) => run(args),
+            Err(message) => usage_error(&message),
+        },
+        Some("bench") => match parse_bench(&argv[1..]) {
+            Ok(args) => match bench::run(&args) {
+                Ok(report) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(message) => fail(&message),
+            },
+            Err(message) => usage_error(&message),
+        },
+        Some("methods") => {
+            for m in methods::METHODS {
+                println!("{:<12} {}{}", m.name(), m.label(), if m.signed() { " (signed)" } else { "" });
+            }
+            ExitCode::SUCCESS
+        }
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => usage_error("expected a command"),
+    }
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("salient: {message}\n{USAGE}");
+    ExitCode::from(2)
+}
+
+fn parse(argv: &[String]) -> Result<Args, String> {
+    let mut model = None;
+    let mut text = None;
+    let mut texts_file = None;
+    let mut request = Request::new("", "saliency");
+    let mut json = false;
+    let mut group = None;
+    let mut it = argv.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+        let params = &mut request.params;
+        match flag.as_str() {
+            "--model" => model = Some(value()?),
+            "--text" => text = Some(value()?),
+            "--texts" => texts_file = Some(value()?),
+            "--target" => request.target.token = TargetChoice::Text(value()?),
+            "--target-id" => request.target.token = TargetChoice::Id(number(flag, &value()?)?),
+            "--foil" => request.target.foil = Some(TargetChoice::Text(value()?)),
+            "--foil-id" => request.target.foil = Some(TargetChoice::Id(number(flag, &value()?)?)),
+            "--target-kind" => {
+                let v = value()?;
+                request.target.kind = TargetKind::from_name(&v).ok_or_else(|| format!("--target-kind: {v:?} is not prob, logprob or logit"))?;
+            }
+            "--method" => request.method = value()?,
+            "--top-k" => request.top_k = number(flag, &value()?)?,
+            "--steps" => params.steps = number(flag, &value()?)?,
+            "--baseline" => {
+                let v = value()?;
+                params.baseline = Baseline::from_name(&v).ok_or_else(|| format!("--baseline: {v:?} is not pad or zero"))?;
+            }
+            "--samples" => params.samples = number(flag, &value()?)?,
+            "--sigma" => params.sigma = number(flag, &value()?)?,
+            "--seed" => params.seed = number(flag, &value()?)?,
+            "--layer" => params.layer = Some(number(flag, &value()?)?),
+            "--head" => params.head = Some(number(flag, &value()?)?),
+            "--faithfulness" => request.faithfulness = true,
+            "--continuation" => request.continuation = Some(value()?),
+            "--group" => {
+                let v = value()?;
+                let granularity =
+                    Granularity::from_name(&v).ok_or_else(|| format!("--group: {v:?} is not token, word or sentence"))?;
+                group = Some(granularity).filter(|g| *g != Granularity::Token);
+            }
+            "--json" => json = true,
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    let model = model.ok_or("--model is required")?;
+    let (texts, batch) = match (text, texts_file) {
+        (Some(t), None) => (vec![t], false),
+        (None, Some(path)) => {
+            let all = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+            (all.lines().filter(|l| !l.is_empty()).map(String::from).collect(), true)
+        }
+        _ => return Err("give exactly one of --text and --texts".into()),
+    };
+    Ok(Args { model, texts, batch, request, group, json: json || batch })
+}
+
+fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
+    value.parse().map_err(|_| format!("{flag}: {value:?} is not a valid number here"))
+}
+
+fn parse_bench(argv: &[String]) -> Result<bench::BenchArgs, String> {
+    let mut args = bench::BenchArgs { model: String::new(), tokens: 64, runs: 5, method: "saliency".into() };
+    let mut it = argv.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let number = || value.parse::<usize>().map_err(|_| format!("{flag}: {value:?} is not a number"));
+        match flag.as_str() {
+            "--model" => args.model = value.clone(),
+            "--tokens" => args.tokens = number()?,
+            "--runs" => args.runs = number()?,
+            "--method" => args.method = value.clone(),
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    if args.model.is_empty() {
+        return Err("--model is required".into());
+    }
+    Ok(args)
+}
+
+fn run(args: Args) -> ExitCode {
+    let bytes = match std::fs::read(&args.model) {
+        Ok(b) => b,
+        Err(e) => return fail(&format!("cannot read {}: {e}", args.model)),
+    };
+    let model_json = serde_json::json!({
+        "file": std::path::Path::new(&args.model).file_name().map(|n| n.to_string_lossy().into_owned()),
+        "sha256": hex(&Sha256::digest(&bytes)),
+        "bytes": bytes.len(),
+    });
+    let model = match Model::load(bytes) {
+        Ok(m) => m,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let model_json = {
+        let mut m = model_json;
+        m["architecture"] = model.config().architecture.clone().into();
+        m
+    };
+    let mut failed = false;
+    for text in &args.texts {
+        let request = Request { text: text.clone(), ..args.request.clone() };
+        match engine::attribute(&model, &request) {
+            Ok(result) if args.json => println!("{}", to_json(&result, &model_json, args.group)),
+            Ok(result) => print_table(&result, args.group),
+            Err(e) if args.batch => {
+                failed = true;
+                println!("{}", serde_json::json!({ "text": text, "error": e.to_string() }));
+            }
+            Err(e) => return fail(&e.to_string()),
+        }
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("salient: {message}");
+    ExitCode::FAILURE
+}
+
+fn to_json(result: &Attribution, model: &serde_json::Value, group: Option<Granularity>) -> serde_json::Value {
+    let mut json = serde_json::json!({
+        "tokens": result.tokens.iter().map(|t| serde_json::json!({ "id": t.id, "text": t.text })).collect::<Vec<_>>(),
+        "target": result.target,
+        "foil": result.foil,
+        "target_kind": result.target_kind,
+        "value": result.value,
+        "top_k": result.top_k,
+        "method": result.method,
+        "params": result.params,
+        "scores": result.scores,
+        "completeness_error": result.completeness_error,
+        "model": model,
+    });
+    if let Some(faithfulness) = &result.faithfulness {
+        json["faithfulness"] = serde_json::json!(faithfulness);
+    }
+    if let Some(continuation) = &result.continuation {
+        json["continuation"] = serde_json::json!({
+            "tokens": continuation.tokens.iter().map(|t| serde_json::json!({ "id": t.id, "text": t.text })).collect::<Vec<_>>(),
+            "output_start": continuation.output_start,
+            "rows": continuation.rows,
+        });
+    }
+    if let Some(granularity) = group {
+        json["group"] = granularity.name().into();
+        json["groups"] = serde_json::json!(grouping::group(&result.tokens, &result.scores, granularity));
+    }
+    json
+}
+
+fn print_table(result: &Attribution, group: Option<Granularity>) {
+    use engine::token_text::visible;
+    println!("target {:?} (id {}, p = {:.4}), method {}", result.target.text, result.target.id, result.target.prob, result.method);
+    let max = result.scores.iter().fold(0f32, |m, s| m.max(s.abs())).max(f32::MIN_POSITIVE);
+    let bar = |score: f32| "█".repeat((score.abs() / max * 30.0).round() as usize);
+    match group {
+        None => {
+            for (token, score) in result.tokens.iter().zip(&result.scores) {
+                println!("{:>16} {:>7} {:>+12.6} {}", visible(&token.text), token.id, score, bar(*score));
+            }
+        }
+        Some(granularity) => {
+            // Sums can exceed the largest token score: the bar is capped at the scale's end.
+            for g in grouping::group(&result.tokens, &result.scores, granularity) {
+                let tokens = format!("{}-{}", g.first, g.last);
+                println!("{:>32} {:>7} {:>+12.6} {}", visible(&g.text), tokens, g.sum, bar(g.sum.abs().min(max)));
+            }
+        }
+    }
+    if let Some(f) = &result.faithfulness {
+        let curve: Vec<String> = f.deletion_curve.iter().map(|(fraction, p)| format!("{fraction:.2}:{p:.4}")).collect();
+        println!("deletion curve (fraction replaced: p) {}", curve.join(" "));
+        println!(
+            "comprehensiveness {:+.4} (random {:+.4}), sufficiency {:+.4} (random {:+.4})",
+            f.comprehensiveness, f.random_comprehensiveness, f.sufficiency, f.random_sufficiency
+        );
+    }
+    if let Some(c) = &result.continuation {
+        println!("continuation: each token's scores over the tokens before it");
+        for row in &c.rows {
+            let scores: Vec<String> = row.scores.iter().map(|s| format!("{s:+.4}")).collect();
+            println!("{:>16} p = {:.4}  {}", visible(&row.target.text), row.target.prob, scores.join(" "));
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
