@@ -11,6 +11,8 @@ pub enum EngineError {
     CorruptGguf(String),
     UnsupportedArchitecture { found: String, supported: Vec<&'static str> },
     UnsupportedTokenizer(String),
+    /// A tensor stored in an encoding the engine cannot decode (llama.cpp's IQ types, say).
+    UnsupportedEncoding { tensor: String, encoding: String, supported: Vec<&'static str> },
     MissingMetadata(String),
     MissingTensor(String),
     BadTensorShape { name: String, expected: Vec<usize>, found: Vec<usize> },
@@ -41,6 +43,12 @@ impl fmt::Display for EngineError {
                 supported.join(", ")
             ),
             UnsupportedTokenizer(what) => write!(f, "Unsupported tokenizer in this GGUF: {what}."),
+            UnsupportedEncoding { tensor, encoding, supported } => write!(
+                f,
+                "Tensor \"{tensor}\" uses the {encoding} encoding, which Salient does not support \
+                 (supported: {}). Use a file quantized to one of those.",
+                supported.join(", ")
+            ),
             MissingMetadata(key) => write!(f, "The GGUF file lacks the metadata key \"{key}\"."),
             MissingTensor(name) => write!(f, "The GGUF file lacks the tensor \"{name}\"."),
             BadTensorShape { name, expected, found } => write!(

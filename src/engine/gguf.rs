@@ -3,7 +3,7 @@
 //! turns its errors into ones a user can act on.
 
 use super::error::{EngineError, Result};
-use super::weights::QuantizedMatrix;
+use super::weights::{encoding_name, is_supported_encoding, QuantizedMatrix, SUPPORTED_ENCODINGS};
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{DType, Tensor};
 use std::io::Cursor;
@@ -19,8 +19,20 @@ impl GgufFile {
         if file.len() < 4 || &file[..4] != b"GGUF" {
             return Err(EngineError::NotGguf { first_bytes: describe_start(&file) });
         }
+        if let Some((tensor, type_id)) = first_unsupported_tensor(&file) {
+            return Err(EngineError::UnsupportedEncoding {
+                tensor,
+                encoding: encoding_name(type_id),
+                supported: SUPPORTED_ENCODINGS.iter().map(|(_, name)| *name).collect(),
+            });
+        }
+        if let Some(alignment) = unusable_alignment(&file) {
+            return Err(EngineError::CorruptGguf(format!(
+                "its general.alignment is {alignment}, not a power of two"
+            )));
+        }
         let content = Content::read(&mut Cursor::new(file.as_slice()))
-            .map_err(|e| EngineError::CorruptGguf(e.to_string()))?;
+            .map_err(|e| EngineError::CorruptGguf(without_backtrace(e)))?;
         Ok(Self { content, file })
     }
 
@@ -108,6 +120,133 @@ impl GgufFile {
     /// A 1-D tensor (norm weights, biases) as a dense `(len,)` tensor.
     pub fn vector(&self, name: &str, len: usize, dtype: DType) -> Result<Tensor> {
         Ok(self.matrix(name, 1, len)?.dequantize(dtype)?.reshape(len)?)
+    }
+}
+
+/// The first tensor whose encoding the engine cannot decode, with its ggml type id. This walks
+/// the header itself because candle's reader stops at the first type id it does not know without
+/// naming the tensor. `None` also when the header cannot be walked: candle's reader then reports
+/// the damage.
+fn first_unsupported_tensor(bytes: &[u8]) -> Option<(String, u32)> {
+    let mut header = HeaderCursor { bytes, at: 4 };
+    let version = header.u32()?;
+    let tensors = header.length(version)?;
+    let entries = header.length(version)?;
+    for _ in 0..entries {
+        header.string(version)?;
+        let value_type = header.u32()?;
+        header.skip_value(value_type, version, 0)?;
+    }
+    for _ in 0..tensors {
+        let name = header.string(version)?;
+        let dims = header.u32()? as usize;
+        header.skip(dims.checked_mul(if version == 1 { 4 } else { 8 })?)?;
+        let type_id = header.u32()?;
+        header.skip(8)?; // data offset
+        if !is_supported_encoding(type_id) {
+            return Some((String::from_utf8_lossy(name).into_owned(), type_id));
+        }
+    }
+    None
+}
+
+/// A `general.alignment` that is not a power of two: llama.cpp refuses those, and candle's reader
+/// divides by it, so 0 panics there. Every entry is checked, as candle keeps the last. `None` also
+/// when the metadata cannot be walked: candle's reader then reports the damage.
+fn unusable_alignment(bytes: &[u8]) -> Option<u64> {
+    let mut header = HeaderCursor { bytes, at: 4 };
+    let version = header.u32()?;
+    header.length(version)?; // tensor count
+    let entries = header.length(version)?;
+    for _ in 0..entries {
+        let key = header.string(version)?;
+        let value_type = header.u32()?;
+        // Integers (u8 … i32, u64, i64), read as unsigned: a negative one is no power of two.
+        if key == b"general.alignment" && matches!(value_type, 0..=5 | 10 | 11) {
+            let le_bytes = header.take(fixed_value_size(value_type)?)?;
+            let alignment = le_bytes.iter().rev().fold(0u64, |value, byte| value << 8 | *byte as u64);
+            if !alignment.is_power_of_two() {
+                return Some(alignment);
+            }
+        } else {
+            header.skip_value(value_type, version, 0)?;
+        }
+    }
+    None
+}
+
+/// Reads a GGUF header forwards, bounds-checked: every read past the end gives `None`.
+struct HeaderCursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> HeaderCursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|end| *end <= self.bytes.len())?;
+        let taken = &self.bytes[self.at..end];
+        self.at = end;
+        Some(taken)
+    }
+
+    fn skip(&mut self, n: usize) -> Option<()> {
+        self.take(n).map(|_| ())
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    /// Counts and string lengths: 32-bit in GGUF version 1, 64-bit after.
+    fn length(&mut self, version: u32) -> Option<usize> {
+        match version {
+            1 => Some(self.u32()? as usize),
+            _ => usize::try_from(u64::from_le_bytes(self.take(8)?.try_into().ok()?)).ok(),
+        }
+    }
+
+    fn string(&mut self, version: u32) -> Option<&'a [u8]> {
+        let len = self.length(version)?;
+        self.take(len)
+    }
+
+    /// Skips one metadata value of GGUF value type `value_type`.
+    fn skip_value(&mut self, value_type: u32, version: u32, depth: usize) -> Option<()> {
+        const STRING: u32 = 8;
+        const ARRAY: u32 = 9;
+        match value_type {
+            STRING => self.string(version).map(|_| ()),
+            ARRAY if depth < 4 => {
+                let element_type = self.u32()?;
+                let len = self.length(version)?;
+                match fixed_value_size(element_type) {
+                    Some(size) => self.skip(len.checked_mul(size)?),
+                    // Each element takes at least one byte, so the loop ends within the file.
+                    None => (0..len).try_for_each(|_| self.skip_value(element_type, version, depth + 1)),
+                }
+            }
+            _ => self.skip(fixed_value_size(value_type)?),
+        }
+    }
+}
+
+/// Bytes of a fixed-size GGUF metadata value type (u8 … f64, bool).
+fn fixed_value_size(value_type: u32) -> Option<usize> {
+    match value_type {
+        0 | 1 | 7 => Some(1),
+        2 | 3 => Some(2),
+        4..=6 => Some(4),
+        10..=12 => Some(8),
+        _ => None,
+    }
+}
+
+/// candle's message for `e`, without the backtrace candle attaches when `RUST_BACKTRACE` is set:
+/// the message is shown to users.
+fn without_backtrace(e: candle_core::Error) -> String {
+    match e {
+        candle_core::Error::WithBacktrace { inner, .. } => inner.to_string(),
+        e => e.to_string(),
     }
 }
 

@@ -1,10 +1,12 @@
 //! Differentiable building blocks shared by the model files. Each uses only candle ops that have
-//! a backward pass (candle's fast `rms_norm`, `rope_i` and `softmax_last_dim` have none and would
-//! silently cut the gradient), or our own ops with an analytic backward.
+//! an exact backward pass (candle's fast `rms_norm`, `layer_norm`, `rope`, `rope_i` and
+//! `softmax_last_dim` have none and would silently cut the gradient), or our own ops with an
+//! analytic backward.
 
 use super::causal_softmax::CausalSoftmax;
 use super::error::Result;
-use candle_core::{DType, Device, Tensor};
+use super::frozen_linear::FrozenLinear;
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 use candle_nn::ops;
 use candle_nn::rotary_emb;
 
@@ -13,21 +15,116 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     Ok(ops::rms_norm_slow(x, weight, eps as f32)?)
 }
 
+/// LayerNorm over the last dimension with a gain and a bias (GPT-2).
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub eps: f64,
+}
+
+impl LayerNorm {
+    /// `(x − mean) / sqrt(var + eps) · weight + bias`.
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(ops::layer_norm_slow(x, &self.weight, &self.bias, self.eps as f32)?)
+    }
+}
+
+/// GELU, tanh approximation (GPT-2's): `½x(1 + tanh(√(2/π)(x + 0.044715x³)))`.
+pub fn gelu_tanh(x: &Tensor) -> Result<Tensor> {
+    Ok(x.contiguous()?.apply_op1(GeluTanh::Value)?)
+}
+
+/// GELU as one op. candle's `gelu` computes the same function, but its backward rounds the
+/// constants to six digits (finite differences in f64 notice), and a composition of elementwise
+/// ops would keep about eight `(batch, seq, hidden)` tensors per MLP for the backward pass; this
+/// keeps its input only.
+enum GeluTanh {
+    Value,
+    /// The derivative, for the backward pass.
+    Derivative,
+}
+
+const SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
+const GELU_CUBIC: f64 = 0.044_715;
+
+fn gelu(x: f64) -> f64 {
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)).tanh())
+}
+
+fn gelu_derivative(x: f64) -> f64 {
+    let t = (SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x)).tanh();
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * x * x)
+}
+
+impl CustomOp1 for GeluTanh {
+    fn name(&self) -> &'static str {
+        "gelu-tanh"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let f = match self {
+            GeluTanh::Value => gelu,
+            GeluTanh::Derivative => gelu_derivative,
+        };
+        let (start, end) = layout
+            .contiguous_offsets()
+            .ok_or_else(|| candle_core::Error::Msg("gelu-tanh: input must be contiguous".into()))?;
+        let out = match storage {
+            CpuStorage::F32(v) => CpuStorage::F32(v[start..end].iter().map(|x| f(*x as f64) as f32).collect()),
+            CpuStorage::F64(v) => CpuStorage::F64(v[start..end].iter().map(|x| f(*x)).collect()),
+            _ => candle_core::bail!("gelu-tanh: only f32 and f64 are supported"),
+        };
+        Ok((out, layout.shape().clone()))
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some((grad_res * arg.apply_op1_no_bwd(&GeluTanh::Derivative)?)?))
+    }
+}
+
+/// A frozen projection `x · Wᵀ (+ b)`. The bias is a constant: no gradient flows to it.
+pub struct Projection {
+    pub weight: FrozenLinear,
+    pub bias: Option<Tensor>,
+}
+
+impl Projection {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.weight.forward(x)?;
+        Ok(match &self.bias {
+            Some(bias) => y.broadcast_add(bias)?,
+            None => y,
+        })
+    }
+}
+
+/// Which elements of a head's vector rotary positions turn together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeLayout {
+    /// Pairs `(x0, x1), (x2, x3), ...`: llama.cpp's converter permutes llama-family query and key
+    /// weights into this layout (its `LLAMA_ROPE_TYPE_NORM`).
+    Interleaved,
+    /// Pairs `(x_i, x_{i + d/2})`, the two halves of the vector: Hugging Face's layout, kept by
+    /// qwen2 GGUFs (llama.cpp's `LLAMA_ROPE_TYPE_NEOX`).
+    Halves,
+}
+
 /// Rotary position tables for `seq_len` positions: `(cos, sin)`, each `(seq_len, head_dim / 2)`.
 pub struct Rope {
     inv_freq: Vec<f64>,
+    layout: RopeLayout,
 }
 
 impl Rope {
     /// `freq_factors` (Llama 3's `rope_freqs.weight`) divide the base frequencies when present.
-    pub fn new(head_dim: usize, theta: f64, freq_factors: Option<Vec<f64>>) -> Self {
+    pub fn new(head_dim: usize, theta: f64, freq_factors: Option<Vec<f64>>, layout: RopeLayout) -> Self {
         let inv_freq = (0..head_dim / 2)
             .map(|i| {
                 let base = 1.0 / theta.powf(2.0 * i as f64 / head_dim as f64);
                 base / freq_factors.as_ref().map_or(1.0, |f| f[i])
             })
             .collect();
-        Self { inv_freq }
+        Self { inv_freq, layout }
     }
 
     fn tables(&self, seq_len: usize, dtype: DType) -> Result<(Tensor, Tensor)> {
@@ -46,11 +143,13 @@ impl Rope {
         Ok((cos, sin))
     }
 
-    /// Rotates interleaved pairs `(x0, x1), (x2, x3), ...` of `(batch, heads, seq, head_dim)`,
-    /// the layout llama.cpp's converter gives llama-family GGUFs.
-    pub fn apply_interleaved(&self, x: &Tensor) -> Result<Tensor> {
+    /// Rotates `(batch, heads, seq, head_dim)` by position, pairing elements as `layout` says.
+    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
         let (cos, sin) = self.tables(x.dim(2)?, x.dtype())?;
-        Ok(rotary_emb::rope_i_slow(x, &cos, &sin)?)
+        Ok(match self.layout {
+            RopeLayout::Interleaved => rotary_emb::rope_i_slow(x, &cos, &sin)?,
+            RopeLayout::Halves => rotary_emb::rope_slow(x, &cos, &sin)?,
+        })
     }
 }
 

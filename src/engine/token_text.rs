@@ -49,28 +49,91 @@ impl Default for ByteLevelDecoder {
 }
 
 /// Text for a token's bytes: valid UTF-8 as is, each byte of an incomplete or invalid sequence as
-/// `\xNN` (a token can hold part of a character, e.g. half an emoji).
+/// `\xNN` (a token can hold part of a character, e.g. half an emoji). Such bytes are always
+/// ≥ 0x80, so `NN` is upper-case hex from `80` to `FF`. So that [`text_to_bytes`] can tell an
+/// escape from text that spells one, backslashes right before `x[8-F][0-9A-F]` are doubled (only
+/// there: other backslashes, `\n` in code say, show as they are).
 pub fn bytes_to_text(bytes: &[u8]) -> String {
-    let mut out = String::new();
-    let mut rest = bytes;
-    while !rest.is_empty() {
-        match std::str::from_utf8(rest) {
-            Ok(s) => {
-                out.push_str(s);
-                break;
+    let pieces = pieces(bytes);
+    let mut out = String::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < pieces.len() {
+        match pieces[i] {
+            Piece::Char('\\') => {
+                let run = pieces[i..].iter().take_while(|p| **p == Piece::Char('\\')).count();
+                let doubled = reads_as_escape(&pieces[i + run..]);
+                out.push_str(&"\\".repeat(if doubled { 2 * run } else { run }));
+                i += run;
+                continue;
             }
-            Err(e) => {
-                let (valid, after) = rest.split_at(e.valid_up_to());
-                out.push_str(std::str::from_utf8(valid).expect("checked by valid_up_to"));
-                let bad = e.error_len().unwrap_or(after.len());
-                for b in &after[..bad] {
-                    out.push_str(&format!("\\x{b:02X}"));
+            Piece::Char(c) => out.push(c),
+            Piece::Byte(b) => out.push_str(&format!("\\x{b:02X}")),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The bytes a [`bytes_to_text`] text stands for (its exact inverse). Any other text reads as its
+/// own UTF-8, escapes aside.
+pub fn text_to_bytes(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\\') {
+        out.extend_from_slice(rest[..at].as_bytes());
+        let run = rest[at..].bytes().take_while(|b| *b == b'\\').count();
+        let after = &rest[at + run..];
+        match escaped_byte(after) {
+            Some(byte) => {
+                // `2k + 1` backslashes: k literal ones and an escape; `2k`: k literal ones.
+                out.extend(std::iter::repeat_n(b'\\', run / 2));
+                match run % 2 {
+                    1 => {
+                        out.push(byte);
+                        rest = &after[3..];
+                    }
+                    _ => rest = after,
                 }
-                rest = &after[bad..];
+            }
+            None => {
+                out.extend(std::iter::repeat_n(b'\\', run));
+                rest = after;
             }
         }
     }
+    out.extend_from_slice(rest.as_bytes());
     out
+}
+
+/// A token's bytes as characters and the bytes no character holds.
+#[derive(Clone, Copy, PartialEq)]
+enum Piece {
+    Char(char),
+    Byte(u8),
+}
+
+fn pieces(bytes: &[u8]) -> Vec<Piece> {
+    bytes
+        .utf8_chunks()
+        .flat_map(|chunk| chunk.valid().chars().map(Piece::Char).chain(chunk.invalid().iter().map(|b| Piece::Byte(*b))))
+        .collect()
+}
+
+/// Whether `pieces` start with an escaped byte or with text that reads as the rest of one (`x`,
+/// then upper-case hex from `80` to `FF`): a backslash before them must be doubled.
+fn reads_as_escape(pieces: &[Piece]) -> bool {
+    match pieces {
+        [Piece::Byte(_), ..] => true,
+        [Piece::Char('x'), Piece::Char(hi), Piece::Char(lo), ..] => escaped_byte(&format!("x{hi}{lo}")).is_some(),
+        _ => false,
+    }
+}
+
+/// The byte `text` escapes, if it starts with what follows the backslash of an escape.
+fn escaped_byte(text: &str) -> Option<u8> {
+    let hex = text.strip_prefix('x')?.get(..2)?;
+    let upper = hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'A'..=b'F'));
+    u8::from_str_radix(hex, 16).ok().filter(|b| upper && *b >= 0x80)
 }
 
 /// The token's text with invisible characters made visible, for tooltips and the CLI's table:
@@ -113,6 +176,18 @@ mod tests {
         assert_eq!(bytes_to_text(&thumbs[..2]), "\\xF0\\x9F");
         assert_eq!(bytes_to_text(b"a\xFFb"), "a\\xFFb");
         assert_eq!(bytes_to_text("日本".as_bytes()), "日本");
+    }
+
+    #[test]
+    fn text_that_spells_an_escape_stays_distinct_from_the_byte() {
+        // Before the doubling, b"\\xE6" and b"\xE6" both showed as `\xE6`.
+        assert_eq!(bytes_to_text(b"\\xE6"), "\\\\xE6");
+        assert_eq!(bytes_to_text(b"\xE6"), "\\xE6");
+        assert_eq!(bytes_to_text(b"\\\xE6"), "\\\\\\xE6"); // a backslash, then the byte
+        assert_eq!(bytes_to_text(b"C:\\new \\x41"), "C:\\new \\x41"); // nothing to confuse: shown as is
+        for bytes in [&b"\\xE6"[..], b"\xE6", b"\\\xE6", b"\\\\xE6\\", b"a\xFF\\", b"\\x8", b"\\xe6"] {
+            assert_eq!(text_to_bytes(&bytes_to_text(bytes)), bytes, "{bytes:?}");
+        }
     }
 
     #[test]

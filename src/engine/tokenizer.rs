@@ -9,8 +9,11 @@ use tokenizers::models::bpe::BPE;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
+use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
-use tokenizers::{AddedToken, Tokenizer};
+use tokenizers::{
+    AddedToken, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer, SplitDelimiterBehavior, Tokenizer,
+};
 
 /// GGUF `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
 const TOKEN_TYPE_CONTROL: i32 = 3;
@@ -82,12 +85,14 @@ impl TextTokenizer {
         if vocab.len() != spellings.len() {
             return Err(EngineError::CorruptGguf("the vocabulary has duplicate tokens".into()));
         }
+        let pre = pre_tokenization(&file.string("tokenizer.ggml.pre").unwrap_or_default())?;
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, merges)
+            .ignore_merges(pre.ignore_merges)
             .build()
             .map_err(|e| EngineError::UnsupportedTokenizer(format!("BPE: {e}")))?;
         let mut inner = Tokenizer::new(bpe);
-        inner.with_pre_tokenizer(Some(pre_tokenizer(&file.string("tokenizer.ggml.pre").unwrap_or_default())?));
+        inner.with_pre_tokenizer(Some(pre.pre_tokenizer));
 
         let special: Vec<bool> = types.iter().map(|t| *t == TOKEN_TYPE_CONTROL).collect();
         let added: Vec<AddedToken> = spellings
@@ -104,7 +109,7 @@ impl TextTokenizer {
             .zip(&special)
             .map(|(s, sp)| if *sp { s.as_bytes().to_vec() } else { decoder.bytes(s) })
             .collect();
-        let add_bos = file.bool_or("tokenizer.ggml.add_bos_token", false)?;
+        let add_bos = file.bool_or("tokenizer.ggml.add_bos_token", pre.add_bos)?;
         let bos = match add_bos {
             true => Some(file.usize("tokenizer.ggml.bos_token_id")? as u32),
             false => None,
@@ -191,13 +196,70 @@ fn bad_merge(what: impl std::fmt::Display) -> EngineError {
     EngineError::CorruptGguf(format!("tokenizer.ggml.merges holds {what}, not \"left right\""))
 }
 
-/// llama.cpp's pre-tokenizer names (`tokenizer.ggml.pre`) as `tokenizers` pre-tokenizers.
-fn pre_tokenizer(name: &str) -> Result<PreTokenizerWrapper> {
+/// The split of Llama 3 and Qwen2 (llama.cpp's `LLAMA3` and `QWEN2` regexes), which differ only
+/// in `digits`, the pattern for a piece of digits. The alternatives, tried in order: English
+/// contractions (spelled case by case, as llama.cpp does); letters after at most one other
+/// character; digits; punctuation runs with the newlines after them; newline runs; spaces before
+/// a non-space (a run of them leaves its last space to what follows); other spaces.
+fn llama3_like_split(digits: &str) -> String {
+    [
+        r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])",
+        r"[^\r\n\p{L}\p{N}]?\p{L}+",
+        digits,
+        r" ?[^\s\p{L}\p{N}]+[\r\n]*",
+        r"\s*[\r\n]+",
+        r"\s+(?!\S)",
+        r"\s+",
+    ]
+    .join("|")
+}
+
+/// What a `tokenizer.ggml.pre` name means: the split before BPE, and the settings llama.cpp ties
+/// to it.
+struct PreTokenization {
+    pre_tokenizer: PreTokenizerWrapper,
+    /// Take a piece that is a whole vocabulary entry as is, without merging (Llama 3).
+    ignore_merges: bool,
+    /// Start texts with BOS when the file has no `tokenizer.ggml.add_bos_token`.
+    add_bos: bool,
+}
+
+/// llama.cpp's pre-tokenizer names as `tokenizers` pre-tokenizers.
+fn pre_tokenization(name: &str) -> Result<PreTokenization> {
     let byte_level = ByteLevel::new(false, true, true);
+    let plain = |pre_tokenizer| PreTokenization { pre_tokenizer, ignore_merges: false, add_bos: false };
+    // The regex does the splitting; byte-level only maps bytes to GPT-2's printable alphabet.
+    let regex_then_bytes = |regex: String| -> Result<PreTokenizerWrapper> {
+        let split = Split::new(SplitPattern::Regex(regex), SplitDelimiterBehavior::Isolated, false)
+            .map_err(|e| EngineError::Internal(format!("pre-tokenizer regex: {e}")))?;
+        Ok(Sequence::new(vec![split.into(), ByteLevel::new(false, true, false).into()]).into())
+    };
     match name {
-        "" | "default" | "gpt2" | "gpt-2" => Ok(byte_level.into()),
+        "" | "default" | "gpt2" | "gpt-2" => Ok(plain(byte_level.into())),
         // SmolLM: GPT-2's split, with every digit its own token.
-        "smollm" => Ok(Sequence::new(vec![Digits::new(true).into(), byte_level.into()]).into()),
-        other => Err(EngineError::UnsupportedTokenizer(format!("pre-tokenizer \"{other}\""))),
+        "smollm" => Ok(plain(Sequence::new(vec![Digits::new(true).into(), byte_level.into()]).into())),
+        // Qwen2: every digit its own piece.
+        "qwen2" => Ok(plain(regex_then_bytes(llama3_like_split(r"\p{N}"))?)),
+        // Llama 3: digits in threes.
+        "llama-bpe" | "llama3" | "llama-v3" => Ok(PreTokenization {
+            pre_tokenizer: regex_then_bytes(llama3_like_split(r"\p{N}{1,3}"))?,
+            ignore_merges: true,
+            add_bos: true,
+        }),
+        other => Err(EngineError::UnsupportedTokenizer(format!(
+            "pre-tokenizer \"{other}\" (supported: gpt2, smollm, qwen2, llama-bpe)"
+        ))),
     }
+}
+
+/// The pieces the pre-tokenizer named `pre` (`tokenizer.ggml.pre`) cuts `text` into before BPE
+/// merges within each piece: for tests and diagnostics.
+pub fn pre_tokenize(pre: &str, text: &str) -> Result<Vec<String>> {
+    let mut pieces = PreTokenizedString::from(text);
+    pre_tokenization(pre)?.pre_tokenizer.pre_tokenize(&mut pieces).map_err(|e| EngineError::Internal(e.to_string()))?;
+    Ok(pieces
+        .get_splits(OffsetReferential::Original, OffsetType::Byte)
+        .into_iter()
+        .map(|(_, (start, end), _)| text[start..end].to_string())
+        .collect())
 }

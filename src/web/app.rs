@@ -1,24 +1,25 @@
-//! The page: load a model, edit a text, see which tokens the prediction leaned on.
+//! The page's state and its wiring to the worker: what the user chose (`Settings`), what the
+//! worker returned, and the bookkeeping that keeps one run at a time and never shows a stale one.
 
 use super::bridge::WorkerBridge;
-use super::heat::{colour, legend_gradient, normalise};
-use super::protocol::{FromWorker, ModelSummary, Timings, ToWorker};
-use crate::engine::methods::METHODS;
-use crate::engine::token_text::visible;
-use crate::engine::{Attribution, Request, TargetChoice, TargetSpec};
+use super::compare::{CompareControls, ComparePanel};
+use super::controls::{Editor, MethodControls, ViewControls};
+use super::faithfulness::FaithfulnessPanel;
+use super::heatmap::{HeatMap, Legend};
+use super::matrix::ContinuationMatrix;
+use super::panels::{Completeness, ModelLine, Status, TimingsPanel};
+use super::protocol::{FromWorker, ModelSummary, RunOutput, Timings, ToWorker};
+use super::settings::Settings;
+use super::targets::{Predictions, TargetPanel};
+use crate::engine::faithfulness::Faithfulness;
+use crate::engine::methods;
 use leptos::prelude::*;
 
 const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
-const EXAMPLE_TEXT: &str = "The Eiffel Tower is located in the city of";
 const DEBOUNCE_MS: u32 = 400;
-const TOP_K: usize = 5;
-/// Longest text the page attributes. The backward pass keeps every layer's activations, so
-/// memory grows with length (measured: 0.36 GB of wasm memory at 64 tokens, 2.6 GB at 512);
-/// past this a tab could run out of memory, so the page says so instead.
-const MAX_TOKENS: usize = 512;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Phase {
+pub enum Phase {
     Loading,
     Ready,
     Running,
@@ -27,7 +28,7 @@ enum Phase {
 }
 
 impl Phase {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Phase::Loading => "loading",
             Phase::Ready => "ready",
@@ -38,19 +39,42 @@ impl Phase {
     }
 }
 
+/// When a change of settings reruns the model.
+#[derive(Clone, Copy, PartialEq)]
+pub enum Rerun {
+    Now,
+    /// After the user pauses (typing, stepping a number).
+    AfterPause,
+    /// A view setting: the shown result is redrawn, nothing is recomputed.
+    Never,
+}
+
+/// The faithfulness check of one map, measured after the map is shown.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Measurement {
+    Measuring,
+    Measured { report: Faithfulness, ms: f64 },
+    Failed(String),
+    /// The run was cancelled before this map was measured.
+    Cancelled,
+}
+
 /// Everything the page shows; all handles are `Copy`, so closures capture the whole struct.
 #[derive(Clone, Copy)]
-struct Ui {
-    phase: RwSignal<Phase>,
-    message: RwSignal<String>,
-    progress: RwSignal<Option<(f64, Option<f64>)>>,
-    model: RwSignal<Option<ModelSummary>>,
-    text: RwSignal<String>,
-    method: RwSignal<String>,
-    target: RwSignal<TargetChoice>,
-    result: RwSignal<Option<Attribution>>,
-    timings: RwSignal<Option<Timings>>,
-    load_ms: RwSignal<Option<f64>>,
+pub struct Ui {
+    pub phase: RwSignal<Phase>,
+    pub message: RwSignal<String>,
+    pub progress: RwSignal<Option<(f64, Option<f64>)>>,
+    pub model: RwSignal<Option<ModelSummary>>,
+    /// Every choice the user made; runs are built from it alone.
+    pub settings: RwSignal<Settings>,
+    pub result: RwSignal<Option<RunOutput>>,
+    /// The faithfulness of the shown maps, by method name, in the order they are measured.
+    pub faithfulness: RwSignal<Vec<(String, Measurement)>>,
+    /// The continuation row shown on the text; `None`: the next-token map.
+    pub row: RwSignal<Option<usize>>,
+    pub timings: RwSignal<Option<Timings>>,
+    pub load_ms: RwSignal<Option<f64>>,
     runs: StoredValue<RunState, LocalStorage>,
     bridge: StoredValue<Option<WorkerBridge>, LocalStorage>,
     debounce: StoredValue<Option<gloo::timers::callback::Timeout>, LocalStorage>,
@@ -61,7 +85,10 @@ struct Ui {
 struct RunState {
     model_ready: bool,
     latest_id: u64,
+    /// The worker is computing: a run's maps, or the faithfulness measurements after them.
     busy: bool,
+    /// Faithfulness messages still to come from the run in the worker.
+    measurements_due: usize,
     /// A run was asked for while the worker was busy or loading: start it when it is free.
     pending: bool,
     /// The worker was replaced to stop a run; say so once the model is back.
@@ -75,10 +102,10 @@ impl Ui {
             message: RwSignal::new("Starting…".into()),
             progress: RwSignal::new(None),
             model: RwSignal::new(None),
-            text: RwSignal::new(EXAMPLE_TEXT.into()),
-            method: RwSignal::new(METHODS[0].name().into()),
-            target: RwSignal::new(TargetChoice::TopPrediction),
+            settings: RwSignal::new(Settings::default()),
             result: RwSignal::new(None),
+            faithfulness: RwSignal::new(Vec::new()),
+            row: RwSignal::new(None),
             timings: RwSignal::new(None),
             load_ms: RwSignal::new(None),
             // The example runs as soon as the model is loaded.
@@ -86,6 +113,35 @@ impl Ui {
             bridge: StoredValue::new_local(None),
             debounce: StoredValue::new_local(None),
         }
+    }
+
+    /// One part of the settings, as a memo: readers rerender only when that part changes.
+    pub fn setting<T: Clone + PartialEq + Send + Sync + 'static>(self, part: fn(&Settings) -> T) -> Memo<T> {
+        Memo::new(move |_| self.settings.with(part))
+    }
+
+    /// Changes the settings, then reruns as `rerun` says.
+    pub fn change(self, edit: impl FnOnce(&mut Settings), rerun: Rerun) {
+        self.settings.update(edit);
+        match rerun {
+            Rerun::Now => self.run(),
+            Rerun::AfterPause => {
+                let timeout = gloo::timers::callback::Timeout::new(DEBOUNCE_MS, move || self.run());
+                self.debounce.set_value(Some(timeout));
+            }
+            Rerun::Never => {}
+        }
+    }
+
+    /// The faithfulness of `method`'s map in the shown result, if it was asked for.
+    pub fn measurement(self, method: &str) -> Option<Measurement> {
+        self.faithfulness.with(|all| all.iter().find(|(m, _)| m == method).map(|(_, state)| state.clone()))
+    }
+
+    /// Whether Cancel has something to stop: a run, or the faithfulness check after one.
+    pub fn cancellable(self) -> bool {
+        self.phase.get() == Phase::Running
+            || self.faithfulness.with(|all| all.iter().any(|(_, state)| *state == Measurement::Measuring))
     }
 
     fn status(&self, phase: Phase, message: impl Into<String>) {
@@ -107,12 +163,14 @@ impl Ui {
         self.runs.update_value(|r| {
             r.model_ready = false;
             r.busy = false;
+            r.measurements_due = 0;
         });
         self.bridge.set_value(None); // terminates the old worker, if any
         let on_message = move |m| self.on_worker_message(m);
         let on_crash = move |why: String| {
             self.bridge.set_value(None);
             self.runs.update_value(|r| *r = RunState { latest_id: r.latest_id, ..RunState::default() });
+            self.stop_measuring();
             self.status(Phase::Error, format!("The worker stopped ({why}). Reload the page to try again; your text is kept."));
         };
         match WorkerBridge::spawn(on_message, on_crash) {
@@ -167,69 +225,110 @@ impl Ui {
                 self.model.set(None);
                 self.status(Phase::Error, message);
             }
-            FromWorker::Done { id, attribution, timings } => {
-                if self.finish(id) {
-                    let target = attribution.target.clone();
-                    self.result.set(Some(attribution));
+            FromWorker::Done { id, output, timings, measuring } => {
+                self.runs.update_value(|r| r.measurements_due = measuring.len());
+                if self.is_current(id) {
+                    let target = &output.attribution.target;
                     self.status(
                         Phase::Done,
                         format!("Explained {:?} (p = {:.3}) in {:.0} ms.", target.text, target.prob, timings.total_ms),
                     );
+                    self.faithfulness.set(measuring.iter().map(|m| (m.clone(), Measurement::Measuring)).collect());
+                    self.row.set(None);
+                    self.result.set(Some(output));
                     self.timings.set(Some(timings));
+                }
+                if measuring.is_empty() {
+                    self.worker_free();
+                }
+            }
+            FromWorker::Faithfulness { id, method, outcome, ms } => {
+                let last = self
+                    .runs
+                    .try_update_value(|r| {
+                        r.measurements_due = r.measurements_due.saturating_sub(1);
+                        r.measurements_due == 0
+                    })
+                    .unwrap_or(true);
+                if self.is_current(id) {
+                    let measured = match outcome {
+                        Ok(report) => Measurement::Measured { report, ms },
+                        Err(message) => Measurement::Failed(message),
+                    };
+                    self.faithfulness.update(|all| {
+                        if let Some(entry) = all.iter_mut().find(|(m, _)| *m == method) {
+                            entry.1 = measured;
+                        }
+                    });
+                }
+                if last {
+                    self.worker_free();
                 }
             }
             FromWorker::RunFailed { id, message } => {
-                if self.finish(id) {
+                if self.is_current(id) {
                     self.result.set(None);
+                    self.faithfulness.set(Vec::new());
                     self.status(Phase::Error, message);
                 }
+                self.worker_free();
             }
         }
     }
 
-    /// A run ended. True when its result is the one to show (no newer run was asked for).
-    fn finish(self, id: u64) -> bool {
-        let (latest, pending) = self.runs.try_update_value(|r| {
-            r.busy = false;
-            (r.latest_id, std::mem::take(&mut r.pending))
-        }).unwrap_or((0, false));
+    /// Whether run `id`'s messages are the ones to show: it is the latest run and no newer one
+    /// waits for the worker.
+    fn is_current(self, id: u64) -> bool {
+        self.runs.with_value(|r| id == r.latest_id && !r.pending)
+    }
+
+    /// The worker finished everything it was asked; start the run that waited, if any.
+    fn worker_free(self) {
+        let pending = self
+            .runs
+            .try_update_value(|r| {
+                r.busy = false;
+                std::mem::take(&mut r.pending)
+            })
+            .unwrap_or(false);
         if pending {
             self.run();
-            return false;
         }
-        id == latest
     }
 
-    /// Runs the current text, target and method (or queues it while the worker is busy).
-    fn run(self) {
+    /// Runs the current settings (or queues them while the worker is busy or loading).
+    pub fn run(self) {
         self.debounce.set_value(None);
-        let id = self.runs.try_update_value(|r| {
-            if !r.model_ready || r.busy {
-                r.pending = true;
-                return None;
+        let (id, busy) = self
+            .runs
+            .try_update_value(|r| {
+                if !r.model_ready || r.busy {
+                    r.pending = true;
+                    return (None, r.busy);
+                }
+                r.busy = true;
+                r.latest_id += 1;
+                (Some(r.latest_id), false)
+            })
+            .unwrap_or((None, false));
+        let settings = self.settings.get_untracked();
+        let label = methods::by_name(&settings.method).map(|m| m.label()).unwrap_or(&settings.method);
+        match id {
+            Some(id) => {
+                self.status(Phase::Running, format!("Computing {label}…"));
+                let (request, compare) = (settings.request(), settings.compare.clone());
+                self.send(&ToWorker::Run { id, request, compare });
             }
-            r.busy = true;
-            r.latest_id += 1;
-            Some(r.latest_id)
-        }).flatten();
-        let Some(id) = id else { return };
-        let request = Request {
-            target: TargetSpec::of(self.target.get_untracked()),
-            top_k: TOP_K,
-            max_tokens: Some(MAX_TOKENS),
-            ..Request::new(self.text.get_untracked(), &self.method.get_untracked())
-        };
-        self.status(Phase::Running, format!("Computing {}…", self.method.get_untracked()));
-        self.send(&ToWorker::Run { id, request });
-    }
-
-    fn run_after_pause(self) {
-        let timeout = gloo::timers::callback::Timeout::new(DEBOUNCE_MS, move || self.run());
-        self.debounce.set_value(Some(timeout));
+            // The shown map is done and its faithfulness is being measured: the new run follows.
+            None if busy && self.phase.get_untracked() != Phase::Running => {
+                self.status(Phase::Running, format!("Finishing the faithfulness check, then computing {label}…"));
+            }
+            None => {}
+        }
     }
 
     /// Stops the running computation by replacing the worker; the text and settings stay.
-    fn cancel(self) {
+    pub fn cancel(self) {
         let busy = self.runs.with_value(|r| r.busy || r.pending);
         if !busy {
             return;
@@ -239,12 +338,22 @@ impl Ui {
             r.pending = false;
             r.cancelled = true;
         });
+        self.stop_measuring();
         self.start_worker();
         self.status(Phase::Loading, "Run cancelled; restarting the worker…");
     }
+
+    /// Measurements still running will never arrive.
+    fn stop_measuring(self) {
+        self.faithfulness.update(|all| {
+            for (_, state) in all.iter_mut().filter(|(_, state)| *state == Measurement::Measuring) {
+                *state = Measurement::Cancelled;
+            }
+        });
+    }
 }
 
-fn megabytes(bytes: f64) -> String {
+pub fn megabytes(bytes: f64) -> String {
     format!("{:.1} MB", bytes / 1e6)
 }
 
@@ -255,205 +364,36 @@ pub fn App() -> impl IntoView {
     view! {
         <header>
             <h1>"Salient"</h1>
-            <p class="tagline">"Which tokens did the model lean on? Gradient attribution, computed in your browser."</p>
+            <p class="tagline">"Which tokens did the model lean on? Input attribution for a language model, computed in your browser."</p>
         </header>
         <main>
             <Status ui=ui/>
             <Editor ui=ui/>
-            <Predictions ui=ui/>
-            <HeatMap ui=ui/>
-            <Legend ui=ui/>
+            <MethodControls ui=ui/>
+            <section class="question">
+                <Predictions ui=ui/>
+                <TargetPanel ui=ui/>
+            </section>
+            <section class="result">
+                <ViewControls ui=ui/>
+                <div class="map-and-checks">
+                    <div class="map-column">
+                        <HeatMap ui=ui/>
+                        <Legend ui=ui/>
+                        <Completeness ui=ui/>
+                    </div>
+                    <FaithfulnessPanel ui=ui/>
+                </div>
+            </section>
+            <ContinuationMatrix ui=ui/>
+            <section class="comparison">
+                <CompareControls ui=ui/>
+                <ComparePanel ui=ui/>
+            </section>
             <TimingsPanel ui=ui/>
         </main>
         <footer>
             <ModelLine ui=ui/>
         </footer>
-    }
-}
-
-#[component]
-fn Status(ui: Ui) -> impl IntoView {
-    let loaded = move || ui.progress.get().map(|(l, _)| l);
-    let total = move || ui.progress.get().and_then(|(_, t)| t);
-    view! {
-        <div class="status" data-testid="status" data-state=move || ui.phase.get().as_str() role="status" aria-live="polite">
-            {move || ui.message.get()}
-        </div>
-        <Show when=move || ui.progress.get().is_some()>
-            <progress
-                data-testid="progress"
-                data-loaded=move || loaded().unwrap_or(0.0).to_string()
-                data-total=move || total().map(|t| t.to_string()).unwrap_or_default()
-                max=move || total().unwrap_or(1.0).to_string()
-                value=move || total().map(|_| loaded().unwrap_or(0.0).to_string())
-            ></progress>
-        </Show>
-    }
-}
-
-#[component]
-fn Editor(ui: Ui) -> impl IntoView {
-    let on_input = move |ev| {
-        ui.text.set(event_target_value(&ev));
-        ui.run_after_pause();
-    };
-    let on_key = move |ev: web_sys::KeyboardEvent| {
-        if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
-            ev.prevent_default();
-            ui.run();
-        }
-    };
-    let on_method = move |ev| {
-        ui.method.set(event_target_value(&ev));
-        ui.run();
-    };
-    view! {
-        <section class="editor">
-            <label for="editor">"Text (the model predicts the token that comes next)"</label>
-            <textarea id="editor" data-testid="editor" rows="4" spellcheck="false"
-                prop:value=move || ui.text.get() on:input=on_input on:keydown=on_key></textarea>
-            <div class="controls">
-                <label>"Method "
-                    <select data-testid="method" on:change=on_method prop:value=move || ui.method.get()>
-                        {METHODS.iter().map(|m| view! { <option value=m.name()>{m.label()}</option> }).collect_view()}
-                    </select>
-                </label>
-                <button data-testid="run" on:click=move |_| ui.run() title="Ctrl+Enter">"Run"</button>
-                <button data-testid="cancel" on:click=move |_| ui.cancel()
-                    disabled=move || ui.phase.get() != Phase::Running>"Cancel"</button>
-            </div>
-        </section>
-    }
-}
-
-#[component]
-fn Predictions(ui: Ui) -> impl IntoView {
-    let choose = move |id: u32| {
-        ui.target.set(TargetChoice::Id(id));
-        ui.run();
-    };
-    let on_target_key = move |ev: web_sys::KeyboardEvent| {
-        if ev.key() == "Enter" {
-            let value = event_target_value(&ev);
-            if !value.is_empty() {
-                ui.target.set(TargetChoice::Text(value));
-                ui.run();
-            }
-        }
-    };
-    let target = move || ui.result.get().map(|r| r.target);
-    let explicit = move || ui.target.get() != TargetChoice::TopPrediction;
-    view! {
-        <section class="predictions">
-            <h2>"Next-token predictions"</h2>
-            <ol data-testid="topk" class="topk">
-                {move || ui.result.get().map(|r| {
-                    let target_id = r.target.id;
-                    r.top_k.into_iter().map(|p| {
-                        let id = p.id;
-                        view! {
-                            <li>
-                                <button data-testid="prediction" data-token-id=id.to_string() data-prob=p.prob.to_string()
-                                    class:chosen=id == target_id on:click=move |_| choose(id)
-                                    title=format!("id {id}: click to explain this token")>
-                                    <span class="tok">{visible(&p.text)}</span>
-                                    <span class="prob">{format!("{:.1}%", 100.0 * p.prob)}</span>
-                                </button>
-                            </li>
-                        }
-                    }).collect_view()
-                })}
-            </ol>
-            <div class="target-row">
-                <span data-testid="target" data-token-id=move || target().map(|t| t.id.to_string()).unwrap_or_default()>
-                    "Explaining: "
-                    {move || target().map(|t| view! {
-                        <strong class="tok">{visible(&t.text)}</strong>
-                        {format!(" (id {}, p = {:.4})", t.id, t.prob)}
-                    })}
-                    {move || (!explicit()).then_some(" — the top prediction")}
-                </span>
-                <Show when=explicit>
-                    <button class="link" on:click=move |_| { ui.target.set(TargetChoice::TopPrediction); ui.run(); }>
-                        "use the top prediction"
-                    </button>
-                </Show>
-                <input data-testid="target-input" placeholder="or type a token, e.g. \" London\", and press Enter"
-                    on:keydown=on_target_key/>
-            </div>
-        </section>
-    }
-}
-
-#[component]
-fn HeatMap(ui: Ui) -> impl IntoView {
-    view! {
-        <section class="heatmap" aria-label="Input tokens coloured by attribution">
-            {move || ui.result.get().map(|r| {
-                let norms = normalise(&r.scores);
-                let signed = r.signed;
-                r.tokens.into_iter().zip(r.scores).zip(norms).enumerate().map(|(i, ((token, score), norm))| {
-                    let shown = if token.text.ends_with('\n') { format!("{}\n", token.text.trim_end_matches('\n').to_string() + "↵") } else { token.text.clone() };
-                    view! {
-                        <span class="token" class:special=token.special data-testid="token" data-index=i.to_string()
-                            data-token-id=token.id.to_string() data-score=score.to_string() data-norm=norm.to_string()
-                            style=format!("background:{}", colour(norm, signed)) tabindex="0">
-                            {shown}
-                            <span class="tip" role="tooltip">
-                                <code>{visible(&token.text)}</code>
-                                <span>{format!("id {} · score {:.4e}", token.id, score)}</span>
-                            </span>
-                        </span>
-                    }
-                }).collect_view()
-            })}
-        </section>
-    }
-}
-
-#[component]
-fn Legend(ui: Ui) -> impl IntoView {
-    view! {
-        {move || ui.result.get().map(|r| {
-            let max = r.scores.iter().fold(0f32, |m, s| m.max(s.abs()));
-            let label = METHODS.iter().find(|m| m.name() == r.method).map(|m| m.label()).unwrap_or("");
-            let low = if r.signed { format!("{:.3e}", -max) } else { "0".to_string() };
-            view! {
-                <div class="legend" data-testid="legend">
-                    <span>{low}</span>
-                    <span class="bar" style=format!("background:{}", legend_gradient(r.signed))></span>
-                    <span>{format!("{max:.3e}")}</span>
-                    <span class="what">{format!("{label} of p({:?}); colour = score / max", r.target.text)}</span>
-                </div>
-            }
-        })}
-    }
-}
-
-#[component]
-fn TimingsPanel(ui: Ui) -> impl IntoView {
-    let attr = move |f: fn(&Timings) -> f64| move || ui.timings.get().map(|t| format!("{:.1}", f(&t))).unwrap_or_default();
-    view! {
-        <div class="timings" data-testid="timings"
-            data-load-ms=move || ui.load_ms.get().map(|v| format!("{v:.1}")).unwrap_or_default()
-            data-forward-ms=attr(|t| t.forward_ms) data-attribute-ms=attr(|t| t.attribute_ms)
-            data-total-ms=attr(|t| t.total_ms) data-wasm-memory=attr(|t| t.wasm_memory)>
-            {move || ui.timings.get().map(|t| format!(
-                "forward {:.0} ms · attribution {:.0} ms · total {:.0} ms · worker memory {}",
-                t.forward_ms, t.attribute_ms, t.total_ms, megabytes(t.wasm_memory)))}
-        </div>
-    }
-}
-
-#[component]
-fn ModelLine(ui: Ui) -> impl IntoView {
-    view! {
-        <p class="model-line">
-            {move || ui.model.get().map(|m| format!(
-                "Model: {} · {} · {} layers · width {} · vocabulary {} · context {} tokens · {}",
-                m.name, m.config.architecture, m.config.layers, m.config.width, m.config.vocab,
-                m.config.context_length, megabytes(m.bytes as f64)))}
-            " · Everything runs in this tab; nothing is sent anywhere."
-        </p>
     }
 }

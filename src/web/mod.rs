@@ -2,8 +2,16 @@
 
 mod app;
 mod bridge;
+mod compare;
+mod controls;
+mod faithfulness;
 mod heat;
+mod heatmap;
+mod matrix;
+mod panels;
 mod protocol;
+mod settings;
+mod targets;
 mod worker;
 
 use wasm_bindgen::JsCast;

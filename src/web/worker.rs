@@ -1,9 +1,10 @@
 //! The worker side: fetches the model, holds it, and runs attributions, so the page never waits
-//! on the maths. Messages are handled one at a time; a cancelled run is stopped by the page
-//! terminating this worker.
+//! on the maths. Messages are handled one at a time; a run posts its maps first and its
+//! faithfulness numbers after, and a cancelled run is stopped by the page terminating this worker.
 
-use super::protocol::{FromWorker, ModelSummary, Timings, ToWorker};
-use crate::engine::{explain, Model, Problem, Request};
+use super::protocol::{Agreement, FromWorker, MethodScores, ModelSummary, RunOutput, Timings, ToWorker};
+use crate::engine::stats::spearman;
+use crate::engine::{explain_request, faithfulness, methods, EngineError, Model, Problem, Request};
 use js_sys::{Reflect, Uint8Array};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
@@ -32,7 +33,7 @@ pub fn run() {
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
         match serde_wasm_bindgen::from_value::<ToWorker>(event.data()) {
             Ok(ToWorker::Load { url }) => wasm_bindgen_futures::spawn_local(load(url)),
-            Ok(ToWorker::Run { id, request }) => post(&run_request(id, &request)),
+            Ok(ToWorker::Run { id, request, compare }) => run_request(id, &request, &compare),
             Err(e) => post(&FromWorker::LoadFailed { message: format!("bad message from the page: {e}") }),
         }
     });
@@ -106,32 +107,83 @@ fn js_error_text(e: &JsValue) -> String {
     e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| format!("{e:?}"))
 }
 
-fn run_request(id: u64, request: &Request) -> FromWorker {
+/// Runs one request and posts its messages: `Done` with the maps (or `RunFailed`), then one
+/// `Faithfulness` per map when asked. The faithfulness check reuses the run's `Problem`, so it
+/// costs only its own forward passes.
+fn run_request(id: u64, request: &Request, compare: &[String]) {
     MODEL.with(|model| {
         let model = model.borrow();
         let Some(model) = model.as_ref() else {
-            return FromWorker::RunFailed { id, message: "No model is loaded yet.".into() };
+            return post(&FromWorker::RunFailed { id, message: "No model is loaded yet.".into() });
         };
         let started = now_ms();
         let problem = match Problem::new(model, &request.text, &request.target, request.max_tokens) {
             Ok(p) => p,
-            Err(e) => return FromWorker::RunFailed { id, message: e.to_string() },
+            Err(e) => return post(&FromWorker::RunFailed { id, message: e.to_string() }),
         };
         let forward_done = now_ms();
-        match explain(&problem, &request.method, &request.params, request.top_k) {
-            Err(e) => FromWorker::RunFailed { id, message: e.to_string() },
-            Ok(attribution) => {
-                let finished = now_ms();
-                let timings = Timings {
-                    forward_ms: forward_done - started,
-                    attribute_ms: finished - forward_done,
-                    total_ms: finished - started,
-                    wasm_memory: wasm_memory_bytes(),
-                };
-                FromWorker::Done { id, attribution, timings }
+        let output = match maps(&problem, request, compare) {
+            Ok(output) => output,
+            Err(e) => return post(&FromWorker::RunFailed { id, message: e.to_string() }),
+        };
+        let finished = now_ms();
+        let timings = Timings {
+            forward_ms: forward_done - started,
+            attribute_ms: finished - forward_done,
+            total_ms: finished - started,
+            wasm_memory: wasm_memory_bytes(),
+        };
+        // The run's own map first, then each compared map not measured yet.
+        let mut to_measure: Vec<MethodScores> = Vec::new();
+        if request.faithfulness {
+            let main = MethodScores {
+                method: output.attribution.method.clone(),
+                signed: output.attribution.signed,
+                scores: output.attribution.scores.clone(),
+            };
+            for map in std::iter::once(main).chain(output.compared.iter().cloned()) {
+                if !to_measure.iter().any(|m| m.method == map.method) {
+                    to_measure.push(map);
+                }
             }
         }
+        let measuring = to_measure.iter().map(|m| m.method.clone()).collect();
+        post(&FromWorker::Done { id, output, timings, measuring });
+        let params = &request.params;
+        for map in to_measure {
+            let started = now_ms();
+            let outcome = faithfulness::measure(&problem, &map.scores, params.baseline, params.seed).map_err(|e| e.to_string());
+            post(&FromWorker::Faithfulness { id, method: map.method, outcome, ms: now_ms() - started });
+        }
     })
+}
+
+/// The maps of one run on `problem`: the request's own (faithfulness left for later), f(baseline)
+/// for completeness, and the compared methods with their pairwise agreement.
+fn maps(problem: &Problem, request: &Request, compare: &[String]) -> Result<RunOutput, EngineError> {
+    let attribution = explain_request(problem, &Request { faithfulness: false, ..request.clone() })?;
+    let baseline_value = match attribution.completeness_error {
+        Some(_) => Some(problem.values(&[problem.baseline(request.params.baseline)?])?[0]),
+        None => None,
+    };
+    let compared = compare
+        .iter()
+        .map(|name| {
+            let method = methods::by_name(name)?;
+            let scores = match name == &attribution.method {
+                true => attribution.scores.clone(),
+                false => method.attribute(problem, &request.params)?.values,
+            };
+            Ok(MethodScores { method: method.name().to_string(), signed: method.signed(), scores })
+        })
+        .collect::<Result<Vec<_>, EngineError>>()?;
+    let agreements = compared
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| compared[i + 1..].iter().map(move |b| (a, b)))
+        .map(|(a, b)| Agreement { a: a.method.clone(), b: b.method.clone(), spearman: spearman(&a.scores, &b.scores) })
+        .collect();
+    Ok(RunOutput { attribution, baseline_value, compared, agreements })
 }
 
 fn wasm_memory_bytes() -> f64 {

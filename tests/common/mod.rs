@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test file uses a different part
 
 pub mod gguf_builder;
+pub mod reference;
 
 use candle_core::DType;
 use salient::engine::Model;

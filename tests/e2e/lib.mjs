@@ -1,6 +1,8 @@
-// Shared by run.mjs and bench-page.mjs: browser launch, a state recorder injected into the page,
-// waiting for runs to settle, and a snapshot of the page's contract elements.
+// Shared by the e2e files: browser launch, a state recorder injected into the page, waiting for
+// runs to settle, a snapshot of the page's contract elements, and the test harness (createSuite).
 import { chromium } from 'playwright-core';
+import { writeFileSync, appendFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
@@ -86,3 +88,72 @@ export const snapshot = (page) => page.evaluate(() => {
   };
 });
 
+
+// ---------------------------------------------------------------------------------------------
+// A test file's harness: `ok`/`FAIL` lines, a console log of page and workers, screenshots, and
+// pages opened with the recorder. `createSuite({ url, out, log })` returns closures, so a test
+// file destructures what it uses.
+export function createSuite({ url, out, log }) {
+  const t0 = Date.now();
+  const stamp = () => ((Date.now() - t0) / 1000).toFixed(1).padStart(6);
+  writeFileSync(log, `# e2e ${new Date().toISOString()} ${url}\n`);
+  let browser = null, passed = 0, failed = 0, shots = 0;
+  const note = (scope, msg) => appendFileSync(log, `${stamp()} [${scope}] ${msg}\n`);
+  function check(name, cond, details = '') {
+    if (cond) { passed++; console.log(`ok   ${name}`); }
+    else { failed++; console.log(`FAIL ${name}${details ? ' ' + details : ''}`); }
+    note('check', `${cond ? 'ok' : 'FAIL'} ${name} ${cond ? '' : details}`);
+    return !!cond;
+  }
+  const info = (msg) => console.log(`     ${msg}`);
+  async function shot(page, name) {
+    try { await page.screenshot({ path: join(out, name), fullPage: true }); } catch (e) { note('shot', `${name}: ${e.message}`); }
+  }
+  const failShot = (page) => shot(page, `fail-${++shots}.png`);
+  // A group of checks; an exception fails the group (and is logged) instead of aborting the run.
+  async function group(name, h, fn) {
+    try { await fn(); }
+    catch (e) {
+      check(name, false, `exception: ${e.message.split('\n')[0]}`);
+      note(name, e.stack || e.message);
+      if (h && h.page && !h.page.isClosed()) await failShot(h.page);
+    }
+  }
+  function noErrors(h) {
+    check(`no page/console errors (${h.scope})`, h.errors.length === 0, h.errors.slice(0, 5).join(' | '));
+  }
+  async function openPage(scope, query = '', { allowConsole = [], timeout = 30000 } = {}) {
+    browser = browser || await launch();
+    const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+    const page = await context.newPage();
+    const h = { scope, page, context, errors: [], workers: 0 };
+    const consoleMsg = (where, m) => {
+      const loc = m.location()?.url || '';
+      note(`${scope}:${where}`, `${m.type()}: ${m.text()}${loc ? `  (${loc})` : ''}`);
+      if (m.type() !== 'error') return;
+      if (/\/favicon\.ico$/.test(loc)) return;                       // browser's own favicon probe
+      if (allowConsole.some((re) => re.test(m.text()) || re.test(loc))) return;
+      h.errors.push(`${where} console.error: ${m.text()}`);
+    };
+    page.on('console', (m) => { if (!m.worker()) consoleMsg('page', m); });
+    page.on('worker', (w) => {
+      h.workers++;
+      note(scope, `worker #${h.workers} started: ${w.url()}`);
+      w.on('console', (m) => consoleMsg(`worker${h.workers}`, m));
+      w.on('close', () => note(scope, `worker closed: ${w.url()}`));
+    });
+    page.on('pageerror', (e) => { note(scope, `pageerror: ${e.stack || e.message}`); h.errors.push(`pageerror: ${e.message}`); });
+    page.on('crash', () => { note(scope, 'page crashed'); h.errors.push('page crashed'); });
+    page.on('requestfailed', (r) => note(scope, `request failed: ${r.url()} ${r.failure()?.errorText}`));
+    page.on('response', (r) => { if (r.status() >= 400) note(scope, `HTTP ${r.status()} ${r.url()}`); });
+    await page.addInitScript(recorder);
+    const target = new URL(query, url).href;
+    note(scope, `goto ${target}`);
+    await page.goto(target, { timeout });
+    return h;
+  }
+  const browserVersion = async () => (browser = browser || await launch()).version();
+  const close = async () => { if (browser) await browser.close().catch(() => {}); };
+  const counts = () => ({ passed, failed });
+  return { note, check, info, shot, failShot, group, noErrors, openPage, browserVersion, close, counts };
+}

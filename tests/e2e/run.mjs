@@ -8,8 +8,8 @@
 // Prints `ok  name` / `FAIL name details` per check and a last line `N passed, M failed`;
 // exits 1 on any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): page.png (after the
 // first successful run), error.png (corrupt model), fail-*.png, e2e-console.log (page + worker).
-import { launch, recorder, mark, states, settle, snapshot, pageNow, textsSince } from './lib.mjs';
-import { mkdirSync, writeFileSync, appendFileSync, existsSync, rmSync, openSync, readSync, closeSync } from 'node:fs';
+import { createSuite, mark, states, settle, snapshot, pageNow, textsSince } from './lib.mjs';
+import { mkdirSync, writeFileSync, existsSync, rmSync, openSync, readSync, closeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -32,19 +32,10 @@ const PARIS = 7042;
 
 mkdirSync(OUT, { recursive: true });
 const LOG = join(OUT, 'e2e-console.log');
-writeFileSync(LOG, `# e2e ${new Date().toISOString()} ${URL_}\n`);
+const { note, check, info, shot, failShot, group, noErrors, openPage: open, browserVersion, close, counts } =
+  createSuite({ url: URL_, out: OUT, log: LOG });
+const openPage = (scope, query = '', options = {}) => open(scope, query, { timeout: 30 * S, ...options });
 const T0 = Date.now();
-const stamp = () => ((Date.now() - T0) / 1000).toFixed(1).padStart(6);
-const note = (scope, msg) => appendFileSync(LOG, `${stamp()} [${scope}] ${msg}\n`);
-
-let passed = 0, failed = 0, shots = 0;
-function check(name, cond, details = '') {
-  if (cond) { passed++; console.log(`ok   ${name}`); }
-  else { failed++; console.log(`FAIL ${name}${details ? ' ' + details : ''}`); }
-  note('check', `${cond ? 'ok' : 'FAIL'} ${name} ${cond ? '' : details}`);
-  return !!cond;
-}
-const info = (msg) => console.log(`     ${msg}`);
 const J = (v) => JSON.stringify(v);
 
 // Oracle for token ids, independent of the engine: the GGUF's own vocabulary.
@@ -56,67 +47,19 @@ const LONDON = vocab ? tokenId(vocab, ' London') : null;
 
 // Watchdog: never hang CI.
 const watchdog = setTimeout(() => {
+  const { passed, failed } = counts();
   console.log(`FAIL watchdog e2e did not finish in ${Math.round(1500 * SCALE)} s`);
   console.log(`${passed} passed, ${failed + 1} failed`);
   process.exit(1);
 }, 1500 * S);
 
 // ---------------------------------------------------------------------------------------------
-// Page harness
-
-let browser;
-async function openPage(scope, query = '', { allowConsole = [] } = {}) {
-  const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
-  const page = await context.newPage();
-  const h = { scope, page, context, errors: [], workers: 0 };
-  const consoleMsg = (where, m) => {
-    const loc = m.location()?.url || '';
-    note(`${scope}:${where}`, `${m.type()}: ${m.text()}${loc ? `  (${loc})` : ''}`);
-    if (m.type() !== 'error') return;
-    if (/\/favicon\.ico$/.test(loc)) return;                       // browser's own favicon probe
-    if (allowConsole.some((re) => re.test(m.text()) || re.test(loc))) return;
-    h.errors.push(`${where} console.error: ${m.text()}`);
-  };
-  page.on('console', (m) => { if (!m.worker()) consoleMsg('page', m); });
-  page.on('worker', (w) => {
-    h.workers++;
-    note(scope, `worker #${h.workers} started: ${w.url()}`);
-    w.on('console', (m) => consoleMsg(`worker${h.workers}`, m));
-    w.on('close', () => note(scope, `worker closed: ${w.url()}`));
-  });
-  page.on('pageerror', (e) => { note(scope, `pageerror: ${e.stack || e.message}`); h.errors.push(`pageerror: ${e.message}`); });
-  page.on('crash', () => { note(scope, 'page crashed'); h.errors.push('page crashed'); });
-  page.on('requestfailed', (r) => note(scope, `request failed: ${r.url()} ${r.failure()?.errorText}`));
-  page.on('response', (r) => { if (r.status() >= 400) note(scope, `HTTP ${r.status()} ${r.url()}`); });
-  await page.addInitScript(recorder);
-  const url = new URL(query, URL_).href;
-  note(scope, `goto ${url}`);
-  await page.goto(url, { timeout: 30 * S });
-  return h;
-}
+// Reading snapshots
 
 const num = (v) => (v === null || v === undefined || v === '' ? NaN : Number(v));
 const ids = (snap) => snap.tokens.map((t) => Number(t.id));
 const scores = (snap) => snap.tokens.map((t) => num(t.score));
 const brief = (snap) => `state=${snap.state} message=${J(snap.message)}`;
-
-async function shot(page, name) {
-  try { await page.screenshot({ path: join(OUT, name), fullPage: true }); } catch (e) { note('shot', `${name}: ${e.message}`); }
-}
-
-// A group of checks; an exception fails the group (and is logged) instead of aborting the run.
-async function group(name, h, fn) {
-  try { await fn(); }
-  catch (e) {
-    check(name, false, `exception: ${e.message.split('\n')[0]}`);
-    note(name, e.stack || e.message);
-    if (h && h.page && !h.page.isClosed()) await shot(h.page, `fail-${++shots}.png`);
-  }
-}
-
-function noErrors(h) {
-  check(`no page/console errors (${h.scope})`, h.errors.length === 0, h.errors.slice(0, 5).join(' | '));
-}
 
 // ---------------------------------------------------------------------------------------------
 // Tests on the default model
@@ -127,7 +70,7 @@ async function defaultModelTests() {
   let snap = await settle(page, 0, LOAD_AND_RUN_MS);
   const loaded = check('default model loads and the first run is done', snap.state === 'done',
     `${brief(snap)} transitions=${J((await states(page)).map((s) => s.state))}`);
-  if (!loaded) { await shot(page, `fail-${++shots}.png`); noErrors(h); await h.context.close(); return; }
+  if (!loaded) { await failShot(page); noErrors(h); await h.context.close(); return; }
   await shot(page, 'page.png');
   const seq = (await states(page)).map((s) => s.state);
   info(`state transitions: ${seq.join(' -> ')}`);
@@ -320,8 +263,7 @@ async function brokenModelTest(scope, file, { mustSay = null, screenshot = null,
 
 let written = [];
 try {
-  browser = await launch();
-  info(`${browser.version()} -> ${URL_}${LONDON === null ? ' (no GGUF vocabulary found: target-input check by text)' : ''}`);
+  info(`${await browserVersion()} -> ${URL_}${LONDON === null ? ' (no GGUF vocabulary found: target-input check by text)' : ''}`);
 
   await group('default model', null, defaultModelTests);
 
@@ -338,9 +280,10 @@ try {
   check('e2e harness', false, e.stack || e.message);
 } finally {
   for (const f of written) rmSync(join(DIST, f), { force: true });
-  if (browser) await browser.close().catch(() => {});
+  await close();
 }
 clearTimeout(watchdog);
+const { passed, failed } = counts();
 console.log(`e2e wall ${((Date.now() - T0) / 1000).toFixed(1)} s; console log: ${LOG}`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -2,7 +2,7 @@
 //! for one layer and head or averaged over them. It shows where the model routes information,
 //! not what the prediction depends on; the page offers it for comparison with gradient methods.
 
-use super::{AttributionMethod, MethodParams, Scores};
+use super::{AttributionMethod, MethodParams, Param, Scores};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::problem::Problem;
 use candle_core::{DType, Tensor};
@@ -20,6 +20,10 @@ impl AttributionMethod for Attention {
 
     fn signed(&self) -> bool {
         false
+    }
+
+    fn params(&self) -> &'static [Param] {
+        &[Param::Layer, Param::Head]
     }
 
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {

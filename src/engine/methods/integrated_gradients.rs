@@ -4,7 +4,7 @@
 //! the completeness error. The integral is a Gauss–Legendre rule, which for a smooth integrand
 //! converges much faster than the Riemann sums usually used, and has no node at either end.
 
-use super::{AttributionMethod, MethodParams, Scores};
+use super::{AttributionMethod, MethodParams, Param, Scores};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::problem::Problem;
 use candle_core::{DType, Tensor, D};
@@ -25,6 +25,10 @@ impl AttributionMethod for IntegratedGradients {
 
     fn signed(&self) -> bool {
         true
+    }
+
+    fn params(&self) -> &'static [Param] {
+        &[Param::Steps, Param::Baseline]
     }
 
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {
@@ -62,7 +66,7 @@ impl AttributionMethod for IntegratedGradients {
 /// exact for polynomials of degree below 2n, all nodes strictly inside (0, 1).
 fn gauss_legendre(n: usize) -> Vec<(f64, f64)> {
     let mut rule = vec![(0.0, 0.0); n];
-    for i in 0..(n + 1) / 2 {
+    for i in 0..n.div_ceil(2) {
         // Newton's method on Pₙ from the classic estimate of its (i+1)-th largest root on [−1, 1].
         let mut x = (std::f64::consts::PI * (i as f64 + 0.75) / (n as f64 + 0.5)).cos();
         for _ in 0..100 {

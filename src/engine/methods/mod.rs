@@ -19,6 +19,10 @@ pub trait AttributionMethod: Sync {
     fn label(&self) -> &'static str;
     /// Signed scores get a diverging colour scale, unsigned ones a sequential scale.
     fn signed(&self) -> bool;
+    /// The settings in [`MethodParams`] this method reads (the page shows only these).
+    fn params(&self) -> &'static [Param] {
+        &[]
+    }
     /// One score per input token.
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores>;
 }
@@ -64,6 +68,33 @@ impl Baseline {
 
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+/// One setting of [`MethodParams`], to say which ones a method reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Param {
+    Steps,
+    Baseline,
+    Samples,
+    Sigma,
+    Seed,
+    Layer,
+    Head,
+}
+
+impl Param {
+    /// The field's name in [`MethodParams`] (and the CLI's flag without `--`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Param::Steps => "steps",
+            Param::Baseline => "baseline",
+            Param::Samples => "samples",
+            Param::Sigma => "sigma",
+            Param::Seed => "seed",
+            Param::Layer => "layer",
+            Param::Head => "head",
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! f(x) − f(x with eᵢ := bᵢ). Exact forward passes, no gradients; a positive score means the
 //! token supported the prediction.
 
-use super::{AttributionMethod, MethodParams, Scores};
+use super::{AttributionMethod, MethodParams, Param, Scores};
 use crate::engine::error::Result;
 use crate::engine::problem::Problem;
 use candle_core::Tensor;
@@ -25,6 +25,10 @@ impl AttributionMethod for Occlusion {
 
     fn signed(&self) -> bool {
         true
+    }
+
+    fn params(&self) -> &'static [Param] {
+        &[Param::Baseline]
     }
 
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {

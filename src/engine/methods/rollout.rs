@@ -3,7 +3,7 @@
 //! from the inputs to the last position through layers 1..L is the last row of Â_L ⋯ Â_1.
 
 use super::attention::{check_layer_and_head, layer_attention};
-use super::{AttributionMethod, MethodParams, Scores};
+use super::{AttributionMethod, MethodParams, Param, Scores};
 use crate::engine::error::Result;
 use crate::engine::problem::Problem;
 use candle_core::{DType, Tensor};
@@ -21,6 +21,10 @@ impl AttributionMethod for Rollout {
 
     fn signed(&self) -> bool {
         false
+    }
+
+    fn params(&self) -> &'static [Param] {
+        &[Param::Layer, Param::Head]
     }
 
     /// Through layers `0..=params.layer`, or all of them.

@@ -3,7 +3,7 @@
 //! comes from `params.seed` and is bit-identical natively and in wasm.
 
 use super::saliency::row_norms;
-use super::{AttributionMethod, MethodParams, Scores};
+use super::{AttributionMethod, MethodParams, Param, Scores};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::problem::Problem;
 use candle_core::{DType, Tensor};
@@ -24,6 +24,10 @@ impl AttributionMethod for SmoothGrad {
 
     fn signed(&self) -> bool {
         false
+    }
+
+    fn params(&self) -> &'static [Param] {
+        &[Param::Samples, Param::Sigma, Param::Seed]
     }
 
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {

@@ -1,0 +1,121 @@
+//! GPT-2: learned absolute positions added to the token embeddings, pre-LayerNorm blocks (every
+//! norm and projection with a bias) of multi-head attention through one fused query/key/value
+//! projection, and a GELU MLP. The output projection is the token embedding unless the file has
+//! its own.
+
+use super::{
+    head_dim, hyper, layer_norm, output_projection, projection, run_blocks, token_embedding, Bias, Decoder,
+    DecoderConfig, DecoderOutput,
+};
+use crate::engine::error::{EngineError, Result};
+use crate::engine::frozen_linear::FrozenLinear;
+use crate::engine::gguf::GgufFile;
+use crate::engine::layers::{causal_attention, gelu_tanh, split_heads, LayerNorm, Projection};
+use crate::engine::weights::QuantizedMatrix;
+use candle_core::{DType, Tensor};
+
+const ARCH: &str = "gpt2";
+
+struct Block {
+    attn_norm: LayerNorm,
+    /// Queries, keys and values stacked: `(3 · width, width)`.
+    qkv: Projection,
+    o: Projection,
+    ffn_norm: LayerNorm,
+    up: Projection,
+    down: Projection,
+}
+
+pub struct Gpt2 {
+    config: DecoderConfig,
+    dtype: DType,
+    embedding: QuantizedMatrix,
+    /// `(context_length, width)`: row `p` is added at position `p`.
+    positions: QuantizedMatrix,
+    blocks: Vec<Block>,
+    output_norm: LayerNorm,
+    output: FrozenLinear,
+}
+
+impl Gpt2 {
+    pub fn load(file: &GgufFile, dtype: DType) -> Result<Box<dyn Decoder>> {
+        let width = hyper(file, ARCH, "embedding_length")?;
+        let heads = hyper(file, ARCH, "attention.head_count")?;
+        let layers = hyper(file, ARCH, "block_count")?;
+        let hidden = file.usize_or(&format!("{ARCH}.feed_forward_length"), 4 * width)?;
+        let context_length = hyper(file, ARCH, "context_length")?;
+        let eps = file.f64(&format!("{ARCH}.attention.layer_norm_epsilon"))?;
+        head_dim(width, heads, heads)?; // the heads must split the width evenly
+
+        let embedding = token_embedding(file, width)?;
+        let blocks = (0..layers)
+            .map(|l| {
+                let p = format!("blk.{l}");
+                let linear = |name: &str, rows, cols| {
+                    projection(file, &format!("{p}.{name}"), rows, cols, Bias::Required, dtype)
+                };
+                let norm = |name: &str| layer_norm(file, &format!("{p}.{name}"), width, eps, dtype);
+                Ok(Block {
+                    attn_norm: norm("attn_norm")?,
+                    qkv: linear("attn_qkv", 3 * width, width)?,
+                    o: linear("attn_output", width, width)?,
+                    ffn_norm: norm("ffn_norm")?,
+                    up: linear("ffn_up", hidden, width)?,
+                    down: linear("ffn_down", width, hidden)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let vocab = embedding.rows();
+        let config =
+            DecoderConfig { architecture: ARCH.into(), layers, heads, kv_heads: heads, width, vocab, context_length };
+        Ok(Box::new(Gpt2 {
+            config,
+            dtype,
+            positions: file.matrix("position_embd.weight", context_length, width)?,
+            output: output_projection(file, &embedding)?,
+            embedding,
+            blocks,
+            output_norm: layer_norm(file, "output_norm", width, eps, dtype)?,
+        }))
+    }
+
+    fn block(&self, block: &Block, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let width = self.config.width;
+        let qkv = block.qkv.forward(&block.attn_norm.forward(x)?)?;
+        let heads_of = |part: usize| split_heads(&qkv.narrow(2, part * width, width)?, self.config.heads);
+        let (mixed, probs) = causal_attention(&heads_of(0)?, &heads_of(1)?, &heads_of(2)?)?;
+        let x = (x + block.o.forward(&mixed)?)?;
+        let h = gelu_tanh(&block.up.forward(&block.ffn_norm.forward(&x)?)?)?;
+        let x = (&x + block.down.forward(&h)?)?;
+        Ok((x, probs))
+    }
+}
+
+impl Decoder for Gpt2 {
+    fn config(&self) -> &DecoderConfig {
+        &self.config
+    }
+
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    fn embed(&self, ids: &[u32]) -> Result<Tensor> {
+        self.embedding.gather_rows(ids, self.dtype)
+    }
+
+    /// `embeds` are the token embeddings alone: the positions are added here, so attributions
+    /// are taken with respect to the tokens.
+    fn forward(&self, embeds: &Tensor) -> Result<DecoderOutput> {
+        let seq = embeds.dim(1)?;
+        let context = self.config.context_length;
+        if seq > context {
+            // There is no learned position past the context.
+            return Err(EngineError::TextTooLong { tokens: seq, max: context, context });
+        }
+        let x = embeds.broadcast_add(&self.positions.dequantize_rows(0..seq, self.dtype)?)?;
+        let (last, attentions) = run_blocks(&self.blocks, &x, |block, x| self.block(block, x))?;
+        let last_logits = self.output.forward(&self.output_norm.forward(&last)?)?;
+        Ok(DecoderOutput { last_logits, attentions })
+    }
+}

@@ -1,0 +1,222 @@
+//! The inputs: the text and its continuation, the method and the settings it reads, Run and
+//! Cancel, and how the map is shown. Each writes one part of `Settings` through `Ui::change`.
+
+use super::app::{Rerun, Ui};
+use super::settings::{Normalisation, Reduce, Settings};
+use crate::engine::grouping::Granularity;
+use crate::engine::methods::{Baseline, Param, METHODS};
+use leptos::prelude::*;
+use std::str::FromStr;
+
+#[component]
+pub fn Editor(ui: Ui) -> impl IntoView {
+    let text = ui.setting(|s| s.text.clone());
+    let continuation = ui.setting(|s| s.continuation.clone());
+    let on_key = move |ev: web_sys::KeyboardEvent| {
+        if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
+            ev.prevent_default();
+            ui.run();
+        }
+    };
+    view! {
+        <section class="editor">
+            <label for="editor">"Text (the model predicts the token that comes next)"</label>
+            <textarea id="editor" data-testid="editor" rows="3" spellcheck="false"
+                prop:value=move || text.get() on:keydown=on_key
+                on:input=move |ev| {
+                    let text = event_target_value(&ev);
+                    ui.change(move |s| s.text = text, Rerun::AfterPause);
+                }></textarea>
+            <label for="continuation">
+                "Continuation "<span class="muted">"(optional: each of its tokens is explained from everything before it)"</span>
+            </label>
+            <textarea id="continuation" data-testid="continuation" rows="1" spellcheck="false"
+                placeholder="continuation to explain, optional"
+                prop:value=move || continuation.get() on:keydown=on_key
+                on:input=move |ev| {
+                    let continuation = event_target_value(&ev);
+                    ui.change(move |s| s.continuation = continuation, Rerun::AfterPause);
+                }></textarea>
+        </section>
+    }
+}
+
+#[component]
+pub fn MethodControls(ui: Ui) -> impl IntoView {
+    let method = ui.setting(|s| s.method.clone());
+    let in_use = ui.setting(Settings::params_in_use);
+    let faithfulness = ui.setting(|s| s.faithfulness);
+    let on_method = move |ev| {
+        let method = event_target_value(&ev);
+        ui.change(move |s| s.method = method, Rerun::Now);
+    };
+    view! {
+        <section class="controls">
+            <label>"Method "
+                <select data-testid="method" on:change=on_method prop:value=move || method.get()>
+                    {METHODS.iter().map(|m| view! {
+                        <option value=m.name() selected=m.name() == method.get_untracked()>{m.label()}</option>
+                    }).collect_view()}
+                </select>
+            </label>
+            <span class="params">
+                {move || {
+                    let model = ui.model.get().map(|m| m.config);
+                    let (layers, heads) = model.map(|c| (c.layers, c.heads)).unwrap_or_default();
+                    in_use.get().into_iter().map(|p| param_control(ui, p, layers, heads)).collect_view()
+                }}
+            </span>
+            <label title="After the map: replace its top tokens by the baseline and watch the target's probability">
+                <input type="checkbox" data-testid="faithfulness-toggle" prop:checked=move || faithfulness.get()
+                    on:change=move |ev| {
+                        let on = event_target_checked(&ev);
+                        ui.change(move |s| s.faithfulness = on, Rerun::Now);
+                    }/>
+                " measure faithfulness"
+            </label>
+            <span class="buttons">
+                <button data-testid="run" on:click=move |_| ui.run() title="Ctrl+Enter">"Run"</button>
+                <button data-testid="cancel" on:click=move |_| ui.cancel() disabled=move || !ui.cancellable()>"Cancel"</button>
+            </span>
+        </section>
+    }
+}
+
+/// The input for one method setting. Number fields show the value they were created with and
+/// write every parseable edit; the run follows after a pause.
+fn param_control(ui: Ui, param: Param, layers: usize, heads: usize) -> AnyView {
+    let p = ui.settings.with_untracked(|s| s.params.clone());
+    match param {
+        Param::Steps => number_input(ui, param, "steps", p.steps, "1", "Integrated gradients: Gauss–Legendre nodes on the path",
+            |s, v: usize| s.params.steps = v),
+        Param::Samples => number_input(ui, param, "samples", p.samples, "1", "SmoothGrad: noisy copies averaged",
+            |s, v: usize| s.params.samples = v),
+        Param::Sigma => number_input(ui, param, "σ", p.sigma, "0.01", "SmoothGrad: noise standard deviation, as a fraction of the embeddings' RMS",
+            |s, v: f32| s.params.sigma = v),
+        Param::Seed => number_input(ui, param, "seed", u32::try_from(p.seed).unwrap_or(u32::MAX), "1", "Seed of SmoothGrad's noise and of the faithfulness check's random orders",
+            |s: &mut Settings, v: u32| s.params.seed = v.into()),
+        Param::Baseline => {
+            let current = ui.setting(|s| s.params.baseline);
+            let label = |b: Baseline| match b {
+                Baseline::Pad => "pad token embedding (default)",
+                Baseline::Zero => "zero vector",
+            };
+            view! {
+                <label title="What replaces a token where the method needs “no information”: the start of integrated gradients' path, occlusion, the faithfulness check">
+                    "baseline "
+                    <select data-testid="param-baseline" prop:value=move || current.get().name()
+                        on:change=move |ev| {
+                            if let Some(b) = Baseline::from_name(&event_target_value(&ev)) {
+                                ui.change(move |s| s.params.baseline = b, Rerun::AfterPause);
+                            }
+                        }>
+                        {Baseline::ALL.map(|b| view! {
+                            <option value=b.name() selected=b == current.get_untracked()>{label(b)}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
+            }
+            .into_any()
+        }
+        Param::Layer => index_select(ui, param, "layer", layers, p.layer,
+            "Attention: the layer read. Rollout: the flow through layers 0 to this one. “mean”: all layers",
+            |s, v| s.params.layer = v),
+        Param::Head => index_select(ui, param, "head", heads, p.head, "The attention head read; “mean”: the mean over heads",
+            |s, v| s.params.head = v),
+    }
+}
+
+fn test_id(param: Param) -> String {
+    format!("param-{}", param.name())
+}
+
+fn number_input<T: FromStr + ToString + 'static>(
+    ui: Ui,
+    param: Param,
+    label: &'static str,
+    value: T,
+    step: &'static str,
+    title: &'static str,
+    set: fn(&mut Settings, T),
+) -> AnyView {
+    view! {
+        <label title=title>{label}" "
+            <input type="number" class="number" data-testid=test_id(param) min="0" step=step value=value.to_string()
+                on:input=move |ev| {
+                    if let Ok(v) = event_target_value(&ev).trim().parse::<T>() {
+                        ui.change(move |s| set(s, v), Rerun::AfterPause);
+                    }
+                }/>
+        </label>
+    }
+    .into_any()
+}
+
+/// A layer or head: "mean" (all of them) or one index below `count`.
+fn index_select(
+    ui: Ui,
+    param: Param,
+    label: &'static str,
+    count: usize,
+    current: Option<usize>,
+    title: &'static str,
+    set: fn(&mut Settings, Option<usize>),
+) -> AnyView {
+    view! {
+        <label title=title>{label}" "
+            <select data-testid=test_id(param)
+                on:change=move |ev| {
+                    let index = event_target_value(&ev).parse::<usize>().ok();
+                    ui.change(move |s| set(s, index), Rerun::AfterPause);
+                }>
+                <option value="mean" selected=current.is_none()>"mean"</option>
+                {(0..count).map(|i| view! { <option value=i.to_string() selected=current == Some(i)>{i.to_string()}</option> }).collect_view()}
+            </select>
+        </label>
+    }
+    .into_any()
+}
+
+#[component]
+pub fn ViewControls(ui: Ui) -> impl IntoView {
+    let view_settings = ui.setting(|s| s.view.clone());
+    let granularity = move || view_settings.get().granularity.name();
+    let reduce = move || view_settings.get().reduce.name();
+    let normalisation = move || view_settings.get().normalisation.name();
+    let intensity = move || view_settings.get().intensity;
+    view! {
+        <div class="view-controls">
+            <label>"Show per "
+                <select data-testid="granularity" prop:value=granularity
+                    on:change=move |ev| { if let Some(g) = Granularity::from_name(&event_target_value(&ev)) {
+                        ui.change(move |s| s.view.granularity = g, Rerun::Never);
+                    } }>
+                    {Granularity::ALL.map(|g| view! { <option value=g.name()>{g.name()}</option> }).collect_view()}
+                </select>
+            </label>
+            <label title="How the scores of a word's or sentence's tokens become one">"group score "
+                <select data-testid="reduce" prop:value=reduce
+                    on:change=move |ev| { if let Some(r) = Reduce::from_name(&event_target_value(&ev)) {
+                        ui.change(move |s| s.view.reduce = r, Rerun::Never);
+                    } }>
+                    {Reduce::ALL.map(|r| view! { <option value=r.name()>{r.label()}</option> }).collect_view()}
+                </select>
+            </label>
+            <label>"colour "
+                <select data-testid="normalisation" prop:value=normalisation
+                    on:change=move |ev| { if let Some(n) = Normalisation::from_name(&event_target_value(&ev)) {
+                        ui.change(move |s| s.view.normalisation = n, Rerun::Never);
+                    } }>
+                    {Normalisation::ALL.map(|n| view! { <option value=n.name()>{n.label()}</option> }).collect_view()}
+                </select>
+            </label>
+            <label title="Colour strength: at ×2, half the largest score already gets the full colour">"intensity "
+                <input type="range" data-testid="intensity" min="0.2" max="5" step="0.1" prop:value=move || intensity().to_string()
+                    on:input=move |ev| { if let Ok(v) = event_target_value(&ev).parse::<f32>() {
+                        ui.change(move |s| s.view.intensity = v, Rerun::Never);
+                    } }/>
+                <output>{move || format!("×{:.1}", intensity())}</output>
+            </label>
+        </div>
+    }
+}

@@ -1,0 +1,81 @@
+//! Small read-outs around the map: the status line, the completeness check, timings, the model.
+
+use super::app::{megabytes, Ui};
+use super::heat::short;
+use super::protocol::Timings;
+use leptos::prelude::*;
+
+/// Above this relative completeness error the integral is too coarse to trust the scores' sum.
+const COMPLETENESS_TOLERANCE: f64 = 0.05;
+
+#[component]
+pub fn Status(ui: Ui) -> impl IntoView {
+    let loaded = move || ui.progress.get().map(|(l, _)| l);
+    let total = move || ui.progress.get().and_then(|(_, t)| t);
+    view! {
+        <div class="status" data-testid="status" data-state=move || ui.phase.get().as_str() role="status" aria-live="polite">
+            {move || ui.message.get()}
+        </div>
+        <Show when=move || ui.progress.get().is_some()>
+            <progress
+                data-testid="progress"
+                data-loaded=move || loaded().unwrap_or(0.0).to_string()
+                data-total=move || total().map(|t| t.to_string()).unwrap_or_default()
+                max=move || total().unwrap_or(1.0).to_string()
+                value=move || total().map(|_| loaded().unwrap_or(0.0).to_string())
+            ></progress>
+        </Show>
+    }
+}
+
+/// Integrated gradients' check: the scores should add up to f(x) − f(baseline).
+#[component]
+pub fn Completeness(ui: Ui) -> impl IntoView {
+    move || {
+        let output = ui.result.get()?;
+        let attribution = &output.attribution;
+        let error = attribution.completeness_error?;
+        let sum: f64 = attribution.scores.iter().map(|s| *s as f64).sum();
+        let change = output.baseline_value.map(|b| attribution.value - b);
+        let change_text = change.map(|c| format!(", f(x) − f(baseline) = {}", short(c))).unwrap_or_default();
+        let verdict = match error <= COMPLETENESS_TOLERANCE {
+            true => "the path integral is accurate".to_string(),
+            false => "more steps would make the scores add up".to_string(),
+        };
+        Some(view! {
+            <p class="completeness" class:poor={error > COMPLETENESS_TOLERANCE} data-testid="completeness"
+                data-error=error.to_string() data-sum=sum.to_string()
+                data-change=change.map(|c| c.to_string()).unwrap_or_default()>
+                {format!("Completeness: Σ scores = {}{change_text}, error {:.2} % ({verdict}).", short(sum), 100.0 * error)}
+            </p>
+        })
+    }
+}
+
+#[component]
+pub fn TimingsPanel(ui: Ui) -> impl IntoView {
+    let attr = move |f: fn(&Timings) -> f64| move || ui.timings.get().map(|t| format!("{:.1}", f(&t))).unwrap_or_default();
+    view! {
+        <div class="timings" data-testid="timings"
+            data-load-ms=move || ui.load_ms.get().map(|v| format!("{v:.1}")).unwrap_or_default()
+            data-forward-ms=attr(|t| t.forward_ms) data-attribute-ms=attr(|t| t.attribute_ms)
+            data-total-ms=attr(|t| t.total_ms) data-wasm-memory=attr(|t| t.wasm_memory)>
+            {move || ui.timings.get().map(|t| format!(
+                "forward {:.0} ms · attribution {:.0} ms · total {:.0} ms · worker memory {}",
+                t.forward_ms, t.attribute_ms, t.total_ms, megabytes(t.wasm_memory)))}
+        </div>
+    }
+}
+
+#[component]
+pub fn ModelLine(ui: Ui) -> impl IntoView {
+    view! {
+        <p class="model-line">
+            {move || ui.model.get().map(|m| format!(
+                "Model: {} · {} · {} layers · {} heads · width {} · vocabulary {} · context {} tokens · {}",
+                m.name, m.config.architecture, m.config.layers, m.config.heads, m.config.width, m.config.vocab,
+                m.config.context_length, megabytes(m.bytes as f64)))}
+            " · Everything runs in this tab; nothing is sent anywhere."
+        </p>
+    }
+}

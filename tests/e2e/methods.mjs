@@ -1,0 +1,291 @@
+#!/usr/bin/env node
+// Browser end-to-end tests of the page's methods, targets, views, faithfulness, continuation and
+// comparison (issue 3), in headless Chromium on the default model.
+//
+//   node tests/e2e/methods.mjs URL [DIST_DIR]
+//
+// Prints `ok  name` / `FAIL name details` per check and a last line `N passed, M failed`; exits 1
+// on any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): methods.png (the page with
+// a continuation matrix and three compared methods), fail-*.png, e2e-methods-console.log.
+import { createSuite, mark, settle } from './lib.mjs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { readGgufTokens, tokenId } from './gguf-vocab.mjs';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const URL_ = process.argv[2] || 'http://127.0.0.1:8080/';
+const DIST = resolve(process.argv[3] || join(ROOT, 'dist'));
+const OUT = resolve(process.env.TEST_OUT || join(ROOT, 'test-out'));
+const S = 1000 * Number(process.env.E2E_TIMEOUT_SCALE || 1);
+const LOAD_AND_RUN_MS = 150 * S;
+const RUN_MS = 120 * S;
+
+const MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
+const EXAMPLE_TOKENS = 10;   // "The Eiffel Tower is located in the city of"
+// The methods whose scores may be negative (the others are norms, weights or flows: ≥ 0).
+const SIGNED = new Set(['grad_x_input', 'integrated_gradients', 'occlusion']);
+// The settings each method shows (the faithfulness check adds baseline and seed when it is on).
+const PARAMS = {
+  saliency: [], grad_x_input: [], integrated_gradients: ['steps', 'baseline'],
+  smoothgrad: ['samples', 'sigma', 'seed'], occlusion: ['baseline'], attention: ['layer', 'head'], rollout: ['layer', 'head'],
+};
+
+mkdirSync(OUT, { recursive: true });
+const { note, check, info, shot, group, noErrors, openPage, browserVersion, close, counts } =
+  createSuite({ url: URL_, out: OUT, log: join(OUT, 'e2e-methods-console.log') });
+const T0 = Date.now();
+const J = (v) => JSON.stringify(v);
+const num = (v) => (v === null || v === undefined || v === '' ? NaN : Number(v));
+const finite = (v) => Number.isFinite(num(v));
+
+// Token ids straight from the GGUF, independent of the engine.
+let vocab = null;
+for (const p of [join(DIST, 'models', MODEL_FILE), join(ROOT, 'models', MODEL_FILE)]) {
+  if (existsSync(p)) { try { vocab = readGgufTokens(p); break; } catch (e) { note('setup', `vocab ${p}: ${e.message}`); } }
+}
+
+const watchdog = setTimeout(() => {
+  const { passed, failed } = counts();
+  console.log(`FAIL watchdog methods e2e did not finish in ${Math.round(2400 * S / 1000)} s`);
+  console.log(`${passed} passed, ${failed + 1} failed`);
+  process.exit(1);
+}, 2400 * S);
+
+// What the tests read beyond lib.mjs's snapshot: the main map's spans, the legend, the panels.
+const view = (page) => page.evaluate(() => {
+  const q = (s) => document.querySelector(`[data-testid=${s}]`);
+  const qa = (s, root = document) => [...root.querySelectorAll(`[data-testid=${s}]`)];
+  const a = (e, n) => (e ? e.getAttribute(n) : null);
+  const f = q('faithfulness'), c = q('completeness'), legend = q('legend'), foil = q('foil');
+  return {
+    state: a(q('status'), 'data-state'), message: q('status')?.textContent.trim(),
+    editor: q('editor')?.value,
+    tokens: qa('token').map((e) => ({ index: a(e, 'data-index'), id: a(e, 'data-token-id'), score: a(e, 'data-score'), norm: a(e, 'data-norm') })),
+    groups: qa('group').map((e) => ({ first: a(e, 'data-first'), last: a(e, 'data-last'), score: a(e, 'data-score'), norm: a(e, 'data-norm') })),
+    preds: qa('prediction').map((e) => a(e, 'data-token-id')),
+    target: a(q('target'), 'data-token-id'),
+    foil: foil ? a(foil, 'data-token-id') : null,
+    legend: legend ? { text: legend.textContent, min: a(legend, 'data-min'), mid: a(legend, 'data-mid'), max: a(legend, 'data-max') } : null,
+    completeness: c ? { error: a(c, 'data-error'), text: c.textContent } : null,
+    faithfulness: f ? {
+      state: a(f, 'data-state'), svg: !!f.querySelector('svg polyline'), text: f.textContent,
+      comprehensiveness: a(f, 'data-comprehensiveness'), sufficiency: a(f, 'data-sufficiency'),
+      randomComprehensiveness: a(f, 'data-random-comprehensiveness'), randomSufficiency: a(f, 'data-random-sufficiency'),
+      ticks: f.querySelectorAll('svg .axis text').length,
+    } : null,
+    params: [...document.querySelectorAll('[data-testid^=param-]')].map((e) => e.getAttribute('data-testid').slice(6)),
+    matrixRows: qa('matrix-row').map((r) => ({ id: a(r, 'data-token-id'), cells: [...r.querySelectorAll('td')].map((td) => a(td, 'data-score')) })),
+    compareMaps: qa('compare-map').map((m) => ({ method: a(m, 'data-method'), scores: qa('compared-token', m).map((t) => a(t, 'data-score')) })),
+    agreements: qa('agreement').map((e) => ({ a: a(e, 'data-a'), b: a(e, 'data-b'), spearman: a(e, 'data-spearman') })),
+  };
+});
+
+const brief = (v) => `state=${v.state} message=${J(v.message)}`;
+const scoresOf = (v) => v.tokens.map((t) => num(t.score));
+
+// Waits for the run started after `since` to settle, then for the faithfulness check after it.
+async function settled(page, since, timeout = RUN_MS) {
+  await settle(page, since, timeout);
+  try {
+    await page.waitForFunction(() => {
+      const f = document.querySelector('[data-testid=faithfulness]');
+      return !f || f.getAttribute('data-state') !== 'measuring';
+    }, null, { timeout, polling: 200 });
+  } catch (e) { if (!/Timeout/i.test(e.message)) throw e; }
+  return view(page);
+}
+
+// Does `act` and waits for the run it causes.
+async function after(page, act, timeout = RUN_MS) {
+  const m = await mark(page);
+  await act();
+  return settled(page, m, timeout);
+}
+
+async function tests() {
+  const h = await openPage('methods', '', { timeout: 30 * S });
+  const { page } = h;
+  let v = await settled(page, 0, LOAD_AND_RUN_MS);
+  if (!check('page loads and the first run is done', v.state === 'done', brief(v))) return;
+
+  await group('every method', h, async () => {
+    const options = await page.$$eval('[data-testid=method] option', (os) => os.map((o) => ({ value: o.value, label: o.textContent })));
+    check('method select lists the registry (7 methods, labelled)',
+      J(options.map((o) => o.value)) === J(Object.keys(PARAMS)) && options.every((o) => o.label && o.label !== o.value), J(options));
+    for (const { value } of options) {
+      v = await after(page, () => page.selectOption('[data-testid=method]', value));
+      const s = scoresOf(v);
+      check(`${value}: one finite score per token`, v.state === 'done' && s.length === EXAMPLE_TOKENS && s.every(Number.isFinite),
+        `${brief(v)} scores=${J(s)}`);
+      if (!SIGNED.has(value)) check(`${value}: unsigned scores are >= 0`, s.every((x) => x >= 0), J(s));
+      const expected = [...new Set([...PARAMS[value], 'baseline', 'seed'])].sort();
+      check(`${value}: shows its settings ${J(PARAMS[value])} (+ baseline, seed for faithfulness)`,
+        J([...v.params].sort()) === J(expected), J(v.params));
+      const f = v.faithfulness;
+      check(`${value}: faithfulness panel with an svg deletion curve, axis ticks and finite numbers`,
+        f && f.state === 'done' && f.svg && f.ticks >= 8 && [f.comprehensiveness, f.sufficiency, f.randomComprehensiveness, f.randomSufficiency].every(finite),
+        J(f));
+      if (value === 'integrated_gradients') {
+        const c = v.completeness;
+        check('integrated gradients: completeness error finite and < 0.05 at default settings',
+          c && finite(c.error) && num(c.error) >= 0 && num(c.error) < 0.05 && /Σ scores = .*f\(x\) − f\(baseline\) = .*error/.test(c.text), J(c));
+        info(`IG completeness: ${c?.text}`);
+      } else {
+        check(`${value}: no completeness line`, v.completeness === null, J(v.completeness));
+      }
+      if (value === 'attention') {
+        const layers = await page.$$eval('[data-testid=param-layer] option', (os) => os.map((o) => o.value));
+        const heads = await page.$$eval('[data-testid=param-head] option', (os) => os.map((o) => o.value));
+        check('attention: layer and head selects offer "mean" and every index', layers[0] === 'mean' && layers.length === 31 && heads[0] === 'mean' && heads.length === 10,
+          `layers=${layers.length} heads=${heads.length}`);
+        const before = scoresOf(v);
+        v = await after(page, () => page.selectOption('[data-testid=param-layer]', '3'));
+        check('attention: choosing layer 3 reruns with other scores', v.state === 'done' && J(scoresOf(v)) !== J(before), J(scoresOf(v)));
+        v = await after(page, () => page.selectOption('[data-testid=param-layer]', 'mean'));
+      }
+      info(`${value}: ${s.map((x) => x.toPrecision(3)).join(' ')} | comprehensiveness ${num(f?.comprehensiveness).toFixed(3)} (random ${num(f?.randomComprehensiveness).toFixed(3)})`);
+    }
+  });
+
+  await group('bad settings', h, async () => {
+    v = await after(page, () => page.selectOption('[data-testid=method]', 'integrated_gradients'));
+    v = await after(page, () => page.fill('[data-testid=param-steps]', '0'));
+    check('IG with 0 steps: error state with the engine\'s message, text kept',
+      v.state === 'error' && /between 1 and 1024 steps/.test(v.message) && v.editor === 'The Eiffel Tower is located in the city of', brief(v));
+    v = await after(page, () => page.fill('[data-testid=param-steps]', '16'));
+    check('IG with 16 steps recovers', v.state === 'done' && v.completeness && finite(v.completeness.error), brief(v));
+  });
+
+  await group('faithfulness toggle', h, async () => {
+    v = await after(page, () => page.selectOption('[data-testid=method]', 'saliency'));
+    v = await after(page, () => page.uncheck('[data-testid=faithfulness-toggle]'));
+    check('faithfulness off: the panel says it was not measured', v.state === 'done' && v.faithfulness?.state === 'off' && !v.faithfulness.svg, J(v.faithfulness));
+    check('faithfulness off: saliency shows no settings', v.params.length === 0, J(v.params));
+    v = await after(page, () => page.check('[data-testid=faithfulness-toggle]'));
+    check('faithfulness on again: measured', v.faithfulness?.state === 'done', J(v.faithfulness?.state));
+  });
+
+  await group('target kind and foil', h, async () => {
+    v = await after(page, () => page.selectOption('[data-testid=method]', 'grad_x_input'));
+    const plain = v;
+    v = await after(page, () => page.selectOption('[data-testid=target-kind]', 'logprob'));
+    check('target kind logprob: the legend names log p(…), scores change',
+      /log p\(" Paris"\)/.test(v.legend?.text || '') && J(scoresOf(v)) !== J(scoresOf(plain)), v.legend?.text);
+    v = await after(page, () => page.selectOption('[data-testid=target-kind]', 'prob'));
+    const second = v.preds[1];
+    const before = v;
+    v = await after(page, () => page.locator('[data-testid=foil-button]').nth(1).click());
+    const foilText = vocab ? vocab[Number(second)] : null;
+    check('foil button: the foil is shown with its token id', v.state === 'done' && v.foil === second, `foil=${v.foil} expected=${second}`);
+    check('foil: the legend names the difference p(target) − p(foil)',
+      / − p\(/.test(v.legend?.text || '') && v.legend.text !== before.legend.text, v.legend?.text);
+    check('foil: the scores change', J(scoresOf(v)) !== J(scoresOf(before)), J(scoresOf(v)));
+    info(`legend with foil ${J(foilText)}: ${v.legend?.text}`);
+    v = await after(page, () => page.locator('[data-testid=remove-foil]').click());
+    check('remove foil: back to p(target)', v.foil === null && !/ − /.test(v.legend?.text || '') && J(scoresOf(v)) === J(scoresOf(before)),
+      `${v.foil} ${v.legend?.text}`);
+    // shift-click on a prediction makes it the foil too
+    v = await after(page, () => page.locator('[data-testid=prediction]').nth(2).click({ modifiers: ['Shift'] }));
+    check('shift-click on a prediction makes it the foil', v.foil === v.preds[2] && v.target === v.preds[0], `foil=${v.foil} preds=${J(v.preds)}`);
+    v = await after(page, () => page.locator('[data-testid=remove-foil]').click());
+  });
+
+  await group('views', h, async () => {
+    const tokens = v.tokens.length, tokenScores = scoresOf(v);
+    const within = (groups, reduce) => groups.every((g) => {
+      const run = tokenScores.slice(num(g.first), num(g.last) + 1);
+      const want = reduce === 'sum' ? run.reduce((x, y) => x + y, 0) : run.reduce((x, y) => (Math.abs(y) > Math.abs(x) ? y : x), 0);
+      return Math.abs(num(g.score) - want) <= 1e-5 * Math.max(1, Math.abs(want));
+    });
+    const cover = (groups) => groups.length > 0 && num(groups[0].first) === 0 && num(groups[groups.length - 1].last) === tokens - 1
+      && groups.every((g, i) => i === 0 || num(g.first) === num(groups[i - 1].last) + 1);
+    await page.selectOption('[data-testid=granularity]', 'word');
+    v = await view(page);
+    check('word view: fewer highlighted spans than tokens, covering every token once',
+      v.tokens.length === 0 && v.groups.length > 0 && v.groups.length < tokens && cover(v.groups), J(v.groups));
+    check('word view: each word scores the sum of its tokens', within(v.groups, 'sum'), J(v.groups));
+    await page.selectOption('[data-testid=reduce]', 'max-abs');
+    v = await view(page);
+    check('max-abs reduce: each word scores its strongest token (with its sign)', within(v.groups, 'max-abs'), J(v.groups));
+    await page.selectOption('[data-testid=granularity]', 'sentence');
+    v = await view(page);
+    check('sentence view: one span for the one sentence', v.groups.length === 1 && cover(v.groups), J(v.groups));
+    await page.selectOption('[data-testid=granularity]', 'token');
+    await page.selectOption('[data-testid=reduce]', 'sum');
+    v = await view(page);
+    check('token view again: one span per token', v.tokens.length === tokens && v.groups.length === 0, `${v.tokens.length} tokens`);
+    const legendBefore = v.legend;
+    await page.selectOption('[data-testid=normalisation]', 'none');
+    v = await view(page);
+    check('normalisation none: data-norm is the raw score clamped to [−1, 1]',
+      v.tokens.every((t) => Math.abs(num(t.norm) - Math.max(-1, Math.min(1, num(t.score)))) < 1e-6) && num(v.legend.max) === 1, J(v.tokens.map((t) => [t.score, t.norm])));
+    await page.selectOption('[data-testid=normalisation]', 'max-abs');
+    await page.locator('[data-testid=intensity]').fill('2');
+    v = await view(page);
+    check('intensity ×2 halves the score at full colour (legend max)', Math.abs(num(v.legend.max) * 2 - num(legendBefore.max)) < 1e-3 * Math.abs(num(legendBefore.max)),
+      `${legendBefore.max} -> ${v.legend.max}`);
+    check('the legend shows min/mid/max of the colour range', [v.legend.min, v.legend.mid, v.legend.max].every(finite) && num(v.legend.min) === -num(v.legend.max), J(v.legend));
+    await page.locator('[data-testid=intensity]').fill('1');
+  });
+
+  await group('continuation', h, async () => {
+    v = await after(page, () => page.selectOption('[data-testid=method]', 'saliency'));
+    v = await after(page, () => page.fill('[data-testid=editor]', 'The capital of France is'));
+    const prefix = v.tokens.length;
+    v = await after(page, () => page.fill('[data-testid=continuation]', ' Paris. It is'));
+    const expected = vocab ? [' Paris', '.', ' It', ' is'].map((t) => tokenId(vocab, t)) : null;
+    const rows = v.matrixRows;
+    check('continuation: the matrix has one row per output token', v.state === 'done' && rows.length === 4
+      && (!expected || J(rows.map((r) => Number(r.id))) === J(expected)), `${brief(v)} rows=${J(rows.map((r) => r.id))} expected=${J(expected)}`);
+    check('continuation: row j has scores over the prefix and j output tokens, blank after',
+      rows.every((r, j) => r.cells.length === prefix + 3 && r.cells.every((c, i) => (i < prefix + j ? finite(c) : c === null))),
+      J(rows.map((r) => r.cells)));
+    const main = scoresOf(v);
+    await page.locator('[data-testid=matrix-row]').nth(2).click();
+    v = await view(page);
+    check('clicking row 2 shows its scores on the text', v.tokens.length === prefix + 2
+      && J(scoresOf(v)) === J(rows[2].cells.slice(0, prefix + 2).map(num)) && J(scoresOf(v)) !== J(main), J(scoresOf(v)));
+    check('the legend names the row\'s token', /p\(" It"\)/.test(v.legend?.text || ''), v.legend?.text);
+    await page.locator('text=back to the next-token map').click();
+    v = await view(page);
+    check('back to the next-token map', J(scoresOf(v)) === J(main), J(scoresOf(v)));
+  });
+
+  await group('compare', h, async () => {
+    const chosen = ['saliency', 'grad_x_input', 'occlusion'];
+    v = await after(page, async () => {
+      for (const m of chosen) await page.check(`[data-testid=compare-methods] input[value=${m}]`);
+    });
+    check('compare: one map per chosen method, token-aligned with the text',
+      v.state === 'done' && J(v.compareMaps.map((m) => m.method)) === J(chosen) && v.compareMaps.every((m) => m.scores.length === v.tokens.length && m.scores.every(finite)),
+      `${brief(v)} ${J(v.compareMaps)}`);
+    check('compare: the saliency row equals the main saliency map', J(v.compareMaps[0]?.scores.map(num)) === J(scoresOf(v)), J(v.compareMaps[0]));
+    const pairs = v.agreements.map((g) => `${g.a}/${g.b}`);
+    check('compare: three agreements with finite Spearman in [−1, 1]',
+      v.agreements.length === 3 && J(pairs) === J(['saliency/grad_x_input', 'saliency/occlusion', 'grad_x_input/occlusion'])
+      && v.agreements.every((g) => finite(g.spearman) && Math.abs(num(g.spearman)) <= 1), J(v.agreements));
+    info(`agreements: ${v.agreements.map((g) => `${g.a}~${g.b} ${num(g.spearman).toFixed(2)}`).join(', ')}`);
+    const rowsMeasured = await page.$$eval('[data-testid=row-faithfulness]', (es) => es.map((e) => e.getAttribute('data-state')));
+    check('compare: each compared map has its faithfulness', rowsMeasured.length === 3 && rowsMeasured.every((s) => s === 'done'), J(rowsMeasured));
+    await page.locator('[data-testid=matrix-row]').nth(0).click();   // a row on the text, for the screenshot
+    await shot(page, 'methods.png');
+  });
+
+  noErrors(h);
+  await h.context.close();
+}
+
+try {
+  info(`${await browserVersion()} -> ${URL_}${vocab ? '' : ' (no GGUF vocabulary: continuation ids unchecked)'}`);
+  await group('methods', null, tests);
+} catch (e) {
+  check('e2e harness', false, e.stack || e.message);
+} finally {
+  await close();
+}
+clearTimeout(watchdog);
+const { passed, failed } = counts();
+console.log(`methods e2e wall ${((Date.now() - T0) / 1000).toFixed(1)} s`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

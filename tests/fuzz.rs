@@ -1,0 +1,1227 @@
+//! Fuzzing inside `cargo test` (cargo-fuzz needs a nightly toolchain this machine cannot fetch): a
+//! seeded, structure-aware mutation fuzzer with three targets, the GGUF reader and model loader,
+//! the share-link decoder, and the tokenizer built from GGUF metadata.
+//!
+//! A case fails when it panics, breaks a target's invariant, runs longer than `CASE_TIME_LIMIT`,
+//! or its heap peak grows past `memory_bound(input size)`. A counting global allocator measures
+//! that peak; the first failure stops the target and is reported with the mutations that made it.
+//!
+//! `SALIENT_FUZZ_SECONDS` sets each target's time budget (default 10 s); `SALIENT_FUZZ_SEED` its
+//! seed (default: fixed per target). Cases come in order from the seed, so a failure reproduces
+//! with the same seed and a longer budget runs the same cases first, then more.
+
+mod common;
+#[path = "common/splitmix.rs"]
+mod splitmix;
+
+use candle_core::quantized::gguf_file::{self, Content, Value};
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::Device;
+use common::gguf_builder::{tiny_llama, TinyConfig};
+use salient::engine::gguf::GgufFile;
+use salient::engine::token_text::text_to_bytes;
+use salient::engine::tokenizer::TextTokenizer;
+use salient::engine::{Model, Problem, TargetSpec};
+use salient::share::{self, LinkError, MAX_JSON_BYTES};
+use serde::{Deserialize, Serialize};
+use splitmix::SplitMix64;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Cursor;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::time::{Duration, Instant};
+
+// ---------------------------------------------------------------------------------------------
+// The counting allocator
+
+/// Counts live heap bytes and their peak, so each case's allocation can be bounded.
+struct CountingAllocator;
+
+static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+static PEAK_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+/// A single request above this is refused: std then aborts the test binary with "memory
+/// allocation of N bytes failed" (a loud failure) instead of the shared machine paging to serve
+/// an allocation sized by a hostile length field.
+const LARGEST_ALLOCATION: usize = 1 << 30;
+
+fn grew(bytes: usize) {
+    let live = LIVE_BYTES.fetch_add(bytes, Relaxed) + bytes;
+    PEAK_BYTES.fetch_max(live, Relaxed);
+}
+
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if layout.size() > LARGEST_ALLOCATION {
+            return std::ptr::null_mut();
+        }
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if layout.size() > LARGEST_ALLOCATION {
+            return std::ptr::null_mut();
+        }
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            grew(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE_BYTES.fetch_sub(layout.size(), Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if new_size > LARGEST_ALLOCATION {
+            return std::ptr::null_mut();
+        }
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            match new_size >= layout.size() {
+                true => grew(new_size - layout.size()),
+                false => {
+                    LIVE_BYTES.fetch_sub(layout.size() - new_size, Relaxed);
+                }
+            }
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+// ---------------------------------------------------------------------------------------------
+// The runner
+
+/// Longest a case may run. Parsing and loading a tiny model takes about a millisecond and
+/// tokenizing a short text less, so 2 s only trips on a hang (or a loop sized by a length field),
+/// even on a machine busy compiling.
+const CASE_TIME_LIMIT: Duration = Duration::from_secs(2);
+
+/// Heap growth allowed to a case with an input of `size` bytes: 64 bytes per input byte (a parser
+/// may build a 32-byte value per input byte, in a vector that doubles) plus 64 MiB for fixed
+/// costs (a tokenizer's tables, a forward pass).
+fn memory_bound(size: usize) -> usize {
+    64 * size + (64 << 20)
+}
+
+/// The allocator's counters and the panic hook are process-wide: the tests of this file run one
+/// at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Takes the lock, and installs (once) the panic hook that records case panics.
+fn serial() -> MutexGuard<'static, ()> {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        // With RUST_BACKTRACE set, candle errors carry a backtrace and formatting one first loads
+        // the binary's debug info (about 100 MB, kept for the process): load it now, so no case
+        // is charged for it.
+        let _ = std::backtrace::Backtrace::force_capture().to_string();
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| match std::thread::current().name() == Some(WORKER) {
+            true => *LAST_PANIC.lock().unwrap_or_else(|p| p.into_inner()) = info.to_string(),
+            false => default(info),
+        }))
+    });
+    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One generated input and how it was made (printed when it fails).
+struct Case<I> {
+    what: String,
+    /// Input bytes, for the memory bound.
+    size: usize,
+    input: I,
+}
+
+#[derive(Debug, PartialEq)]
+enum Failure {
+    Panicked(String),
+    Broke(String),
+    Hung,
+    Allocated { peak: usize, bound: usize },
+}
+
+struct Limits {
+    budget: Duration,
+    per_case: Duration,
+    memory: fn(usize) -> usize,
+}
+
+struct Outcome {
+    executions: usize,
+    elapsed: Duration,
+    /// The failing case: its index, how it was made, and how it failed.
+    failure: Option<(usize, String, Failure)>,
+}
+
+/// The name of the thread cases run on: its panics are recorded quietly in `LAST_PANIC` (the
+/// runner reports them), other threads' go to the default hook.
+const WORKER: &str = "fuzz case";
+
+/// The last case panic's message and location.
+static LAST_PANIC: Mutex<String> = Mutex::new(String::new());
+
+/// Runs `check` on cases from `generate` until the budget is spent or a case fails. Cases run on
+/// a worker thread, so a hung one can be abandoned; panics are caught and recorded quietly.
+fn fuzz<I, G, C>(limits: &Limits, seed: u64, mut generate: G, check: C) -> Outcome
+where
+    I: Send + 'static,
+    G: FnMut(&mut SplitMix64) -> Case<I>,
+    C: Fn(&I) -> Result<(), String> + Send + 'static,
+{
+    let (to_worker, cases) = mpsc::channel::<(I, usize)>();
+    let (to_runner, results) = mpsc::channel::<std::result::Result<(), Failure>>();
+    let worker = std::thread::Builder::new().name(WORKER.into());
+    worker
+        .spawn(move || {
+            for (input, bound) in cases {
+                let before = LIVE_BYTES.load(Relaxed);
+                PEAK_BYTES.store(before, Relaxed);
+                let result = panic::catch_unwind(AssertUnwindSafe(|| check(&input)));
+                let peak = PEAK_BYTES.load(Relaxed).saturating_sub(before);
+                let outcome = match result {
+                    Err(_) => Err(Failure::Panicked(std::mem::take(
+                        &mut *LAST_PANIC.lock().unwrap_or_else(|p| p.into_inner()),
+                    ))),
+                    Ok(Err(why)) => Err(Failure::Broke(why)),
+                    Ok(Ok(())) if peak > bound => Err(Failure::Allocated { peak, bound }),
+                    Ok(Ok(())) => Ok(()),
+                };
+                if to_runner.send(outcome).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("the worker thread starts");
+    let mut rng = SplitMix64::new(seed);
+    let start = Instant::now();
+    let mut executions = 0;
+    let mut failure = None;
+    while start.elapsed() < limits.budget {
+        let Case { what, size, input } = generate(&mut rng);
+        to_worker.send((input, (limits.memory)(size))).expect("the worker thread runs until told to stop");
+        let result = match results.recv_timeout(limits.per_case) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(Failure::Hung),
+            Err(RecvTimeoutError::Disconnected) => Err(Failure::Panicked("the worker thread died".into())),
+        };
+        executions += 1;
+        if let Err(how) = result {
+            failure = Some((executions - 1, what, how));
+            break;
+        }
+    }
+    Outcome { executions, elapsed: start.elapsed(), failure }
+}
+
+fn budget() -> Duration {
+    let seconds = std::env::var("SALIENT_FUZZ_SECONDS").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(10.0);
+    Duration::from_secs_f64(seconds.max(0.0))
+}
+
+fn seed(target: &str) -> u64 {
+    match std::env::var("SALIENT_FUZZ_SEED") {
+        Ok(s) => s.parse().unwrap_or_else(|_| panic!("SALIENT_FUZZ_SEED={s} is not a u64")),
+        // FNV-1a of the target's name: fixed, and different per target.
+        Err(_) => target.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)),
+    }
+}
+
+/// Fuzzes one target for the configured budget, prints the summary line, and fails the test
+/// with the reproduction details on the first failing case.
+fn run_target<I, G, C>(target: &str, memory: fn(usize) -> usize, generate: G, check: C)
+where
+    I: Send + 'static,
+    G: FnMut(&mut SplitMix64) -> Case<I>,
+    C: Fn(&I) -> Result<(), String> + Send + 'static,
+{
+    let seed = seed(target);
+    let limits = Limits { budget: budget(), per_case: CASE_TIME_LIMIT, memory };
+    let outcome = fuzz(&limits, seed, generate, check);
+    let failures = outcome.failure.is_some() as usize;
+    eprintln!(
+        "fuzz {target}: {} executions, {failures} failures in {:.1} s",
+        outcome.executions,
+        outcome.elapsed.as_secs_f64()
+    );
+    if let Some((index, what, how)) = outcome.failure {
+        panic!("fuzz {target}: case {index} (SALIENT_FUZZ_SEED={seed}) failed: {how:?}\n  input: {what}");
+    }
+}
+
+/// The runner must report each way a case can fail, or a broken runner would pass every target:
+/// `check` wrapped with a deliberate panic, broken invariant, hang and over-allocation each fail
+/// the first case, and `check` alone passes.
+fn assert_runner_catches<I, C>(sample: impl Fn() -> I, check: C)
+where
+    I: Send + 'static,
+    C: Fn(&I) -> Result<(), String> + Send + Clone + 'static,
+{
+    let limits =
+        Limits { budget: Duration::from_millis(300), per_case: Duration::from_millis(500), memory: memory_bound };
+    let run = |fault: fn(&I) -> Result<(), String>| {
+        let check = check.clone();
+        let outcome = fuzz(
+            &limits,
+            1,
+            |_| Case { what: "sample".into(), size: 0, input: sample() },
+            move |input: &I| check(input).and_then(|()| fault(input)),
+        );
+        outcome.failure.map(|(index, _, how)| (index, how))
+    };
+    assert_eq!(run(|_| Ok(())), None, "the unmodified target passes its sample input");
+    match run(|_| panic!("deliberate panic")) {
+        Some((0, Failure::Panicked(message))) => assert!(message.contains("deliberate panic"), "{message}"),
+        other => panic!("a panic was not reported: {other:?}"),
+    }
+    assert_eq!(run(|_| Err("deliberate".into())), Some((0, Failure::Broke("deliberate".into()))));
+    assert_eq!(
+        run(|_| {
+            std::thread::sleep(Duration::from_millis(1500));
+            Ok(())
+        }),
+        Some((0, Failure::Hung))
+    );
+    let over = run(|_| {
+        // Zeroed pages are only mapped, never touched: cheap to allocate, counted all the same.
+        std::hint::black_box(vec![0u8; memory_bound(0) + (1 << 20)]);
+        Ok(())
+    });
+    assert!(matches!(over, Some((0, Failure::Allocated { .. }))), "an over-allocation was not reported: {over:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// GGUF files: the base model, its fields, and mutations
+
+/// Small enough to load in about a millisecond, wide enough (32) for the 32-value block
+/// encodings, and with grouped-query attention.
+fn tiny_config() -> TinyConfig {
+    TinyConfig { layers: 1, width: 32, heads: 4, kv_heads: 2, hidden: 64, context_length: 64, seed: 7 }
+}
+
+/// A GGUF file as metadata and tensors, sorted by name so cases reproduce.
+#[derive(Clone)]
+struct GgufParts {
+    metadata: Vec<(String, Value)>,
+    tensors: Vec<(String, Arc<QTensor>)>,
+}
+
+impl GgufParts {
+    fn read(bytes: &[u8]) -> Self {
+        let mut reader = Cursor::new(bytes);
+        let content = Content::read(&mut reader).expect("the base file reads");
+        let mut metadata: Vec<(String, Value)> = content.metadata.clone().into_iter().collect();
+        metadata.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut tensors: Vec<(String, Arc<QTensor>)> = content
+            .tensor_infos
+            .keys()
+            .map(|name| {
+                (name.clone(), Arc::new(content.tensor(&mut reader, name, &Device::Cpu).expect("tensor reads")))
+            })
+            .collect();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        Self { metadata, tensors }
+    }
+
+    fn write(&self) -> Vec<u8> {
+        let metadata: Vec<(&str, &Value)> = self.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let tensors: Vec<(&str, &QTensor)> = self.tensors.iter().map(|(n, t)| (n.as_str(), t.as_ref())).collect();
+        let mut out = Cursor::new(Vec::new());
+        gguf_file::write(&mut out, &metadata, &tensors).expect("candle writes any metadata and tensors");
+        out.into_inner()
+    }
+
+    fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.metadata.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    fn set(&mut self, key: &str, value: Value) {
+        match self.get_mut(key) {
+            Some(slot) => *slot = value,
+            None => self.metadata.push((key.to_string(), value)),
+        }
+    }
+
+    fn array_mut(&mut self, key: &str) -> Option<&mut Vec<Value>> {
+        match self.get_mut(key) {
+            Some(Value::Array(items)) => Some(items),
+            _ => None,
+        }
+    }
+}
+
+/// A fixed-size field of a GGUF header, where a mutation can aim.
+#[derive(Clone, Copy, Debug)]
+struct Field {
+    at: usize,
+    size: usize,
+    kind: FieldKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum FieldKind {
+    Version,
+    /// Tensor and metadata counts.
+    Count,
+    /// String and array lengths.
+    Length,
+    ValueType,
+    Number,
+    Bool,
+    Dims,
+    Dim,
+    Encoding,
+    DataOffset,
+}
+
+/// The fields of a well-formed GGUF v2/v3 file (as candle's writer makes them).
+fn fields(bytes: &[u8]) -> Vec<Field> {
+    struct Walk<'a> {
+        bytes: &'a [u8],
+        at: usize,
+        fields: Vec<Field>,
+    }
+    impl Walk<'_> {
+        fn field(&mut self, size: usize, kind: FieldKind) -> u64 {
+            let mut value = [0u8; 8];
+            value[..size].copy_from_slice(&self.bytes[self.at..self.at + size]);
+            self.fields.push(Field { at: self.at, size, kind });
+            self.at += size;
+            u64::from_le_bytes(value)
+        }
+        fn string(&mut self) {
+            self.at += self.field(8, FieldKind::Length) as usize;
+        }
+        fn value(&mut self, value_type: u64) {
+            match value_type {
+                7 => drop(self.field(1, FieldKind::Bool)),
+                8 => self.string(),
+                9 => {
+                    let element_type = self.field(4, FieldKind::ValueType);
+                    for _ in 0..self.field(8, FieldKind::Length) {
+                        self.value(element_type);
+                    }
+                }
+                0 | 1 => drop(self.field(1, FieldKind::Number)),
+                2 | 3 => drop(self.field(2, FieldKind::Number)),
+                4..=6 => drop(self.field(4, FieldKind::Number)),
+                _ => drop(self.field(8, FieldKind::Number)),
+            }
+        }
+    }
+    let mut walk = Walk { bytes, at: 4, fields: Vec::new() };
+    walk.field(4, FieldKind::Version);
+    let tensors = walk.field(8, FieldKind::Count);
+    let entries = walk.field(8, FieldKind::Count);
+    for _ in 0..entries {
+        walk.string();
+        let value_type = walk.field(4, FieldKind::ValueType);
+        walk.value(value_type);
+    }
+    for _ in 0..tensors {
+        walk.string();
+        for _ in 0..walk.field(4, FieldKind::Dims) {
+            walk.field(8, FieldKind::Dim);
+        }
+        walk.field(4, FieldKind::Encoding);
+        walk.field(8, FieldKind::DataOffset);
+    }
+    walk.fields
+}
+
+/// Values a length, count or size field is set to: the edges of every integer width and sizes
+/// that only fail when something allocates from them.
+fn interesting_number(rng: &mut SplitMix64, size: usize, current: u64, file_len: usize) -> u64 {
+    let wide = [
+        0,
+        1,
+        2,
+        3,
+        4,
+        8,
+        9,
+        12,
+        30,
+        31,
+        64,
+        255,
+        0x7FFF_FFFF,
+        1 << 31,
+        u32::MAX as u64,
+        1 << 32,
+        1 << 40,
+        1 << 62,
+        i64::MAX as u64,
+        1 << 63,
+        u64::MAX - 1,
+        u64::MAX,
+        current.wrapping_add(1),
+        current.wrapping_sub(1),
+        current.wrapping_mul(2),
+        file_len as u64,
+        rng.next_u64(),
+    ];
+    let value = *rng.pick(&wide);
+    match size {
+        8 => value,
+        _ => value & ((1u64 << (8 * size)) - 1),
+    }
+}
+
+fn set_field(bytes: &mut [u8], field: Field, value: u64) {
+    if field.at + field.size <= bytes.len() {
+        bytes[field.at..field.at + field.size].copy_from_slice(&value.to_le_bytes()[..field.size]);
+    }
+}
+
+fn read_field(bytes: &[u8], field: Field) -> u64 {
+    let mut value = [0u8; 8];
+    value[..field.size].copy_from_slice(&bytes[field.at..field.at + field.size]);
+    u64::from_le_bytes(value)
+}
+
+/// One byte-level mutation of `bytes` (whose fields are `fields`, possibly stale after an
+/// earlier mutation moved bytes). Returns what it did.
+fn mutate_bytes(bytes: &mut Vec<u8>, fields: &[Field], rng: &mut SplitMix64) -> String {
+    let len = bytes.len();
+    match rng.below(10) {
+        0..=3 if !fields.is_empty() => {
+            let field = *rng.pick(fields);
+            if field.at + field.size > len {
+                return "nothing (the field was cut off)".into();
+            }
+            let value = interesting_number(rng, field.size, read_field(bytes, field), len);
+            set_field(bytes, field, value);
+            format!("{:?} field at {} set to {value}", field.kind, field.at)
+        }
+        4 if len > 0 => {
+            let at = rng.below(len);
+            let bit = rng.below(8);
+            bytes[at] ^= 1 << bit;
+            format!("bit {bit} of byte {at} flipped")
+        }
+        5 if len > 0 => {
+            let at = rng.below(len);
+            let random = rng.next_u64() as u8;
+            bytes[at] = *rng.pick(&[0, 1, 0x7F, 0x80, 0xFF, random]);
+            format!("byte {at} set to {}", bytes[at])
+        }
+        6 => {
+            // Cut at a field boundary half the time: the reader then stops exactly between items.
+            let at = match rng.chance(1, 2) && !fields.is_empty() {
+                true => rng.pick(fields).at.min(len),
+                false => rng.below(len + 1),
+            };
+            bytes.truncate(at);
+            format!("truncated to {at} bytes")
+        }
+        7 => {
+            let at = rng.below(len + 1);
+            let count = 1 + rng.below(16);
+            let inserted: Vec<u8> = (0..count).map(|_| rng.next_u64() as u8).collect();
+            bytes.splice(at..at, inserted);
+            format!("{count} random bytes inserted at {at}")
+        }
+        8 if len > 0 => {
+            let at = rng.below(len);
+            let count = 1 + rng.below((len - at).min(64));
+            bytes.drain(at..at + count);
+            format!("{count} bytes removed at {at}")
+        }
+        _ if len > 0 => {
+            let from = rng.below(len);
+            let count = 1 + rng.below((len - from).min(256));
+            let to = rng.below(len + 1);
+            let chunk = bytes[from..from + count].to_vec();
+            bytes.splice(to..to, chunk);
+            format!("{count} bytes from {from} copied to {to}")
+        }
+        _ => "nothing (empty file)".into(),
+    }
+}
+
+/// Metadata values of every type, at the edges: what a hyper-parameter or id is set to.
+fn interesting_value(rng: &mut SplitMix64) -> Value {
+    match rng.below(14) {
+        0 => Value::U32(*rng.pick(&[0, 1, 2, 3, 7, 31, 33, 64, 1 << 16, 0x7FFF_FFFF, u32::MAX])),
+        1 => Value::U64(*rng.pick(&[0, 1, 1 << 31, 1 << 32, 1 << 40, 1 << 62, u64::MAX])),
+        2 => Value::I32(*rng.pick(&[-1, 0, 1, i32::MIN, i32::MAX])),
+        3 => Value::I64(*rng.pick(&[-1, i64::MIN, i64::MAX])),
+        4 => Value::U8(rng.next_u64() as u8),
+        5 => Value::I8(rng.next_u64() as i8),
+        6 => Value::U16(*rng.pick(&[0, 1, 8, u16::MAX])),
+        7 => Value::F32(*rng.pick(&[0.0, -0.0, -1.0, 1e-30, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX])),
+        8 => Value::F64(*rng.pick(&[0.0, -1.0, f64::NAN, f64::INFINITY, 1e300])),
+        9 => Value::Bool(rng.chance(1, 2)),
+        10 => Value::String(rng.text(12)),
+        11 => Value::Array(Vec::new()),
+        12 => Value::Array((0..rng.below(4)).map(|i| Value::U32(i as u32)).collect()),
+        _ => Value::Array(vec![Value::Array(vec![Value::String(rng.text(4))])]),
+    }
+}
+
+/// Keys the engine reads: the metadata mutations aim at these most of the time.
+const ENGINE_KEYS: &[&str] = &[
+    "general.architecture",
+    "general.alignment",
+    "llama.block_count",
+    "llama.embedding_length",
+    "llama.attention.head_count",
+    "llama.attention.head_count_kv",
+    "llama.feed_forward_length",
+    "llama.context_length",
+    "llama.attention.layer_norm_rms_epsilon",
+    "llama.rope.freq_base",
+    "tokenizer.ggml.model",
+    "tokenizer.ggml.pre",
+    "tokenizer.ggml.tokens",
+    "tokenizer.ggml.token_type",
+    "tokenizer.ggml.merges",
+    "tokenizer.ggml.add_bos_token",
+    "tokenizer.ggml.bos_token_id",
+    "tokenizer.ggml.eos_token_id",
+    "tokenizer.ggml.padding_token_id",
+    "tokenizer.ggml.unknown_token_id",
+];
+
+/// One mutation of the tokenizer's metadata. Returns what it did.
+fn mutate_tokenizer(parts: &mut GgufParts, rng: &mut SplitMix64) -> String {
+    let vocab = parts.array_mut("tokenizer.ggml.tokens").map_or(0, |t| t.len());
+    match rng.below(12) {
+        0 | 1 if vocab > 0 => {
+            let at = rng.below(vocab);
+            let spelling = match rng.below(7) {
+                0 => String::new(),
+                1 => rng.text(6),
+                2 => String::from_utf8_lossy(&rng.bytes(6)).into_owned(),
+                3 => match &parts.metadata.iter().find(|(k, _)| k == "tokenizer.ggml.tokens").unwrap().1 {
+                    Value::Array(tokens) => tokens[rng.below(vocab)].to_string().cloned().unwrap_or_default(),
+                    _ => unreachable!("the tokens are an array"),
+                },
+                4 => "x".repeat(10_000),
+                5 => format!("<|{}|>", rng.text(4)),
+                _ => " ".into(),
+            };
+            let tokens = parts.array_mut("tokenizer.ggml.tokens").unwrap();
+            tokens[at] = Value::String(spelling.clone());
+            format!("token {at} spelled {spelling:?}")
+        }
+        2 if vocab > 0 => {
+            let tokens = parts.array_mut("tokenizer.ggml.tokens").unwrap();
+            match rng.chance(1, 2) {
+                true => {
+                    tokens.pop();
+                    "last token removed".into()
+                }
+                false => {
+                    tokens.push(Value::String("extra".into()));
+                    "a token appended".into()
+                }
+            }
+        }
+        3 => {
+            let key = "tokenizer.ggml.token_type";
+            let Some(types) = parts.array_mut(key) else { return "nothing (no token types)".into() };
+            match rng.below(4) {
+                0 => {
+                    types.pop();
+                    "one token type fewer than tokens".into()
+                }
+                1 => {
+                    types.push(Value::I32(1));
+                    "one token type more than tokens".into()
+                }
+                2 if !types.is_empty() => {
+                    let at = rng.below(types.len());
+                    let value = *rng.pick(&[-1, 0, 2, 3, 4, 5, 6, 7, i32::MIN, i32::MAX]);
+                    types[at] = Value::I32(value);
+                    format!("token {at} typed {value}")
+                }
+                _ => {
+                    let n = types.len();
+                    *types = (0..n).map(|_| Value::U8(3)).collect();
+                    "token types stored as u8".into()
+                }
+            }
+        }
+        4 | 5 => {
+            let Some(merges) = parts.array_mut("tokenizer.ggml.merges") else { return "nothing (no merges)".into() };
+            let merge = match rng.below(8) {
+                0 => "zz qq".to_string(),
+                1 => "nospace".into(),
+                2 => String::new(),
+                3 => " ".into(),
+                4 => "h  e".into(),
+                5 => " h".into(),
+                6 => "t h".into(), // both sides known, their join "th" is not a token
+                _ => rng.text(5),
+            };
+            let at = rng.below(merges.len() + 1);
+            merges.insert(at, Value::String(merge.clone()));
+            format!("merge {merge:?} inserted at {at}")
+        }
+        6 => {
+            let name = rng.pick(&["smollm", "llama-bpe", "qwen2", "", "default", "gpt-2", "\u{0}"]).to_string();
+            parts.set("tokenizer.ggml.pre", Value::String(name.clone()));
+            format!("pre-tokenizer {name:?}")
+        }
+        7 => {
+            let name = rng.pick(&["llama", "", "gpt2 ", "bert"]).to_string();
+            parts.set("tokenizer.ggml.model", Value::String(name.clone()));
+            format!("tokenizer model {name:?}")
+        }
+        8 | 9 => {
+            let key = *rng.pick(&[
+                "tokenizer.ggml.bos_token_id",
+                "tokenizer.ggml.eos_token_id",
+                "tokenizer.ggml.padding_token_id",
+                "tokenizer.ggml.unknown_token_id",
+            ]);
+            let id = *rng.pick(&[0, vocab as u64, 1 << 32, 1 << 40, u64::MAX]);
+            parts.set(key, Value::U64(id));
+            parts.set("tokenizer.ggml.add_bos_token", Value::Bool(rng.chance(3, 4)));
+            format!("{key} = {id}")
+        }
+        10 => {
+            let key = *rng.pick(&["tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type"]);
+            let value = interesting_value(rng);
+            let shown = format!("{key} = {value:?}");
+            parts.set(key, value);
+            shown
+        }
+        _ => {
+            // GGUF arrays hold one type: the whole list is numbers.
+            let Some(tokens) = parts.array_mut("tokenizer.ggml.tokens") else { return "nothing (no tokens)".into() };
+            let n = tokens.len();
+            *tokens = (0..n as u32).map(Value::U32).collect();
+            "tokens stored as numbers".into()
+        }
+    }
+}
+
+/// A size the model's metadata and its tensors' shapes agree on, changed in both at once (the
+/// tensors' dimension fields are patched after writing): only such a consistent change gets past
+/// the shape checks to what the loader allocates from the size.
+struct Resize {
+    old: u64,
+    new: u64,
+}
+
+/// Every tensor dimension equal to `resize.old` set to `resize.new`.
+fn apply_resize(bytes: &mut [u8], resize: &Resize) {
+    for field in fields(bytes) {
+        if field.kind == FieldKind::Dim && read_field(bytes, field) == resize.old {
+            set_field(bytes, field, resize.new);
+        }
+    }
+}
+
+/// One structural mutation (metadata or tensor list). Returns what it did, and a resize to apply
+/// to the written file.
+fn mutate_parts(
+    parts: &mut GgufParts,
+    requantized: &[(String, Arc<QTensor>)],
+    rng: &mut SplitMix64,
+) -> (String, Option<Resize>) {
+    let config = tiny_config();
+    match rng.below(10) {
+        0 | 1 => {
+            let key = match rng.chance(3, 4) {
+                true => rng.pick(ENGINE_KEYS).to_string(),
+                false => rng.text(8),
+            };
+            let value = interesting_value(rng);
+            let shown = format!("metadata {key:?} = {value:?}");
+            parts.set(&key, value);
+            (shown, None)
+        }
+        2 if !parts.metadata.is_empty() => {
+            let (key, _) = parts.metadata.remove(rng.below(parts.metadata.len()));
+            (format!("metadata {key:?} removed"), None)
+        }
+        3 => {
+            let alignment = *rng.pick(&[0u32, 1, 3, 7, 8, 64, 1 << 31, u32::MAX]);
+            parts.set("general.alignment", Value::U32(alignment));
+            (format!("alignment {alignment}"), None)
+        }
+        4 if !parts.tensors.is_empty() => {
+            let at = rng.below(parts.tensors.len());
+            match rng.below(3) {
+                0 => (format!("tensor {} removed", parts.tensors.remove(at).0), None),
+                1 => {
+                    let other = parts.tensors[rng.below(parts.tensors.len())].0.clone();
+                    let shown = format!("tensor {} renamed {other}", parts.tensors[at].0);
+                    parts.tensors[at].0 = other;
+                    (shown, None)
+                }
+                _ => {
+                    let (name, tensor) = rng.pick(requantized).clone();
+                    let shown = format!("tensor {name} stored as {:?}", tensor.dtype());
+                    match parts.tensors.iter_mut().find(|(n, _)| *n == name) {
+                        Some(slot) => slot.1 = tensor,
+                        None => parts.tensors.push((name, tensor)),
+                    }
+                    (shown, None)
+                }
+            }
+        }
+        5 | 6 => {
+            // Widths up to 2^62 so row sizes overflow; 0 so tensors are empty.
+            let new = *rng.pick(&[0u64, 1, 16, 33, 1 << 31, 1 << 40, 1 << 62, u64::MAX]);
+            let (key, old) = *rng.pick(&[
+                ("llama.embedding_length", config.width),
+                ("llama.feed_forward_length", config.hidden),
+                ("llama.attention.head_count", config.heads),
+            ]);
+            parts.set(key, Value::U64(new));
+            (
+                format!("{key} and the tensor dimensions of {old} resized to {new}"),
+                Some(Resize { old: old as u64, new }),
+            )
+        }
+        7 => {
+            // The vocabulary, resized in the token list, the token types and the tensors.
+            let old = parts.array_mut("tokenizer.ggml.tokens").map_or(0, |t| t.len());
+            let new = *rng.pick(&[0usize, 1, 2, 256]);
+            for key in ["tokenizer.ggml.tokens", "tokenizer.ggml.token_type"] {
+                if let Some(items) = parts.array_mut(key) {
+                    items.truncate(new);
+                }
+            }
+            (format!("vocabulary of {old} cut to {new}"), Some(Resize { old: old as u64, new: new as u64 }))
+        }
+        8 => {
+            let layers = *rng.pick(&[0u64, 2, 1 << 20, 1 << 40, u64::MAX]);
+            parts.set("llama.block_count", Value::U64(layers));
+            (format!("block count {layers}"), None)
+        }
+        _ => (mutate_tokenizer(parts, rng), None),
+    }
+}
+
+/// GGUF cases: structural mutations written by candle's writer, then byte-level mutations on
+/// top (field values, bit flips, truncation, insertions, deletions, copies).
+struct GgufMutator {
+    base: GgufParts,
+    base_bytes: Vec<u8>,
+    base_fields: Vec<Field>,
+    /// Tensors of the base model in other encodings.
+    requantized: Vec<(String, Arc<QTensor>)>,
+}
+
+impl GgufMutator {
+    fn new() -> Self {
+        let base_bytes = tiny_llama(tiny_config()).bytes;
+        let base = GgufParts::read(&base_bytes);
+        let encodings =
+            [GgmlDType::F16, GgmlDType::BF16, GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q5_0];
+        let mut requantized = Vec::new();
+        for (name, tensor) in &base.tensors {
+            let dense = tensor.dequantize(&Device::Cpu).expect("dequantizes");
+            let cols = *dense.dims().last().expect("tensors have a dimension");
+            for encoding in encodings.iter().filter(|e| cols % e.block_size() == 0) {
+                requantized.push((name.clone(), Arc::new(QTensor::quantize(&dense, *encoding).expect("quantizes"))));
+            }
+        }
+        let base_fields = fields(&base_bytes);
+        Self { base, base_bytes, base_fields, requantized }
+    }
+
+    fn case(&self, rng: &mut SplitMix64) -> Case<Vec<u8>> {
+        let mut what = Vec::new();
+        let (mut bytes, fields) = match rng.chance(1, 2) {
+            true => {
+                let mut parts = self.base.clone();
+                let mut resizes = Vec::new();
+                for _ in 0..1 + rng.below(3) {
+                    let (done, resize) = mutate_parts(&mut parts, &self.requantized, rng);
+                    what.push(done);
+                    resizes.extend(resize);
+                }
+                let mut bytes = parts.write();
+                for resize in &resizes {
+                    apply_resize(&mut bytes, resize);
+                }
+                let fields = fields(&bytes);
+                (bytes, fields)
+            }
+            false => (self.base_bytes.clone(), self.base_fields.clone()),
+        };
+        let byte_mutations = match what.is_empty() {
+            true => 1 + rng.below(4),
+            false => rng.below(3),
+        };
+        for _ in 0..byte_mutations {
+            what.push(mutate_bytes(&mut bytes, &fields, rng));
+        }
+        Case { what: what.join("; "), size: bytes.len(), input: bytes }
+    }
+}
+
+/// Parses and loads a GGUF file; a model that loads must also run a forward and a backward pass
+/// (damaged weights may make every number NaN: that is the file's content, not a failure).
+/// Errors are fine, as long as they say something; panics are not.
+fn load_gguf(bytes: &Vec<u8>) -> Result<(), String> {
+    if let Ok(file) = GgufFile::parse(Arc::new(bytes.clone())) {
+        for key in ENGINE_KEYS {
+            let _ = (file.usize(key), file.string(key), file.f64(key), file.array(key));
+        }
+    }
+    let model = match Model::load(bytes.clone()) {
+        Ok(model) => model,
+        Err(e) => return non_empty_message(e.to_string()),
+    };
+    match Problem::new(&model, "the hat", &TargetSpec::top(), Some(16)).and_then(|p| p.input_gradient()) {
+        Ok(_) => Ok(()),
+        Err(e) => non_empty_message(e.to_string()),
+    }
+}
+
+fn non_empty_message(message: String) -> Result<(), String> {
+    match message.trim().is_empty() {
+        true => Err("an error with an empty message".into()),
+        false => Ok(()),
+    }
+}
+
+#[test]
+fn gguf_parsing_and_loading_survive_hostile_files() {
+    let _serial = serial();
+    let mutator = GgufMutator::new();
+    let sample = mutator.base_bytes.clone();
+    assert_runner_catches(move || sample.clone(), load_gguf);
+    run_target("gguf", memory_bound, |rng| mutator.case(rng), load_gguf);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Share links
+
+/// A page state like the one the page shares: text, settings, an enum, options, vectors.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct SharedState {
+    text: String,
+    method: String,
+    target: Option<SharedTarget>,
+    steps: u32,
+    sigma: f64,
+    scores: Vec<f32>,
+    tags: std::collections::BTreeMap<String, i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+enum SharedTarget {
+    Top,
+    Id(u32),
+    Text { text: String, foil: Option<String> },
+}
+
+/// Deflate of `json`, as a v1 link.
+fn link_of_json(json: &[u8]) -> String {
+    use base64::Engine;
+    let packed = miniz_oxide::deflate::compress_to_vec(json, 6);
+    format!("v1.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(packed))
+}
+
+/// JSON-looking text: valid pieces in random order, so most of it is malformed in a new way.
+fn json_soup(rng: &mut SplitMix64) -> String {
+    const PIECES: &[&str] = &[
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"text\"",
+        "\"method\"",
+        "\"steps\"",
+        "\"scores\"",
+        "\"target\"",
+        "\"Top\"",
+        "{\"Id\":",
+        "\"\\u0000\"",
+        "\"\\ud800\"",
+        "\"\\",
+        "1",
+        "-0",
+        "1e999",
+        "-1e-999",
+        "18446744073709551616",
+        "0.1e",
+        "NaN",
+        "null",
+        "true",
+        "nul",
+        "\u{FEFF}",
+        " ",
+        "\"é\u{1F642}\"",
+    ];
+    (0..rng.below(40)).map(|_| *rng.pick(PIECES)).collect()
+}
+
+/// JSON nested `depth` deep in arrays or objects.
+fn nested_json(depth: usize, objects: bool) -> String {
+    let (open, close) = if objects { ("{\"a\":", "}") } else { ("[", "]") };
+    format!("{}0{}", open.repeat(depth), close.repeat(depth))
+}
+
+/// How a share-link case must turn out, beyond not panicking.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Expect {
+    Anything,
+    /// Nesting within serde_json's recursion limit (128) parses.
+    Parses,
+    /// Nesting past it is refused.
+    Refused,
+}
+
+struct ShareCase {
+    link: String,
+    expect: Expect,
+}
+
+fn share_case(rng: &mut SplitMix64, valid_links: &[String]) -> Case<ShareCase> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut expect = Expect::Anything;
+    let (what, link) = match rng.below(9) {
+        0 => ("random text".to_string(), rng.text(200)),
+        1 => ("\"v1.\" and random text".into(), format!("v1.{}", rng.text(100))),
+        2 => {
+            let mut link = rng.pick(valid_links).clone().into_bytes();
+            let mut what = vec!["a valid link".to_string()];
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(link.len());
+                match rng.below(4) {
+                    0 => {
+                        link[at] = *rng.pick(b"AZaz09-_.=+/ ");
+                        what.push(format!("char {at} replaced"));
+                    }
+                    1 => {
+                        link.truncate(at);
+                        what.push(format!("cut to {at}"));
+                    }
+                    2 => {
+                        link.remove(at);
+                        what.push(format!("char {at} removed"));
+                    }
+                    _ => {
+                        link.insert(at, *rng.pick(b"A_-="));
+                        what.push(format!("char inserted at {at}"));
+                    }
+                }
+            }
+            (what.join(", "), String::from_utf8(link).expect("ASCII stays ASCII"))
+        }
+        3 => {
+            let tag = *rng.pick(&["v0", "v2", "v01", "V1", "v1 ", "", "v1.v1", "v18446744073709551617", "v-1"]);
+            (format!("version tag {tag:?}"), format!("{tag}.{}", &rng.pick(valid_links)[3..]))
+        }
+        4 => ("base64 of random bytes".into(), format!("v1.{}", b64.encode(rng.bytes(300)))),
+        5 => {
+            let json = json_soup(rng);
+            (format!("deflated JSON soup {json:?}"), link_of_json(json.as_bytes()))
+        }
+        6 => {
+            let depth = *rng.pick(&[1, 64, 100, 127, 129, 200, 1000, 100_000]);
+            let objects = rng.chance(1, 2);
+            expect = match depth {
+                0..=100 => Expect::Parses,
+                200.. => Expect::Refused,
+                _ => Expect::Anything,
+            };
+            (format!("JSON nested {depth} deep"), link_of_json(nested_json(depth, objects).as_bytes()))
+        }
+        7 => {
+            let number = match rng.below(4) {
+                0 => "1".repeat(1 + rng.below(200_000)),
+                1 => format!("1e{}", rng.next_u64()),
+                2 => format!("-0.{}1", "0".repeat(rng.below(100_000))),
+                _ => format!("{}.{}", u128::MAX, "9".repeat(rng.below(1000))),
+            };
+            let json = match rng.chance(1, 2) {
+                true => number.clone(),
+                false => format!("{{\"steps\":{number},\"sigma\":{number},\"scores\":[{number}]}}"),
+            };
+            (format!("a number of {} chars", number.len()), link_of_json(json.as_bytes()))
+        }
+        _ => {
+            // Around the inflate cap: just under it inflates, just over it must stop there.
+            let len = MAX_JSON_BYTES - 2 + rng.below(5);
+            (
+                format!("a deflated string of {len} bytes"),
+                link_of_json(format!("\"{}\"", "a".repeat(len - 2)).as_bytes()),
+            )
+        }
+    };
+    Case { what, size: link.len(), input: ShareCase { link, expect } }
+}
+
+/// Decodes as JSON and as a typed state. Every error reads as a share-link message; nesting
+/// within serde_json's limit parses and beyond it is refused; a decoded value re-encodes to a
+/// link that decodes to the same value.
+fn decode_link(case: &ShareCase) -> Result<(), String> {
+    let value = share::decode::<serde_json::Value>(&case.link);
+    let typed = share::decode::<SharedState>(&case.link);
+    for message in [value.as_ref().err().map(LinkError::to_string), typed.as_ref().err().map(LinkError::to_string)] {
+        if let Some(message) = message {
+            if !message.starts_with("This share link cannot be opened") {
+                return Err(format!("an error message that does not say what failed: {message}"));
+            }
+        }
+    }
+    match (case.expect, &value) {
+        (Expect::Parses, Err(e)) => return Err(format!("JSON nested within the limit refused: {e}")),
+        (Expect::Refused, Ok(_)) => return Err("JSON nested past the recursion limit parsed".into()),
+        _ => {}
+    }
+    if let Ok((value, _)) = &value {
+        let again = share::decode::<serde_json::Value>(&share::encode(value)).map_err(|e| e.to_string())?;
+        if again.0 != *value {
+            return Err("a decoded value did not survive encode → decode".into());
+        }
+    }
+    if let Ok((state, _)) = &typed {
+        let again = share::decode::<SharedState>(&share::encode(state)).map_err(|e| e.to_string())?;
+        if again.0 != *state {
+            return Err(format!("a decoded state did not survive encode → decode: {state:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// Memory bound for share links: a small link may inflate to `MAX_JSON_BYTES` of JSON, so the
+/// bound is on that, not on the link.
+fn share_memory_bound(link_len: usize) -> usize {
+    memory_bound(link_len + MAX_JSON_BYTES)
+}
+
+#[test]
+fn share_link_decoding_survives_hostile_links() {
+    let _serial = serial();
+    let mut rng = SplitMix64::new(3);
+    let valid_links: Vec<String> = (0..16)
+        .map(|i| {
+            let state = SharedState {
+                text: rng.text(40),
+                method: "saliency".into(),
+                target: Some(SharedTarget::Text { text: rng.text(3), foil: None }),
+                steps: i,
+                sigma: rng.finite_f64(),
+                scores: (0..rng.below(20)).map(|_| rng.unit() as f32).collect(),
+                tags: [(rng.text(3), i as i64)].into_iter().collect(),
+            };
+            share::encode(&state)
+        })
+        .collect();
+    let sample = valid_links[0].clone();
+    assert_runner_catches(move || ShareCase { link: sample.clone(), expect: Expect::Parses }, decode_link);
+    run_target("share", share_memory_bound, |rng| share_case(rng, &valid_links), decode_link);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tokenizer
+
+enum TokenizerCase {
+    /// A GGUF file with mutated tokenizer metadata, and texts to tokenize if it loads.
+    Metadata { file: Vec<u8>, texts: Vec<String> },
+    /// A text for one of the valid tokenizers.
+    Text { tokenizer: usize, text: String },
+}
+
+/// The tokens of `text` spell it exactly: their bytes (read back from the shown text) concatenate
+/// to the text's bytes, each token's `byte_len` is its byte count, and the ids are `encode`'s.
+fn check_tokens_spell_text(tokenizer: &TextTokenizer, text: &str) -> Result<(), String> {
+    let tokens = tokenizer.tokenize(text).map_err(|e| format!("tokenize({text:?}): {e}"))?;
+    let ids = tokenizer.encode(text).map_err(|e| format!("encode({text:?}): {e}"))?;
+    if ids != tokens.iter().map(|t| t.id).collect::<Vec<_>>() {
+        return Err(format!("tokenize and encode disagree on {text:?}"));
+    }
+    let mut spelled = Vec::with_capacity(text.len());
+    for token in tokens.iter().filter(|t| t.byte_len > 0) {
+        let bytes = text_to_bytes(&token.text);
+        if bytes.len() != token.byte_len {
+            return Err(format!(
+                "token {:?} has byte_len {}, its text {} bytes",
+                token.text,
+                token.byte_len,
+                bytes.len()
+            ));
+        }
+        spelled.extend(bytes);
+    }
+    match spelled == text.as_bytes() {
+        true => Ok(()),
+        false => Err(format!(
+            "the tokens of {text:?} spell {:?}: {:?}",
+            String::from_utf8_lossy(&spelled),
+            tokens.iter().map(|t| &t.text).collect::<Vec<_>>()
+        )),
+    }
+}
+
+fn tokenizer_of(bytes: Vec<u8>) -> salient::engine::Result<TextTokenizer> {
+    TextTokenizer::from_gguf(&GgufFile::parse(Arc::new(bytes))?)
+}
+
+#[test]
+fn tokenizers_from_hostile_metadata_and_texts_survive() {
+    let _serial = serial();
+    let mutator = GgufMutator::new();
+    // The tiny model's GPT-2 tokenizer, and the default model's SmolLM one (digits split).
+    let valid = Arc::new([
+        tokenizer_of(mutator.base_bytes.clone()).expect("the tiny model's tokenizer builds"),
+        tokenizer_of(common::model_bytes()).expect("the default model's tokenizer builds"),
+    ]);
+    let check = move |case: &TokenizerCase| match case {
+        TokenizerCase::Metadata { file, texts } => match tokenizer_of(file.clone()) {
+            Ok(tokenizer) => {
+                for text in texts {
+                    // Mutated vocabularies may not cover every text: errors are fine, panics not.
+                    let _ = (tokenizer.tokenize(text), tokenizer.single_token(text), tokenizer.pad_token());
+                }
+                Ok(())
+            }
+            Err(e) => non_empty_message(e.to_string()),
+        },
+        TokenizerCase::Text { tokenizer, text } => check_tokens_spell_text(&valid[*tokenizer], text),
+    };
+    let sample_file = mutator.base_bytes.clone();
+    assert_runner_catches(
+        move || TokenizerCase::Metadata { file: sample_file.clone(), texts: vec!["the hat".into()] },
+        check.clone(),
+    );
+    let generate = |rng: &mut SplitMix64| match rng.chance(1, 2) {
+        true => {
+            let mut parts = mutator.base.clone();
+            let what: Vec<String> = (0..1 + rng.below(3)).map(|_| mutate_tokenizer(&mut parts, rng)).collect();
+            let file = parts.write();
+            let texts = (0..3).map(|_| rng.text(30)).collect();
+            Case { what: what.join("; "), size: file.len(), input: TokenizerCase::Metadata { file, texts } }
+        }
+        false => {
+            let tokenizer = rng.below(2);
+            let text = match rng.chance(1, 4) {
+                true => String::from_utf8_lossy(&rng.text_bytes(60)).into_owned(),
+                false => rng.text(60),
+            };
+            Case {
+                what: format!("tokenizer {tokenizer}, text {text:?}"),
+                size: text.len(),
+                input: TokenizerCase::Text { tokenizer, text },
+            }
+        }
+    };
+    run_target("tokenizer", memory_bound, generate, check);
+}
+
