@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Salient's test suite: native Rust tests, release page build, browser end-to-end tests.
 # Expects the tools (scripts/setup.sh) and the model (scripts/fetch-model.sh); `make test` does both.
-# Groups: cargo-test, trunk-build, serve (headers), e2e-browser, e2e-methods. Artifacts and logs:
-# test-out/.
+# Groups: cargo-test, trunk-build, serve (headers), e2e-browser, e2e-methods, e2e-models, e2e-share.
+# Artifacts and logs: test-out/.
 # Last line: `N passed, M failed` (groups); exit status non-zero on any failure.
 #   SKIP_CARGO_TEST=1   skip the native tests     SKIP_BUILD=1   test the existing dist/
 set -uo pipefail
@@ -62,6 +62,8 @@ if [ $build_ok = 1 ]; then
   if [ -z "$URL" ]; then
     skipped serve "server did not start (test-out/serve.log)"; skipped e2e-browser "no server"
     skipped e2e-methods "no server"
+    skipped e2e-models "no server"
+    skipped e2e-share "no server"
   else
     echo "serving dist/ at $URL"
     check_headers() {  # the bundle is served with the right types and isolation headers
@@ -80,10 +82,14 @@ if [ $build_ok = 1 ]; then
     # (d) browser tests
     group e2e-browser node tests/e2e/run.mjs "$URL" "$ROOT/dist"
     group e2e-methods node tests/e2e/methods.mjs "$URL" "$ROOT/dist"
+    group e2e-models node tests/e2e/models.mjs "$URL" "$ROOT/dist"
+    group e2e-share node tests/e2e/share.mjs "$URL" "$ROOT/dist"
   fi
 else
   skipped e2e-browser "no dist/index.html (trunk build failed)"
   skipped e2e-methods "no dist/index.html (trunk build failed)"
+  skipped e2e-models "no dist/index.html (trunk build failed)"
+  skipped e2e-share "no dist/index.html (trunk build failed)"
 fi
 
 echo

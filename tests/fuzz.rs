@@ -11,20 +11,19 @@
 //! with the same seed and a longer budget runs the same cases first, then more.
 
 mod common;
-#[path = "common/splitmix.rs"]
-mod splitmix;
+#[path = "common/hostile.rs"]
+mod hostile;
 
 use candle_core::quantized::gguf_file::{self, Content, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Device;
-use common::gguf_builder::{tiny_llama, TinyConfig};
+use common::gguf_builder::{tiny_model, Family, TinyConfig};
+use hostile::{check_spelling, SplitMix64};
 use salient::engine::gguf::GgufFile;
-use salient::engine::token_text::text_to_bytes;
 use salient::engine::tokenizer::TextTokenizer;
 use salient::engine::{Model, Problem, TargetSpec};
 use salient::share::{self, LinkError, MAX_JSON_BYTES};
 use serde::{Deserialize, Serialize};
-use splitmix::SplitMix64;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Cursor;
 use std::panic::{self, AssertUnwindSafe};
@@ -163,6 +162,9 @@ struct Outcome {
     elapsed: Duration,
     /// The failing case: its index, how it was made, and how it failed.
     failure: Option<(usize, String, Failure)>,
+    slowest_case: Duration,
+    /// The largest heap growth of a case, as a fraction of its bound.
+    largest_growth: f64,
 }
 
 /// The name of the thread cases run on: its panics are recorded quietly in `LAST_PANIC` (the
@@ -171,6 +173,18 @@ const WORKER: &str = "fuzz case";
 
 /// The last case panic's message and location.
 static LAST_PANIC: Mutex<String> = Mutex::new(String::new());
+
+/// What a caught panic said: the hook's record (message and place) for a panic on the worker,
+/// else the payload (a panic on a helper thread, re-raised on the worker).
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    let recorded = std::mem::take(&mut *LAST_PANIC.lock().unwrap_or_else(|p| p.into_inner()));
+    match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        _ if !recorded.is_empty() => recorded,
+        (Some(message), _) => message.to_string(),
+        (_, Some(message)) => message.clone(),
+        _ => "a panic without a message".into(),
+    }
+}
 
 /// Runs `check` on cases from `generate` until the budget is spent or a case fails. Cases run on
 /// a worker thread, so a hung one can be abandoned; panics are caught and recorded quietly.
@@ -181,7 +195,7 @@ where
     C: Fn(&I) -> Result<(), String> + Send + 'static,
 {
     let (to_worker, cases) = mpsc::channel::<(I, usize)>();
-    let (to_runner, results) = mpsc::channel::<std::result::Result<(), Failure>>();
+    let (to_runner, results) = mpsc::channel::<(std::result::Result<(), Failure>, f64)>();
     let worker = std::thread::Builder::new().name(WORKER.into());
     worker
         .spawn(move || {
@@ -191,14 +205,12 @@ where
                 let result = panic::catch_unwind(AssertUnwindSafe(|| check(&input)));
                 let peak = PEAK_BYTES.load(Relaxed).saturating_sub(before);
                 let outcome = match result {
-                    Err(_) => Err(Failure::Panicked(std::mem::take(
-                        &mut *LAST_PANIC.lock().unwrap_or_else(|p| p.into_inner()),
-                    ))),
+                    Err(payload) => Err(Failure::Panicked(panic_message(payload))),
                     Ok(Err(why)) => Err(Failure::Broke(why)),
                     Ok(Ok(())) if peak > bound => Err(Failure::Allocated { peak, bound }),
                     Ok(Ok(())) => Ok(()),
                 };
-                if to_runner.send(outcome).is_err() {
+                if to_runner.send((outcome, peak as f64 / bound as f64)).is_err() {
                     break;
                 }
             }
@@ -208,21 +220,27 @@ where
     let start = Instant::now();
     let mut executions = 0;
     let mut failure = None;
+    let (mut slowest_case, mut largest_growth) = (Duration::ZERO, 0.0f64);
     while start.elapsed() < limits.budget {
         let Case { what, size, input } = generate(&mut rng);
+        let sent = Instant::now();
         to_worker.send((input, (limits.memory)(size))).expect("the worker thread runs until told to stop");
         let result = match results.recv_timeout(limits.per_case) {
-            Ok(result) => result,
+            Ok((result, growth)) => {
+                largest_growth = largest_growth.max(growth);
+                result
+            }
             Err(RecvTimeoutError::Timeout) => Err(Failure::Hung),
             Err(RecvTimeoutError::Disconnected) => Err(Failure::Panicked("the worker thread died".into())),
         };
+        slowest_case = slowest_case.max(sent.elapsed());
         executions += 1;
         if let Err(how) = result {
             failure = Some((executions - 1, what, how));
             break;
         }
     }
-    Outcome { executions, elapsed: start.elapsed(), failure }
+    Outcome { executions, elapsed: start.elapsed(), failure, slowest_case, largest_growth }
 }
 
 fn budget() -> Duration {
@@ -254,6 +272,11 @@ where
         "fuzz {target}: {} executions, {failures} failures in {:.1} s",
         outcome.executions,
         outcome.elapsed.as_secs_f64()
+    );
+    eprintln!(
+        "fuzz {target}: slowest case {:.0} ms, largest heap growth {:.1}% of its bound",
+        outcome.slowest_case.as_secs_f64() * 1e3,
+        outcome.largest_growth * 100.0
     );
     if let Some((index, what, how)) = outcome.failure {
         panic!("fuzz {target}: case {index} (SALIENT_FUZZ_SEED={seed}) failed: {how:?}\n  input: {what}");
@@ -305,9 +328,10 @@ where
 // GGUF files: the base model, its fields, and mutations
 
 /// Small enough to load in about a millisecond, wide enough (32) for the 32-value block
-/// encodings, and with grouped-query attention.
-fn tiny_config() -> TinyConfig {
-    TinyConfig { layers: 1, width: 32, heads: 4, kv_heads: 2, hidden: 64, context_length: 64, seed: 7 }
+/// encodings, and with grouped-query attention where the family has it.
+fn tiny_config(family: Family) -> TinyConfig {
+    let kv_heads = if family == Family::Gpt2 { 4 } else { 2 };
+    TinyConfig { layers: 1, width: 32, heads: 4, kv_heads, hidden: 64, context_length: 64, seed: 7 }
 }
 
 /// A GGUF file as metadata and tensors, sorted by name so cases reproduce.
@@ -571,18 +595,20 @@ fn interesting_value(rng: &mut SplitMix64) -> Value {
     }
 }
 
-/// Keys the engine reads: the metadata mutations aim at these most of the time.
+/// Keys the engine reads, `{arch}` standing for the family's name: the metadata mutations aim at
+/// these most of the time.
 const ENGINE_KEYS: &[&str] = &[
     "general.architecture",
     "general.alignment",
-    "llama.block_count",
-    "llama.embedding_length",
-    "llama.attention.head_count",
-    "llama.attention.head_count_kv",
-    "llama.feed_forward_length",
-    "llama.context_length",
-    "llama.attention.layer_norm_rms_epsilon",
-    "llama.rope.freq_base",
+    "{arch}.block_count",
+    "{arch}.embedding_length",
+    "{arch}.attention.head_count",
+    "{arch}.attention.head_count_kv",
+    "{arch}.feed_forward_length",
+    "{arch}.context_length",
+    "{arch}.attention.layer_norm_rms_epsilon",
+    "{arch}.attention.layer_norm_epsilon",
+    "{arch}.rope.freq_base",
     "tokenizer.ggml.model",
     "tokenizer.ggml.pre",
     "tokenizer.ggml.tokens",
@@ -594,6 +620,16 @@ const ENGINE_KEYS: &[&str] = &[
     "tokenizer.ggml.padding_token_id",
     "tokenizer.ggml.unknown_token_id",
 ];
+
+fn engine_key(key: &str, family: Family) -> String {
+    key.replace("{arch}", family.name())
+}
+
+/// Whether `value` may go into the GGUF array `items`: arrays hold one type, and candle's writer
+/// refuses mixed ones.
+fn fits(items: &[Value], value: &Value) -> bool {
+    items.first().is_none_or(|first| first.value_type() == value.value_type())
+}
 
 /// One mutation of the tokenizer's metadata. Returns what it did.
 fn mutate_tokenizer(parts: &mut GgufParts, rng: &mut SplitMix64) -> String {
@@ -614,7 +650,11 @@ fn mutate_tokenizer(parts: &mut GgufParts, rng: &mut SplitMix64) -> String {
                 _ => " ".into(),
             };
             let tokens = parts.array_mut("tokenizer.ggml.tokens").unwrap();
-            tokens[at] = Value::String(spelling.clone());
+            let value = Value::String(spelling.clone());
+            if !fits(tokens, &value) {
+                return "nothing (the array holds another type)".into();
+            }
+            tokens[at] = value;
             format!("token {at} spelled {spelling:?}")
         }
         2 if vocab > 0 => {
@@ -625,7 +665,11 @@ fn mutate_tokenizer(parts: &mut GgufParts, rng: &mut SplitMix64) -> String {
                     "last token removed".into()
                 }
                 false => {
-                    tokens.push(Value::String("extra".into()));
+                    let value = Value::String("extra".into());
+                    if !fits(tokens, &value) {
+                        return "nothing (the array holds another type)".into();
+                    }
+                    tokens.push(value);
                     "a token appended".into()
                 }
             }
@@ -639,12 +683,18 @@ fn mutate_tokenizer(parts: &mut GgufParts, rng: &mut SplitMix64) -> String {
                     "one token type fewer than tokens".into()
                 }
                 1 => {
+                    if !fits(types, &Value::I32(1)) {
+                        return "nothing (the array holds another type)".into();
+                    }
                     types.push(Value::I32(1));
                     "one token type more than tokens".into()
                 }
                 2 if !types.is_empty() => {
                     let at = rng.below(types.len());
                     let value = *rng.pick(&[-1, 0, 2, 3, 4, 5, 6, 7, i32::MIN, i32::MAX]);
+                    if !fits(types, &Value::I32(value)) {
+                        return "nothing (the array holds another type)".into();
+                    }
                     types[at] = Value::I32(value);
                     format!("token {at} typed {value}")
                 }
@@ -668,7 +718,11 @@ fn mutate_tokenizer(parts: &mut GgufParts, rng: &mut SplitMix64) -> String {
                 _ => rng.text(5),
             };
             let at = rng.below(merges.len() + 1);
-            merges.insert(at, Value::String(merge.clone()));
+            let value = Value::String(merge.clone());
+            if !fits(merges, &value) {
+                return "nothing (the array holds another type)".into();
+            }
+            merges.insert(at, value);
             format!("merge {merge:?} inserted at {at}")
         }
         6 => {
@@ -729,16 +783,12 @@ fn apply_resize(bytes: &mut [u8], resize: &Resize) {
 
 /// One structural mutation (metadata or tensor list). Returns what it did, and a resize to apply
 /// to the written file.
-fn mutate_parts(
-    parts: &mut GgufParts,
-    requantized: &[(String, Arc<QTensor>)],
-    rng: &mut SplitMix64,
-) -> (String, Option<Resize>) {
-    let config = tiny_config();
+fn mutate_parts(base: &Base, parts: &mut GgufParts, rng: &mut SplitMix64) -> (String, Option<Resize>) {
+    let config = tiny_config(base.family);
     match rng.below(10) {
         0 | 1 => {
             let key = match rng.chance(3, 4) {
-                true => rng.pick(ENGINE_KEYS).to_string(),
+                true => engine_key(*rng.pick(ENGINE_KEYS), base.family),
                 false => rng.text(8),
             };
             let value = interesting_value(rng);
@@ -766,7 +816,7 @@ fn mutate_parts(
                     (shown, None)
                 }
                 _ => {
-                    let (name, tensor) = rng.pick(requantized).clone();
+                    let (name, tensor) = rng.pick(&base.requantized).clone();
                     let shown = format!("tensor {name} stored as {:?}", tensor.dtype());
                     match parts.tensors.iter_mut().find(|(n, _)| *n == name) {
                         Some(slot) => slot.1 = tensor,
@@ -780,11 +830,13 @@ fn mutate_parts(
             // Widths up to 2^62 so row sizes overflow; 0 so tensors are empty.
             let new = *rng.pick(&[0u64, 1, 16, 33, 1 << 31, 1 << 40, 1 << 62, u64::MAX]);
             let (key, old) = *rng.pick(&[
-                ("llama.embedding_length", config.width),
-                ("llama.feed_forward_length", config.hidden),
-                ("llama.attention.head_count", config.heads),
+                ("{arch}.embedding_length", config.width),
+                ("{arch}.feed_forward_length", config.hidden),
+                ("{arch}.attention.head_count", config.heads),
+                ("{arch}.context_length", config.context_length),
             ]);
-            parts.set(key, Value::U64(new));
+            let key = engine_key(key, base.family);
+            parts.set(&key, Value::U64(new));
             (
                 format!("{key} and the tensor dimensions of {old} resized to {new}"),
                 Some(Resize { old: old as u64, new }),
@@ -803,49 +855,63 @@ fn mutate_parts(
         }
         8 => {
             let layers = *rng.pick(&[0u64, 2, 1 << 20, 1 << 40, u64::MAX]);
-            parts.set("llama.block_count", Value::U64(layers));
+            parts.set(&engine_key("{arch}.block_count", base.family), Value::U64(layers));
             (format!("block count {layers}"), None)
         }
         _ => (mutate_tokenizer(parts, rng), None),
     }
 }
 
-/// GGUF cases: structural mutations written by candle's writer, then byte-level mutations on
-/// top (field values, bit flips, truncation, insertions, deletions, copies).
-struct GgufMutator {
-    base: GgufParts,
-    base_bytes: Vec<u8>,
-    base_fields: Vec<Field>,
-    /// Tensors of the base model in other encodings.
+/// A valid tiny model of one family, the starting point of mutations.
+struct Base {
+    family: Family,
+    parts: GgufParts,
+    bytes: Vec<u8>,
+    fields: Vec<Field>,
+    /// Its tensors in other encodings.
     requantized: Vec<(String, Arc<QTensor>)>,
 }
 
-impl GgufMutator {
-    fn new() -> Self {
-        let base_bytes = tiny_llama(tiny_config()).bytes;
-        let base = GgufParts::read(&base_bytes);
+impl Base {
+    fn new(family: Family) -> Self {
+        let bytes = tiny_model(family, tiny_config(family)).bytes;
+        let parts = GgufParts::read(&bytes);
         let encodings =
             [GgmlDType::F16, GgmlDType::BF16, GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q5_0];
         let mut requantized = Vec::new();
-        for (name, tensor) in &base.tensors {
+        for (name, tensor) in &parts.tensors {
             let dense = tensor.dequantize(&Device::Cpu).expect("dequantizes");
             let cols = *dense.dims().last().expect("tensors have a dimension");
             for encoding in encodings.iter().filter(|e| cols % e.block_size() == 0) {
                 requantized.push((name.clone(), Arc::new(QTensor::quantize(&dense, *encoding).expect("quantizes"))));
             }
         }
-        let base_fields = fields(&base_bytes);
-        Self { base, base_bytes, base_fields, requantized }
+        let fields = fields(&bytes);
+        Self { family, parts, bytes, fields, requantized }
+    }
+}
+
+/// GGUF cases: structural mutations written by candle's writer, then byte-level mutations on
+/// top (field values, bit flips, truncation, insertions, deletions, copies), starting from a tiny
+/// model of each family.
+struct GgufMutator {
+    bases: Vec<Base>,
+}
+
+impl GgufMutator {
+    fn new() -> Self {
+        Self { bases: [Family::Llama, Family::Qwen2, Family::Gpt2].into_iter().map(Base::new).collect() }
     }
 
     fn case(&self, rng: &mut SplitMix64) -> Case<Vec<u8>> {
-        let mut what = Vec::new();
+        let base = rng.pick(&self.bases);
+        let mut what = vec![base.family.name().to_string()];
         let (mut bytes, fields) = match rng.chance(1, 2) {
             true => {
-                let mut parts = self.base.clone();
+                let mut parts = base.parts.clone();
                 let mut resizes = Vec::new();
                 for _ in 0..1 + rng.below(3) {
-                    let (done, resize) = mutate_parts(&mut parts, &self.requantized, rng);
+                    let (done, resize) = mutate_parts(base, &mut parts, rng);
                     what.push(done);
                     resizes.extend(resize);
                 }
@@ -856,11 +922,11 @@ impl GgufMutator {
                 let fields = fields(&bytes);
                 (bytes, fields)
             }
-            false => (self.base_bytes.clone(), self.base_fields.clone()),
+            false => (base.bytes.clone(), base.fields.clone()),
         };
-        let byte_mutations = match what.is_empty() {
-            true => 1 + rng.below(4),
-            false => rng.below(3),
+        let byte_mutations = match what.len() {
+            1 => 1 + rng.below(4),
+            _ => rng.below(3),
         };
         for _ in 0..byte_mutations {
             what.push(mutate_bytes(&mut bytes, &fields, rng));
@@ -874,8 +940,11 @@ impl GgufMutator {
 /// Errors are fine, as long as they say something; panics are not.
 fn load_gguf(bytes: &Vec<u8>) -> Result<(), String> {
     if let Ok(file) = GgufFile::parse(Arc::new(bytes.clone())) {
-        for key in ENGINE_KEYS {
-            let _ = (file.usize(key), file.string(key), file.f64(key), file.array(key));
+        for family in [Family::Llama, Family::Qwen2, Family::Gpt2] {
+            for key in ENGINE_KEYS.iter().map(|key| engine_key(key, family)) {
+                let _ =
+                    (file.usize(&key), file.string(&key), file.f64(&key), file.array(&key), file.bool_or(&key, true));
+            }
         }
     }
     let model = match Model::load(bytes.clone()) {
@@ -899,7 +968,7 @@ fn non_empty_message(message: String) -> Result<(), String> {
 fn gguf_parsing_and_loading_survive_hostile_files() {
     let _serial = serial();
     let mutator = GgufMutator::new();
-    let sample = mutator.base_bytes.clone();
+    let sample = mutator.bases[0].bytes.clone();
     assert_runner_catches(move || sample.clone(), load_gguf);
     run_target("gguf", memory_bound, |rng| mutator.case(rng), load_gguf);
 }
@@ -1001,6 +1070,9 @@ fn share_case(rng: &mut SplitMix64, valid_links: &[String]) -> Case<ShareCase> {
             let mut link = rng.pick(valid_links).clone().into_bytes();
             let mut what = vec!["a valid link".to_string()];
             for _ in 0..1 + rng.below(4) {
+                if link.is_empty() {
+                    break;
+                }
                 let at = rng.below(link.len());
                 match rng.below(4) {
                     0 => {
@@ -1044,9 +1116,9 @@ fn share_case(rng: &mut SplitMix64, valid_links: &[String]) -> Case<ShareCase> {
         }
         7 => {
             let number = match rng.below(4) {
-                0 => "1".repeat(1 + rng.below(200_000)),
+                0 => "1".repeat(1 + rng.below(20_000)),
                 1 => format!("1e{}", rng.next_u64()),
-                2 => format!("-0.{}1", "0".repeat(rng.below(100_000))),
+                2 => format!("-0.{}1", "0".repeat(rng.below(20_000))),
                 _ => format!("{}.{}", u128::MAX, "9".repeat(rng.below(1000))),
             };
             let json = match rng.chance(1, 2) {
@@ -1139,37 +1211,6 @@ enum TokenizerCase {
     Text { tokenizer: usize, text: String },
 }
 
-/// The tokens of `text` spell it exactly: their bytes (read back from the shown text) concatenate
-/// to the text's bytes, each token's `byte_len` is its byte count, and the ids are `encode`'s.
-fn check_tokens_spell_text(tokenizer: &TextTokenizer, text: &str) -> Result<(), String> {
-    let tokens = tokenizer.tokenize(text).map_err(|e| format!("tokenize({text:?}): {e}"))?;
-    let ids = tokenizer.encode(text).map_err(|e| format!("encode({text:?}): {e}"))?;
-    if ids != tokens.iter().map(|t| t.id).collect::<Vec<_>>() {
-        return Err(format!("tokenize and encode disagree on {text:?}"));
-    }
-    let mut spelled = Vec::with_capacity(text.len());
-    for token in tokens.iter().filter(|t| t.byte_len > 0) {
-        let bytes = text_to_bytes(&token.text);
-        if bytes.len() != token.byte_len {
-            return Err(format!(
-                "token {:?} has byte_len {}, its text {} bytes",
-                token.text,
-                token.byte_len,
-                bytes.len()
-            ));
-        }
-        spelled.extend(bytes);
-    }
-    match spelled == text.as_bytes() {
-        true => Ok(()),
-        false => Err(format!(
-            "the tokens of {text:?} spell {:?}: {:?}",
-            String::from_utf8_lossy(&spelled),
-            tokens.iter().map(|t| &t.text).collect::<Vec<_>>()
-        )),
-    }
-}
-
 fn tokenizer_of(bytes: Vec<u8>) -> salient::engine::Result<TextTokenizer> {
     TextTokenizer::from_gguf(&GgufFile::parse(Arc::new(bytes))?)
 }
@@ -1177,12 +1218,23 @@ fn tokenizer_of(bytes: Vec<u8>) -> salient::engine::Result<TextTokenizer> {
 #[test]
 fn tokenizers_from_hostile_metadata_and_texts_survive() {
     let _serial = serial();
-    let mutator = GgufMutator::new();
-    // The tiny model's GPT-2 tokenizer, and the default model's SmolLM one (digits split).
+    let llama = Base::new(Family::Llama);
+    let mut llama3 = llama.parts.clone();
+    llama3.set("tokenizer.ggml.pre", Value::String("llama-bpe".into()));
+    llama3.metadata.retain(|(key, _)| key != "tokenizer.ggml.add_bos_token"); // llama-bpe then adds BOS
+    llama3.set(
+        "tokenizer.ggml.bos_token_id",
+        Value::U32(tiny_model(Family::Llama, tiny_config(Family::Llama)).end_of_text_id()),
+    );
+    // Every pre-tokenizer: GPT-2's, Qwen2's and Llama 3's regex splits on tiny vocabularies, and
+    // the default model's SmolLM tokenizer (digits split) on its real one.
     let valid = Arc::new([
-        tokenizer_of(mutator.base_bytes.clone()).expect("the tiny model's tokenizer builds"),
+        tokenizer_of(llama.bytes.clone()).expect("the tiny llama's tokenizer builds"),
+        tokenizer_of(Base::new(Family::Qwen2).bytes).expect("the tiny qwen2's tokenizer builds"),
+        tokenizer_of(llama3.write()).expect("a llama-bpe tokenizer builds"),
         tokenizer_of(common::model_bytes()).expect("the default model's tokenizer builds"),
     ]);
+    let tokenizers = valid.len();
     let check = move |case: &TokenizerCase| match case {
         TokenizerCase::Metadata { file, texts } => match tokenizer_of(file.clone()) {
             Ok(tokenizer) => {
@@ -1194,23 +1246,23 @@ fn tokenizers_from_hostile_metadata_and_texts_survive() {
             }
             Err(e) => non_empty_message(e.to_string()),
         },
-        TokenizerCase::Text { tokenizer, text } => check_tokens_spell_text(&valid[*tokenizer], text),
+        TokenizerCase::Text { tokenizer, text } => check_spelling(&valid[*tokenizer], text).map(drop),
     };
-    let sample_file = mutator.base_bytes.clone();
+    let sample_file = llama.bytes.clone();
     assert_runner_catches(
         move || TokenizerCase::Metadata { file: sample_file.clone(), texts: vec!["the hat".into()] },
         check.clone(),
     );
     let generate = |rng: &mut SplitMix64| match rng.chance(1, 2) {
         true => {
-            let mut parts = mutator.base.clone();
+            let mut parts = llama.parts.clone();
             let what: Vec<String> = (0..1 + rng.below(3)).map(|_| mutate_tokenizer(&mut parts, rng)).collect();
             let file = parts.write();
             let texts = (0..3).map(|_| rng.text(30)).collect();
             Case { what: what.join("; "), size: file.len(), input: TokenizerCase::Metadata { file, texts } }
         }
         false => {
-            let tokenizer = rng.below(2);
+            let tokenizer = rng.below(tokenizers);
             let text = match rng.chance(1, 4) {
                 true => String::from_utf8_lossy(&rng.text_bytes(60)).into_owned(),
                 false => rng.text(60),
@@ -1224,4 +1276,3 @@ fn tokenizers_from_hostile_metadata_and_texts_survive() {
     };
     run_target("tokenizer", memory_bound, generate, check);
 }
-

@@ -4,7 +4,7 @@
 //! So boundaries are decided on the characters the tokens' bytes spell, and a group is always a
 //! run of whole tokens.
 
-use super::token_text::bytes_to_text;
+use super::token_text::{bytes_to_text, text_to_bytes};
 use super::tokenizer::Token;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
@@ -107,7 +107,7 @@ fn read_tokens(tokens: &[Token]) -> (Vec<u8>, Vec<TokenInfo>) {
         .map(|t| {
             let start = stream.len();
             if !t.special {
-                stream.extend(text_bytes(&t.text));
+                stream.extend(text_to_bytes(&t.text));
             }
             start..stream.len()
         })
@@ -207,34 +207,6 @@ fn characters(bytes: &[u8]) -> Vec<(Range<usize>, char)> {
     out
 }
 
-/// The bytes a token's text stands for: `bytes_to_text` writes bytes of incomplete characters as
-/// `\xNN` (upper-case, always ≥ 0x80), so those escapes are read back as bytes. A text that
-/// spells such an escape literally would be misread, which only changes where groups begin.
-fn text_bytes(text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("\\x") {
-        out.extend_from_slice(rest[..at].as_bytes());
-        let escaped = rest
-            .get(at + 2..at + 4)
-            .filter(|hex| hex.bytes().all(|c| matches!(c, b'0'..=b'9' | b'A'..=b'F')))
-            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
-            .filter(|b| *b >= 0x80);
-        match escaped {
-            Some(b) => {
-                out.push(b);
-                rest = &rest[at + 4..];
-            }
-            None => {
-                out.extend_from_slice(b"\\x");
-                rest = &rest[at + 2..];
-            }
-        }
-    }
-    out.extend_from_slice(rest.as_bytes());
-    out
-}
-
 /// CJK ideographs, kana and hangul: scripts written without spaces between words.
 fn is_cjk(c: char) -> bool {
     matches!(c as u32,
@@ -268,14 +240,6 @@ fn is_punctuation(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_of_incomplete_characters_read_back_as_bytes() {
-        let thumbs = "👍".as_bytes();
-        assert_eq!(text_bytes(&bytes_to_text(&thumbs[..2])), &thumbs[..2]);
-        assert_eq!(text_bytes("a\\x41\\xzz\\xE6"), b"a\\x41\\xzz\xE6");
-        assert_eq!(text_bytes("東京"), "東京".as_bytes());
-    }
 
     #[test]
     fn characters_keep_their_byte_ranges() {

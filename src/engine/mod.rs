@@ -11,6 +11,7 @@ mod frozen_linear;
 pub mod gguf;
 pub mod grouping;
 mod layers;
+pub mod memory;
 pub mod methods;
 pub mod model;
 pub mod objective;

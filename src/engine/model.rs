@@ -10,6 +10,8 @@ use std::sync::Arc;
 pub struct Model {
     pub tokenizer: TextTokenizer,
     pub decoder: Box<dyn Decoder>,
+    /// The GGUF file's size: its bytes stay in memory with the model (the weights live in them).
+    file_bytes: usize,
 }
 
 impl Model {
@@ -20,6 +22,7 @@ impl Model {
 
     /// `DType::F64` gives the same function in double precision (tests use it to check gradients).
     pub fn load_with_dtype(file: Vec<u8>, dtype: DType) -> Result<Self> {
+        let file_bytes = file.len();
         let file = GgufFile::parse(Arc::new(file))?;
         // The architecture first: "unsupported architecture" is the message a user needs.
         let decoder = arch::load(&file, dtype)?;
@@ -31,11 +34,15 @@ impl Model {
                 decoder.config().vocab
             )));
         }
-        Ok(Self { tokenizer, decoder })
+        Ok(Self { tokenizer, decoder, file_bytes })
     }
 
     pub fn config(&self) -> &DecoderConfig {
         self.decoder.config()
+    }
+
+    pub fn file_bytes(&self) -> usize {
+        self.file_bytes
     }
 
     /// Tokens for a text the model can read: not empty, not longer than its context or than

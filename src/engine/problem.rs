@@ -175,12 +175,22 @@ impl<'m> Problem<'m> {
     /// How many inputs [`Self::gradients`] evaluates per batch. Methods that build their inputs
     /// (path points, noisy copies) pass this many at a time, so they never hold more than a batch.
     pub fn gradient_batch_rows(&self) -> usize {
-        self.batch_rows(GRADIENT_BATCH_TOKENS)
+        gradient_batch_rows(self.len())
     }
 
     fn batch_rows(&self, budget_tokens: usize) -> usize {
-        (budget_tokens / self.len().max(1)).max(1)
+        rows_within(budget_tokens, self.len())
     }
+}
+
+/// [`Problem::gradient_batch_rows`] for a text of `tokens` tokens.
+pub fn gradient_batch_rows(tokens: usize) -> usize {
+    rows_within(GRADIENT_BATCH_TOKENS, tokens)
+}
+
+/// Sequences of `tokens` tokens that fit a budget of `budget_tokens`; at least one.
+fn rows_within(budget_tokens: usize, tokens: usize) -> usize {
+    (budget_tokens / tokens.max(1)).max(1)
 }
 
 fn gradient_of(value: &Tensor, wrt: &Var) -> Result<Tensor> {

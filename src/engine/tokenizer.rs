@@ -39,6 +39,8 @@ pub struct TextTokenizer {
     bos: Option<u32>,
     /// The padding token, else unknown, else end-of-text: the "no information" token.
     pad: Option<u32>,
+    /// Per byte value: whether a (non-control) token stands for that byte alone.
+    byte_has_token: [bool; 256],
 }
 
 impl TextTokenizer {
@@ -85,6 +87,13 @@ impl TextTokenizer {
         if vocab.len() != spellings.len() {
             return Err(EngineError::CorruptGguf("the vocabulary has duplicate tokens".into()));
         }
+        // tokenizers' BPE builder panics (a slice index) on a merge whose join is longer than
+        // every token, so joins missing from the vocabulary are refused here.
+        if let Some((a, b)) = merges.iter().find(|(a, b)| !vocab.contains_key(&format!("{a}{b}"))) {
+            return Err(EngineError::CorruptGguf(format!(
+                "tokenizer.ggml.merges joins {a:?} and {b:?} into a token the vocabulary lacks"
+            )));
+        }
         let pre = pre_tokenization(&file.string("tokenizer.ggml.pre").unwrap_or_default())?;
         let bpe = BPE::builder()
             .vocab_and_merges(vocab, merges)
@@ -104,11 +113,15 @@ impl TextTokenizer {
         inner.add_special_tokens(added).map_err(|e| EngineError::UnsupportedTokenizer(format!("added tokens: {e}")))?;
 
         let decoder = ByteLevelDecoder::new();
-        let token_bytes = spellings
+        let token_bytes: Vec<Vec<u8>> = spellings
             .iter()
             .zip(&special)
             .map(|(s, sp)| if *sp { s.as_bytes().to_vec() } else { decoder.bytes(s) })
             .collect();
+        let mut byte_has_token = [false; 256];
+        for (bytes, _) in token_bytes.iter().zip(&special).filter(|(b, sp)| b.len() == 1 && !**sp) {
+            byte_has_token[bytes[0] as usize] = true;
+        }
         let add_bos = file.bool_or("tokenizer.ggml.add_bos_token", pre.add_bos)?;
         let bos = match add_bos {
             true => Some(file.usize("tokenizer.ggml.bos_token_id")? as u32),
@@ -119,7 +132,7 @@ impl TextTokenizer {
             .find_map(|role| file.usize(&format!("tokenizer.ggml.{role}_token_id")).ok())
             .map(|id| id as u32)
             .filter(|id| (*id as usize) < spellings.len());
-        Ok(Self { inner, token_bytes, special, bos, pad })
+        Ok(Self { inner, token_bytes, special, bos, pad, byte_has_token })
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -135,8 +148,22 @@ impl TextTokenizer {
 
     /// Ids for a text, with the BOS token first when the model asks for one.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
+        self.check_spellable(text)?;
         let encoding = self.inner.encode(text, false).map_err(|e| EngineError::Internal(e.to_string()))?;
         Ok(self.bos.into_iter().chain(encoding.get_ids().iter().copied()).collect())
+    }
+
+    /// BPE without an unknown token drops the bytes it has no token for, silently: a text whose
+    /// characters use such a byte (SmolLM2 has none for U+0004, U+0006, U+0013, U+0014, U+0016,
+    /// U+001D and U+40000..U+BFFFF) is refused instead, so tokens always spell their text.
+    fn check_spellable(&self, text: &str) -> Result<()> {
+        match text.chars().find(|c| c.to_string().bytes().any(|b| !self.byte_has_token[b as usize])) {
+            Some(c) => Err(EngineError::InvalidRequest(format!(
+                "The text holds the character U+{:04X}, which this model's vocabulary cannot spell. Remove it.",
+                c as u32
+            ))),
+            None => Ok(()),
+        }
     }
 
     pub fn token(&self, id: u32) -> Result<Token> {
@@ -170,6 +197,7 @@ impl TextTokenizer {
     /// Tokens for text that continues an input (a continuation the model is to be explained on):
     /// no BOS, since the text does not start a sequence.
     pub fn tokenize_continuation(&self, text: &str) -> Result<Vec<Token>> {
+        self.check_spellable(text)?;
         let encoding = self.inner.encode(text, false).map_err(|e| EngineError::Internal(e.to_string()))?;
         encoding.get_ids().iter().map(|id| self.token(*id)).collect()
     }

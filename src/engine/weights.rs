@@ -78,6 +78,10 @@ pub struct QuantizedMatrix {
 impl QuantizedMatrix {
     pub fn new(file: Arc<Vec<u8>>, start: usize, dtype: GgmlDType, rows: usize, cols: usize) -> Result<Self> {
         let matrix = Self { file, start, dtype, rows, cols };
+        // No model has an empty weight, and sizes derived from one (a zero width) divide by zero.
+        if rows == 0 || cols == 0 {
+            return Err(EngineError::CorruptGguf(format!("a tensor of {rows} × {cols} values is empty")));
+        }
         if cols % dtype.block_size() != 0 {
             return Err(EngineError::CorruptGguf(format!(
                 "a row of {cols} values does not fill whole {dtype:?} blocks"

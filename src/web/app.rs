@@ -4,18 +4,21 @@
 use super::bridge::WorkerBridge;
 use super::compare::{CompareControls, ComparePanel};
 use super::controls::{Editor, MethodControls, ViewControls};
+use super::embed::Embed;
 use super::faithfulness::FaithfulnessPanel;
 use super::heatmap::{HeatMap, Legend};
 use super::matrix::ContinuationMatrix;
+use super::models::{Fallback, ModelLoader, ModelPanel, ModelSource};
 use super::panels::{Completeness, ModelLine, Status, TimingsPanel};
+use super::persist;
 use super::protocol::{FromWorker, ModelSummary, RunOutput, Timings, ToWorker};
 use super::settings::Settings;
+use super::share_link::{LinkNotes, SharePanel, Sharing};
 use super::targets::{Predictions, TargetPanel};
 use crate::engine::faithfulness::Faithfulness;
 use crate::engine::methods;
 use leptos::prelude::*;
 
-const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 const DEBOUNCE_MS: u32 = 400;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -55,8 +58,8 @@ pub enum Measurement {
     Measuring,
     Measured { report: Faithfulness, ms: f64 },
     Failed(String),
-    /// The run was cancelled before this map was measured.
-    Cancelled,
+    /// Cancel, or a newer run, stopped the check before this map was measured.
+    Stopped,
 }
 
 /// Everything the page shows; all handles are `Copy`, so closures capture the whole struct.
@@ -75,6 +78,8 @@ pub struct Ui {
     pub row: RwSignal<Option<usize>>,
     pub timings: RwSignal<Option<Timings>>,
     pub load_ms: RwSignal<Option<f64>>,
+    /// Which model to load, and the model panel's state.
+    pub loader: ModelLoader,
     runs: StoredValue<RunState, LocalStorage>,
     bridge: StoredValue<Option<WorkerBridge>, LocalStorage>,
     debounce: StoredValue<Option<gloo::timers::callback::Timeout>, LocalStorage>,
@@ -93,6 +98,19 @@ struct RunState {
     pending: bool,
     /// The worker was replaced to stop a run; say so once the model is back.
     cancelled: bool,
+    /// The worker is being replaced to drop a faithfulness check that a newer run supersedes
+    /// (the check can take many seconds and a busy worker reads no messages): the model's
+    /// reloading is not shown, the newer run is.
+    quiet_reload: bool,
+}
+
+/// What `Ui::run` can do with a new run.
+enum Start {
+    Now(u64),
+    /// The worker computes maps, or loads the model: the run starts when it is free.
+    Queued,
+    /// The worker measures faithfulness for an older run: replace it, then run.
+    Supersede,
 }
 
 impl Ui {
@@ -108,6 +126,7 @@ impl Ui {
             row: RwSignal::new(None),
             timings: RwSignal::new(None),
             load_ms: RwSignal::new(None),
+            loader: ModelLoader::new(),
             // The example runs as soon as the model is loaded.
             runs: StoredValue::new_local(RunState { pending: true, ..RunState::default() }),
             bridge: StoredValue::new_local(None),
@@ -149,15 +168,6 @@ impl Ui {
         self.message.set(message.into());
     }
 
-    fn model_url() -> String {
-        let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
-        web_sys::UrlSearchParams::new_with_str(&search)
-            .ok()
-            .and_then(|p| p.get("model"))
-            .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| DEFAULT_MODEL.to_string())
-    }
-
     /// Starts a fresh worker and loads the model into it.
     fn start_worker(self) {
         self.runs.update_value(|r| {
@@ -190,43 +200,79 @@ impl Ui {
     fn on_worker_message(self, message: FromWorker) {
         match message {
             FromWorker::Ready => {
-                let url = Self::model_url();
-                self.status(Phase::Loading, format!("Downloading {url}…"));
-                self.send(&ToWorker::Load { url });
+                let source = self.loader.next_source();
+                if !self.quiet_reload() {
+                    self.status(Phase::Loading, format!("Loading {}…", source.name()));
+                }
+                self.send(&source.message());
             }
+            FromWorker::Reading { name, from, total } => {
+                let message = self.loader.reading_started(&name, from, total);
+                if !self.quiet_reload() {
+                    self.status(Phase::Loading, message);
+                }
+            }
+            FromWorker::Progress { .. } if self.quiet_reload() => {}
             FromWorker::Progress { loaded, total } => {
                 self.progress.set(Some((loaded, total)));
-                let percent = total.map(|t| format!(" ({:.0}%)", 100.0 * loaded / t.max(1.0))).unwrap_or_default();
-                let of_total = total.map(|t| format!(" of {}", megabytes(t))).unwrap_or_default();
-                self.status(Phase::Loading, format!("Downloading the model: {}{of_total}{percent}", megabytes(loaded)));
+                self.status(Phase::Loading, self.loader.progress_text(loaded, total));
             }
             FromWorker::Loaded { model, load_ms } => {
                 self.progress.set(None);
                 self.load_ms.set(Some(load_ms));
-                let (run_now, cancelled) = self
+                let (run_now, cancelled, quiet) = self
                     .runs
                     .try_update_value(|r| {
                         r.model_ready = true;
-                        (std::mem::take(&mut r.pending), std::mem::take(&mut r.cancelled))
+                        (std::mem::take(&mut r.pending), std::mem::take(&mut r.cancelled), std::mem::take(&mut r.quiet_reload))
                     })
                     .unwrap_or_default();
-                let message = match cancelled {
-                    true => "Run cancelled. Edit the text or press Run to start again.".to_string(),
-                    false => format!("{} loaded in {:.1} s.", model.name, load_ms / 1000.0),
+                // An error: the model loaded again after another one failed to load.
+                let (phase, message) = match (self.loader.loaded(&model, load_ms), cancelled) {
+                    (Err(failed), _) => (Phase::Error, failed),
+                    (Ok(_), true) => (Phase::Ready, "Run cancelled. Edit the text or press Run to start again.".to_string()),
+                    (Ok(loaded), false) => (Phase::Ready, loaded),
                 };
-                self.status(Phase::Ready, message);
+                if !(quiet && run_now) {
+                    self.status(phase, message);
+                }
                 self.model.set(Some(model));
                 if run_now {
                     self.run();
                 }
             }
-            FromWorker::LoadFailed { message } => {
+            FromWorker::LoadFailed { message, model_kept } => {
                 self.progress.set(None);
-                self.model.set(None);
-                self.status(Phase::Error, message);
+                let phase = if self.loader.cancelled() { Phase::Ready } else { Phase::Error };
+                match self.loader.failed(&message, model_kept) {
+                    Fallback::KeepLoaded => {
+                        // Back to the model still loaded; the text waits for an edit or Run.
+                        self.runs.update_value(|r| {
+                            r.model_ready = true;
+                            r.pending = false;
+                        });
+                        let name = self.model.with_untracked(|m| m.as_ref().map(|m| m.name.clone())).unwrap_or_default();
+                        self.status(phase, format!("{message} {name} is still loaded."));
+                    }
+                    Fallback::Reload(previous) => {
+                        self.runs.update_value(|r| r.pending = false);
+                        self.status(Phase::Loading, format!("{message} Loading {} again…", previous.name()));
+                        self.send(&previous.message());
+                    }
+                    Fallback::NoModel => {
+                        self.model.set(None);
+                        self.status(phase, format!("{message} No model is loaded: choose one under Model."));
+                    }
+                }
             }
             FromWorker::Done { id, output, timings, measuring } => {
-                self.runs.update_value(|r| r.measurements_due = measuring.len());
+                let superseded = self
+                    .runs
+                    .try_update_value(|r| {
+                        r.measurements_due = measuring.len();
+                        r.pending && r.measurements_due > 0
+                    })
+                    .unwrap_or(false);
                 if self.is_current(id) {
                     let target = &output.attribution.target;
                     self.status(
@@ -235,10 +281,12 @@ impl Ui {
                     );
                     self.faithfulness.set(measuring.iter().map(|m| (m.clone(), Measurement::Measuring)).collect());
                     self.row.set(None);
-                    self.result.set(Some(output));
+                    self.result.set(Some(*output));
                     self.timings.set(Some(timings));
                 }
-                if measuring.is_empty() {
+                if superseded {
+                    self.supersede();
+                } else if measuring.is_empty() {
                     self.worker_free();
                 }
             }
@@ -282,6 +330,18 @@ impl Ui {
         self.runs.with_value(|r| id == r.latest_id && !r.pending)
     }
 
+    fn quiet_reload(self) -> bool {
+        self.runs.with_value(|r| r.quiet_reload)
+    }
+
+    /// Replaces the worker, which is measuring faithfulness for a run that a newer one
+    /// supersedes; the newer run (pending) starts once the model is loaded again.
+    fn supersede(self) {
+        self.runs.update_value(|r| r.quiet_reload = true);
+        self.stop_measuring();
+        self.start_worker();
+    }
+
     /// The worker finished everything it was asked; start the run that waited, if any.
     fn worker_free(self) {
         let pending = self
@@ -296,34 +356,70 @@ impl Ui {
         }
     }
 
-    /// Runs the current settings (or queues them while the worker is busy or loading).
+    /// Runs the current settings: now, after the worker's current work, or after replacing a
+    /// worker busy with an older run's faithfulness check.
     pub fn run(self) {
         self.debounce.set_value(None);
-        let (id, busy) = self
+        let start = self
             .runs
             .try_update_value(|r| {
-                if !r.model_ready || r.busy {
-                    r.pending = true;
-                    return (None, r.busy);
+                if r.model_ready && !r.busy {
+                    r.busy = true;
+                    r.latest_id += 1;
+                    return Start::Now(r.latest_id);
                 }
-                r.busy = true;
-                r.latest_id += 1;
-                (Some(r.latest_id), false)
+                r.pending = true;
+                match r.busy && r.measurements_due > 0 {
+                    true => Start::Supersede,
+                    false => Start::Queued,
+                }
             })
-            .unwrap_or((None, false));
+            .unwrap_or(Start::Queued);
         let settings = self.settings.get_untracked();
         let label = methods::by_name(&settings.method).map(|m| m.label()).unwrap_or(&settings.method);
-        match id {
-            Some(id) => {
+        match start {
+            Start::Now(id) => {
                 self.status(Phase::Running, format!("Computing {label}…"));
                 let (request, compare) = (settings.request(), settings.compare.clone());
                 self.send(&ToWorker::Run { id, request, compare });
             }
-            // The shown map is done and its faithfulness is being measured: the new run follows.
-            None if busy && self.phase.get_untracked() != Phase::Running => {
-                self.status(Phase::Running, format!("Finishing the faithfulness check, then computing {label}…"));
+            Start::Supersede => {
+                self.supersede();
+                self.status(Phase::Running, format!("Computing {label}…"));
             }
-            None => {}
+            Start::Queued => {}
+        }
+    }
+
+    /// Loads another model; the text then reruns on it. An idle worker keeps its model until the
+    /// new one has loaded, so a failed load leaves it usable; a busy one is replaced, as Cancel
+    /// does, and the new worker loads the new model.
+    pub fn load_model(self, source: ModelSource) {
+        self.debounce.set_value(None);
+        let idle = self
+            .runs
+            .try_update_value(|r| {
+                let idle = r.model_ready && !r.busy;
+                r.model_ready = false;
+                r.pending = true;
+                r.quiet_reload = false;
+                idle
+            })
+            .unwrap_or(false);
+        self.status(Phase::Loading, format!("Loading {}…", source.name()));
+        self.loader.begin(source.clone());
+        if idle {
+            self.send(&source.message());
+        } else {
+            self.stop_measuring();
+            self.start_worker();
+        }
+    }
+
+    /// Stops the model download in progress; the worker stays, with the model it still holds.
+    pub fn cancel_load(self) {
+        if self.loader.cancel() {
+            self.send(&ToWorker::CancelLoad);
         }
     }
 
@@ -337,6 +433,7 @@ impl Ui {
         self.runs.update_value(|r| {
             r.pending = false;
             r.cancelled = true;
+            r.quiet_reload = false;
         });
         self.stop_measuring();
         self.start_worker();
@@ -347,7 +444,7 @@ impl Ui {
     fn stop_measuring(self) {
         self.faithfulness.update(|all| {
             for (_, state) in all.iter_mut().filter(|(_, state)| *state == Measurement::Measuring) {
-                *state = Measurement::Cancelled;
+                *state = Measurement::Stopped;
             }
         });
     }
@@ -360,7 +457,16 @@ pub fn megabytes(bytes: f64) -> String {
 #[component]
 pub fn App() -> impl IntoView {
     let ui = Ui::new();
-    ui.start_worker();
+    // A share link, the saved settings or the defaults; the worker waits while a link's model
+    // needs the user's word.
+    let sharing = Sharing::open(ui);
+    persist::keep(ui, sharing);
+    if sharing.start_now {
+        ui.start_worker();
+    }
+    if sharing.embed {
+        return view! { <Embed ui=ui sharing=sharing/> }.into_any();
+    }
     view! {
         <header>
             <h1>"Salient"</h1>
@@ -368,6 +474,8 @@ pub fn App() -> impl IntoView {
         </header>
         <main>
             <Status ui=ui/>
+            <LinkNotes ui=ui sharing=sharing/>
+            <ModelPanel ui=ui/>
             <Editor ui=ui/>
             <MethodControls ui=ui/>
             <section class="question">
@@ -390,10 +498,12 @@ pub fn App() -> impl IntoView {
                 <CompareControls ui=ui/>
                 <ComparePanel ui=ui/>
             </section>
+            <SharePanel ui=ui sharing=sharing/>
             <TimingsPanel ui=ui/>
         </main>
         <footer>
             <ModelLine ui=ui/>
         </footer>
     }
+    .into_any()
 }

@@ -48,7 +48,7 @@ fn faithfulness_line(measurement: Option<Measurement>) -> impl IntoView {
     let (state, text, numbers) = match measurement {
         None => ("off", "faithfulness not measured".to_string(), None),
         Some(Measurement::Measuring) => ("measuring", "measuring faithfulness…".to_string(), None),
-        Some(Measurement::Cancelled) => ("cancelled", "faithfulness: cancelled".to_string(), None),
+        Some(Measurement::Stopped) => ("stopped", "faithfulness: stopped before it was measured".to_string(), None),
         Some(Measurement::Failed(message)) => ("error", message, None),
         Some(Measurement::Measured { report, .. }) => (
             "done",
@@ -91,8 +91,7 @@ pub fn ComparePanel(ui: Ui) -> impl IntoView {
                     <div class="compare-row" data-testid="compare-map" data-method=m.method.clone()>
                         <div class="compare-label">
                             <strong>{method_label(&m.method).to_string()}</strong>
-                            <span class="muted">{format!(" {} · max |score| {}", if m.signed { "signed" } else { "unsigned" }, short(max as f64))}</span>
-                            " "
+                            <span class="muted">{format!(" {} · max |score| {} · ", if m.signed { "signed" } else { "unsigned" }, short(max as f64))}</span>
                             {faithfulness_line(ui.measurement(&m.method))}
                         </div>
                         <div class="heatmap compact">{map_spans(&map, &view, COMPARED_MAP)}</div>

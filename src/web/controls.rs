@@ -50,34 +50,38 @@ pub fn MethodControls(ui: Ui) -> impl IntoView {
         let method = event_target_value(&ev);
         ui.change(move |s| s.method = method, Rerun::Now);
     };
+    let params = move || {
+        let (layers, heads) = ui.model.get().map(|m| (m.config.layers, m.config.heads)).unwrap_or_default();
+        let controls = in_use.get();
+        (!controls.is_empty()).then(|| view! {
+            <div class="control-row">
+                <span class="muted">"Settings"</span>
+                {controls.into_iter().map(|p| param_control(ui, p, layers, heads)).collect_view()}
+            </div>
+        })
+    };
     view! {
         <section class="controls">
-            <label>"Method "
-                <select data-testid="method" on:change=on_method prop:value=move || method.get()>
-                    {METHODS.iter().map(|m| view! {
-                        <option value=m.name() selected=m.name() == method.get_untracked()>{m.label()}</option>
-                    }).collect_view()}
-                </select>
-            </label>
-            <span class="params">
-                {move || {
-                    let model = ui.model.get().map(|m| m.config);
-                    let (layers, heads) = model.map(|c| (c.layers, c.heads)).unwrap_or_default();
-                    in_use.get().into_iter().map(|p| param_control(ui, p, layers, heads)).collect_view()
-                }}
-            </span>
-            <label title="After the map: replace its top tokens by the baseline and watch the target's probability">
-                <input type="checkbox" data-testid="faithfulness-toggle" prop:checked=move || faithfulness.get()
-                    on:change=move |ev| {
-                        let on = event_target_checked(&ev);
-                        ui.change(move |s| s.faithfulness = on, Rerun::Now);
-                    }/>
-                " measure faithfulness"
-            </label>
-            <span class="buttons">
+            <div class="control-row">
+                <label>"Method "
+                    <select data-testid="method" on:change=on_method prop:value=move || method.get()>
+                        {METHODS.iter().map(|m| view! {
+                            <option value=m.name() selected=m.name() == method.get_untracked()>{m.label()}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
                 <button data-testid="run" on:click=move |_| ui.run() title="Ctrl+Enter">"Run"</button>
                 <button data-testid="cancel" on:click=move |_| ui.cancel() disabled=move || !ui.cancellable()>"Cancel"</button>
-            </span>
+                <label title="After the map: replace its top tokens by the baseline and watch the target's probability">
+                    <input type="checkbox" data-testid="faithfulness-toggle" prop:checked=move || faithfulness.get()
+                        on:change=move |ev| {
+                            let on = event_target_checked(&ev);
+                            ui.change(move |s| s.faithfulness = on, Rerun::Now);
+                        }/>
+                    " measure faithfulness"
+                </label>
+            </div>
+            {params}
         </section>
     }
 }

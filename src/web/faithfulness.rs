@@ -36,7 +36,7 @@ pub fn FaithfulnessPanel(ui: Ui) -> impl IntoView {
             Some(Measurement::Measuring) => "measuring",
             Some(Measurement::Measured { .. }) => "done",
             Some(Measurement::Failed(_)) => "error",
-            Some(Measurement::Cancelled) => "cancelled",
+            Some(Measurement::Stopped) => "stopped",
         };
         let report = match &measurement {
             Some(Measurement::Measured { report, .. }) => Some(report.clone()),
@@ -46,7 +46,7 @@ pub fn FaithfulnessPanel(ui: Ui) -> impl IntoView {
         let body = match measurement {
             None => view! { <p class="muted">"Not measured: tick “measure faithfulness” to check this map."</p> }.into_any(),
             Some(Measurement::Measuring) => view! { <p class="muted">"measuring faithfulness…"</p> }.into_any(),
-            Some(Measurement::Cancelled) => view! { <p class="muted">"Cancelled before it was measured."</p> }.into_any(),
+            Some(Measurement::Stopped) => view! { <p class="muted">"Stopped before it was measured."</p> }.into_any(),
             Some(Measurement::Failed(message)) => view! { <p class="error">{message}</p> }.into_any(),
             Some(Measurement::Measured { report, ms }) => {
                 let target = format!("p({:?})", a.target.text);
@@ -79,7 +79,7 @@ pub fn summary_table(report: &Faithfulness) -> impl IntoView {
     let better = |ours: f64, random: f64, higher: bool| if (ours > random) == higher { "better" } else { "worse" };
     view! {
         <table class="faithfulness-numbers">
-            <tr><th></th><th>"this map"</th><th>"random"</th></tr>
+            <tr><th></th><th>"map"</th><th>"random"</th></tr>
             <tr title="Mean drop of p(target) when the top tokens are replaced: higher is better">
                 <td>"comprehensiveness ↑"</td>
                 <td class=better(report.comprehensiveness, report.random_comprehensiveness, true)>{short(report.comprehensiveness)}</td>
@@ -91,6 +91,15 @@ pub fn summary_table(report: &Faithfulness) -> impl IntoView {
                 <td>{short(report.random_sufficiency)}</td>
             </tr>
         </table>
+    }
+}
+
+/// An axis label: a round number without trailing zeros.
+fn tick(x: f64) -> String {
+    let text = short(x);
+    match text.contains('.') && !text.contains('e') {
+        true => text.trim_end_matches('0').trim_end_matches('.').to_string(),
+        false => text,
     }
 }
 
@@ -129,7 +138,7 @@ pub fn deletion_curve(report: &Faithfulness, target: &str) -> impl IntoView {
                 }).collect_view()}
                 {y_ticks.map(|t| view! {
                     <line x1=x(0.0) - 4.0 x2=x(0.0) y1=y(t) y2=y(t)></line>
-                    <text x=x(0.0) - 6.0 y=y(t) + 3.5 text-anchor="end">{short(t)}</text>
+                    <text x=x(0.0) - 6.0 y=y(t) + 3.5 text-anchor="end">{tick(t)}</text>
                 }).collect_view()}
                 <text x=x(0.5) y=HEIGHT - 4.0 text-anchor="middle">"fraction of top tokens replaced"</text>
                 <text x=11.0 y=y(y_max / 2.0) text-anchor="middle" transform=format!("rotate(-90 11 {:.1})", y(y_max / 2.0))>{target.to_string()}</text>

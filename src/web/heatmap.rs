@@ -50,6 +50,7 @@ pub fn quantity(kind: TargetKind, target: &str, foil: Option<&str>) -> String {
     }
 }
 
+/// A method's label from the registry (its name if unknown).
 pub fn method_label(name: &str) -> &str {
     methods::by_name(name).map(|m| m.label()).unwrap_or(name)
 }
@@ -71,10 +72,11 @@ fn units(map: &TokenMap, view: &ViewSettings) -> Vec<Unit> {
         .collect()
 }
 
-/// The scale `map` is coloured with under `view` (normalised over the spans shown).
-pub fn scale_of(map: &TokenMap, view: &ViewSettings) -> Scale {
-    let scores: Vec<f32> = units(map, view).iter().map(|u| u.score).collect();
-    Scale::new(&scores, map.signed, view)
+/// The spans of `map` under `view` and the scale they are coloured with (normalised over them).
+fn scaled_units(map: &TokenMap, view: &ViewSettings) -> (Vec<Unit>, Scale) {
+    let units = units(map, view);
+    let scale = Scale::new(&units.iter().map(|u| u.score).collect::<Vec<_>>(), map.signed, view);
+    (units, scale)
 }
 
 /// A token's text as laid out in the map: a trailing newline shows as ↵ and still breaks the line.
@@ -90,8 +92,7 @@ fn laid_out(text: &str) -> String {
 /// different elements on purpose: Leptos updates an element of the same type in place, and would
 /// keep a token's `data-index` on a group.
 pub fn map_spans(map: &TokenMap, view: &ViewSettings, ids: SpanIds) -> impl IntoView {
-    let units = units(map, view);
-    let scale = Scale::new(&units.iter().map(|u| u.score).collect::<Vec<_>>(), map.signed, view);
+    let (units, scale) = scaled_units(map, view);
     let grouped = view.granularity != Granularity::Token;
     units
         .into_iter()
@@ -184,7 +185,7 @@ pub fn Legend(ui: Ui) -> impl IntoView {
     move || {
         let shown = shown_map(ui)?;
         let view = view_settings.get();
-        let scale = scale_of(&shown.map, &view);
+        let (_, scale) = scaled_units(&shown.map, &view);
         let [low, mid, high] = scale.ticks();
         let grouping = match view.granularity {
             Granularity::Token => String::new(),

@@ -4,15 +4,25 @@ mod app;
 mod bridge;
 mod compare;
 mod controls;
+mod embed;
+mod export;
 mod faithfulness;
 mod heat;
 mod heatmap;
 mod matrix;
+mod memory_guard;
+mod model_cache;
+mod model_loading;
+mod models;
 mod panels;
+mod persist;
 mod protocol;
-mod settings;
+mod share_link;
 mod targets;
 mod worker;
+
+/// `Settings` compiles natively (share-state tests); the page's files name it `super::settings`.
+use crate::settings;
 
 use wasm_bindgen::JsCast;
 

@@ -28,10 +28,14 @@ pub fn Status(ui: Ui) -> impl IntoView {
     }
 }
 
-/// Integrated gradients' check: the scores should add up to f(x) − f(baseline).
+/// Integrated gradients' check: the scores should add up to f(x) − f(baseline). It is about the
+/// next-token map, so it is hidden while a continuation row is shown.
 #[component]
 pub fn Completeness(ui: Ui) -> impl IntoView {
     move || {
+        if ui.row.get().is_some() {
+            return None;
+        }
         let output = ui.result.get()?;
         let attribution = &output.attribution;
         let error = attribution.completeness_error?;

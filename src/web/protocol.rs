@@ -7,8 +7,17 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
 pub enum ToWorker {
-    /// Fetch a GGUF file and load it (replacing any loaded model).
+    /// Fetch a GGUF file (from the model cache when it holds `url`) and load it. The loaded model
+    /// stays until the new one has loaded, unless both do not fit in memory.
     Load { url: String },
+    /// Load a file the user picked or dropped. The `File` handle crosses, not its bytes: the
+    /// worker streams them straight into its memory, so the page never holds a copy.
+    LoadFile {
+        #[serde(with = "serde_wasm_bindgen::preserve")]
+        file: web_sys::File,
+    },
+    /// Stop the load in progress; a model still loaded stays.
+    CancelLoad,
     /// Explain `request`, and run each method of `compare` on the same problem. When the request
     /// asks for faithfulness, it is measured after `Done`, one `Faithfulness` message per map.
     Run { id: u64, request: Request, compare: Vec<String> },
@@ -18,12 +27,15 @@ pub enum ToWorker {
 pub enum FromWorker {
     /// The worker's wasm is up and listening.
     Ready,
+    /// A load started reading `name` from `from`, `total` bytes when known. `Progress` follows.
+    Reading { name: String, from: LoadedFrom, total: Option<f64> },
     Progress { loaded: f64, total: Option<f64> },
     Loaded { model: ModelSummary, load_ms: f64 },
-    LoadFailed { message: String },
+    /// `model_kept`: the model loaded before is still loaded and usable.
+    LoadFailed { message: String, model_kept: bool },
     /// The maps of run `id`. `Faithfulness` messages follow for each method in `measuring`
     /// (the run's own method first); the worker is free after the last one.
-    Done { id: u64, output: RunOutput, timings: Timings, measuring: Vec<String> },
+    Done { id: u64, output: Box<RunOutput>, timings: Timings, measuring: Vec<String> },
     Faithfulness { id: u64, method: String, outcome: Result<Faithfulness, String>, ms: f64 },
     RunFailed { id: u64, message: String },
 }
@@ -61,6 +73,32 @@ pub struct ModelSummary {
     pub name: String,
     pub bytes: usize,
     pub config: DecoderConfig,
+    /// Of the file's bytes, in hex.
+    pub sha256: String,
+    /// Where it was fetched from; `None` for a local file.
+    pub url: Option<String>,
+    pub from: LoadedFrom,
+    /// Why a downloaded model was not stored in the model cache.
+    pub not_cached: Option<String>,
+    /// The longest text (up to the page's limit) whose saliency run fits in the worker's memory.
+    pub fitting_tokens: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LoadedFrom {
+    Network,
+    Cache,
+    LocalFile,
+}
+
+impl LoadedFrom {
+    pub fn name(self) -> &'static str {
+        match self {
+            LoadedFrom::Network => "network",
+            LoadedFrom::Cache => "cache",
+            LoadedFrom::LocalFile => "file",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -2,15 +2,15 @@
 //! on the maths. Messages are handled one at a time; a run posts its maps first and its
 //! faithfulness numbers after, and a cancelled run is stopped by the page terminating this worker.
 
-use super::protocol::{Agreement, FromWorker, MethodScores, ModelSummary, RunOutput, Timings, ToWorker};
+use super::memory_guard;
+use super::model_loading::{self, LoadedModel, ModelSource};
+use super::protocol::{Agreement, FromWorker, MethodScores, RunOutput, Timings, ToWorker};
 use crate::engine::stats::spearman;
 use crate::engine::{explain_request, faithfulness, methods, EngineError, Model, Problem, Request};
-use js_sys::{Reflect, Uint8Array};
 use std::cell::RefCell;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{DedicatedWorkerGlobalScope, MessageEvent, Response};
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 thread_local! {
     static MODEL: RefCell<Option<Model>> = const { RefCell::new(None) };
@@ -32,9 +32,14 @@ fn now_ms() -> f64 {
 pub fn run() {
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
         match serde_wasm_bindgen::from_value::<ToWorker>(event.data()) {
-            Ok(ToWorker::Load { url }) => wasm_bindgen_futures::spawn_local(load(url)),
+            Ok(ToWorker::Load { url }) => wasm_bindgen_futures::spawn_local(load(ModelSource::Url(url))),
+            Ok(ToWorker::LoadFile { file }) => wasm_bindgen_futures::spawn_local(load(ModelSource::File(file))),
+            Ok(ToWorker::CancelLoad) => model_loading::cancel(),
             Ok(ToWorker::Run { id, request, compare }) => run_request(id, &request, &compare),
-            Err(e) => post(&FromWorker::LoadFailed { message: format!("bad message from the page: {e}") }),
+            Err(e) => post(&FromWorker::LoadFailed {
+                message: format!("bad message from the page: {e}"),
+                model_kept: MODEL.with(|m| m.borrow().is_some()),
+            }),
         }
     });
     scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
@@ -42,69 +47,20 @@ pub fn run() {
     post(&FromWorker::Ready);
 }
 
-async fn load(url: String) {
+/// Loads a model from `source`. The loaded model stays (and stays usable if this load fails)
+/// until the new one has loaded, unless the two do not fit in memory together.
+async fn load(source: ModelSource) {
     let started = now_ms();
-    MODEL.with(|m| m.borrow_mut().take()); // free the old model before the new one arrives
-    let message = match fetch_bytes(&url).await {
-        Err(message) => FromWorker::LoadFailed { message },
-        Ok(bytes) => {
-            let size = bytes.len();
-            match Model::load(bytes) {
-                Err(e) => FromWorker::LoadFailed { message: e.to_string() },
-                Ok(model) => {
-                    let summary = ModelSummary { name: file_name(&url), bytes: size, config: model.config().clone() };
-                    MODEL.with(|m| *m.borrow_mut() = Some(model));
-                    FromWorker::Loaded { model: summary, load_ms: now_ms() - started }
-                }
-            }
+    let loaded_bytes = MODEL.with(|m| m.borrow().as_ref().map(Model::file_bytes));
+    let free_loaded = || drop(MODEL.with(|m| m.borrow_mut().take()));
+    let message = match model_loading::load(source, loaded_bytes, free_loaded, post).await {
+        Ok(LoadedModel { model, summary }) => {
+            MODEL.with(|m| *m.borrow_mut() = Some(model));
+            FromWorker::Loaded { model: summary, load_ms: now_ms() - started }
         }
+        Err(message) => FromWorker::LoadFailed { message, model_kept: MODEL.with(|m| m.borrow().is_some()) },
     };
     post(&message);
-}
-
-fn file_name(url: &str) -> String {
-    let path = url.split(['?', '#']).next().unwrap_or(url);
-    path.rsplit('/').next().filter(|s| !s.is_empty()).unwrap_or(path).to_string()
-}
-
-/// Streams the response so the page can show progress; one copy into wasm memory.
-async fn fetch_bytes(url: &str) -> Result<Vec<u8>, String> {
-    let failed = |e: JsValue| format!("Could not download the model from {url}: {}", js_error_text(&e));
-    let response: Response = JsFuture::from(scope().fetch_with_str(url)).await.map_err(failed)?.unchecked_into();
-    if !response.ok() {
-        return Err(format!("Could not download the model from {url}: HTTP {} {}", response.status(), response.status_text()));
-    }
-    let total = response
-        .headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.parse::<f64>().ok());
-    let body = response.body().ok_or_else(|| format!("The response from {url} has no body"))?;
-    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let mut bytes = Vec::with_capacity(total.unwrap_or(0.0) as usize);
-    let mut last_report = 0.0;
-    loop {
-        let chunk = JsFuture::from(reader.read()).await.map_err(failed)?;
-        if Reflect::get(&chunk, &"done".into()).map_err(failed)?.as_bool().unwrap_or(true) {
-            break;
-        }
-        let data: Uint8Array = Reflect::get(&chunk, &"value".into()).map_err(failed)?.unchecked_into();
-        let start = bytes.len();
-        bytes.resize(start + data.length() as usize, 0);
-        data.copy_to(&mut bytes[start..]);
-        let loaded = bytes.len() as f64;
-        if loaded - last_report > 1e6 || Some(loaded) == total {
-            last_report = loaded;
-            post(&FromWorker::Progress { loaded, total });
-        }
-    }
-    post(&FromWorker::Progress { loaded: bytes.len() as f64, total });
-    Ok(bytes)
-}
-
-fn js_error_text(e: &JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// Runs one request and posts its messages: `Done` with the maps (or `RunFailed`), then one
@@ -116,6 +72,9 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
         let Some(model) = model.as_ref() else {
             return post(&FromWorker::RunFailed { id, message: "No model is loaded yet.".into() });
         };
+        if let Err(message) = memory_guard::check_run(model, request, compare) {
+            return post(&FromWorker::RunFailed { id, message });
+        }
         let started = now_ms();
         let problem = match Problem::new(model, &request.text, &request.target, request.max_tokens) {
             Ok(p) => p,
@@ -148,7 +107,7 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
             }
         }
         let measuring = to_measure.iter().map(|m| m.method.clone()).collect();
-        post(&FromWorker::Done { id, output, timings, measuring });
+        post(&FromWorker::Done { id, output: Box::new(output), timings, measuring });
         let params = &request.params;
         for map in to_measure {
             let started = now_ms();

@@ -7,7 +7,7 @@
 // Prints `ok  name` / `FAIL name details` per check and a last line `N passed, M failed`; exits 1
 // on any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): methods.png (the page with
 // a continuation matrix and three compared methods), fail-*.png, e2e-methods-console.log.
-import { createSuite, mark, settle } from './lib.mjs';
+import { createSuite, mark, settle, states } from './lib.mjs';
 import { existsSync, mkdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,14 +84,13 @@ const view = (page) => page.evaluate(() => {
 const brief = (v) => `state=${v.state} message=${J(v.message)}`;
 const scoresOf = (v) => v.tokens.map((t) => num(t.score));
 
-// Waits for the run started after `since` to settle, then for the faithfulness check after it.
+// Waits for the run started after `since` to settle, then for the faithfulness checks after it.
 async function settled(page, since, timeout = RUN_MS) {
   await settle(page, since, timeout);
   try {
-    await page.waitForFunction(() => {
-      const f = document.querySelector('[data-testid=faithfulness]');
-      return !f || f.getAttribute('data-state') !== 'measuring';
-    }, null, { timeout, polling: 200 });
+    await page.waitForFunction(() => !document.querySelector(
+      '[data-testid=faithfulness][data-state=measuring], [data-testid=row-faithfulness][data-state=measuring]'),
+    null, { timeout, polling: 200 });
   } catch (e) { if (!/Timeout/i.test(e.message)) throw e; }
   return view(page);
 }
@@ -227,6 +226,26 @@ async function tests() {
       `${legendBefore.max} -> ${v.legend.max}`);
     check('the legend shows min/mid/max of the colour range', [v.legend.min, v.legend.mid, v.legend.max].every(finite) && num(v.legend.min) === -num(v.legend.max), J(v.legend));
     await page.locator('[data-testid=intensity]').fill('1');
+  });
+
+  await group('a newer run supersedes the faithfulness check', h, async () => {
+    const long = 'The history of the city begins long before the first bridge was built across the river. '
+      + 'Farmers and fishermen lived along its banks for centuries, trading grain, salt and wool with travellers.';
+    const m = await mark(page);
+    await page.fill('[data-testid=editor]', long);
+    await settle(page, m, RUN_MS);
+    const measuring = await page.getAttribute('[data-testid=faithfulness]', 'data-state');
+    if (measuring !== 'measuring') { info(`the check had already finished (${measuring}): nothing to supersede`); return; }
+    const workers = h.workers, m2 = await mark(page), t0 = Date.now();
+    await page.fill('[data-testid=editor]', 'The Eiffel Tower is located in the city of');
+    await settle(page, m2, RUN_MS);
+    const ms = Date.now() - t0, seq = (await states(page, m2)).map((x) => x.state);
+    v = await settled(page, m2);
+    check('an edit during the check starts the new run at once (worker replaced, no loading shown)',
+      v.state === 'done' && v.tokens.length === EXAMPLE_TOKENS && h.workers > workers && !seq.includes('loading'),
+      `${brief(v)} states=${J(seq)} workers ${workers} -> ${h.workers}`);
+    check('the new map gets its own faithfulness check', v.faithfulness?.state === 'done', J(v.faithfulness?.state));
+    info(`superseded the check: new map after ${ms} ms (states ${seq.join(' -> ')})`);
   });
 
   await group('continuation', h, async () => {

@@ -1,7 +1,20 @@
-//! `salient bench`: load, forward and attribution times on a text of an exact token count, and
-//! the process's peak memory. Medians over runs; figures only, no pass/fail.
+//! `salient bench`: load, forward and attribution times on texts of exact token counts, the
+//! process's peak memory, the machine's f32 matmul peak, and how integrated gradients' path
+//! integral converges with its number of steps. Figures only, no pass/fail; `scripts/bench.sh`
+//! runs one configuration per process (so `VmHWM` is that configuration's peak) and writes
+//! `BENCHMARKS.md` from the JSON lines printed here.
+//!
+//! Every line on stdout is one JSON object with a `kind`:
+//! - `text`: a text of N tokens (`--texts-only`), for the page benchmark to use the same inputs;
+//! - `run`: one (tokens, method) configuration: each run's times, medians, CPU time, peak RSS and
+//!   the estimated FLOPs of one run;
+//! - `matmul`: an N×N×N f32 candle matmul, the machine's practical peak;
+//! - `convergence`: integrated gradients' completeness error against steps on one prompt, for the
+//!   engine's Gauss–Legendre rule and for uniform rules (midpoint, trapezoid) computed here.
 
-use salient::engine::{explain, methods, MethodParams, Model, Problem, TargetSpec};
+use candle_core::{DType, Device, Tensor};
+use salient::engine::{explain, methods, Baseline, MethodParams, Model, Problem, TargetSpec};
+use std::io::Write;
 use std::time::Instant;
 
 /// Plain prose, long enough to cut texts of up to 512 tokens from.
@@ -22,11 +35,62 @@ stationmaster planted roses along the platform to celebrate. Years later, visito
 and the stationmaster, by then retired, would tell the story to anyone who would listen, adding a new detail \
 each time, until the tale of the letters had become something close to a legend in the valley and beyond it.";
 
+/// The prompts of the convergence study: short (its cost is steps × tokens; 5 tokens each), each
+/// with a clear next token (" Paris", " cold", " Celsius").
+const CONVERGENCE_PROMPTS: [&str; 3] = ["The capital of France is", "The opposite of hot is", "Water freezes at zero degrees"];
+
+/// Not a method: `Problem::new` alone (tokenize, embed, forward with its graph).
+pub const FORWARD: &str = "forward";
+
 pub struct BenchArgs {
-    pub model: String,
-    pub tokens: usize,
+    pub model: Option<String>,
+    pub tokens: Vec<usize>,
     pub runs: usize,
-    pub method: String,
+    /// Model loads to time (default: `runs`); each re-reads the file, so only one copy is alive.
+    pub load_runs: Option<usize>,
+    /// Method names, or `forward`.
+    pub methods: Vec<String>,
+    /// Integrated gradients' steps.
+    pub steps: usize,
+    /// Copied to the output, e.g. `1` or `all`: how the caller set the thread count.
+    pub threads_label: Option<String>,
+    /// Time an N×N×N f32 matmul instead (no model needed).
+    pub matmul: Option<usize>,
+    /// Completeness error of integrated gradients at these step counts.
+    pub convergence: Option<Vec<usize>>,
+    /// Only print the texts of `tokens` tokens.
+    pub texts_only: bool,
+}
+
+impl Default for BenchArgs {
+    fn default() -> Self {
+        Self {
+            model: None,
+            tokens: vec![64],
+            runs: 5,
+            load_runs: None,
+            methods: vec!["saliency".into()],
+            steps: MethodParams::default().steps,
+            threads_label: None,
+            matmul: None,
+            convergence: None,
+            texts_only: false,
+        }
+    }
+}
+
+/// A comma-separated list: `16,64,256`.
+pub fn parse_list<T: std::str::FromStr>(flag: &str, value: &str) -> Result<Vec<T>, String> {
+    let items: Vec<T> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<T>().map_err(|_| format!("{flag}: {s:?} is not valid here")))
+        .collect::<Result<_, _>>()?;
+    if items.is_empty() {
+        return Err(format!("{flag} needs at least one value"));
+    }
+    Ok(items)
 }
 
 /// A text of exactly `n` tokens cut from `PROSE` (repeated as needed), or the nearest below.
@@ -48,57 +112,342 @@ pub fn text_of_tokens(model: &Model, n: usize) -> Result<String, String> {
     }
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
+fn median(xs: &[f64]) -> Option<f64> {
+    let mut xs = xs.to_vec();
     xs.sort_by(f64::total_cmp);
     let mid = xs.len() / 2;
-    if xs.len() % 2 == 1 { xs[mid] } else { (xs[mid - 1] + xs[mid]) / 2.0 }
+    match xs.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(xs[mid]),
+        _ => Some((xs[mid - 1] + xs[mid]) / 2.0),
+    }
 }
 
 fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-/// Peak resident memory of this process (Linux), in bytes.
+/// Peak resident memory of this process so far (Linux `VmHWM`), in bytes.
 fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
 }
 
-pub fn run(args: &BenchArgs) -> Result<serde_json::Value, String> {
-    methods::by_name(&args.method).map_err(|e| e.to_string())?;
-    let bytes = std::fs::read(&args.model).map_err(|e| format!("cannot read {}: {e}", args.model))?;
+/// CPU time (user + system, all threads) of this process so far, in ms (Linux; USER_HZ = 100).
+fn cpu_ms() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks * 10.0)
+}
+
+/// OS threads of this process now (the main thread plus any pool threads started so far).
+fn os_threads() -> Option<usize> {
+    Some(std::fs::read_dir("/proc/self/task").ok()?.count())
+}
+
+/// How many threads candle's CPU backend uses, and what set it.
+fn threads_json(label: &Option<String>) -> serde_json::Value {
+    serde_json::json!({
+        // candle-core 0.11.1 `utils::get_num_threads`: RAYON_NUM_THREADS if set and > 0, else the
+        // number of physical cores; the gemm behind every matmul splits its work this many ways.
+        "candle": candle_core::utils::get_num_threads(),
+        "rayon_num_threads_env": std::env::var("RAYON_NUM_THREADS").ok(),
+        "available_parallelism": std::thread::available_parallelism().map(|n| n.get()).ok(),
+        "label": label,
+    })
+}
+
+fn emit(line: serde_json::Value) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+pub fn run(args: &BenchArgs) -> Result<(), String> {
+    if let Some(n) = args.matmul {
+        return matmul(n, args);
+    }
+    let path = args.model.as_deref().ok_or("--model is required")?;
+    for method in &args.methods {
+        if method != FORWARD {
+            methods::by_name(method).map_err(|e| e.to_string())?;
+        }
+    }
+    let read = || std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"));
+
+    // Loads: each run re-reads the file (untimed) after the previous model is dropped, so the peak
+    // memory is that of one loaded model, as in the page.
     let mut load_ms = Vec::new();
-    let mut model = None;
-    for _ in 0..args.runs.max(1) {
+    let mut model: Option<Model> = None;
+    for _ in 0..args.load_runs.unwrap_or(args.runs).max(1) {
+        drop(model.take());
+        let bytes = read()?;
         let t = Instant::now();
-        model = Some(Model::load(bytes.clone()).map_err(|e| e.to_string())?);
+        model = Some(Model::load(bytes).map_err(|e| e.to_string())?);
         load_ms.push(ms_since(t));
     }
     let model = model.expect("at least one load");
-    let text = text_of_tokens(&model, args.tokens)?;
-    let (mut forward_ms, mut attribute_ms, mut total_ms) = (Vec::new(), Vec::new(), Vec::new());
-    let mut token_count = 0;
+    let flops = FlopModel::of(path, &model)?;
+
+    if args.texts_only {
+        for &n in &args.tokens {
+            let text = text_of_tokens(&model, n)?;
+            let tokens = model.tokenizer.encode(&text).map_err(|e| e.to_string())?.len();
+            // The estimated FLOPs of one request per method, for the page benchmark's estimates.
+            let per_method: serde_json::Map<String, serde_json::Value> = std::iter::once(FORWARD)
+                .chain(methods::METHODS.iter().map(|m| m.name()))
+                .filter_map(|m| Some((m.to_string(), flops.run(m, tokens, args.steps)?.into())))
+                .collect();
+            emit(serde_json::json!({
+                "kind": "text", "tokens_requested": n, "tokens": tokens, "text": text, "steps": args.steps,
+                "flops": per_method, "model_flops": flops.json(),
+            }));
+        }
+        return Ok(());
+    }
+    if let Some(steps) = &args.convergence {
+        return convergence(&model, steps, args);
+    }
+
+    let params = MethodParams { steps: args.steps, ..MethodParams::default() };
+    for &n in &args.tokens {
+        let text = text_of_tokens(&model, n)?;
+        for method in &args.methods {
+            let (mut forward, mut attribute, mut total, mut cpu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut token_count, mut completeness) = (0, Vec::new());
+            for _ in 0..args.runs.max(1) {
+                let c = cpu_ms();
+                let t = Instant::now();
+                let problem = Problem::new(&model, &text, &TargetSpec::top(), None).map_err(|e| e.to_string())?;
+                forward.push(ms_since(t));
+                token_count = problem.len();
+                if method != FORWARD {
+                    let t2 = Instant::now();
+                    let result = explain(&problem, method, &params, 5).map_err(|e| e.to_string())?;
+                    attribute.push(ms_since(t2));
+                    completeness.extend(result.completeness_error);
+                }
+                drop(problem);
+                total.push(ms_since(t));
+                if let (Some(c0), Some(c1)) = (c, cpu_ms()) {
+                    cpu.push(c1 - c0);
+                }
+            }
+            let run_flops = flops.run(method, token_count, args.steps);
+            let total_median = median(&total);
+            emit(serde_json::json!({
+                "kind": "run",
+                "method": method,
+                "tokens": token_count,
+                "tokens_requested": n,
+                "runs": total.len(),
+                "steps": (method == "integrated_gradients").then_some(args.steps),
+                "threads": threads_json(&args.threads_label),
+                "os_threads": os_threads(),
+                "load_ms": median(&load_ms),
+                "load_ms_runs": load_ms,
+                "forward_ms": median(&forward),
+                "forward_ms_runs": forward,
+                "attribute_ms": median(&attribute),
+                "attribute_ms_runs": attribute,
+                "total_ms": total_median,
+                "total_ms_runs": total,
+                // CPU time over wall time: how many cores the runs kept busy on average.
+                "cpu_ms_runs": cpu,
+                "completeness_error": median(&completeness),
+                // The process's peak so far: one configuration per process makes it that configuration's.
+                "peak_rss_bytes": peak_rss_bytes(),
+                "flops": run_flops,
+                "forward_flops": flops.forward(token_count),
+                "gflops_per_s": run_flops.zip(total_median).map(|(f, ms)| f / (ms * 1e6)),
+                "model_flops": flops.json(),
+                "text": text,
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// The FLOP estimate written in BENCHMARKS.md, from the GGUF's tensor shapes and the config.
+struct FlopModel {
+    /// Weights of the 2-D tensors inside the blocks (`blk.*`): the projections a token passes.
+    block_params: f64,
+    /// The output projection's weights (`output.weight`, or the tied token embedding).
+    output_params: f64,
+    width: f64,
+    layers: f64,
+}
+
+impl FlopModel {
+    /// Reads only the GGUF's header (metadata and tensor table) from `path`.
+    fn of(path: &str, model: &Model) -> Result<Self, String> {
+        let file = std::fs::File::open(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        let content = candle_core::quantized::gguf_file::Content::read(&mut std::io::BufReader::new(file))
+            .map_err(|e| format!("cannot read the GGUF's tensor table: {e}"))?;
+        let elems = |name: &str| content.tensor_infos.get(name).map(|t| t.shape.elem_count() as f64);
+        let block_params = content
+            .tensor_infos
+            .iter()
+            .filter(|(name, t)| name.starts_with("blk.") && t.shape.rank() == 2)
+            .map(|(_, t)| t.shape.elem_count() as f64)
+            .sum();
+        let output_params = elems("output.weight").or_else(|| elems("token_embd.weight")).unwrap_or(0.0);
+        let config = model.config();
+        Ok(Self { block_params, output_params, width: config.width as f64, layers: config.layers as f64 })
+    }
+
+    /// One forward pass on n tokens: 2·n·P (projections) + 4·n²·width·layers/2 (causal QKᵀ and
+    /// AV) + 2·(output params) (logits at the last position only).
+    fn forward(&self, n: usize) -> f64 {
+        let n = n as f64;
+        2.0 * n * self.block_params + 2.0 * n * n * self.width * self.layers + 2.0 * self.output_params
+    }
+
+    /// One request: the problem's forward pass plus the method's passes; a backward pass for the
+    /// input gradient (no weight gradients) is counted as one forward.
+    fn run(&self, method: &str, n: usize, steps: usize) -> Option<f64> {
+        let f = self.forward(n);
+        match method {
+            FORWARD => Some(f),
+            "saliency" | "grad_x_input" => Some(2.0 * f),
+            // + steps × (forward + backward) + f(baseline)
+            "integrated_gradients" => Some(f + 2.0 * steps as f64 * f + f),
+            // + one forward per occluded token
+            "occlusion" => Some(f + n as f64 * f),
+            _ => None,
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "block_params": self.block_params,
+            "output_params": self.output_params,
+            "width": self.width,
+            "layers": self.layers,
+        })
+    }
+}
+
+/// An n×n by n×n f32 matmul through candle, `runs` times after one warm-up.
+fn matmul(n: usize, args: &BenchArgs) -> Result<(), String> {
+    let err = |e: candle_core::Error| e.to_string();
+    let a = (Tensor::arange(0u32, (n * n) as u32, &Device::Cpu).map_err(err)?.to_dtype(DType::F32).map_err(err)?
+        / (n * n) as f64)
+        .map_err(err)?
+        .reshape((n, n))
+        .map_err(err)?;
+    let b = a.t().map_err(err)?.contiguous().map_err(err)?;
+    a.matmul(&b).map_err(err)?; // warm-up: thread pool start, page faults
+    let mut ms = Vec::new();
     for _ in 0..args.runs.max(1) {
         let t = Instant::now();
-        let problem = Problem::new(&model, &text, &TargetSpec::top(), None).map_err(|e| e.to_string())?;
-        forward_ms.push(ms_since(t));
-        let t2 = Instant::now();
-        let result = explain(&problem, &args.method, &MethodParams::default(), 5).map_err(|e| e.to_string())?;
-        attribute_ms.push(ms_since(t2));
-        total_ms.push(ms_since(t));
-        token_count = result.tokens.len();
+        let c = a.matmul(&b).map_err(err)?;
+        ms.push(ms_since(t));
+        drop(c);
     }
-    Ok(serde_json::json!({
-        "method": args.method,
-        "tokens": token_count,
-        "runs": args.runs,
-        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "load_ms": median(load_ms),
-        "forward_ms": median(forward_ms),
-        "attribute_ms": median(attribute_ms),
-        "total_ms": median(total_ms),
-        "peak_rss_bytes": peak_rss_bytes(),
-        "text": text,
-    }))
+    let flops = 2.0 * (n as f64).powi(3);
+    let best = ms.iter().copied().fold(f64::INFINITY, f64::min);
+    emit(serde_json::json!({
+        "kind": "matmul",
+        "n": n,
+        "runs": ms.len(),
+        "ms": median(&ms),
+        "ms_runs": ms,
+        "flops": flops,
+        "gflops_per_s": median(&ms).map(|m| flops / (m * 1e6)),
+        "gflops_per_s_best": flops / (best * 1e6),
+        "threads": threads_json(&args.threads_label),
+        "os_threads": os_threads(),
+    }));
+    Ok(())
+}
+
+/// Integrated gradients' completeness error |Σ scores − (f(x) − f(x'))| / |f(x) − f(x')| against
+/// the number of gradient evaluations, on each built-in prompt:
+/// - Gauss–Legendre: the engine's own method (`explain`), which reports the error;
+/// - trapezoid (n + 1 nodes at k/n, halved end weights) and midpoint (n nodes at (k + ½)/n):
+///   computed here from `Problem::gradients` on one grid of max + 1 nodes j/max. It holds the
+///   trapezoid's nodes for every n dividing max, and the midpoint's for n up to max/2 (the midpoint
+///   at max would need max more gradients: reported as null).
+///
+/// Σᵢ scoreᵢ = Σₖ wₖ ⟨x − x', ∇f(x(αₖ))⟩, so each node needs only that one dot product.
+fn convergence(model: &Model, steps: &[usize], args: &BenchArgs) -> Result<(), String> {
+    let err = |e: candle_core::Error| e.to_string();
+    let max = *steps.iter().max().expect("a non-empty list");
+    if let Some(bad) = steps.iter().find(|&&n| n == 0 || max % n != 0) {
+        return Err(format!("--convergence: every step count must divide the largest ({bad} does not divide {max})"));
+    }
+    let grid = max;
+    for prompt in CONVERGENCE_PROMPTS {
+        let problem = Problem::new(model, prompt, &TargetSpec::top(), None).map_err(|e| e.to_string())?;
+        let input = problem.input();
+        let baseline = problem.baseline(Baseline::Pad).map_err(|e| e.to_string())?;
+        let delta = (&input - &baseline).map_err(err)?;
+        let delta64 = delta.to_dtype(DType::F64).map_err(err)?;
+        let change = problem.input_value().map_err(|e| e.to_string())?
+            - problem.values(&[baseline.clone()]).map_err(|e| e.to_string())?[0];
+        let relative = |sum: f64| (sum - change).abs() / change.abs();
+
+        let (mut gauss_legendre, mut gauss_legendre_ms) = (Vec::new(), Vec::new());
+        for &n in steps {
+            let params = MethodParams { steps: n, baseline: Baseline::Pad, ..MethodParams::default() };
+            let t = Instant::now();
+            let result = explain(&problem, "integrated_gradients", &params, 1).map_err(|e| e.to_string())?;
+            gauss_legendre_ms.push(ms_since(t));
+            gauss_legendre.push(result.completeness_error);
+        }
+
+        let t = Instant::now();
+        let alphas: Vec<f64> = (0..=grid).map(|j| j as f64 / grid as f64).collect();
+        let mut dots = vec![0.0f64; alphas.len()];
+        for (c, chunk) in alphas.chunks(problem.gradient_batch_rows()).enumerate() {
+            let offset = c * problem.gradient_batch_rows();
+            let points = chunk
+                .iter()
+                .map(|alpha| &baseline + (&delta * *alpha)?)
+                .collect::<candle_core::Result<Vec<_>>>()
+                .map_err(err)?;
+            problem
+                .gradients(&points, |k, _, gradient| {
+                    let dot = (gradient.to_dtype(DType::F64)? * &delta64)?.sum_all()?;
+                    dots[offset + k] = dot.to_scalar::<f64>()?;
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())?;
+        }
+        let uniform_ms = ms_since(t);
+        let midpoint: Vec<Option<f64>> = steps
+            .iter()
+            .map(|&n| {
+                (grid % (2 * n) == 0)
+                    .then(|| relative((0..n).map(|k| dots[(2 * k + 1) * grid / (2 * n)]).sum::<f64>() / n as f64))
+            })
+            .collect();
+        let trapezoid: Vec<f64> = steps
+            .iter()
+            .map(|&n| {
+                let h = grid / n;
+                let inner: f64 = (1..n).map(|k| dots[k * h]).sum();
+                relative((inner + (dots[0] + dots[grid]) / 2.0) / n as f64)
+            })
+            .collect();
+        emit(serde_json::json!({
+            "kind": "convergence",
+            "prompt": prompt,
+            "tokens": problem.len(),
+            "target": model.tokenizer.token(problem.target()).map(|t| t.text).unwrap_or_default(),
+            "change": change,
+            "steps": steps,
+            "gauss_legendre": gauss_legendre,
+            "gauss_legendre_ms": gauss_legendre_ms,
+            "midpoint": midpoint,
+            "trapezoid": trapezoid,
+            "uniform_grid_nodes": alphas.len(),
+            "uniform_grid_ms": uniform_ms,
+            "threads": threads_json(&args.threads_label),
+        }));
+    }
+    Ok(())
 }

@@ -3,7 +3,7 @@
 //!
 //!     salient attribute --model M.gguf --text "The capital of France is" --json
 //!     salient attribute --model M.gguf --texts prompts.txt          (one JSON object per line)
-//!     salient bench --model M.gguf --tokens 64 --runs 5
+//!     salient bench --model M.gguf --tokens 16,64 --methods forward,saliency --runs 5
 
 mod bench;
 
@@ -18,7 +18,9 @@ usage:
                     [--target TOKEN_TEXT | --target-id ID] [--method NAME] [--top-k K] [--json]
                     [--faithfulness] [--continuation TEXT] [--group token|word|sentence]
   salient methods
-  salient bench --model PATH.gguf [--tokens N] [--runs R] [--method NAME]
+  salient bench --model PATH.gguf [--tokens N,N,..] [--methods NAME,..] [--runs R] [--load-runs R]
+                [--steps N] [--threads-label L] [--texts-only | --convergence N,N,..]
+  salient bench --matmul N [--runs R] [--threads-label L]
 
   --text TEXT      the text whose next token is explained
   --texts FILE     one text per line; prints one JSON object per line (the model loads once)
@@ -45,8 +47,14 @@ usage:
   --group G        token (default), word or sentence: also report scores summed per group
   --json           print JSON (always on with --texts)
 
-  bench prints one JSON object: median load, forward and attribution times (ms) over R runs
-  (default 5) on a text of N tokens (default 64), peak RSS, and the text used.";
+  bench prints one JSON line per configuration (tokens x method; `forward` is the forward pass
+  alone): each of R runs' load, forward and attribution times in ms (default 5 runs, 64 tokens,
+  saliency, 32 integrated-gradients steps), medians, CPU time, peak RSS (VmHWM, the process's so
+  far: give one configuration per process for per-configuration peaks), candle's thread count
+  (RAYON_NUM_THREADS, else the physical cores) and estimated FLOPs. --texts-only prints the texts
+  of N tokens; --matmul N times an N×N×N f32 matmul (GFLOP/s); --convergence N,.. prints
+  integrated gradients' completeness error against steps (Gauss–Legendre, midpoint, trapezoid)
+  on three prompts.";
 
 struct Args {
     model: String,
@@ -68,10 +76,7 @@ fn main() -> ExitCode {
         },
         Some("bench") => match parse_bench(&argv[1..]) {
             Ok(args) => match bench::run(&args) {
-                Ok(report) => {
-                    println!("{report}");
-                    ExitCode::SUCCESS
-                }
+                Ok(()) => ExitCode::SUCCESS,
                 Err(message) => fail(&message),
             },
             Err(message) => usage_error(&message),
@@ -159,21 +164,36 @@ fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
 }
 
 fn parse_bench(argv: &[String]) -> Result<bench::BenchArgs, String> {
-    let mut args = bench::BenchArgs { model: String::new(), tokens: 64, runs: 5, method: "saliency".into() };
+    let mut args = bench::BenchArgs::default();
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
+        if flag == "--texts-only" {
+            args.texts_only = true;
+            continue;
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let number = || value.parse::<usize>().map_err(|_| format!("{flag}: {value:?} is not a number"));
+        let positive = || match value.parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(format!("{flag}: {value:?} is not a positive number")),
+        };
         match flag.as_str() {
-            "--model" => args.model = value.clone(),
-            "--tokens" => args.tokens = number()?,
-            "--runs" => args.runs = number()?,
-            "--method" => args.method = value.clone(),
+            "--model" => args.model = Some(value.clone()),
+            "--tokens" => args.tokens = bench::parse_list(flag, value)?,
+            "--runs" => args.runs = positive()?,
+            "--load-runs" => args.load_runs = Some(positive()?),
+            "--method" | "--methods" => args.methods = bench::parse_list(flag, value)?,
+            "--steps" => args.steps = positive()?,
+            "--threads-label" => args.threads_label = Some(value.clone()),
+            "--matmul" => args.matmul = Some(positive()?),
+            "--convergence" => args.convergence = Some(bench::parse_list(flag, value)?),
             other => return Err(format!("unknown option {other}")),
         }
     }
-    if args.model.is_empty() {
+    if args.model.is_none() && args.matmul.is_none() {
         return Err("--model is required".into());
+    }
+    if args.tokens.contains(&0) {
+        return Err("--tokens: counts must be positive".into());
     }
     Ok(args)
 }

@@ -42,7 +42,7 @@ impl Gpt2 {
         let width = hyper(file, ARCH, "embedding_length")?;
         let heads = hyper(file, ARCH, "attention.head_count")?;
         let layers = hyper(file, ARCH, "block_count")?;
-        let hidden = file.usize_or(&format!("{ARCH}.feed_forward_length"), 4 * width)?;
+        let hidden = file.usize_or(&format!("{ARCH}.feed_forward_length"), width.saturating_mul(4))?;
         let context_length = hyper(file, ARCH, "context_length")?;
         let eps = file.f64(&format!("{ARCH}.attention.layer_norm_epsilon"))?;
         head_dim(width, heads, heads)?; // the heads must split the width evenly
@@ -57,7 +57,7 @@ impl Gpt2 {
                 let norm = |name: &str| layer_norm(file, &format!("{p}.{name}"), width, eps, dtype);
                 Ok(Block {
                     attn_norm: norm("attn_norm")?,
-                    qkv: linear("attn_qkv", 3 * width, width)?,
+                    qkv: linear("attn_qkv", width.saturating_mul(3), width)?,
                     o: linear("attn_output", width, width)?,
                     ffn_norm: norm("ffn_norm")?,
                     up: linear("ffn_up", hidden, width)?,
@@ -66,8 +66,16 @@ impl Gpt2 {
             })
             .collect::<Result<Vec<_>>>()?;
         let vocab = embedding.rows();
-        let config =
-            DecoderConfig { architecture: ARCH.into(), layers, heads, kv_heads: heads, width, vocab, context_length };
+        let config = DecoderConfig {
+            architecture: ARCH.into(),
+            layers,
+            heads,
+            kv_heads: heads,
+            width,
+            ffn_width: hidden,
+            vocab,
+            context_length,
+        };
         Ok(Box::new(Gpt2 {
             config,
             dtype,

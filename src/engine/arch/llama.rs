@@ -89,7 +89,16 @@ impl Llama {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let config = DecoderConfig { architecture: arch.into(), layers, heads, kv_heads, width, vocab, context_length };
+        let config = DecoderConfig {
+            architecture: arch.into(),
+            layers,
+            heads,
+            kv_heads,
+            width,
+            ffn_width: hidden,
+            vocab,
+            context_length,
+        };
         Ok(Box::new(Llama {
             config,
             dtype,

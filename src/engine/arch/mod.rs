@@ -39,6 +39,8 @@ pub struct DecoderConfig {
     pub heads: usize,
     pub kv_heads: usize,
     pub width: usize,
+    /// The MLP's hidden width (`feed_forward_length`).
+    pub ffn_width: usize,
     pub vocab: usize,
     pub context_length: usize,
 }

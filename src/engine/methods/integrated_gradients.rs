@@ -31,6 +31,10 @@ impl AttributionMethod for IntegratedGradients {
         &[Param::Steps, Param::Baseline]
     }
 
+    fn gradient_inputs(&self, params: &MethodParams) -> usize {
+        params.steps
+    }
+
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {
         if !(1..=MAX_STEPS).contains(&params.steps) {
             return Err(EngineError::InvalidRequest(format!(

@@ -23,6 +23,12 @@ pub trait AttributionMethod: Sync {
     fn params(&self) -> &'static [Param] {
         &[]
     }
+    /// How many inputs besides the text the method takes gradients at through
+    /// [`Problem::gradients`] (path points, noisy copies). Each batch of them keeps its own forward
+    /// graph next to the text's, which the page's memory estimate counts (`engine::memory`).
+    fn gradient_inputs(&self, _params: &MethodParams) -> usize {
+        0
+    }
     /// One score per input token.
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores>;
 }

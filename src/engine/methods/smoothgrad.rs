@@ -30,6 +30,10 @@ impl AttributionMethod for SmoothGrad {
         &[Param::Samples, Param::Sigma, Param::Seed]
     }
 
+    fn gradient_inputs(&self, params: &MethodParams) -> usize {
+        params.samples
+    }
+
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {
         if !(1..=MAX_SAMPLES).contains(&params.samples) {
             return Err(EngineError::InvalidRequest(format!(

@@ -1,6 +1,10 @@
-//! SplitMix64 and the random inputs built from it, for tests/fuzz.rs and tests/properties.rs
-//! (each includes this file with `#[path]`; the other test files do not need it).
+//! Hostile inputs for tests/fuzz.rs and tests/properties.rs (each includes this file with
+//! `#[path]`; the other test files do not need it): SplitMix64, the random texts and bytes built
+//! from it, and the invariant every tokenization must keep.
 #![allow(dead_code)] // each including file uses a different part
+
+use salient::engine::token_text::text_to_bytes;
+use salient::engine::tokenizer::TextTokenizer;
 
 /// SplitMix64 (Steele, Lea and Flood 2014): every seed, 0 included, gives a full-period stream.
 pub struct SplitMix64(u64);
@@ -121,5 +125,52 @@ impl SplitMix64 {
             }
         }
         bytes
+    }
+}
+
+/// How a tokenizer treated a text.
+#[derive(Debug, PartialEq)]
+pub enum Spelling {
+    /// The tokens spell the text exactly.
+    Exact,
+    /// The tokenizer refused the text with this message.
+    Refused(String),
+}
+
+/// The invariant the page relies on: the tokens of `text` spell it exactly. Their bytes (read
+/// back from each shown text) concatenate to the text's bytes, each token's `byte_len` is its byte
+/// count, and the ids are `encode`'s. Refusing the text with a message keeps it too; returning
+/// tokens that lose, add or change bytes breaks it (`Err`).
+pub fn check_spelling(tokenizer: &TextTokenizer, text: &str) -> Result<Spelling, String> {
+    let tokens = match tokenizer.tokenize(text) {
+        Ok(tokens) => tokens,
+        Err(e) if !e.to_string().trim().is_empty() => return Ok(Spelling::Refused(e.to_string())),
+        Err(_) => return Err(format!("tokenize({text:?}) failed with an empty message")),
+    };
+    let ids = tokenizer.encode(text).map_err(|e| format!("encode({text:?}) failed where tokenize did not: {e}"))?;
+    if ids != tokens.iter().map(|t| t.id).collect::<Vec<_>>() {
+        return Err(format!("tokenize and encode disagree on {text:?}"));
+    }
+    let mut spelled = Vec::with_capacity(text.len());
+    for token in &tokens {
+        let bytes = text_to_bytes(&token.text);
+        // An inserted BOS covers no byte of the text.
+        if token.byte_len > 0 && bytes.len() != token.byte_len {
+            return Err(format!(
+                "token {:?} has byte_len {}, its text {} bytes",
+                token.text,
+                token.byte_len,
+                bytes.len()
+            ));
+        }
+        spelled.extend(if token.byte_len > 0 { bytes } else { Vec::new() });
+    }
+    match spelled == text.as_bytes() {
+        true => Ok(Spelling::Exact),
+        false => Err(format!(
+            "the tokens of {text:?} spell {:?}: {:?}",
+            String::from_utf8_lossy(&spelled),
+            tokens.iter().map(|t| &t.text).collect::<Vec<_>>()
+        )),
     }
 }

@@ -1,0 +1,448 @@
+//! What a share link, an embed or an exported file carries: which model, every setting, and
+//! optionally the computed result. Links hold a compact [`Snapshot`] (scores quantised to 16 bits);
+//! exported files hold the full [`SavedResult`]. Both are plain serde values, so they are tested
+//! natively; `crate::share` turns a [`SharedState`] into a link and back.
+//!
+//! Everything here may come from a hostile link or file: [`Snapshot::attribution`] checks that the
+//! parts fit together before anything is drawn, and refuses more tokens than the page explains.
+
+use crate::engine::attribution::{Attribution, Prediction};
+use crate::engine::continuation::{Continuation, ContinuationRow};
+use crate::engine::methods::{self, MethodParams};
+use crate::engine::tokenizer::Token;
+use crate::engine::TargetKind;
+use crate::settings::{Settings, MAX_TOKENS};
+use serde::{Deserialize, Serialize};
+
+/// The page state in a link (`#s=`), an embed (`?embed#s=`) or the page's own fragment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SharedState {
+    pub model: ModelRef,
+    pub settings: Settings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<Snapshot>,
+}
+
+/// Which model computed (or should compute) the result.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelRef {
+    /// A model fetched from `url`, relative to the page for a model served with it (so a link
+    /// keeps working on another copy of the page). `sha256` and `bytes` say which file was loaded;
+    /// they are absent when the state was saved before any model had loaded.
+    Url {
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sha256: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bytes: Option<u64>,
+    },
+    /// A file from the sharer's disk: whoever opens the link has to pick it themselves.
+    File { name: String, sha256: String, bytes: u64 },
+}
+
+impl ModelRef {
+    pub fn sha256(&self) -> Option<&str> {
+        match self {
+            ModelRef::Url { sha256, .. } => sha256.as_deref(),
+            ModelRef::File { sha256, .. } => Some(sha256),
+        }
+    }
+
+    pub fn bytes(&self) -> Option<u64> {
+        match self {
+            ModelRef::Url { bytes, .. } => *bytes,
+            ModelRef::File { bytes, .. } => Some(*bytes),
+        }
+    }
+}
+
+/// Scores as 16-bit integers relative to the largest |score|: `score ≈ q · max / 32767`, off by at
+/// most half a [`step`](Quantised::step). A third of the JSON of `f32` decimals, and compressible.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Quantised {
+    /// The largest finite |score|; 0 when every score is 0 (or not finite).
+    pub max: f32,
+    pub q: Vec<i16>,
+}
+
+impl Quantised {
+    const LEVELS: f32 = i16::MAX as f32;
+
+    pub fn new(scores: &[f32]) -> Self {
+        let max = scores.iter().filter(|s| s.is_finite()).fold(0f32, |m, s| m.max(s.abs()));
+        let q = scores
+            .iter()
+            .map(|s| match s.is_finite() && max > 0.0 {
+                true => (s / max * Self::LEVELS).round() as i16,
+                false => 0,
+            })
+            .collect();
+        Self { max, q }
+    }
+
+    pub fn values(&self) -> Vec<f32> {
+        self.q.iter().map(|&q| q as f32 * self.step()).collect()
+    }
+
+    /// The difference between two neighbouring levels: the scores' resolution.
+    pub fn step(&self) -> f32 {
+        self.max / Self::LEVELS
+    }
+}
+
+/// Tokens as parallel lists, which JSON writes shorter than a list of objects.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TokenList {
+    pub ids: Vec<u32>,
+    pub texts: Vec<String>,
+    /// Indices of control tokens.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub special: Vec<usize>,
+}
+
+impl TokenList {
+    fn of(tokens: &[Token]) -> Self {
+        Self {
+            ids: tokens.iter().map(|t| t.id).collect(),
+            texts: tokens.iter().map(|t| t.text.clone()).collect(),
+            special: tokens.iter().enumerate().filter(|(_, t)| t.special).map(|(i, _)| i).collect(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// The tokens; `byte_len` is not kept (no view reads it), so it is the text's length, or 0
+    /// for a control token.
+    fn tokens(&self) -> Result<Vec<Token>, SnapshotError> {
+        if self.texts.len() != self.ids.len() || self.special.iter().any(|&i| i >= self.ids.len()) {
+            return Err(SnapshotError::Inconsistent("token ids and texts"));
+        }
+        Ok(self
+            .ids
+            .iter()
+            .zip(&self.texts)
+            .enumerate()
+            .map(|(i, (&id, text))| {
+                let special = self.special.contains(&i);
+                Token { id, text: text.clone(), byte_len: if special { 0 } else { text.len() }, special }
+            })
+            .collect())
+    }
+}
+
+/// A computed result in a link: what the map, the predictions and the legend show.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub tokens: TokenList,
+    pub target: Prediction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub foil: Option<Prediction>,
+    pub kind: TargetKind,
+    pub method: String,
+    pub signed: bool,
+    /// The explained quantity at the input, f(x).
+    pub value: f64,
+    pub top_k: Vec<Prediction>,
+    pub scores: Quantised,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuation: Option<ContinuationSnapshot>,
+}
+
+/// The continuation's tokens (after the text's) and one quantised row per continuation token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ContinuationSnapshot {
+    pub tokens: TokenList,
+    pub rows: Vec<RowSnapshot>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RowSnapshot {
+    pub target: Prediction,
+    pub scores: Quantised,
+}
+
+/// Why a snapshot cannot be shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotError {
+    Inconsistent(&'static str),
+    TooLong(usize),
+    UnknownMethod(String),
+}
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotError::Inconsistent(what) => write!(f, "the result it holds is inconsistent ({what} do not match)"),
+            SnapshotError::TooLong(n) => write!(f, "the result it holds has {n} tokens, more than the {MAX_TOKENS} this page explains"),
+            SnapshotError::UnknownMethod(m) => write!(f, "the result it holds names an unknown method \"{m}\""),
+        }
+    }
+}
+
+impl Snapshot {
+    pub fn of(a: &Attribution) -> Self {
+        Self {
+            tokens: TokenList::of(&a.tokens),
+            target: a.target.clone(),
+            foil: a.foil.clone(),
+            kind: a.target_kind,
+            method: a.method.clone(),
+            signed: a.signed,
+            value: a.value,
+            top_k: a.top_k.clone(),
+            scores: Quantised::new(&a.scores),
+            continuation: a.continuation.as_ref().map(|c| ContinuationSnapshot {
+                tokens: TokenList::of(&c.tokens[c.output_start..]),
+                rows: c.rows.iter().map(|r| RowSnapshot { target: r.target.clone(), scores: Quantised::new(&r.scores) }).collect(),
+            }),
+        }
+    }
+
+    /// The attribution this snapshot shows (scores dequantised, `params` as given: a snapshot
+    /// keeps them in its settings), after checking that its parts fit together.
+    pub fn attribution(&self, params: &MethodParams) -> Result<Attribution, SnapshotError> {
+        let total = self.tokens.len() + self.continuation.as_ref().map_or(0, |c| c.tokens.len());
+        if total > MAX_TOKENS {
+            return Err(SnapshotError::TooLong(total));
+        }
+        if methods::by_name(&self.method).is_err() {
+            return Err(SnapshotError::UnknownMethod(self.method.chars().take(40).collect()));
+        }
+        let tokens = self.tokens.tokens()?;
+        if self.scores.q.len() != tokens.len() {
+            return Err(SnapshotError::Inconsistent("scores and tokens"));
+        }
+        let continuation = match &self.continuation {
+            None => None,
+            Some(c) => {
+                let output_start = tokens.len();
+                if c.rows.len() != c.tokens.len() || c.rows.iter().enumerate().any(|(j, r)| r.scores.q.len() != output_start + j) {
+                    return Err(SnapshotError::Inconsistent("continuation rows and tokens"));
+                }
+                let rows = c.rows.iter().map(|r| ContinuationRow { target: r.target.clone(), scores: r.scores.values() }).collect();
+                Some(Continuation { tokens: [tokens.clone(), c.tokens.tokens()?].concat(), output_start, rows })
+            }
+        };
+        Ok(Attribution {
+            tokens,
+            target: self.target.clone(),
+            foil: self.foil.clone(),
+            target_kind: self.kind,
+            value: self.value,
+            top_k: self.top_k.clone(),
+            method: self.method.clone(),
+            params: params.clone(),
+            signed: self.signed,
+            scores: self.scores.values(),
+            completeness_error: None,
+            faithfulness: None,
+            continuation,
+        })
+    }
+}
+
+/// The exported JSON of a result (`export-json`), which the page also loads back.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedResult {
+    /// The Salient version that computed it.
+    pub salient: String,
+    pub model: SavedModel,
+    pub settings: Settings,
+    /// Tokens, scores, target, foil, quantity, method, params, completeness; the faithfulness
+    /// report when it was measured.
+    pub result: Attribution,
+    /// f(baseline), for methods that report completeness.
+    #[serde(default)]
+    pub baseline_value: Option<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SavedModel {
+    pub name: String,
+    pub sha256: String,
+    pub bytes: u64,
+    /// Where it was fetched from; `None` for a local file.
+    pub url: Option<String>,
+}
+
+impl SavedResult {
+    /// Checks a loaded file as a link's snapshot is checked (the same limits and consistency).
+    pub fn check(&self) -> Result<(), SnapshotError> {
+        Snapshot::of(&self.result).attribution(&self.result.params).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::methods::Baseline;
+    use crate::engine::TargetChoice;
+    use crate::share::{self, LinkError};
+
+    fn token(id: u32, text: &str) -> Token {
+        Token { id, text: text.into(), byte_len: text.len(), special: false }
+    }
+
+    fn prediction(id: u32, text: &str, prob: f32) -> Prediction {
+        Prediction { id, text: text.into(), prob }
+    }
+
+    fn attribution(texts: &[&str], scores: &[f32]) -> Attribution {
+        let mut tokens: Vec<Token> = texts.iter().enumerate().map(|(i, t)| token(100 + i as u32, t)).collect();
+        tokens[0] = Token { id: 1, text: "<|im_start|>".into(), byte_len: 0, special: true };
+        Attribution {
+            tokens,
+            target: prediction(7042, " Paris", 0.4321),
+            foil: None,
+            target_kind: TargetKind::Prob,
+            value: 0.4321,
+            top_k: vec![prediction(7042, " Paris", 0.4321), prediction(4, " London", 0.01)],
+            method: "saliency".into(),
+            params: MethodParams::default(),
+            signed: false,
+            scores: scores.to_vec(),
+            completeness_error: None,
+            faithfulness: None,
+            continuation: None,
+        }
+    }
+
+    fn states() -> Vec<SharedState> {
+        let plain = SharedState {
+            model: ModelRef::Url { url: "models/SmolLM2-135M-Instruct.Q4_1.gguf".into(), sha256: None, bytes: None },
+            settings: Settings::default(),
+            snapshot: None,
+        };
+        let hostile_text = "<script>alert(1)</script><b>x</b> \"quotes\" & ampersands";
+        let hostile = SharedState {
+            model: ModelRef::Url {
+                url: "https://example.org/a model.gguf?x=<y>#z".into(),
+                sha256: Some("ab".repeat(32)),
+                bytes: Some(386_000_000),
+            },
+            settings: Settings {
+                text: hostile_text.into(),
+                target: TargetChoice::Text(" </b>".into()),
+                foil: Some(TargetChoice::Id(4)),
+                kind: TargetKind::Logit,
+                method: "integrated_gradients".into(),
+                params: MethodParams { steps: 7, baseline: Baseline::Zero, seed: 99, layer: Some(3), ..MethodParams::default() },
+                compare: vec!["saliency".into(), "occlusion".into()],
+                ..Settings::default()
+            },
+            snapshot: Some(Snapshot::of(&attribution(&["<s>", "<script>", "alert(1)", "</script><b>x</b>"], &[0.0, 1.5, -0.25, 3.0]))),
+        };
+        let mut unicode_result = attribution(&["x", "Ünïcødé", " 東京", " 🙂", "\n", "\\xF0"], &[0.1, 2e-9, 5e-3, 1.0, 0.0, 0.7]);
+        unicode_result.signed = true;
+        unicode_result.foil = Some(prediction(9, " Tōkyō", 0.002));
+        unicode_result.continuation = Some(Continuation {
+            tokens: [unicode_result.tokens.clone(), vec![token(50, " é"), token(51, "!")]].concat(),
+            output_start: 6,
+            rows: vec![
+                ContinuationRow { target: prediction(50, " é", 0.5), scores: vec![0.5, -0.5, 0.25, 0.0, 1.0, -2.0] },
+                ContinuationRow { target: prediction(51, "!", 0.25), scores: vec![0.0; 7] },
+            ],
+        });
+        let unicode = SharedState {
+            model: ModelRef::File { name: "mön model.gguf".into(), sha256: "0f".repeat(32), bytes: 98_362_432 },
+            settings: Settings { text: "Ünïcødé 東京 🙂\n\t".into(), continuation: " é!".into(), ..Settings::default() },
+            snapshot: Some(Snapshot::of(&unicode_result)),
+        };
+        vec![plain, hostile, unicode]
+    }
+
+    #[test]
+    fn shared_states_round_trip_through_links() {
+        for state in states() {
+            let link = share::encode(&state);
+            assert_eq!(share::decode::<SharedState>(&link).unwrap(), (state.clone(), 1));
+            if let Some(snapshot) = &state.snapshot {
+                // And the snapshot's result survives too (scores up to quantisation).
+                let shown = snapshot.attribution(&state.settings.params).unwrap();
+                assert_eq!(Snapshot::of(&shown), *snapshot);
+            }
+        }
+    }
+
+    #[test]
+    fn quantisation_error_is_at_most_half_a_step() {
+        // xorshift: scores over many magnitudes and both signs, plus zeros and a non-finite one.
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let mut scores: Vec<f32> = (0..2000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let unit = (x >> 11) as f64 / (1u64 << 53) as f64;
+                ((unit - 0.5) * 10f64.powi((x % 9) as i32 - 6)) as f32
+            })
+            .collect();
+        scores.extend([0.0, -0.0, f32::NAN]);
+        let q = Quantised::new(&scores);
+        let max = scores.iter().filter(|s| s.is_finite()).fold(0f32, |m, s| m.max(s.abs()));
+        assert_eq!(q.max, max);
+        for (s, v) in scores.iter().zip(q.values()) {
+            let expected = if s.is_finite() { *s } else { 0.0 };
+            assert!((expected - v).abs() <= q.step() * 0.5 * (1.0 + 1e-4), "{s} → {v}, step {}", q.step());
+        }
+        assert_eq!(Quantised::new(&[0.0, 0.0]).values(), vec![0.0, 0.0]);
+        assert_eq!(Quantised::new(&[]).q, Vec::<i16>::new());
+    }
+
+    /// `share::encode(&states()[1])` as v1 wrote it, committed: a future format change must keep
+    /// opening it (a new format gets a new tag and a decoder beside v1's).
+    const V1_FIXTURE: &str = "v1.pVJNj9owFPwrkStVrZSFfFDYRSk9V-qhh95YhJzkkVg4dtZ2trC7-e8dm0agniotKEr88t7MvJm8sk7XJNn6lQ3memOtc71dz-d04l0vaaZNM-dR6J01zXD4dvpanDcfXljMbMuzL0vM8PJ9f2CVZ0eWrfP7ZRJ-4wh8ck6oxnpxjk4OTIWtjOjdhksy7lP6uZj_LRTl5lTMy030yJ4GDaxHFn2MsAIZy1VtQeG4ach5sF8XsMgPMBAdhapxlroRDo0HLYIh31Fc4HVHrtW-QShHjeGO6j1utSDlPHDPDe-CSuuox8MK-3BLUijC1AsZ7d0KfuJtusRBNB1n62SW-jUJ4A8PMZP8TAYmxKwljpoapAR_pRV8GLgTWgHPK-TCtYdBKrIAdGYg39VBCAi3oJLQVp3RqatKDtYP7mL2LOi3lwnxgOZGuDPwnD6SQquheqi8YDt0OCptOuDYibbjpzte-n29DcqG4XR2SUrx3rY6mBvgghsCtq-3aZwm_spw5RDhk_R1VryJbm-RinvbAHWKFo9Tur76b8B-D9tTJTgy2ia78TZYAdNWySKLp-8l-oktQ0ZGl97vRZ6l18RD9SbgG-OQkPK5HLi0cPeZy4EmAMDrfn8E__9TXjoX17YfWtVa3fQl6eh3q7ShYB8Mx7cwS2L25DeN02V-v4jvslWexnm2Wq524zj-AQ";
+
+    #[test]
+    fn the_committed_v1_link_still_opens() {
+        let (state, version) = share::decode::<SharedState>(V1_FIXTURE).unwrap();
+        assert_eq!(version, 1);
+        assert_eq!(state, states()[1], "the v1 fixture decodes to the state it was made from");
+    }
+
+    #[test]
+    fn hostile_links_and_snapshots_give_errors() {
+        for link in ["", "v1.", "v1.@@@", "v2.abc", "s=v1.abc", "v1.AAAA"] {
+            let error = share::decode::<SharedState>(link).unwrap_err();
+            assert!(error.to_string().starts_with("This share link cannot be opened"), "{link}: {error}");
+        }
+        // Valid codec, but not a state.
+        let not_state = share::encode(&serde_json::json!({ "model": 3, "settings": [] }));
+        assert!(matches!(share::decode::<SharedState>(&not_state), Err(LinkError::NotJson(_))));
+        // Valid state whose snapshot does not hold together: an error to show, never a panic.
+        let mut snapshot = states()[1].snapshot.clone().unwrap();
+        let params = MethodParams::default();
+        snapshot.scores.q.pop();
+        assert_eq!(snapshot.attribution(&params), Err(SnapshotError::Inconsistent("scores and tokens")));
+        snapshot.tokens.special = vec![usize::MAX];
+        assert_eq!(snapshot.attribution(&params), Err(SnapshotError::Inconsistent("token ids and texts")));
+        snapshot.tokens.ids = vec![0; MAX_TOKENS + 1];
+        assert_eq!(snapshot.attribution(&params), Err(SnapshotError::TooLong(MAX_TOKENS + 1)));
+        let mut unknown = states()[1].snapshot.clone().unwrap();
+        unknown.method = "<img src=x onerror=alert(1)>".into();
+        assert!(matches!(unknown.attribution(&params), Err(SnapshotError::UnknownMethod(_))));
+        let mut rows = states()[2].snapshot.clone().unwrap();
+        rows.continuation.as_mut().unwrap().rows[1].scores.q.push(0);
+        assert_eq!(rows.attribution(&params), Err(SnapshotError::Inconsistent("continuation rows and tokens")));
+    }
+
+    #[test]
+    fn saved_results_round_trip() {
+        let state = &states()[2];
+        let result = state.snapshot.as_ref().unwrap().attribution(&state.settings.params).unwrap();
+        let saved = SavedResult {
+            salient: env!("CARGO_PKG_VERSION").into(),
+            model: SavedModel { name: "m.gguf".into(), sha256: "0f".repeat(32), bytes: 1, url: None },
+            settings: state.settings.clone(),
+            result,
+            baseline_value: Some(0.25),
+        };
+        let json = serde_json::to_string(&saved).unwrap();
+        let back: SavedResult = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, saved);
+        assert_eq!(back.check(), Ok(()));
+    }
+}

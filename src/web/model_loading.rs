@@ -1,0 +1,234 @@
+//! The worker's side of loading a model. The bytes come from the model cache, the network or a
+//! file the user picked, and are streamed into wasm memory with progress. The load can be
+//! cancelled, is checked against the memory limit before and after, stores downloads in the model
+//! cache, and ends with the file's sha256 and the parsed model.
+
+use super::memory_guard::{self, Room};
+use super::model_cache::{self, content_length, file_name, js_error_text};
+use super::protocol::{FromWorker, LoadedFrom, ModelSummary};
+use crate::engine::Model;
+use js_sys::{Reflect, Uint8Array};
+use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{AbortController, Cache, DedicatedWorkerGlobalScope, File, RequestInit, Response};
+
+const CANCELLED: &str = "Loading cancelled.";
+
+/// Report progress about this often (bytes).
+const PROGRESS_STEP: f64 = 1e6;
+
+pub enum ModelSource {
+    Url(String),
+    File(File),
+}
+
+/// What `CancelLoad` acts on: the load in progress.
+#[derive(Default)]
+struct LoadControl {
+    cancelled: bool,
+    /// The download's abort switch, while one runs.
+    download: Option<AbortController>,
+}
+
+thread_local! {
+    static CONTROL: RefCell<LoadControl> = RefCell::new(LoadControl::default());
+}
+
+/// Stops the load in progress: its download is aborted, and it fails with "Loading cancelled."
+/// at its next step.
+pub fn cancel() {
+    CONTROL.with(|c| {
+        let mut control = c.borrow_mut();
+        control.cancelled = true;
+        if let Some(download) = control.download.take() {
+            download.abort();
+        }
+    });
+}
+
+fn cancelled() -> bool {
+    CONTROL.with(|c| c.borrow().cancelled)
+}
+
+pub struct LoadedModel {
+    pub model: Model,
+    pub summary: ModelSummary,
+}
+
+/// An opened source: the response whose body is the file, and where it came from.
+struct Opened {
+    name: String,
+    url: Option<String>,
+    from: LoadedFrom,
+    response: Response,
+    total: Option<f64>,
+    /// The download being stored in the model cache, with that cache.
+    storing: Option<(Cache, JsFuture)>,
+    /// Why the download is not being cached.
+    not_cached: Option<String>,
+}
+
+/// Loads `source`. `loaded_bytes` is the file size of the model the worker holds: it stays loaded
+/// while the new file is read when both fit, and `free_loaded` drops it first when they do not.
+/// `post` gets `Reading` and `Progress` messages.
+pub async fn load(
+    source: ModelSource,
+    loaded_bytes: Option<usize>,
+    free_loaded: impl FnOnce(),
+    post: impl Fn(&FromWorker),
+) -> Result<LoadedModel, String> {
+    CONTROL.with(|c| *c.borrow_mut() = LoadControl::default());
+    let opened = open(source).await?;
+    post(&FromWorker::Reading { name: opened.name.clone(), from: opened.from, total: opened.total });
+    if memory_guard::room_for_file(opened.total, loaded_bytes)? == Room::AfterFreeing {
+        free_loaded();
+    }
+    let read = read_body(&opened, &post).await;
+    let mut not_cached = opened.not_cached.clone();
+    let stored_in = match opened.storing {
+        Some((cache, storing)) => match storing.await {
+            Ok(_) => Some(cache),
+            Err(e) => {
+                not_cached = Some(format!("storing it in the model cache failed: {}", js_error_text(&e)));
+                None
+            }
+        },
+        None => None,
+    };
+    let loaded = read.and_then(|bytes| parse(bytes, &opened.name, opened.url.clone(), opened.from, not_cached));
+    if let (Err(_), Some(cache), Some(url)) = (&loaded, stored_in, &opened.url) {
+        // Only files that load stay cached; a cancelled or broken one would be read again next time.
+        let _ = model_cache::remove(&cache, url).await;
+    }
+    loaded
+}
+
+async fn open(source: ModelSource) -> Result<Opened, String> {
+    match source {
+        ModelSource::File(file) => {
+            let response = Response::new_with_opt_blob(Some(&file)).map_err(|e| js_error_text(&e))?;
+            let total = Some(file.size());
+            Ok(Opened { name: file.name(), url: None, from: LoadedFrom::LocalFile, response, total, storing: None, not_cached: None })
+        }
+        ModelSource::Url(url) => {
+            let url = model_cache::absolute_url(&url);
+            let name = file_name(&url);
+            let cache = model_cache::open().await;
+            if let Ok(cache) = &cache {
+                if let Some(response) = model_cache::lookup(cache, &url).await {
+                    let total = content_length(&response);
+                    return Ok(Opened { name, url: Some(url), from: LoadedFrom::Cache, response, total, storing: None, not_cached: None });
+                }
+            }
+            let response = download(&url).await?;
+            let (storing, not_cached) = match cache {
+                Ok(cache) => match response.clone() {
+                    Ok(copy) => {
+                        let storing = model_cache::store(&cache, &url, &copy);
+                        (Some((cache, storing)), None)
+                    }
+                    Err(e) => (None, Some(format!("its response could not be copied into the cache: {}", js_error_text(&e)))),
+                },
+                Err(unavailable) => (None, Some(unavailable)),
+            };
+            let total = content_length(&response);
+            Ok(Opened { name, url: Some(url), from: LoadedFrom::Network, response, total, storing, not_cached })
+        }
+    }
+}
+
+/// The response for `url`, with a message for each way it can fail.
+async fn download(url: &str) -> Result<Response, String> {
+    let controller = AbortController::new().map_err(|e| js_error_text(&e))?;
+    let init = RequestInit::new();
+    init.set_signal(Some(&controller.signal()));
+    CONTROL.with(|c| c.borrow_mut().download = Some(controller));
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let response = match JsFuture::from(scope.fetch_with_str_and_init(url, &init)).await {
+        Ok(response) => response.unchecked_into::<Response>(),
+        Err(_) if cancelled() => return Err(CANCELLED.into()),
+        // The browser gives scripts no detail on why a fetch failed (it would leak other sites'
+        // answers), so the message lists the likely causes.
+        Err(e) => {
+            return Err(format!(
+                "Could not download the model from {url} ({}). The server may be unreachable, or it does not let \
+                 this page read the file: a model on another site must be served with CORS headers \
+                 (Access-Control-Allow-Origin).",
+                js_error_text(&e)
+            ))
+        }
+    };
+    if !response.ok() {
+        return Err(format!(
+            "Could not download the model from {url}: the server answered HTTP {} {}.",
+            response.status(),
+            response.status_text()
+        ));
+    }
+    Ok(response)
+}
+
+/// Streams the body into wasm memory (its only copy there), posting progress about every MB.
+async fn read_body(opened: &Opened, post: &impl Fn(&FromWorker)) -> Result<Vec<u8>, String> {
+    let total = opened.total;
+    let broke_off = |bytes: usize, e: &wasm_bindgen::JsValue| match cancelled() {
+        true => CANCELLED.to_string(),
+        false => format!("Reading {} stopped after {:.1} MB: {}", opened.name, bytes as f64 / 1e6, js_error_text(e)),
+    };
+    let body = opened.response.body().ok_or_else(|| format!("{} has no content", opened.name))?;
+    let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let mut bytes = Vec::with_capacity(total.unwrap_or(0.0) as usize);
+    let mut last_report = 0.0;
+    loop {
+        let chunk = JsFuture::from(reader.read()).await.map_err(|e| broke_off(bytes.len(), &e))?;
+        if cancelled() {
+            let _ = reader.cancel();
+            return Err(CANCELLED.into());
+        }
+        if Reflect::get(&chunk, &"done".into()).map_err(|e| broke_off(bytes.len(), &e))?.as_bool().unwrap_or(true) {
+            break;
+        }
+        let data: Uint8Array =
+            Reflect::get(&chunk, &"value".into()).map_err(|e| broke_off(bytes.len(), &e))?.unchecked_into();
+        let start = bytes.len();
+        bytes.resize(start + data.length() as usize, 0);
+        data.copy_to(&mut bytes[start..]);
+        let loaded = bytes.len() as f64;
+        if loaded - last_report > PROGRESS_STEP || Some(loaded) == total {
+            last_report = loaded;
+            post(&FromWorker::Progress { loaded, total });
+        }
+    }
+    post(&FromWorker::Progress { loaded: bytes.len() as f64, total });
+    Ok(bytes)
+}
+
+/// The model in `bytes`, once it is known to leave room for a useful text.
+fn parse(
+    bytes: Vec<u8>,
+    name: &str,
+    url: Option<String>,
+    from: LoadedFrom,
+    not_cached: Option<String>,
+) -> Result<LoadedModel, String> {
+    if cancelled() {
+        return Err(CANCELLED.into());
+    }
+    let sha256 = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+    let size = bytes.len();
+    let model = Model::load(bytes).map_err(|e| e.to_string())?;
+    let fitting_tokens = memory_guard::fitting_tokens(&model)?;
+    let summary = ModelSummary {
+        name: name.to_string(),
+        bytes: size,
+        config: model.config().clone(),
+        sha256,
+        url,
+        from,
+        not_cached,
+        fitting_tokens,
+    };
+    Ok(LoadedModel { model, summary })
+}

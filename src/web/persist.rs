@@ -1,0 +1,57 @@
+//! Never losing work: every change of the settings (the text included) is written to
+//! localStorage at once and, after a pause, into the page's own address as a `#s=` state
+//! (`history.replaceState`, so the back button is untouched). A reload, or the address copied
+//! from the bar, restores them. Nothing here ever clears the settings; an embed writes nothing,
+//! so a page embedding Salient never overwrites what the user was doing in a tab of their own.
+
+use super::app::Ui;
+use super::share_link::{self, Sharing};
+use crate::settings::Settings;
+use leptos::prelude::*;
+
+const STORAGE_KEY: &str = "salient.settings.v1";
+/// The address is rewritten after this pause, not on every keystroke.
+const FRAGMENT_DELAY_MS: u32 = 500;
+
+fn storage() -> Option<web_sys::Storage> {
+    // Throws in sandboxed frames and with storage disabled: then the page works without it.
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// The settings saved by an earlier visit, if any (a damaged entry is ignored, not fatal).
+pub fn stored_settings() -> Option<Settings> {
+    let json = storage()?.get_item(STORAGE_KEY).ok().flatten()?;
+    match serde_json::from_str(&json) {
+        Ok(settings) => Some(settings),
+        Err(e) => {
+            web_sys::console::warn_1(&format!("ignoring the saved settings: {e}").into());
+            None
+        }
+    }
+}
+
+/// Saves the settings on every change from now on.
+pub fn keep(ui: Ui, sharing: Sharing) {
+    if sharing.embed {
+        return;
+    }
+    let fragment_timer = StoredValue::new_local(None::<gloo::timers::callback::Timeout>);
+    Effect::new(move |previous: Option<()>| {
+        let json = ui.settings.with(|s| serde_json::to_string(s).expect("settings serialise"));
+        // The first run sees the settings the page opened with: a link's stay in the address
+        // until the user changes something.
+        if previous.is_none() {
+            return;
+        }
+        if let Some(storage) = storage() {
+            if let Err(e) = storage.set_item(STORAGE_KEY, &json) {
+                web_sys::console::warn_1(&format!("could not save the settings in localStorage: {e:?}").into());
+            }
+        }
+        let timer = gloo::timers::callback::Timeout::new(FRAGMENT_DELAY_MS, move || {
+            let state = share_link::current_state(ui, sharing, false);
+            share_link::replace_fragment(&crate::share::encode(&state));
+        });
+        fragment_timer.set_value(Some(timer));
+    });
+}
