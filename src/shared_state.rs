@@ -176,7 +176,9 @@ impl std::fmt::Display for SnapshotError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SnapshotError::Inconsistent(what) => write!(f, "the result it holds is inconsistent ({what} do not match)"),
-            SnapshotError::TooLong(n) => write!(f, "the result it holds has {n} tokens, more than the {MAX_TOKENS} this page explains"),
+            SnapshotError::TooLong(n) => {
+                write!(f, "the result it holds has {n} tokens, more than the {MAX_TOKENS} this page explains")
+            }
             SnapshotError::UnknownMethod(m) => write!(f, "the result it holds names an unknown method \"{m}\""),
         }
     }
@@ -196,7 +198,11 @@ impl Snapshot {
             scores: Quantised::new(&a.scores),
             continuation: a.continuation.as_ref().map(|c| ContinuationSnapshot {
                 tokens: TokenList::of(&c.tokens[c.output_start..]),
-                rows: c.rows.iter().map(|r| RowSnapshot { target: r.target.clone(), scores: Quantised::new(&r.scores) }).collect(),
+                rows: c
+                    .rows
+                    .iter()
+                    .map(|r| RowSnapshot { target: r.target.clone(), scores: Quantised::new(&r.scores) })
+                    .collect(),
             }),
         }
     }
@@ -219,10 +225,12 @@ impl Snapshot {
             None => None,
             Some(c) => {
                 let output_start = tokens.len();
-                if c.rows.len() != c.tokens.len() || c.rows.iter().enumerate().any(|(j, r)| r.scores.q.len() != output_start + j) {
+                if c.rows.len() != c.tokens.len() || c.rows.iter().enumerate().any(|(j, r)| r.scores.q.len() != output_start + j)
+                {
                     return Err(SnapshotError::Inconsistent("continuation rows and tokens"));
                 }
-                let rows = c.rows.iter().map(|r| ContinuationRow { target: r.target.clone(), scores: r.scores.values() }).collect();
+                let rows =
+                    c.rows.iter().map(|r| ContinuationRow { target: r.target.clone(), scores: r.scores.values() }).collect();
                 Some(Continuation { tokens: [tokens.clone(), c.tokens.tokens()?].concat(), output_start, rows })
             }
         };
@@ -333,7 +341,10 @@ mod tests {
                 compare: vec!["saliency".into(), "occlusion".into()],
                 ..Settings::default()
             },
-            snapshot: Some(Snapshot::of(&attribution(&["<s>", "<script>", "alert(1)", "</script><b>x</b>"], &[0.0, 1.5, -0.25, 3.0]))),
+            snapshot: Some(Snapshot::of(&attribution(
+                &["<s>", "<script>", "alert(1)", "</script><b>x</b>"],
+                &[0.0, 1.5, -0.25, 3.0],
+            ))),
         };
         let mut unicode_result = attribution(&["x", "Ünïcødé", " 東京", " 🙂", "\n", "\\xF0"], &[0.1, 2e-9, 5e-3, 1.0, 0.0, 0.7]);
         unicode_result.signed = true;

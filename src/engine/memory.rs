@@ -126,25 +126,32 @@ mod tests {
         }
     }
 
-    /// (method, tokens, wasm memory in bytes) after one run in a fresh worker, Chromium 156, with
-    /// the default 32 steps and 16 samples: a batch of extra graphs next to the text's.
-    const MEASURED_BATCHED: [(&str, usize, u64); 6] = [
+    /// (method, tokens, wasm memory in bytes) after one run of another method in a fresh worker,
+    /// Chromium 156, default settings (32 steps, 16 samples): integrated gradients and SmoothGrad
+    /// keep a batch of extra graphs; occlusion's batches of forward passes without a graph cost a
+    /// few tens of MB more than saliency's backward pass on short texts.
+    const MEASURED_OTHERS: [(&str, usize, u64); 9] = [
         ("integrated_gradients", 12, 1_108_672_512),
         ("integrated_gradients", 61, 1_277_493_248),
         ("integrated_gradients", 123, 1_558_052_864),
         ("integrated_gradients", 244, 2_147_942_400),
         ("smoothgrad", 61, 1_229_717_504),
         ("smoothgrad", 244, 1_945_894_912),
+        ("occlusion", 31, 269_811_712),
+        ("occlusion", 61, 390_660_096),
+        ("occlusion", 123, 625_737_728),
     ];
 
     #[test]
-    fn batched_estimates_are_close_to_measured_memory() {
-        // Within the headroom `USABLE_WASM_MEMORY` leaves below, and never wildly above.
-        for (method, tokens, measured) in MEASURED_BATCHED {
+    fn other_methods_stay_within_the_headroom() {
+        // The page's guarantee: no measured run reaches past its estimate by more than the
+        // headroom `USABLE_WASM_MEMORY` leaves; and the estimates are not wildly conservative.
+        let headroom = WASM32_MEMORY - USABLE_WASM_MEMORY;
+        for (method, tokens, measured) in MEASURED_OTHERS {
             let rows = method_batch_rows(methods::by_name(method).unwrap(), &MethodParams::default(), tokens);
             let estimate = estimate_run_bytes(&smollm2(), SMOLLM2_FILE, tokens, rows);
             let error = estimate as f64 / measured as f64 - 1.0;
-            assert!((-0.05..0.15).contains(&error), "{method}, {tokens} tokens: estimated {estimate}, measured {measured}");
+            assert!(measured < estimate + headroom && error.abs() < 0.15, "{method}, {tokens} tokens: estimated {estimate}, measured {measured}");
         }
     }
 

@@ -181,6 +181,7 @@ impl Ui {
             self.bridge.set_value(None);
             self.runs.update_value(|r| *r = RunState { latest_id: r.latest_id, ..RunState::default() });
             self.stop_measuring();
+            self.loader.reading.set(None); // a load in progress died with the worker
             self.status(Phase::Error, format!("The worker stopped ({why}). Reload the page to try again; your text is kept."));
         };
         match WorkerBridge::spawn(on_message, on_crash) {

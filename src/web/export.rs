@@ -86,7 +86,11 @@ impl Shown {
         let attribution = ui.result.get_untracked()?.attribution;
         let scale = ui.settings.with_untracked(|s| Scale::new(&attribution.scores, attribution.signed, &s.view));
         let foil = attribution.foil.as_ref().map(|f| f.text.as_str());
-        let title = format!("{} of {}", method_label(&attribution.method), quantity(attribution.target_kind, &attribution.target.text, foil));
+        let title = format!(
+            "{} of {}",
+            method_label(&attribution.method),
+            quantity(attribution.target_kind, &attribution.target.text, foil)
+        );
         let model = ui.model.with_untracked(|m| m.as_ref().map(|m| format!("{} · ", m.name))).unwrap_or_default();
         let credit = format!("{model}Salient {}", env!("CARGO_PKG_VERSION"));
         Some(Self { attribution, scale, title, credit })
@@ -101,7 +105,12 @@ impl Shown {
 fn saved_result(ui: Ui) -> Option<SavedResult> {
     let output = with_faithfulness(ui, &ui.result.get_untracked()?);
     let model = ui.model.with_untracked(|m| {
-        m.as_ref().map(|m| SavedModel { name: m.name.clone(), sha256: m.sha256.clone(), bytes: m.bytes as u64, url: m.url.clone() })
+        m.as_ref().map(|m| SavedModel {
+            name: m.name.clone(),
+            sha256: m.sha256.clone(),
+            bytes: m.bytes as u64,
+            url: m.url.clone(),
+        })
     });
     Some(SavedResult {
         salient: env!("CARGO_PKG_VERSION").into(),
@@ -170,8 +179,10 @@ const CELL_PX: f32 = 9.6;
 const LINE_PX: f32 = 28.0;
 
 fn cells(text: &str) -> f32 {
-    let wide = |c: char| matches!(c as u32, 0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F
-        | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x1F300..=0x1FAFF | 0x20000..=0x3FFFD);
+    let wide = |c: char| {
+        matches!(c as u32, 0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F
+        | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x1F300..=0x1FAFF | 0x20000..=0x3FFFD)
+    };
     text.chars().map(|c| if wide(c) { 2.0 } else { 1.0 }).sum()
 }
 
@@ -215,15 +226,20 @@ fn svg(shown: &Shown) -> (String, f32, f32) {
         .iter()
         .zip([("start", 0.0), ("middle", 88.0), ("end", 176.0)])
         .map(|(t, (anchor, dx))| {
-            format!("<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>", SVG_PAD + dx, legend_y + 26.0, escape(&short(*t as f64)))
+            format!(
+                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"{anchor}\">{}</text>",
+                SVG_PAD + dx,
+                legend_y + 26.0,
+                escape(&short(*t as f64))
+            )
         })
         .collect();
     let height = legend_y + 70.0;
     let svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{SVG_WIDTH}\" height=\"{height:.0}\" viewBox=\"0 0 {SVG_WIDTH} {height:.0}\">\n\
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" xml:space=\"preserve\" width=\"{SVG_WIDTH}\" height=\"{height:.0}\" viewBox=\"0 0 {SVG_WIDTH} {height:.0}\">\n\
          <defs><linearGradient id=\"salient-scale\">{stops}</linearGradient></defs>\n\
          <rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n\
-         <g font-family=\"ui-monospace, Menlo, Consolas, monospace\" font-size=\"{FONT_PX}\" fill=\"#1d1d1f\" style=\"white-space:pre\">\n{body}</g>\n\
+         <g font-family=\"ui-monospace, Menlo, Consolas, monospace\" font-size=\"{FONT_PX}\" fill=\"#1d1d1f\">\n{body}</g>\n\
          <g font-family=\"system-ui, sans-serif\" font-size=\"11\" fill=\"#5f6368\">\
          <rect x=\"{SVG_PAD}\" y=\"{legend_y:.1}\" width=\"176\" height=\"12\" rx=\"3\" fill=\"url(#salient-scale)\" stroke=\"#d9dce1\"/>{labels}\
          <text x=\"{SVG_PAD}\" y=\"{:.1}\" font-size=\"13\" fill=\"#1d1d1f\" font-weight=\"600\">{}</text>\
@@ -268,8 +284,7 @@ async fn png(svg: &str, width: f32, height: f32) -> Result<web_sys::Blob, JsValu
     let canvas: web_sys::HtmlCanvasElement = document().create_element("canvas")?.unchecked_into();
     canvas.set_width((width as f64 * SCALE) as u32);
     canvas.set_height((height as f64 * SCALE) as u32);
-    let context: web_sys::CanvasRenderingContext2d =
-        canvas.get_context("2d")?.ok_or("no 2d canvas")?.unchecked_into();
+    let context: web_sys::CanvasRenderingContext2d = canvas.get_context("2d")?.ok_or("no 2d canvas")?.unchecked_into();
     context.scale(SCALE, SCALE)?;
     context.draw_image_with_html_image_element(&image, 0.0, 0.0)?;
     let made = js_sys::Promise::new(&mut |resolve, reject| {

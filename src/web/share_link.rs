@@ -125,7 +125,8 @@ impl Sharing {
                 self.show(ui, "the link".into(), output_of(attribution), step, pending);
             }
             Some(Err(e)) => {
-                self.problem.set(Some(format!("The result in this share link cannot be shown: {e}. The page computes it again.")));
+                self.problem
+                    .set(Some(format!("The result in this share link cannot be shown: {e}. The page computes it again.")));
             }
             None => {}
         }
@@ -141,9 +142,11 @@ impl Sharing {
     /// Shows `output` as a result nobody computed here; the next recomputation replaces it and
     /// is compared with it.
     pub fn show(self, ui: Ui, source: String, output: RunOutput, tolerance: f32, pending: &'static str) {
-        let measured = output.attribution.faithfulness.clone().map(|report| {
-            (output.attribution.method.clone(), Measurement::Measured { report, ms: 0.0 })
-        });
+        let measured = output
+            .attribution
+            .faithfulness
+            .clone()
+            .map(|report| (output.attribution.method.clone(), Measurement::Measured { report, ms: 0.0 }));
         self.snapshot.set(Some(ShownSnapshot { source, output: output.clone(), pending, tolerance, recomputed: None }));
         ui.row.set(None);
         ui.timings.set(None);
@@ -160,7 +163,8 @@ impl Sharing {
             self.snapshot.update(|shown| {
                 let Some(s) = shown.as_mut().filter(|s| s.output != result) else { return };
                 let (old, new) = (&s.output.attribution, &result.attribution);
-                let same_question = (&old.method, old.target.id, old.target_kind) == (&new.method, new.target.id, new.target_kind);
+                let same_question =
+                    (&old.method, old.target.id, old.target_kind) == (&new.method, new.target.id, new.target_kind);
                 if s.recomputed.is_some() || !same_question {
                     *shown = None;
                     return;
@@ -265,7 +269,8 @@ pub fn full_page_link(ui: Ui, sharing: Sharing) -> String {
 /// contexts and in some embeds, refused without focus or permission).
 async fn copy_to_clipboard(text: &str) -> Result<(), String> {
     let navigator = window().navigator();
-    let clipboard = js_sys::Reflect::get(&navigator, &"clipboard".into()).ok().filter(|c| c.is_object()).ok_or("no clipboard here")?;
+    let clipboard =
+        js_sys::Reflect::get(&navigator, &"clipboard".into()).ok().filter(|c| c.is_object()).ok_or("no clipboard here")?;
     let write_text = js_sys::Reflect::get(&clipboard, &"writeText".into())
         .ok()
         .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
@@ -347,18 +352,34 @@ fn SnapshotNote(sharing: Sharing) -> impl IntoView {
         let s = sharing.snapshot.get()?;
         let step = short(s.tolerance);
         let (state, text) = match &s.recomputed {
-            None => ("shown", format!("Snapshot from {}{}", s.source, if s.pending.is_empty() { ".".into() } else { format!("; {}", s.pending) })),
+            None => (
+                "shown",
+                format!(
+                    "Snapshot from {}{}",
+                    s.source,
+                    if s.pending.is_empty() { ".".into() } else { format!("; {}", s.pending) }
+                ),
+            ),
             Some(Recomputed::Compared { max_diff }) if *max_diff <= s.tolerance => (
                 "same",
-                format!("Recomputed: the same as the snapshot from {} (largest score difference {}, tolerance {step}).", s.source, short(*max_diff)),
+                format!(
+                    "Recomputed: the same as the snapshot from {} (largest score difference {}, tolerance {step}).",
+                    s.source,
+                    short(*max_diff)
+                ),
             ),
             Some(Recomputed::Compared { max_diff }) => (
                 "differs",
-                format!("Recomputed: differs from the snapshot from {} by up to {} (tolerance {step}): another model or version?", s.source, short(*max_diff)),
+                format!(
+                    "Recomputed: differs from the snapshot from {} by up to {} (tolerance {step}): another model or version?",
+                    s.source,
+                    short(*max_diff)
+                ),
             ),
-            Some(Recomputed::OtherTokens) => {
-                ("other-tokens", format!("Recomputed: the text splits into other tokens than in the snapshot from {} (another model?).", s.source))
-            }
+            Some(Recomputed::OtherTokens) => (
+                "other-tokens",
+                format!("Recomputed: the text splits into other tokens than in the snapshot from {} (another model?).", s.source),
+            ),
         };
         let max_diff = match s.recomputed {
             Some(Recomputed::Compared { max_diff }) => max_diff.to_string(),
@@ -445,6 +466,7 @@ pub fn show_saved(ui: Ui, sharing: Sharing, source: String, settings: Settings, 
     let max = output.attribution.scores.iter().fold(0f32, |m, s| m.max(s.abs()));
     ui.settings.set(settings);
     sharing.problem.set(None);
+    ui.message.set(format!("Showing the result loaded from {source}; press Run to compute it here."));
     // Full-precision scores: the same result up to float rounding on another machine.
     sharing.show(ui, source, output, max * 1e-4, "press Run to compute it here.");
 }

@@ -6,8 +6,8 @@
 use salient::engine::token_text::text_to_bytes;
 use salient::engine::tokenizer::TextTokenizer;
 
-/// SplitMix64 (Steele, Lea and Flood 2014): every seed, 0 included, gives a full-period stream.
-pub struct SplitMix64(u64);
+/// The engine's SplitMix64 (`salient::engine::stats`), with the draws the generators below need.
+pub struct SplitMix64(salient::engine::stats::SplitMix64);
 
 /// Characters a text generator draws from, grouped so each kind shows up often: ASCII, controls,
 /// whitespace, Latin-1 and combining marks, CJK, emoji (with joiners and variation selectors),
@@ -29,15 +29,11 @@ const SPECIAL_SNIPPETS: &[&str] =
 
 impl SplitMix64 {
     pub fn new(seed: u64) -> Self {
-        SplitMix64(seed)
+        SplitMix64(salient::engine::stats::SplitMix64::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// Uniform in `0..n` (`n > 0`); the modulo bias is far below what a test could notice.

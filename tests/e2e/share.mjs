@@ -29,6 +29,8 @@ const LOAD_AND_RUN_MS = 150 * S;
 const RUN_MS = 90 * S;
 
 const MODEL_URL = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
+const MODEL_BYTES = 98362432;
+const MODEL_SHA256 = 'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53';
 const EXAMPLE = 'The Eiffel Tower is located in the city of';
 const EDITED = 'The capital of France is';
 const HOSTILE = '<script>alert(1)</script><b>x</b>';
@@ -411,6 +413,18 @@ async function otherModelTests() {
   check('the page then says the loaded model is not the link\'s', (await page.$$('[data-testid=link-model-differs]')).length === 1);
   noErrors(h);
   await h.context.close();
+
+  // "Download": the link's model (the same file under another address) loads, and it is the link's.
+  const copy = new URL(`${MODEL_URL}?copy=1`, URL_).href;
+  const d = await openLink('share-link-model-download', linkTo({
+    model: { url: { url: copy, sha256: MODEL_SHA256, bytes: MODEL_BYTES } }, settings: { text: EDITED } }));
+  await d.page.waitForSelector('[data-testid=link-model]', { timeout: 30 * S });
+  const loaded = await after(d.page, () => d.page.click('[data-testid=link-model-download]'), LOAD_AND_RUN_MS);
+  check('"Download" loads the link\'s model and computes the link\'s text', loaded.state === 'done' && loaded.editor === EDITED
+    && (await attr(d.page, 'model-info', 'data-url')) === copy && (await d.page.$$('[data-testid=link-model-differs]')).length === 0,
+    `${brief(loaded)} url=${await attr(d.page, 'model-info', 'data-url')}`);
+  noErrors(d);
+  await d.context.close();
 }
 
 async function persistenceTests() {
