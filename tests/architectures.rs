@@ -10,6 +10,7 @@ use candle_core::quantized::gguf_file::Value;
 use candle_core::{DType, Tensor};
 use common::gguf_builder::{tiny_model, with_metadata, without_tensor, Family, TinyConfig, TinyModel};
 use common::reference::{self, Reference, Variant, EXACT};
+use salient::engine::gradient::value_and_gradient_in_segments;
 use salient::engine::tokenizer::pre_tokenize;
 use salient::engine::{EngineError, Model, Problem, TargetSpec};
 
@@ -45,10 +46,9 @@ fn max_abs_difference(a: &[f64], b: &[f64]) -> f64 {
 /// Largest differences of (logits, attention probabilities) between the engine's forward pass in
 /// `problem` and `reference`.
 fn errors(problem: &Problem, reference: &Reference) -> (f64, f64) {
-    let forward = &problem.input_forward;
-    let logits = forward.last_logits.squeeze(0).unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
+    let logits = problem.input_logits().squeeze(0).unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
     let mut attention_error: f64 = 0.0;
-    for (layer, probs) in forward.attentions.iter().enumerate() {
+    for (layer, probs) in problem.attentions().unwrap().iter().enumerate() {
         let probs = probs.squeeze(0).unwrap().to_dtype(DType::F64).unwrap().to_vec3::<f64>().unwrap();
         for (head, rows) in probs.iter().enumerate() {
             for (i, row) in rows.iter().enumerate() {
@@ -139,6 +139,36 @@ fn input_gradients_match_finite_differences() {
         let error = gradient_error(&problem, 4, 23);
         println!("{family:?}: max relative gradient error {error:.2e}");
         assert!(error < GRADIENT_TOLERANCE, "{family:?}: {error:.2e}");
+    }
+}
+
+#[test]
+fn segmented_gradients_equal_the_whole_graph_s() {
+    // Long texts take the gradient a segment of blocks at a time (recomputing each segment's
+    // forward pass); any segmentation must give the same function's gradient. Four layers allow
+    // segments of 1, 2 and 3 (uneven) blocks.
+    for family in FAMILIES {
+        let tiny = tiny_model(family, TinyConfig { layers: 4, ..config(family) });
+        let model = load(&tiny, DType::F64);
+        let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+        let embeds = Tensor::stack(&[problem.input(), problem.baseline(salient::engine::Baseline::Zero).unwrap()], 0).unwrap();
+        let run = |per_segment| {
+            let (values, gradient) = value_and_gradient_in_segments(&*model.decoder, &embeds, per_segment, |logits| {
+                problem.objective.score(logits)
+            })
+            .unwrap();
+            (values.to_vec1::<f64>().unwrap(), gradient.flatten_all().unwrap().to_vec1::<f64>().unwrap())
+        };
+        let (whole_values, whole) = run(4);
+        let scale = whole.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+        assert!(scale > 0.0);
+        for per_segment in [1, 2, 3] {
+            let (values, gradient) = run(per_segment);
+            let error = max_abs_difference(&gradient, &whole) / scale;
+            println!("{family:?}, segments of {per_segment}: relative gradient difference {error:.2e}");
+            assert_eq!(values, whole_values, "{family:?}: the values come from the same forward pass");
+            assert!(error < F64_TOLERANCE, "{family:?}, segments of {per_segment}: {error:.2e}");
+        }
     }
 }
 

@@ -181,10 +181,10 @@ fn engine_forward_matches_the_reference_forward() {
     }
 
     let reference = reference_forward(&tiny, &embeds_of(&problem));
-    let logits = problem.input_forward.last_logits.squeeze(0).unwrap().to_vec1::<f64>().unwrap();
+    let logits = problem.input_logits().squeeze(0).unwrap().to_vec1::<f64>().unwrap();
     let logit_error = max_abs_difference(&logits, &reference.last_logits);
     let mut attention_error: f64 = 0.0;
-    for (layer, engine) in problem.input_forward.attentions.iter().enumerate() {
+    for (layer, engine) in problem.attentions().unwrap().iter().enumerate() {
         let engine = engine.squeeze(0).unwrap().to_vec3::<f64>().unwrap();
         for (head, rows) in engine.iter().enumerate() {
             for (i, row) in rows.iter().enumerate() {

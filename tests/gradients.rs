@@ -16,7 +16,7 @@ const TOLERANCE: f64 = 1e-8;
 /// `directions` random unit directions.
 fn directional_errors(problem: &Problem, grad: &Tensor, directions: usize, seed: u64) -> Vec<f64> {
     let mut rng = common::Rng::new(seed);
-    let x = problem.embeds.as_tensor().detach();
+    let x = problem.input();
     let grad_norm = grad.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f64>().unwrap();
     (0..directions)
         .map(|_| {

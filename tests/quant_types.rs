@@ -68,7 +68,7 @@ fn engine_logits(bytes: &[u8], dtype: DType) -> (Vec<u32>, Vec<Vec<f64>>, Vec<f6
     let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
     let ids = problem.tokens.iter().map(|t| t.id).collect();
     let embeds = problem.input().to_dtype(DType::F64).unwrap().to_vec2::<f64>().unwrap();
-    let logits = problem.input_forward.last_logits.squeeze(0).unwrap().to_dtype(DType::F64).unwrap();
+    let logits = problem.input_logits().squeeze(0).unwrap().to_dtype(DType::F64).unwrap();
     (ids, embeds, logits.to_vec1::<f64>().unwrap())
 }
 

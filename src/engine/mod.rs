@@ -9,6 +9,7 @@ pub mod error;
 pub mod faithfulness;
 mod frozen_linear;
 pub mod gguf;
+pub mod gradient;
 pub mod grouping;
 mod layers;
 pub mod memory;

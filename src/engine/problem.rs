@@ -2,15 +2,17 @@
 //! the objective (a scalar of the next-token logits) being explained. Methods ask it for values
 //! and gradients of that objective at any embeddings, batched so memory stays bounded.
 
-use super::arch::DecoderOutput;
 use super::error::{EngineError, Result};
+use super::gradient::{value_and_gradient, Tape};
+use super::memory;
 use super::methods::Baseline;
 use super::model::Model;
 use super::objective::{Objective, TargetKind};
 use super::tokenizer::Token;
-use candle_core::{DType, Tensor, Var, D};
+use candle_core::{DType, Tensor, D};
 use candle_nn::ops;
 use serde::{Deserialize, Serialize};
+use std::sync::{Mutex, OnceLock};
 
 /// Which next token to explain.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -44,19 +46,24 @@ impl TargetSpec {
     }
 }
 
-/// Token budgets per batched forward pass: with gradients every layer's activations are kept, so
-/// the budget is smaller. A batch holds at least one sequence whatever its length.
-const GRADIENT_BATCH_TOKENS: usize = 256;
+/// Tokens per batched forward pass without gradients (no graph is kept: only one block's
+/// activations are alive at a time). A batch holds at least one sequence whatever its length.
+/// Gradient batches are sized by `memory::gradient_batch_rows`.
 const VALUE_BATCH_TOKENS: usize = 1024;
 
 pub struct Problem<'m> {
     pub model: &'m Model,
     pub tokens: Vec<Token>,
-    /// `(seq, width)`, tracked for gradients.
-    pub embeds: Var,
+    /// `(seq, width)`.
+    embeds: Tensor,
     pub objective: Objective,
-    /// The forward pass on the unperturbed input, kept (with its graph) for methods that need it.
-    pub input_forward: DecoderOutput,
+    /// Next-token logits `(1, vocab)` for the unperturbed input.
+    input_logits: Tensor,
+    /// The input's forward pass, kept for the input gradient until that is taken or another pass
+    /// needs the memory (its graph is within `memory::GRAPH_BUDGET_BYTES`).
+    input_tape: Mutex<Option<Tape>>,
+    /// Every block's attention probabilities on the input, computed when a method first asks.
+    attentions: OnceLock<Vec<Tensor>>,
     /// Next-token probabilities for the unperturbed input.
     pub probs: Vec<f32>,
 }
@@ -69,9 +76,11 @@ impl<'m> Problem<'m> {
     /// For token sequences built by the caller (a continuation's prefixes).
     pub fn from_tokens(model: &'m Model, tokens: Vec<Token>, spec: &TargetSpec) -> Result<Self> {
         let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
-        let embeds = Var::from_tensor(&model.decoder.embed(&ids)?)?;
-        let input_forward = model.decoder.forward(&embeds.as_tensor().unsqueeze(0)?)?;
-        let probs: Vec<f32> = ops::softmax(&input_forward.last_logits.squeeze(0)?.detach(), D::Minus1)?
+        let embeds = model.decoder.embed(&ids)?;
+        let per_segment = memory::layers_per_segment(model.config(), ids.len(), 1);
+        let input_tape = Tape::record(&*model.decoder, &embeds.unsqueeze(0)?, per_segment)?;
+        let input_logits = input_tape.logits().detach();
+        let probs: Vec<f32> = ops::softmax(&input_logits.squeeze(0)?, D::Minus1)?
             .to_dtype(DType::F32)?
             .to_vec1()?;
         let resolve = |choice: &TargetChoice| -> Result<u32> {
@@ -90,7 +99,8 @@ impl<'m> Problem<'m> {
             return Err(EngineError::InvalidRequest("The foil must differ from the target token.".into()));
         }
         let objective = Objective { target, kind: spec.kind, foil };
-        Ok(Self { model, tokens, embeds, objective, input_forward, probs })
+        let input_tape = Mutex::new(Some(input_tape));
+        Ok(Self { model, tokens, embeds, objective, input_logits, input_tape, attentions: OnceLock::new(), probs })
     }
 
     pub fn target(&self) -> u32 {
@@ -105,28 +115,56 @@ impl<'m> Problem<'m> {
         self.tokens.is_empty()
     }
 
-    /// The input embeddings, `(seq, width)`, detached from the graph.
+    /// The input embeddings, `(seq, width)`.
     pub fn input(&self) -> Tensor {
-        self.embeds.as_tensor().detach()
+        self.embeds.clone()
+    }
+
+    /// Next-token logits `(1, vocab)` at the input.
+    pub fn input_logits(&self) -> &Tensor {
+        &self.input_logits
+    }
+
+    /// Per layer, the attention probabilities `(1, heads, seq, seq)` at the input.
+    pub fn attentions(&self) -> Result<&[Tensor]> {
+        if let Some(attentions) = self.attentions.get() {
+            return Ok(attentions);
+        }
+        self.release_input_tape();
+        let attentions = self.model.decoder.forward(&self.embeds.unsqueeze(0)?)?.attentions;
+        Ok(self.attentions.get_or_init(|| attentions))
     }
 
     /// The explained quantity at the input, f(x).
     pub fn input_value(&self) -> Result<f64> {
-        let value = self.objective.score(&self.input_forward.last_logits.detach())?;
+        let value = self.objective.score(&self.input_logits)?;
         Ok(value.to_dtype(DType::F64)?.to_vec1::<f64>()?[0])
     }
 
-    /// ∂ f / ∂ embeds at the input, `(seq, width)`.
+    /// ∂ f / ∂ embeds at the input, `(seq, width)`. The first call uses the kept forward pass.
     pub fn input_gradient(&self) -> Result<Tensor> {
-        let value = self.objective.score(&self.input_forward.last_logits)?.sum_all()?;
-        gradient_of(&value, &self.embeds)
+        let kept = self.input_tape.lock().map_err(|_| EngineError::Internal("a run panicked".into()))?.take();
+        let gradient = match kept {
+            Some(tape) => {
+                let value = self.objective.score(tape.logits())?;
+                tape.gradient(&*self.model.decoder, value)?
+            }
+            None => value_and_gradient(&*self.model.decoder, &self.embeds.unsqueeze(0)?, |l| self.objective.score(l))?.1,
+        };
+        Ok(gradient.squeeze(0)?)
+    }
+
+    /// Frees the input's kept forward pass before another pass needs the memory.
+    fn release_input_tape(&self) {
+        if let Ok(mut kept) = self.input_tape.lock() {
+            kept.take();
+        }
     }
 
     /// The baseline sequence, `(seq, width)`: every position replaced.
     pub fn baseline(&self, baseline: Baseline) -> Result<Tensor> {
-        let input = self.embeds.as_tensor();
         match baseline {
-            Baseline::Zero => Ok(input.zeros_like()?),
+            Baseline::Zero => Ok(self.embeds.zeros_like()?),
             Baseline::Pad => {
                 let pad = self.model.tokenizer.pad_token()?;
                 Ok(self.model.decoder.embed(&vec![pad; self.len()])?)
@@ -146,24 +184,25 @@ impl<'m> Problem<'m> {
     }
 
     fn values_of(&self, objective: &Objective, inputs: &[Tensor]) -> Result<Vec<f64>> {
+        self.release_input_tape();
         let mut values = Vec::with_capacity(inputs.len());
         for batch in inputs.chunks(self.batch_rows(VALUE_BATCH_TOKENS)) {
-            let output = self.model.decoder.forward(&Tensor::stack(batch, 0)?.detach())?;
-            let scores = objective.score(&output.last_logits)?;
+            let logits = self.model.decoder.logits(&Tensor::stack(batch, 0)?.detach())?;
+            let scores = objective.score(&logits)?;
             values.extend(scores.to_dtype(DType::F64)?.to_vec1::<f64>()?);
         }
         Ok(values)
     }
 
     /// f and ∂ f / ∂ input at each of `inputs` (each `(seq, width)`), in bounded batches so only
-    /// one batch's graph is alive at a time. `visit` gets each input's index, value and gradient.
+    /// one batch's graph (or part of it) is alive at a time. `visit` gets each input's index,
+    /// value and gradient.
     pub fn gradients(&self, inputs: &[Tensor], mut visit: impl FnMut(usize, f64, &Tensor) -> Result<()>) -> Result<()> {
-        let rows = self.batch_rows(GRADIENT_BATCH_TOKENS);
+        self.release_input_tape();
+        let rows = self.gradient_batch_rows();
         for (b, batch) in inputs.chunks(rows).enumerate() {
-            let var = Var::from_tensor(&Tensor::stack(batch, 0)?.detach())?;
-            let output = self.model.decoder.forward(var.as_tensor())?;
-            let scores = self.objective.score(&output.last_logits)?;
-            let gradient = gradient_of(&scores.sum_all()?, &var)?;
+            let (scores, gradient) =
+                value_and_gradient(&*self.model.decoder, &Tensor::stack(batch, 0)?, |logits| self.objective.score(logits))?;
             let scores = scores.to_dtype(DType::F64)?.to_vec1::<f64>()?;
             for (i, value) in scores.into_iter().enumerate() {
                 visit(b * rows + i, value, &gradient.get(i)?)?;
@@ -175,30 +214,13 @@ impl<'m> Problem<'m> {
     /// How many inputs [`Self::gradients`] evaluates per batch. Methods that build their inputs
     /// (path points, noisy copies) pass this many at a time, so they never hold more than a batch.
     pub fn gradient_batch_rows(&self) -> usize {
-        gradient_batch_rows(self.len())
+        memory::gradient_batch_rows(self.model.config(), self.len())
     }
 
+    /// Sequences of this text's length per batch of `budget_tokens` tokens; at least one.
     fn batch_rows(&self, budget_tokens: usize) -> usize {
-        rows_within(budget_tokens, self.len())
+        (budget_tokens / self.len().max(1)).max(1)
     }
-}
-
-/// [`Problem::gradient_batch_rows`] for a text of `tokens` tokens.
-pub fn gradient_batch_rows(tokens: usize) -> usize {
-    rows_within(GRADIENT_BATCH_TOKENS, tokens)
-}
-
-/// Sequences of `tokens` tokens that fit a budget of `budget_tokens`; at least one.
-fn rows_within(budget_tokens: usize, tokens: usize) -> usize {
-    (budget_tokens / tokens.max(1)).max(1)
-}
-
-fn gradient_of(value: &Tensor, wrt: &Var) -> Result<Tensor> {
-    value
-        .backward()?
-        .get(wrt.as_tensor())
-        .cloned()
-        .ok_or_else(|| EngineError::Internal("the gradient did not reach the input embeddings".into()))
 }
 
 /// Indices of the `k` largest values, largest first.

@@ -112,6 +112,9 @@ impl QuantizedMatrix {
     pub fn dequantize_rows(&self, range: Range<usize>, dtype: DType) -> Result<Tensor> {
         assert!(range.start <= range.end && range.end <= self.rows, "row range out of bounds");
         let bytes = &self.file[self.start + range.start * self.row_bytes()..self.start + range.end * self.row_bytes()];
+        if let Some(values) = decode_common_blocks(self.dtype, bytes) {
+            return Ok(Tensor::from_vec(values, (range.len(), self.cols), &Device::Cpu)?.to_dtype(dtype)?);
+        }
         let mut scratch = Vec::new();
         let storage = QStorage::from_data(Cow::Borrowed(aligned(bytes, &mut scratch)), &Device::Cpu, self.dtype)?;
         let dense = QTensor::new(storage, (range.len(), self.cols))?.dequantize(&Device::Cpu)?;
@@ -146,6 +149,53 @@ impl QuantizedMatrix {
     }
 }
 
+/// The encodings of most small models' weights, decoded here rather than by candle: straight into
+/// an uninitialised buffer (candle zeroes one first), in loops over whole blocks that the compiler
+/// vectorises (simd128 in the page, AVX2 natively). Each value is computed with the same
+/// operations in the same order as candle's `to_float`, so the results are bit for bit the same.
+/// `None` for any other encoding.
+fn decode_common_blocks(dtype: GgmlDType, bytes: &[u8]) -> Option<Vec<f32>> {
+    let scale = |block: &[u8], at: usize| half::f16::from_le_bytes([block[at], block[at + 1]]).to_f32();
+    let decode = |block_bytes: usize, decode_block: &dyn Fn(&[u8], &mut [f32; 32])| {
+        let mut values = Vec::with_capacity(bytes.len() / block_bytes * 32);
+        let mut block_values = [0f32; 32];
+        for block in bytes.chunks_exact(block_bytes) {
+            decode_block(block, &mut block_values);
+            values.extend_from_slice(&block_values);
+        }
+        values
+    };
+    match dtype {
+        // f16 scale, then 32 signed bytes.
+        GgmlDType::Q8_0 => Some(decode(34, &|block, out| {
+            let d = scale(block, 0);
+            for (o, &q) in out.iter_mut().zip(&block[2..34]) {
+                *o = q as i8 as f32 * d;
+            }
+        })),
+        // f16 scale, then 16 bytes of two 4-bit values offset by 8: low nibbles are values 0–15,
+        // high nibbles 16–31.
+        GgmlDType::Q4_0 => Some(decode(18, &|block, out| {
+            let d = scale(block, 0);
+            let (low, high) = out.split_at_mut(16);
+            for ((l, h), &q) in low.iter_mut().zip(high.iter_mut()).zip(&block[2..18]) {
+                *l = ((q & 0x0F) as i16 - 8) as f32 * d;
+                *h = ((q >> 4) as i16 - 8) as f32 * d;
+            }
+        })),
+        // f16 scale and f16 minimum, then nibbles as in Q4_0 without the offset.
+        GgmlDType::Q4_1 => Some(decode(20, &|block, out| {
+            let (d, m) = (scale(block, 0), scale(block, 2));
+            let (low, high) = out.split_at_mut(16);
+            for ((l, h), &q) in low.iter_mut().zip(high.iter_mut()).zip(&block[4..20]) {
+                *l = (q & 0x0F) as f32 * d + m;
+                *h = (q >> 4) as f32 * d + m;
+            }
+        })),
+        _ => None,
+    }
+}
+
 /// Alignment candle needs to read a tensor's bytes as blocks in place (f32 needs 4; 8 covers
 /// every block type). It asserts it, so an odd `general.alignment` or tensor offset would panic.
 const BLOCK_ALIGN: usize = 8;
@@ -159,4 +209,40 @@ fn aligned<'a>(bytes: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
     let at = scratch.as_ptr().align_offset(BLOCK_ALIGN);
     scratch[at..at + bytes.len()].copy_from_slice(bytes);
     &scratch[at..at + bytes.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::stats::SplitMix64;
+
+    /// candle's dequantization of `bytes` as `dtype`, the reference for the decoders above.
+    fn candle_values(dtype: GgmlDType, bytes: &[u8], values: usize) -> Vec<f32> {
+        let mut scratch = Vec::new();
+        let storage = QStorage::from_data(Cow::Borrowed(aligned(bytes, &mut scratch)), &Device::Cpu, dtype).unwrap();
+        let tensor = QTensor::new(storage, (values,)).unwrap().dequantize(&Device::Cpu).unwrap();
+        tensor.to_vec1::<f32>().unwrap()
+    }
+
+    #[test]
+    fn own_decoders_equal_candle_s_bit_for_bit() {
+        let mut rng = SplitMix64::new(7);
+        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q4_1] {
+            let blocks = 257;
+            let mut bytes: Vec<u8> = (0..blocks * dtype.type_size()).map(|_| rng.next_u64() as u8).collect();
+            // Scales of every kind, including subnormal, infinite and NaN f16s, and ordinary ones.
+            for (b, block) in bytes.chunks_exact_mut(dtype.type_size()).enumerate() {
+                if b % 4 != 0 {
+                    block[1] = (block[1] & 0x83) | 0x30; // |scale| around 2^-3 .. 2^1
+                }
+            }
+            let ours = decode_common_blocks(dtype, &bytes).unwrap();
+            let theirs = candle_values(dtype, &bytes, blocks * 32);
+            assert_eq!(ours.len(), theirs.len());
+            for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+                assert_eq!(a.to_bits(), b.to_bits(), "{dtype:?} value {i}: {a} vs {b}");
+            }
+        }
+        assert!(decode_common_blocks(GgmlDType::Q6K, &[0; 210]).is_none());
+    }
 }

@@ -70,12 +70,11 @@ pub fn check_run(model: &Model, request: &Request, compare: &[String]) -> Result
         None => 0,
     };
     let tokens = text.len() + continuation;
-    // The largest batch alive next to the text's own graph: each compared method's, or, along a
-    // continuation, one row's problem with the request's method batch.
+    // The largest gradient batch of the run: the method's or a compared method's (a
+    // continuation's prefixes are explained one after another, each no longer than the whole).
     let batch_rows = |n: usize| {
-        let rows = |name: &str| methods::by_name(name).map_or(0, |m| method_batch_rows(m, &request.params, n));
-        let along_continuation = if continuation > 0 { 1 + rows(&request.method) } else { 0 };
-        compare.iter().map(|m| rows(m)).chain([rows(&request.method), along_continuation]).max().unwrap_or(0)
+        let rows = |name: &str| methods::by_name(name).map_or(0, |m| method_batch_rows(m, &request.params, model.config(), n));
+        compare.iter().map(|m| rows(m)).chain([rows(&request.method)]).max().unwrap_or(0)
     };
     let file_bytes = model.file_bytes() as u64;
     let needed = estimate_run_bytes(model.config(), file_bytes, tokens, batch_rows(tokens));

@@ -4,8 +4,7 @@
 //! its own.
 
 use super::{
-    head_dim, hyper, layer_norm, output_projection, projection, run_blocks, token_embedding, Bias, Decoder,
-    DecoderConfig, DecoderOutput,
+    head_dim, hyper, layer_norm, output_projection, projection, token_embedding, Bias, Decoder, DecoderConfig,
 };
 use crate::engine::error::{EngineError, Result};
 use crate::engine::frozen_linear::FrozenLinear;
@@ -86,17 +85,6 @@ impl Gpt2 {
             output_norm: layer_norm(file, "output_norm", width, eps, dtype)?,
         }))
     }
-
-    fn block(&self, block: &Block, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let width = self.config.width;
-        let qkv = block.qkv.forward(&block.attn_norm.forward(x)?)?;
-        let heads_of = |part: usize| split_heads(&qkv.narrow(2, part * width, width)?, self.config.heads);
-        let (mixed, probs) = causal_attention(&heads_of(0)?, &heads_of(1)?, &heads_of(2)?)?;
-        let x = (x + block.o.forward(&mixed)?)?;
-        let h = gelu_tanh(&block.up.forward(&block.ffn_norm.forward(&x)?)?)?;
-        let x = (&x + block.down.forward(&h)?)?;
-        Ok((x, probs))
-    }
 }
 
 impl Decoder for Gpt2 {
@@ -114,16 +102,29 @@ impl Decoder for Gpt2 {
 
     /// `embeds` are the token embeddings alone: the positions are added here, so attributions
     /// are taken with respect to the tokens.
-    fn forward(&self, embeds: &Tensor) -> Result<DecoderOutput> {
+    fn stream(&self, embeds: &Tensor) -> Result<Tensor> {
         let seq = embeds.dim(1)?;
         let context = self.config.context_length;
         if seq > context {
             // There is no learned position past the context.
             return Err(EngineError::TextTooLong { tokens: seq, max: context, context });
         }
-        let x = embeds.broadcast_add(&self.positions.dequantize_rows(0..seq, self.dtype)?)?;
-        let (last, attentions) = run_blocks(&self.blocks, &x, |block, x| self.block(block, x))?;
-        let last_logits = self.output.forward(&self.output_norm.forward(&last)?)?;
-        Ok(DecoderOutput { last_logits, attentions })
+        Ok(embeds.broadcast_add(&self.positions.dequantize_rows(0..seq, self.dtype)?)?)
+    }
+
+    fn block(&self, layer: usize, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let block = &self.blocks[layer];
+        let width = self.config.width;
+        let qkv = block.qkv.forward(&block.attn_norm.forward(x)?)?;
+        let heads_of = |part: usize| split_heads(&qkv.narrow(2, part * width, width)?, self.config.heads);
+        let (mixed, probs) = causal_attention(&heads_of(0)?, &heads_of(1)?, &heads_of(2)?)?;
+        let x = (x + block.o.forward(&mixed)?)?;
+        let h = gelu_tanh(&block.up.forward(&block.ffn_norm.forward(&x)?)?)?;
+        let x = (&x + block.down.forward(&h)?)?;
+        Ok((x, probs))
+    }
+
+    fn head(&self, last: &Tensor) -> Result<Tensor> {
+        self.output.forward(&self.output_norm.forward(last)?)
     }
 }

@@ -3,8 +3,7 @@
 //! tells a relative apart (qwen2.rs is one).
 
 use super::{
-    head_dim, hyper, output_projection, projection, run_blocks, token_embedding, Bias, Decoder, DecoderConfig,
-    DecoderOutput,
+    head_dim, hyper, output_projection, projection, token_embedding, Bias, Decoder, DecoderConfig,
 };
 use crate::engine::error::Result;
 use crate::engine::frozen_linear::FrozenLinear;
@@ -110,19 +109,6 @@ impl Llama {
             output_norm: file.vector("output_norm.weight", width, dtype)?,
         }))
     }
-
-    fn block(&self, block: &Block, x: &Tensor) -> Result<(Tensor, Tensor)> {
-        let h = rms_norm(x, &block.attn_norm, self.eps)?;
-        let q = self.rope.apply(&split_heads(&block.q.forward(&h)?, self.config.heads)?)?;
-        let k = self.rope.apply(&split_heads(&block.k.forward(&h)?, self.config.kv_heads)?)?;
-        let v = split_heads(&block.v.forward(&h)?, self.config.kv_heads)?;
-        let (mixed, probs) = causal_attention(&q, &k, &v)?;
-        let x = (x + block.o.forward(&mixed)?)?;
-        let h = rms_norm(&x, &block.ffn_norm, self.eps)?;
-        let gated = (block.gate.forward(&h)?.silu()? * block.up.forward(&h)?)?;
-        let x = (&x + block.down.forward(&gated)?)?;
-        Ok((x, probs))
-    }
 }
 
 impl Decoder for Llama {
@@ -138,9 +124,26 @@ impl Decoder for Llama {
         self.embedding.gather_rows(ids, self.dtype)
     }
 
-    fn forward(&self, embeds: &Tensor) -> Result<DecoderOutput> {
-        let (last, attentions) = run_blocks(&self.blocks, embeds, |block, x| self.block(block, x))?;
-        let last_logits = self.output.forward(&rms_norm(&last, &self.output_norm, self.eps)?)?;
-        Ok(DecoderOutput { last_logits, attentions })
+    /// The blocks read the embeddings as they are: positions enter through the rotation.
+    fn stream(&self, embeds: &Tensor) -> Result<Tensor> {
+        Ok(embeds.clone())
+    }
+
+    fn block(&self, layer: usize, x: &Tensor) -> Result<(Tensor, Tensor)> {
+        let block = &self.blocks[layer];
+        let h = rms_norm(x, &block.attn_norm, self.eps)?;
+        let q = self.rope.apply(&split_heads(&block.q.forward(&h)?, self.config.heads)?)?;
+        let k = self.rope.apply(&split_heads(&block.k.forward(&h)?, self.config.kv_heads)?)?;
+        let v = split_heads(&block.v.forward(&h)?, self.config.kv_heads)?;
+        let (mixed, probs) = causal_attention(&q, &k, &v)?;
+        let x = (x + block.o.forward(&mixed)?)?;
+        let h = rms_norm(&x, &block.ffn_norm, self.eps)?;
+        let gated = (block.gate.forward(&h)?.silu()? * block.up.forward(&h)?)?;
+        let x = (&x + block.down.forward(&gated)?)?;
+        Ok((x, probs))
+    }
+
+    fn head(&self, last: &Tensor) -> Result<Tensor> {
+        self.output.forward(&rms_norm(last, &self.output_norm, self.eps)?)
     }
 }

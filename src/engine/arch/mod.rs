@@ -11,6 +11,7 @@ use super::gguf::GgufFile;
 use super::layers::{LayerNorm, Projection};
 use super::weights::QuantizedMatrix;
 use candle_core::{DType, Tensor};
+use std::ops::Range;
 
 type Loader = fn(&GgufFile, DType) -> Result<Box<dyn Decoder>>;
 
@@ -53,14 +54,62 @@ pub struct DecoderOutput {
     pub attentions: Vec<Tensor>,
 }
 
-/// A decoder-only language model that reads input embeddings, so gradients reach them.
+/// A decoder-only language model that reads input embeddings, so gradients reach them. A family
+/// gives its pieces (the stream entering the first block, each block, the head); passes over them
+/// are composed here and in `gradient.rs`, which runs the blocks a segment at a time.
 pub trait Decoder: Send + Sync {
     fn config(&self) -> &DecoderConfig;
+    fn dtype(&self) -> DType;
     /// Token embeddings `(ids.len(), width)`: the inputs attributions are taken with respect to.
     fn embed(&self, ids: &[u32]) -> Result<Tensor>;
-    /// `embeds`: `(batch, seq, width)`.
-    fn forward(&self, embeds: &Tensor) -> Result<DecoderOutput>;
-    fn dtype(&self) -> DType;
+    /// The residual stream entering the first block, from `embeds` `(batch, seq, width)`.
+    fn stream(&self, embeds: &Tensor) -> Result<Tensor>;
+    /// Block `layer` on the residual stream `x` `(batch, seq, width)`: the next stream and the
+    /// block's attention probabilities `(batch, heads, seq, seq)`.
+    fn block(&self, layer: usize, x: &Tensor) -> Result<(Tensor, Tensor)>;
+    /// Next-token logits `(batch, vocab)` from the last position's state `(batch, width)`.
+    fn head(&self, last: &Tensor) -> Result<Tensor>;
+
+    /// The whole forward pass on `embeds` `(batch, seq, width)`, with every block's attention
+    /// probabilities. It keeps a graph only when `embeds` is a variable.
+    fn forward(&self, embeds: &Tensor) -> Result<DecoderOutput> {
+        let mut attentions = Vec::with_capacity(self.config().layers);
+        let last = run_blocks(self, embeds, 0..self.config().layers, |probs| attentions.push(probs))?;
+        Ok(DecoderOutput { last_logits: self.head(&last_position(&last)?)?, attentions })
+    }
+
+    /// Next-token logits `(batch, vocab)` alone: no attention map outlives its block.
+    fn logits(&self, embeds: &Tensor) -> Result<Tensor> {
+        let last = run_blocks(self, embeds, 0..self.config().layers, drop)?;
+        self.head(&last_position(&last)?)
+    }
+}
+
+/// Runs `layers` of `decoder` on `x` (the embeddings when `layers` starts at the first block,
+/// else the residual stream entering `layers.start`), handing each block's attention
+/// probabilities to `attention`. Returns the stream leaving the last of `layers`.
+pub fn run_blocks<D: Decoder + ?Sized>(
+    decoder: &D,
+    x: &Tensor,
+    layers: Range<usize>,
+    mut attention: impl FnMut(Tensor),
+) -> Result<Tensor> {
+    let mut x = match layers.start {
+        0 => decoder.stream(x)?,
+        _ => x.clone(),
+    };
+    for layer in layers {
+        let (next, probs) = decoder.block(layer, &x)?;
+        x = next;
+        attention(probs);
+    }
+    Ok(x)
+}
+
+/// The last position's state `(batch, width)` of a stream `(batch, seq, width)`.
+pub fn last_position(x: &Tensor) -> Result<Tensor> {
+    let seq = x.dim(1)?;
+    Ok(x.narrow(1, seq - 1, 1)?.squeeze(1)?)
 }
 
 /// Reads `{arch}.{key}`, the GGUF convention for hyper-parameters.
@@ -91,25 +140,6 @@ fn output_projection(file: &GgufFile, embedding: &QuantizedMatrix) -> Result<Fro
         true => FrozenLinear::new(file.matrix("output.weight", embedding.rows(), embedding.cols())?),
         false => FrozenLinear::new(embedding.clone()),
     })
-}
-
-/// Runs the residual stream `x` `(batch, seq, width)` through `blocks` in turn, `step` being one
-/// block. Returns the last position's state `(batch, width)` and each block's attention
-/// probabilities.
-fn run_blocks<B>(
-    blocks: &[B],
-    x: &Tensor,
-    step: impl Fn(&B, &Tensor) -> Result<(Tensor, Tensor)>,
-) -> Result<(Tensor, Vec<Tensor>)> {
-    let mut x = x.clone();
-    let mut attentions = Vec::with_capacity(blocks.len());
-    for block in blocks {
-        let (next, probs) = step(block, &x)?;
-        x = next;
-        attentions.push(probs);
-    }
-    let seq = x.dim(1)?;
-    Ok((x.narrow(1, seq - 1, 1)?.squeeze(1)?, attentions))
 }
 
 /// Whether a projection has a bias `{name}.bias`.

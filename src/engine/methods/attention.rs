@@ -61,7 +61,7 @@ pub(super) fn check_layer_and_head(problem: &Problem, params: &MethodParams) -> 
 /// Layer `layer`'s attention probabilities `(seq, seq)` on the input: head `head`'s, or the mean
 /// over heads.
 pub(super) fn layer_attention(problem: &Problem, layer: usize, head: Option<usize>) -> Result<Tensor> {
-    let heads = problem.input_forward.attentions[layer].squeeze(0)?.detach(); // (heads, seq, seq)
+    let heads = problem.attentions()?[layer].squeeze(0)?; // (heads, seq, seq)
     Ok(match head {
         Some(head) => heads.get(head)?,
         None => heads.mean(0)?,

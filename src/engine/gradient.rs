@@ -1,0 +1,115 @@
+//! The value of a scalar of the next-token logits and its gradient with respect to the input
+//! embeddings, taken through the decoder a segment of blocks at a time (activation
+//! checkpointing). A forward pass without a graph keeps only each segment's input; the backward
+//! pass then runs the segments from the last to the first, each forward again with its graph, and
+//! carries the gradient through it as a vector–Jacobian product. The segments are as long as
+//! `memory::GRAPH_BUDGET_BYTES` allows; when the whole graph fits there is one segment and no
+//! block runs twice. Either way the gradient is that of the same forward function.
+
+use super::arch::{last_position, run_blocks, Decoder};
+use super::error::{EngineError, Result};
+use super::memory::layers_per_segment;
+use candle_core::{Tensor, Var};
+use std::ops::Range;
+
+/// `score(logits)` `(batch,)` at `embeds` `(batch, seq, width)`, and its gradient with respect to
+/// `embeds` (each row's score differentiated with respect to that row).
+pub fn value_and_gradient(
+    decoder: &dyn Decoder,
+    embeds: &Tensor,
+    score: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let (rows, tokens, _) = embeds.dims3()?;
+    value_and_gradient_in_segments(decoder, embeds, layers_per_segment(decoder.config(), tokens, rows), score)
+}
+
+/// [`value_and_gradient`] with segments of `per_segment` blocks (tests compare segmentations).
+pub fn value_and_gradient_in_segments(
+    decoder: &dyn Decoder,
+    embeds: &Tensor,
+    per_segment: usize,
+    score: impl Fn(&Tensor) -> Result<Tensor>,
+) -> Result<(Tensor, Tensor)> {
+    let tape = Tape::record(decoder, embeds, per_segment)?;
+    let values = score(tape.logits())?;
+    let detached = values.detach();
+    Ok((detached, tape.gradient(decoder, values)?))
+}
+
+/// A forward pass that can be differentiated afterwards, with any scalar of its logits: the last
+/// segment's graph (through the head) and what entered each earlier segment.
+pub struct Tape {
+    earlier: Vec<(Range<usize>, Tensor)>,
+    entering: Var,
+    logits: Tensor,
+}
+
+impl Tape {
+    /// The forward pass on `embeds` `(batch, seq, width)`, in segments of `per_segment` blocks.
+    pub fn record(decoder: &dyn Decoder, embeds: &Tensor, per_segment: usize) -> Result<Self> {
+        let mut segments = segments(decoder.config().layers, per_segment);
+        let last = segments.pop().expect("at least one segment");
+        // Through the earlier segments without a graph, keeping what enters each.
+        let mut earlier = Vec::with_capacity(segments.len());
+        let mut x = embeds.detach();
+        for segment in segments {
+            let next = run_blocks(decoder, &x, segment.clone(), drop)?;
+            earlier.push((segment, std::mem::replace(&mut x, next)));
+        }
+        let entering = Var::from_tensor(&x)?;
+        let stream = run_blocks(decoder, entering.as_tensor(), last, drop)?;
+        let logits = decoder.head(&last_position(&stream)?)?;
+        Ok(Self { earlier, entering, logits })
+    }
+
+    /// The next-token logits `(batch, vocab)`, tracked: score them, then ask for [`Self::gradient`].
+    pub fn logits(&self) -> &Tensor {
+        &self.logits
+    }
+
+    /// The gradient of `values` (a function of [`Self::logits`], one per row) with respect to the
+    /// embeddings the tape was recorded on, `(batch, seq, width)`.
+    pub fn gradient(self, decoder: &dyn Decoder, values: Tensor) -> Result<Tensor> {
+        let mut gradient = gradient_of(&values.sum_all()?, &self.entering)?;
+        // The last segment's graph is no longer needed: free it before the next is built.
+        drop((values, self.logits));
+        // Back through the earlier segments: ∂⟨out, g⟩/∂in = Jᵀg, the gradient at the segment's input.
+        for (segment, input) in self.earlier.into_iter().rev() {
+            let entering = Var::from_tensor(&input)?;
+            let out = run_blocks(decoder, entering.as_tensor(), segment, drop)?;
+            gradient = gradient_of(&(out * &gradient)?.sum_all()?, &entering)?;
+        }
+        Ok(gradient)
+    }
+}
+
+/// `layers` split into consecutive runs of `per_segment`; one empty segment for a model without
+/// blocks (its head still reads the stream).
+fn segments(layers: usize, per_segment: usize) -> Vec<Range<usize>> {
+    match layers {
+        0 => vec![0..0],
+        _ => (0..layers).step_by(per_segment.max(1)).map(|start| start..(start + per_segment).min(layers)).collect(),
+    }
+}
+
+fn gradient_of(value: &Tensor, wrt: &Var) -> Result<Tensor> {
+    value
+        .backward()?
+        .get(wrt.as_tensor())
+        .cloned()
+        .ok_or_else(|| EngineError::Internal("the gradient did not reach the input embeddings".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segments;
+
+    #[test]
+    fn segments_cover_every_layer_once_in_order() {
+        assert_eq!(segments(30, 30), vec![0..30]);
+        assert_eq!(segments(30, 64), vec![0..30]);
+        assert_eq!(segments(30, 7), vec![0..7, 7..14, 14..21, 21..28, 28..30]);
+        assert_eq!(segments(3, 1), vec![0..1, 1..2, 2..3]);
+        assert_eq!(segments(0, 5), vec![0..0]);
+    }
+}
