@@ -9,9 +9,10 @@ use serde::{Deserialize, Serialize};
 
 const EXAMPLE_TEXT: &str = "The Eiffel Tower is located in the city of";
 const TOP_K: usize = 5;
-/// Longest text the page attributes. The backward pass keeps every layer's activations, so
-/// memory grows with length (measured: 0.36 GB of wasm memory at 64 tokens, 2.6 GB at 512);
-/// past this a tab could run out of memory, so the page says so instead.
+/// Longest text the page attributes. Memory stays bounded (the graph budget in
+/// `engine::memory`: 0.36 GB of wasm memory at 64 tokens, 0.69 GB at 491, measured), but time
+/// grows faster than length on one thread (about half a minute for saliency at 491 tokens), so
+/// the page stops here and says so.
 pub const MAX_TOKENS: usize = 512;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

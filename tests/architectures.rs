@@ -8,7 +8,7 @@
 mod common;
 use candle_core::quantized::gguf_file::Value;
 use candle_core::{DType, Tensor};
-use common::gguf_builder::{tiny_model, with_metadata, without_tensor, Family, TinyConfig, TinyModel};
+use common::gguf_builder::{rewritten, tiny_model, with_metadata, without_tensor, Family, TinyConfig, TinyModel};
 use common::reference::{self, Reference, Variant, EXACT};
 use salient::engine::gradient::value_and_gradient_in_segments;
 use salient::engine::tokenizer::pre_tokenize;
@@ -222,6 +222,35 @@ fn pre_tokenizers_split_as_their_regexes_say() {
         println!("{pre}: {pieces:?}");
         assert_eq!(pieces, expected, "{pre} on {text:?}");
     }
+}
+
+#[test]
+fn a_beginning_of_text_id_outside_the_vocabulary_is_refused() {
+    let tiny = tiny_model(Family::Llama, config(Family::Llama));
+    // 2³² + a valid id once narrowed to that id silently.
+    for id in [1u64 << 32, (1u64 << 32) + tiny.end_of_text_id() as u64, u64::MAX] {
+        let bytes = with_metadata(
+            &tiny.bytes,
+            &[("tokenizer.ggml.bos_token_id", Value::U64(id)), ("tokenizer.ggml.add_bos_token", Value::Bool(true))],
+        );
+        let message = Model::load(bytes).err().expect("loading fails").to_string();
+        assert!(message.contains("beginning-of-text token") && message.contains(&id.to_string()), "{message}");
+    }
+}
+
+#[test]
+fn weights_that_are_not_numbers_give_a_message_not_nan_scores() {
+    let tiny = tiny_model(Family::Llama, config(Family::Llama));
+    let damaged = rewritten(&tiny.bytes, &[], |name, mut values, dims| {
+        if name == "blk.0.ffn_down.weight" {
+            values[3] = f32::NAN;
+        }
+        let dense = Tensor::from_vec(values, dims, &candle_core::Device::Cpu).unwrap();
+        Some(candle_core::quantized::QTensor::quantize(&dense, candle_core::quantized::GgmlDType::F32).unwrap())
+    });
+    let model = Model::load(damaged).expect("a NaN weight is not visible until it is used");
+    let message = Problem::new(&model, TEXT, &TargetSpec::top(), None).err().expect("the run fails").to_string();
+    assert!(message.contains("not numbers"), "{message}");
 }
 
 #[test]

@@ -83,6 +83,12 @@ impl<'m> Problem<'m> {
         let probs: Vec<f32> = ops::softmax(&input_logits.squeeze(0)?, D::Minus1)?
             .to_dtype(DType::F32)?
             .to_vec1()?;
+        if probs.iter().any(|p| !p.is_finite()) {
+            // Only damaged weights (or scales) make a finite input give no distribution at all.
+            return Err(EngineError::CorruptGguf(
+                "the model's next-token probabilities are not numbers (NaN or infinite) on this text, so some weights are not finite".into(),
+            ));
+        }
         let resolve = |choice: &TargetChoice| -> Result<u32> {
             match choice {
                 TargetChoice::TopPrediction => Ok(top_indices(&probs, 1)[0]),

@@ -123,15 +123,24 @@ impl TextTokenizer {
             byte_has_token[bytes[0] as usize] = true;
         }
         let add_bos = file.bool_or("tokenizer.ggml.add_bos_token", pre.add_bos)?;
+        // Ids are checked against the vocabulary before they narrow to u32 (a wrapped id would pass).
         let bos = match add_bos {
-            true => Some(file.usize("tokenizer.ggml.bos_token_id")? as u32),
+            true => match file.usize("tokenizer.ggml.bos_token_id")? {
+                id if id < spellings.len() => Some(id as u32),
+                id => {
+                    return Err(EngineError::CorruptGguf(format!(
+                        "the beginning-of-text token {id} is not in the vocabulary of {} tokens",
+                        spellings.len()
+                    )))
+                }
+            },
             false => None,
         };
         let pad = ["padding", "unknown", "eos"]
             .iter()
             .find_map(|role| file.usize(&format!("tokenizer.ggml.{role}_token_id")).ok())
-            .map(|id| id as u32)
-            .filter(|id| (*id as usize) < spellings.len());
+            .filter(|id| *id < spellings.len())
+            .map(|id| id as u32);
         Ok(Self { inner, token_bytes, special, bos, pad, byte_has_token })
     }
 
