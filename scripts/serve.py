@@ -8,10 +8,13 @@ PORT defaults to 8080; 0 picks a free port. The first stdout line is always
 Every response is sent cross-origin isolated (COOP same-origin + COEP require-corp, so the page
 may use SharedArrayBuffer) and uncached; --cors also adds Access-Control-Allow-Origin: * (and then
 Cross-Origin-Resource-Policy: cross-origin) so another origin can fetch the files (e.g. models).
+When DIR/index.html holds a <meta http-equiv="Content-Security-Policy">, every response also
+carries that policy as a header (the worker's script gets its policy from its own response).
 Request logs go to stderr.
 """
 import argparse
 import functools
+import html.parser
 import http.server
 import os
 import sys
@@ -32,8 +35,27 @@ MIME = {
 }
 
 
+def page_csp(root):
+    """The Content-Security-Policy of ROOT/index.html's <meta http-equiv>, or None."""
+    found = []
+
+    class Meta(html.parser.HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "meta" and (a.get("http-equiv") or "").lower() == "content-security-policy":
+                found.append(a.get("content") or "")
+
+    try:
+        with open(os.path.join(root, "index.html"), encoding="utf-8") as f:
+            Meta().feed(f.read())
+    except OSError:
+        return None
+    return found[0] if found else None
+
+
 class Handler(http.server.SimpleHTTPRequestHandler):
     cors = False
+    csp = None
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME}
 
     def end_headers(self):
@@ -45,6 +67,8 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.send_header("Cross-Origin-Resource-Policy", "cross-origin")
         else:
             self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        if self.csp:
+            self.send_header("Content-Security-Policy", self.csp)
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()
 
@@ -80,11 +104,12 @@ def main():
     root = os.path.abspath(args.dir)
     if not os.path.isdir(root):
         sys.exit(f"serve.py: no such directory: {root}")
-    handler = functools.partial(type("H", (Handler,), {"cors": args.cors}), directory=root)
+    csp = page_csp(root)
+    handler = functools.partial(type("H", (Handler,), {"cors": args.cors, "csp": csp}), directory=root)
     with Server(("127.0.0.1", args.port), handler) as httpd:
         port = httpd.server_address[1]
         print(f"serving http://127.0.0.1:{port}/", flush=True)
-        sys.stderr.write(f"[serve] {root}{' (CORS)' if args.cors else ''}\n")
+        sys.stderr.write(f"[serve] {root}{' (CORS)' if args.cors else ''}{' (CSP from index.html)' if csp else ''}\n")
         try:
             httpd.serve_forever()
         except KeyboardInterrupt:

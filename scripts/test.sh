@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Salient's test suite: native Rust tests, release page build, browser end-to-end tests.
 # Expects the tools (scripts/setup.sh) and the model (scripts/fetch-model.sh); `make test` does both.
-# Groups: cargo-test, trunk-build, serve (headers), e2e-browser, e2e-methods, e2e-models, e2e-share.
+# Groups: cargo-test, trunk-build, serve (headers), e2e-browser, e2e-methods, e2e-models, e2e-share,
+# e2e-hardening.
 # Artifacts and logs: test-out/.
 # Last line: `N passed, M failed` (groups); exit status non-zero on any failure.
 #   SKIP_CARGO_TEST=1   skip the native tests     SKIP_BUILD=1   test the existing dist/
@@ -64,10 +65,11 @@ if [ $build_ok = 1 ]; then
     skipped e2e-methods "no server"
     skipped e2e-models "no server"
     skipped e2e-share "no server"
+    skipped e2e-hardening "no server"
   else
     echo "serving dist/ at $URL"
-    check_headers() {  # the bundle is served with the right types and isolation headers
-      local wasm rc=0 h
+    check_headers() {  # the bundle is served with the right types, isolation headers and index.html's CSP
+      local wasm rc=0 h page
       wasm="$(cd dist && ls ./*.wasm 2>/dev/null | head -1)"
       [ -n "$wasm" ] || { echo "no .wasm in dist/"; return 1; }
       h="$(curl -sfI "$URL${wasm#./}" | tr -d '\r')"
@@ -75,6 +77,8 @@ if [ $build_ok = 1 ]; then
       grep -qi '^content-type: application/wasm' <<<"$h" || { echo "wasm: wrong content-type"; rc=1; }
       grep -qi '^cross-origin-opener-policy: same-origin' <<<"$h" || { echo "no COOP"; rc=1; }
       grep -qi '^cross-origin-embedder-policy: require-corp' <<<"$h" || { echo "no COEP"; rc=1; }
+      page="$(curl -sfI "$URL" | tr -d '\r')"
+      grep -qi "^content-security-policy: default-src 'none';" <<<"$page" || { echo "page: no Content-Security-Policy header"; rc=1; }
       curl -sfI -o /dev/null "${URL}models/$MODEL_FILE" || { echo "model not served at models/$MODEL_FILE"; rc=1; }
       return $rc
     }
@@ -84,12 +88,14 @@ if [ $build_ok = 1 ]; then
     group e2e-methods node tests/e2e/methods.mjs "$URL" "$ROOT/dist"
     group e2e-models node tests/e2e/models.mjs "$URL" "$ROOT/dist"
     group e2e-share node tests/e2e/share.mjs "$URL" "$ROOT/dist"
+    group e2e-hardening node tests/e2e/hardening.mjs "$URL" "$ROOT/dist"
   fi
 else
   skipped e2e-browser "no dist/index.html (trunk build failed)"
   skipped e2e-methods "no dist/index.html (trunk build failed)"
   skipped e2e-models "no dist/index.html (trunk build failed)"
   skipped e2e-share "no dist/index.html (trunk build failed)"
+  skipped e2e-hardening "no dist/index.html (trunk build failed)"
 fi
 
 echo

@@ -187,7 +187,8 @@ fn cells(text: &str) -> f32 {
 }
 
 /// The map as SVG: one `<rect>` and `<text>` per piece of token (a newline ends a line, shown as
-/// ↵ as on the page), wrapped at the width; then the legend. Returns it with its size.
+/// ↵ as on the page; spaces as no-break spaces, which SVG keeps), wrapped at the width; then the
+/// legend. Returns it with its size.
 fn svg(shown: &Shown) -> (String, f32, f32) {
     let a = &shown.attribution;
     let (mut x, mut y) = (SVG_PAD, SVG_PAD);
@@ -210,7 +211,8 @@ fn svg(shown: &Shown) -> (String, f32, f32) {
                  <text x=\"{x:.1}\" y=\"{:.1}\">{}</text></g>\n",
                 LINE_PX - 4.0,
                 y + FONT_PX + 2.0,
-                escape(piece)
+                // SVG collapses leading and repeated spaces (`xml:space` is not honoured everywhere).
+                escape(piece).replace(' ', "\u{a0}")
             ));
             x += width;
         }
@@ -236,7 +238,7 @@ fn svg(shown: &Shown) -> (String, f32, f32) {
         .collect();
     let height = legend_y + 70.0;
     let svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" xml:space=\"preserve\" width=\"{SVG_WIDTH}\" height=\"{height:.0}\" viewBox=\"0 0 {SVG_WIDTH} {height:.0}\">\n\
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{SVG_WIDTH}\" height=\"{height:.0}\" viewBox=\"0 0 {SVG_WIDTH} {height:.0}\">\n\
          <defs><linearGradient id=\"salient-scale\">{stops}</linearGradient></defs>\n\
          <rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n\
          <g font-family=\"ui-monospace, Menlo, Consolas, monospace\" font-size=\"{FONT_PX}\" fill=\"#1d1d1f\">\n{body}</g>\n\

@@ -6,7 +6,7 @@ use super::heat::{short, Scale};
 use super::settings::ViewSettings;
 use crate::engine::grouping::{group, Granularity};
 use crate::engine::methods;
-use crate::engine::token_text::visible;
+use crate::engine::token_text::{text_to_bytes, visible};
 use crate::engine::tokenizer::Token;
 use crate::engine::TargetKind;
 use leptos::prelude::*;
@@ -162,10 +162,24 @@ fn shown_map(ui: Ui) -> Option<ShownMap> {
     })
 }
 
+/// The text a run's input tokens spell (an inserted BOS covers no bytes and is left out).
+fn spelled(tokens: &[Token]) -> String {
+    let bytes: Vec<u8> = tokens.iter().filter(|t| t.byte_len > 0).flat_map(|t| text_to_bytes(&t.text)).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
 #[component]
 pub fn HeatMap(ui: Ui) -> impl IntoView {
     let view_settings = ui.setting(|s| s.view.clone());
     let shown = Memo::new(move |_| shown_map(ui));
+    // What the shown map was computed for, read from the map itself, and whether that is still
+    // the editor's text and the selected method (not while a rerun is due or computing): an old
+    // map stays visible until the new one arrives, and these say it is old.
+    let computed_for = Memo::new(move |_| {
+        ui.result.with(|r| r.as_ref().map(|r| (spelled(&r.attribution.tokens), r.attribution.method.clone())))
+    });
+    let (text, method) = (ui.setting(|s| s.text.clone()), ui.setting(|s| s.method.clone()));
+    let current = move || computed_for.with(|f| f.as_ref().map(|(t, m)| *t == text.get() && *m == method.get()));
     view! {
         {move || shown.get().and_then(|s| s.row).map(|(j, text)| view! {
             <p class="row-note">
@@ -173,7 +187,10 @@ pub fn HeatMap(ui: Ui) -> impl IntoView {
                 <button class="link" on:click=move |_| ui.row.set(None)>"back to the next-token map"</button>
             </p>
         })}
-        <div class="heatmap" aria-label="Input tokens coloured by attribution">
+        <div class="heatmap" data-testid="heatmap" aria-label="Input tokens coloured by attribution"
+            data-text=move || computed_for.with(|f| f.as_ref().map(|(t, _)| t.clone()))
+            data-method=move || computed_for.with(|f| f.as_ref().map(|(_, m)| m.clone()))
+            data-current=move || current().map(|c| c.to_string())>
             {move || shown.get().map(|s| map_spans(&s.map, &view_settings.get(), MAIN_MAP))}
         </div>
     }

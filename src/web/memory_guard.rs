@@ -89,7 +89,11 @@ pub fn check_run(model: &Model, request: &Request, compare: &[String]) -> Result
          page's worker can use. At most {fits} tokens fit: shorten the text{}.",
         human_bytes(needed),
         human_bytes(USABLE_WASM_MEMORY),
-        if batch_rows(tokens) > 0 { " or use a method that needs no batches, such as saliency" } else { "" }
+        // Saliency is worth naming only when its single gradient would fit where the batch does not.
+        match batch_rows(tokens) > 1 && estimate_run_bytes(model.config(), file_bytes, tokens, 0) <= USABLE_WASM_MEMORY {
+            true => " or use a method that needs no batches, such as saliency",
+            false => "",
+        }
     ))
 }
 

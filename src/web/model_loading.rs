@@ -1,7 +1,7 @@
 //! The worker's side of loading a model. The bytes come from the model cache, the network or a
 //! file the user picked, and are streamed into wasm memory with progress. The load can be
 //! cancelled, is checked against the memory limit before and after, stores downloads in the model
-//! cache, and ends with the file's sha256 and the parsed model.
+//! cache, hashes the file (sha256) as it arrives, and ends with the parsed model.
 
 use super::memory_guard::{self, Room};
 use super::model_cache::{self, content_length, file_name, js_error_text};
@@ -85,22 +85,20 @@ pub async fn load(
     if memory_guard::room_for_file(opened.total, loaded_bytes)? == Room::AfterFreeing {
         free_loaded();
     }
-    let read = read_body(&opened, &post).await;
-    let mut not_cached = opened.not_cached.clone();
-    let stored_in = match opened.storing {
-        Some((cache, storing)) => match storing.await {
-            Ok(_) => Some(cache),
-            Err(e) => {
-                not_cached = Some(format!("storing it in the model cache failed: {}", js_error_text(&e)));
-                None
+    let mut loaded = read_body(&opened, &post)
+        .await
+        .and_then(|file| parse(file, &opened.name, opened.url.clone(), opened.from, opened.not_cached.clone()));
+    if let (Some((cache, storing)), Some(url)) = (opened.storing, &opened.url) {
+        // The cache write ends shortly after the download (it is teed from it). Waiting for it
+        // here keeps it from being lost when the page replaces this worker soon after the load.
+        match (storing.await, &mut loaded) {
+            (Ok(_), Ok(_)) | (Err(_), Err(_)) => {}
+            // Only files that load stay cached; a broken one would be read again next time.
+            (Ok(_), Err(_)) => drop(model_cache::remove(&cache, url).await),
+            (Err(e), Ok(model)) => {
+                model.summary.not_cached = Some(format!("storing it in the model cache failed: {}", js_error_text(&e)))
             }
-        },
-        None => None,
-    };
-    let loaded = read.and_then(|bytes| parse(bytes, &opened.name, opened.url.clone(), opened.from, not_cached));
-    if let (Err(_), Some(cache), Some(url)) = (&loaded, stored_in, &opened.url) {
-        // Only files that load stay cached; a cancelled or broken one would be read again next time.
-        let _ = model_cache::remove(&cache, url).await;
+        }
     }
     loaded
 }
@@ -170,8 +168,17 @@ async fn download(url: &str) -> Result<Response, String> {
     Ok(response)
 }
 
+/// A model file in wasm memory, with the sha256 of its bytes.
+struct FileBytes {
+    bytes: Vec<u8>,
+    sha256: String,
+}
+
 /// Streams the body into wasm memory (its only copy there), posting progress about every MB.
-async fn read_body(opened: &Opened, post: &impl Fn(&FromWorker)) -> Result<Vec<u8>, String> {
+/// Each chunk is hashed as it arrives. Hashing the whole file in one call would take seconds
+/// longer in a fresh worker: V8 first runs wasm in baseline code and switches a function to
+/// optimised code only between calls, so one long call never gets the fast code.
+async fn read_body(opened: &Opened, post: &impl Fn(&FromWorker)) -> Result<FileBytes, String> {
     let total = opened.total;
     let broke_off = |bytes: usize, e: &wasm_bindgen::JsValue| match cancelled() {
         true => CANCELLED.to_string(),
@@ -180,6 +187,7 @@ async fn read_body(opened: &Opened, post: &impl Fn(&FromWorker)) -> Result<Vec<u
     let body = opened.response.body().ok_or_else(|| format!("{} has no content", opened.name))?;
     let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
     let mut bytes = Vec::with_capacity(total.unwrap_or(0.0) as usize);
+    let mut hasher = Sha256::new();
     let mut last_report = 0.0;
     loop {
         let chunk = JsFuture::from(reader.read()).await.map_err(|e| broke_off(bytes.len(), &e))?;
@@ -195,6 +203,7 @@ async fn read_body(opened: &Opened, post: &impl Fn(&FromWorker)) -> Result<Vec<u
         let start = bytes.len();
         bytes.resize(start + data.length() as usize, 0);
         data.copy_to(&mut bytes[start..]);
+        hasher.update(&bytes[start..]);
         let loaded = bytes.len() as f64;
         if loaded - last_report > PROGRESS_STEP || Some(loaded) == total {
             last_report = loaded;
@@ -202,12 +211,13 @@ async fn read_body(opened: &Opened, post: &impl Fn(&FromWorker)) -> Result<Vec<u
         }
     }
     post(&FromWorker::Progress { loaded: bytes.len() as f64, total });
-    Ok(bytes)
+    let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    Ok(FileBytes { bytes, sha256 })
 }
 
 /// The model in `bytes`, once it is known to leave room for a useful text.
 fn parse(
-    bytes: Vec<u8>,
+    FileBytes { bytes, sha256 }: FileBytes,
     name: &str,
     url: Option<String>,
     from: LoadedFrom,
@@ -216,7 +226,6 @@ fn parse(
     if cancelled() {
         return Err(CANCELLED.into());
     }
-    let sha256 = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
     let size = bytes.len();
     let model = Model::load(bytes).map_err(|e| e.to_string())?;
     let fitting_tokens = memory_guard::fitting_tokens(&model)?;

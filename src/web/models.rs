@@ -246,7 +246,7 @@ impl ModelLoader {
         }
     }
 
-    /// Lists the model cache again (after a load stored a model, or a deletion).
+    /// Lists the model cache again (after a load, which may have stored a download, or a deletion).
     pub fn refresh_cached(self) {
         wasm_bindgen_futures::spawn_local(async move { self.cached.set(Some(model_cache::list().await)) });
     }

@@ -54,7 +54,7 @@ const watchdog = setTimeout(() => {
 
 const encode = (state) => 'v1.' + deflateRawSync(Buffer.from(JSON.stringify(state))).toString('base64url');
 const decode = (payload) => JSON.parse(inflateRawSync(Buffer.from(payload.replace(/^v1\./, ''), 'base64url')).toString());
-const payloadOf = (link) => /[#&](?:s|embed)=([^&]+)/.exec(link)?.[1] ?? '';
+const payloadOf = (link) => /[#&](?:s|embed)=([^&"]+)/.exec(link)?.[1] ?? '';
 const linkTo = (state, query = '') => new URL(`${query}#s=${encode(state)}`, URL_).href;
 const defaultModel = { url: { url: MODEL_URL } };
 
@@ -232,6 +232,18 @@ async function exportTests(h, original) {
     snap.editor === EDITED && J(ids(snap)) === J(original.ids) && relDiff(original.scores, scores(snap)) <= 1e-6
       && Number(snap.target?.id) === Number(original.target.id),
     J({ editor: snap.editor, ids: ids(snap), target: snap.target }));
+  // Dropped on the page, an export loads the same way (and does not reach the model panel's drop).
+  const modelUrl = await attr(page, 'model-info', 'data-url');
+  await page.evaluate((text) => {
+    const data = new DataTransfer();
+    data.items.add(new File([text], 'dropped.json', { type: 'application/json' }));
+    document.querySelector('.heatmap').dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+  }, readFileSync(json.path, 'utf8'));
+  await page.waitForSelector('[data-testid=snapshot][data-source="dropped.json"]', { timeout: 10 * S });
+  await sleep(500);
+  check('a dropped JSON export loads as a snapshot and is not loaded as a model',
+    (await attr(page, 'snapshot', 'data-tokens')) === String(original.n) && (await attr(page, 'model-info', 'data-url')) === modelUrl
+      && (await attr(page, 'status', 'data-state')) !== 'loading', await page.textContent('[data-testid=status]'));
   // And a file that is not an export gets a message, not a crash.
   const bad = join(OUT, 'not-an-export.json');
   writeFileSync(bad, '{"hello": "world"}');
@@ -331,6 +343,14 @@ async function embedTests({ original, links }) {
     await shot(page, 'share-embed.png');
     noErrors(h);
     await h.context.close();
+
+    // `#embed=…` is the same as `?embed#s=…`.
+    const f = await openLink('share-embed-fragment', new URL(`#embed=${payloadOf(links.embedSnippet)}`, URL_).href);
+    await f.page.waitForSelector('[data-testid=embed-view] [data-testid=token]', { timeout: 30 * S });
+    check('#embed=… opens the embed view with the snapshot', (await f.page.$$('[data-testid=token]')).length === original.n
+      && (await f.page.$$('[data-testid=editor]')).length === 0);
+    noErrors(f);
+    await f.context.close();
 
     // Editable: the editor, and the model computes.
     const editable = linkTo(decode(payloadOf(links.plain)), '?embed&editable');
