@@ -42,6 +42,14 @@ set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 T_START=$(date +%s)
+# Whether every setting that shapes the tables is the default: BENCHMARKS.md marks any other run
+# as partial.
+DEFAULT_CONFIG=1
+for v in BENCH_TOKENS BENCH_METHODS BENCH_RUNS BENCH_PAGE_RUNS BENCH_STEPS BENCH_THREADS BENCH_CAP_S BENCH_PAGE_CAP_S \
+         BENCH_CONFIG_BUDGET_S BENCH_PAGE_CONFIG_BUDGET_S BENCH_NATIVE_BUDGET_S BENCH_PAGE_BUDGET_S BENCH_MUST \
+         BENCH_PAGE_MUST BENCH_CONVERGENCE BENCH_NATIVE BENCH_PAGE BENCH_PAGE_MEMORY BENCH_PAGE_MEMORY_STEPS; do
+  [ -n "${!v+x}" ] && DEFAULT_CONFIG=0
+done
 TOKENS="${BENCH_TOKENS:-16 64 256 512}"
 METHODS="${BENCH_METHODS:-forward saliency grad_x_input integrated_gradients occlusion}"
 RUNS="${BENCH_RUNS:-16:5 64:5 256:3 512:1}"
@@ -65,7 +73,7 @@ if [ "${BENCH_REPORT_ONLY:-0}" = 1 ]; then
 else
   rm -rf "$OUT"; mkdir -p "$OUT"
   for v in TOKENS METHODS RUNS PAGE_RUNS STEPS THREADS CAP_S PAGE_CAP_S BUDGET_S PAGE_BUDGET_S NATIVE_PART_S PAGE_PART_S \
-           MUST PAGE_MUST TIMEOUT_S MATMUL MATMUL_RUNS CONVERGENCE; do
+           MUST PAGE_MUST TIMEOUT_S MATMUL MATMUL_RUNS CONVERGENCE DEFAULT_CONFIG; do
     printf '%s=%q\n' "$v" "${!v}" >>"$OUT/settings.sh"
   done
   printf 'BENCH_NOTE=%q\nBENCH_CHROMIUM_ARGS=%q\n' "${BENCH_NOTE:-}" "${BENCH_CHROMIUM_ARGS:-}" >>"$OUT/settings.sh"
@@ -315,7 +323,7 @@ fi
 export BENCH_OUT="$OUT" BENCH_TOKENS_SET="$TOKENS" BENCH_METHODS_SET="$METHODS" BENCH_RUNS_SET="$RUNS"
 export BENCH_PAGE_RUNS_SET="$PAGE_RUNS" BENCH_STEPS_SET="$STEPS" BENCH_THREADS_SET="$THREADS"
 export BENCH_CAPS="skip above an estimated ${CAP_S} s (native) / ${PAGE_CAP_S} s (page) per run; at most ${BUDGET_S} s / ${PAGE_BUDGET_S} s of runs per configuration; parts ${NATIVE_PART_S} s / ${PAGE_PART_S} s; never skipped: native [${MUST}], page [${PAGE_MUST}]; hard limit ${TIMEOUT_S} s per configuration"
-export BENCH_CONVERGENCE_SET="$CONVERGENCE" BENCH_MATMUL_SET="$MATMUL" BENCH_PAGE_MEMORY_STEPS_SET="$PAGE_MEMORY_STEPS"
+export BENCH_DEFAULT_CONFIG="$DEFAULT_CONFIG" BENCH_CONVERGENCE_SET="$CONVERGENCE" BENCH_MATMUL_SET="$MATMUL" BENCH_PAGE_MEMORY_STEPS_SET="$PAGE_MEMORY_STEPS"
 export BENCH_CPU="$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 export BENCH_NPROC="$(nproc)" BENCH_MEM="$(awk '/^MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)"
 export BENCH_LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -424,10 +432,7 @@ def label_name(label):
 md = []
 P = md.append
 today = datetime.date.today().isoformat()
-default_config = (E("BENCH_TOKENS_SET") == "16 64 256 512"
-                  and E("BENCH_METHODS_SET") == "forward saliency grad_x_input integrated_gradients occlusion"
-                  and E("BENCH_RUNS_SET") == "16:5 64:5 256:3 512:2" and E("BENCH_PAGE_RUNS_SET") == "16:5 64:5 256:3 512:1"
-                  and E("BENCH_THREADS_SET") == "1 all" and E("BENCH_STEPS_SET") == "32")
+default_config = E("BENCH_DEFAULT_CONFIG") == "1"
 P("# Benchmarks")
 P("")
 P("Written by `scripts/bench.sh` (`make bench`); do not edit by hand. Raw JSON lines: `bench-out/`.")
