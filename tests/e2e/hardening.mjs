@@ -11,19 +11,13 @@
 // `FAIL name details` per check and a last line `N passed, M failed`; exits 1 on any failure.
 // Artifacts go to $TEST_OUT (default <repo>/test-out): hardening-*.png, fail-*.png,
 // e2e-hardening-console.log.
-import { createSuite, mark, settle, states, textsSince } from './lib.mjs';
+import { ROOT, URL_, DIST, OUT, S, createSuite, mark, settle, states, textsSince } from './lib.mjs';
 import { readGgufTokens } from './gguf-vocab.mjs';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const URL_ = process.argv[2] || 'http://127.0.0.1:8080/';
-const DIST = resolve(process.argv[3] || join(ROOT, 'dist'));
-const OUT = resolve(process.env.TEST_OUT || join(ROOT, 'test-out'));
-const S = 1000 * Number(process.env.E2E_TIMEOUT_SCALE || 1);
 const LOAD_AND_RUN_MS = 180 * S;
 const RUN_MS = 150 * S;
 const ORIGIN = new URL(URL_).origin;

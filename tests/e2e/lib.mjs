@@ -2,7 +2,16 @@
 // runs to settle, a snapshot of the page's contract elements, and the test harness (createSuite).
 import { chromium } from 'playwright-core';
 import { writeFileSync, appendFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+// What every test file reads from its command line (`node FILE URL [DIST_DIR]`) and environment:
+// the page's URL, the built page, where artifacts go, and the timeout scale (ms per second).
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const URL_ = process.argv[2] || 'http://127.0.0.1:8080/';
+export const DIST = resolve(process.argv[3] || join(ROOT, 'dist'));
+export const OUT = resolve(process.env.TEST_OUT || join(ROOT, 'test-out'));
+export const S = 1000 * Number(process.env.E2E_TIMEOUT_SCALE || 1);
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',

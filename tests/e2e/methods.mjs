@@ -7,17 +7,11 @@
 // Prints `ok  name` / `FAIL name details` per check and a last line `N passed, M failed`; exits 1
 // on any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): methods.png (the page with
 // a continuation matrix and three compared methods), fail-*.png, e2e-methods-console.log.
-import { createSuite, mark, settle, states } from './lib.mjs';
+import { ROOT, URL_, DIST, OUT, S, createSuite, mark, settle, states } from './lib.mjs';
 import { existsSync, mkdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { readGgufTokens, tokenId } from './gguf-vocab.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const URL_ = process.argv[2] || 'http://127.0.0.1:8080/';
-const DIST = resolve(process.argv[3] || join(ROOT, 'dist'));
-const OUT = resolve(process.env.TEST_OUT || join(ROOT, 'test-out'));
-const S = 1000 * Number(process.env.E2E_TIMEOUT_SCALE || 1);
 const LOAD_AND_RUN_MS = 150 * S;
 const RUN_MS = 120 * S;
 

@@ -11,7 +11,7 @@
 // answers. Prints `ok  name` / `FAIL name details` per check and `N passed, M failed`; exits 1 on
 // any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): models.png, fail-*.png,
 // e2e-models-console.log.
-import { createSuite, mark, settle } from './lib.mjs';
+import { ROOT, URL_, DIST, OUT, S, createSuite, mark, settle } from './lib.mjs';
 import { spawn } from 'node:child_process';
 import { copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -19,14 +19,8 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const URL_ = process.argv[2] || 'http://127.0.0.1:8080/';
-const DIST = resolve(process.argv[3] || join(ROOT, 'dist'));
-const OUT = resolve(process.env.TEST_OUT || join(ROOT, 'test-out'));
-const S = 1000 * Number(process.env.E2E_TIMEOUT_SCALE || 1);
 const LOAD_AND_RUN_MS = 150 * S;
 
 const MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';

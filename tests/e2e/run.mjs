@@ -8,17 +8,12 @@
 // Prints `ok  name` / `FAIL name details` per check and a last line `N passed, M failed`;
 // exits 1 on any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): page.png (after the
 // first successful run), error.png (corrupt model), fail-*.png, e2e-console.log (page + worker).
-import { createSuite, mark, states, settle, snapshot, pageNow, textsSince } from './lib.mjs';
+import { ROOT, URL_, DIST, OUT, createSuite, mark, states, settle, snapshot, pageNow, textsSince } from './lib.mjs';
 import { mkdirSync, writeFileSync, existsSync, rmSync, openSync, readSync, closeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { readGgufTokens, tokenId } from './gguf-vocab.mjs';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const URL_ = process.argv[2] || 'http://127.0.0.1:8080/';
-const DIST = resolve(process.argv[3] || join(ROOT, 'dist'));
-const OUT = resolve(process.env.TEST_OUT || join(ROOT, 'test-out'));
 const SCALE = Number(process.env.E2E_TIMEOUT_SCALE || 1);   // >1 on very slow machines
 const S = 1000 * SCALE;
 const LOAD_AND_RUN_MS = 150 * S;   // model load (up to ~60 s) + first run (up to ~60 s) + margin

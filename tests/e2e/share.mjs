@@ -12,19 +12,14 @@
 // details` per check and `N passed, M failed`; exits 1 on any failure. Artifacts go to $TEST_OUT
 // (default <repo>/test-out): share-*.png, export-*.{json,csv,html,svg,png}, embed-host.html,
 // fail-*.png, e2e-share-console.log.
-import { createSuite, mark, settle, snapshot } from './lib.mjs';
+import { ROOT, URL_, OUT, S, createSuite, mark, settle, snapshot } from './lib.mjs';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const URL_ = process.argv[2] || 'http://127.0.0.1:8080/';
-const OUT = resolve(process.env.TEST_OUT || join(ROOT, 'test-out'));
-const S = 1000 * Number(process.env.E2E_TIMEOUT_SCALE || 1);
 const LOAD_AND_RUN_MS = 150 * S;
 const RUN_MS = 90 * S;
 
