@@ -270,15 +270,7 @@ if [ "${BENCH_PAGE:-1}" = 1 ]; then
   SERVER_PID=""
   trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null' EXIT INT TERM
   if [ -f dist/index.html ]; then
-    mkdir -p dist/models
-    [ -e "dist/models/$MODEL_FILE" ] || ln -s "$MODEL_PATH" "dist/models/$MODEL_FILE"
-    python3 scripts/serve.py --dir dist 0 >"$OUT/serve.out" 2>"$OUT/serve.log" &
-    SERVER_PID=$!
-    URL=""
-    for _ in $(seq 100); do
-      URL="$(sed -n 's/^serving \(http[^ ]*\)$/\1/p' "$OUT/serve.out" 2>/dev/null | head -1)"
-      [ -n "$URL" ] && break; sleep 0.1
-    done
+    serve_dist "$OUT"
     if [ -n "$URL" ]; then
       t0=$(date +%s)
       page_methods=$(echo $METHODS | tr ' ' '\n' | grep -vx forward | tr '\n' ',' | sed 's/,$//')

@@ -14,7 +14,19 @@ MODEL_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 MODEL_BYTES=98362432
 TRUNK_VERSION="0.21.14"
 
-# free_port: print a free TCP port on 127.0.0.1
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+# serve_dist LOGDIR: serve dist/ (with the model linked into dist/models/ unless the build copied
+# it: the page fetches models/<file> relative to itself) on a free port in the background. Sets
+# SERVER_PID, and URL once the server answers (empty if it did not start within 10 s). Its
+# output goes to LOGDIR/serve.out and LOGDIR/serve.log.
+serve_dist() {
+  mkdir -p dist/models
+  [ -e "dist/models/$MODEL_FILE" ] || ln -s "$MODEL_PATH" "dist/models/$MODEL_FILE"
+  python3 scripts/serve.py --dir dist 0 >"$1/serve.out" 2>"$1/serve.log" &
+  SERVER_PID=$!
+  URL=""
+  for _ in $(seq 100); do
+    URL="$(sed -n 's/^serving \(http[^ ]*\)$/\1/p' "$1/serve.out" 2>/dev/null | head -1)"
+    [ -n "$URL" ] && curl -sf -o /dev/null "$URL" && return
+    URL=""; sleep 0.1
+  done
 }

@@ -47,19 +47,8 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 if [ $build_ok = 1 ]; then
-  # the page fetches models/<file> relative to itself; link the model into dist/ unless the build copied it
-  mkdir -p dist/models
-  [ -e "dist/models/$MODEL_FILE" ] || ln -s "$MODEL_PATH" "dist/models/$MODEL_FILE"
-
   # (c) serve dist/ on a free port
-  python3 scripts/serve.py --dir dist 0 >"$OUT/serve.out" 2>"$OUT/serve.log" &
-  SERVER_PID=$!
-  URL=""
-  for _ in $(seq 100); do
-    URL="$(sed -n 's/^serving \(http[^ ]*\)$/\1/p' "$OUT/serve.out" 2>/dev/null | head -1)"
-    [ -n "$URL" ] && curl -sf -o /dev/null "$URL" && break
-    URL=""; sleep 0.1
-  done
+  serve_dist "$OUT"
   if [ -z "$URL" ]; then
     skipped serve "server did not start (test-out/serve.log)"; skipped e2e-browser "no server"
     skipped e2e-methods "no server"

@@ -30,7 +30,7 @@ import { chromium } from 'playwright-core';
 import { readFileSync, readdirSync, mkdtempSync, rmSync, existsSync, statSync, openSync, readSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CHROMIUM, CHROMIUM_ARGS, recorder, mark } from './lib.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, S, recorder, mark } from './lib.mjs';
 
 // ---- arguments -------------------------------------------------------------------------------
 const argv = process.argv.slice(2);
@@ -49,7 +49,6 @@ const PART_BUDGET_S = Number(opt('part-budget-s', 1e9));   // after this, only t
 const MUST = new Set(list(opt('must', '')));                // "64:integrated_gradients": never skipped
 const SERVE_LOG = opt('serve-log', null);
 const PAGE_DEFAULT_STEPS = 32;                             // MethodParams::default().steps
-const S = 1000 * Number(process.env.E2E_TIMEOUT_SCALE || 1);
 const log = (m) => process.stderr.write(`[bench-page ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 const emit = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 

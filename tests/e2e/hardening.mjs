@@ -30,18 +30,10 @@ const SLOW = 'The history of the city begins long before the first bridge was bu
   + 'travellers who came down from the mountains every spring, and the town that grew there was called';
 
 mkdirSync(OUT, { recursive: true });
-const { note, check, info, shot, group, noErrors, openPage, browserVersion, close, counts } =
-  createSuite({ url: URL_, out: OUT, log: join(OUT, 'e2e-hardening-console.log') });
-const T0 = Date.now();
+const { note, check, info, shot, group, noErrors, openPage, browserVersion, close, finish } =
+  createSuite({ url: URL_, out: OUT, log: join(OUT, 'e2e-hardening-console.log'), name: 'hardening e2e', watchdogS: 2400 });
 const J = (v) => JSON.stringify(v);
 const MB = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
-
-const watchdog = setTimeout(() => {
-  const { passed, failed } = counts();
-  console.log(`FAIL watchdog hardening e2e did not finish in ${Math.round(2400 * S / 1000)} s`);
-  console.log(`${passed} passed, ${failed + 1} failed`);
-  process.exit(1);
-}, 2400 * S);
 
 // ---------------------------------------------------------------------------------------------
 // The oracle for "which text do these tokens spell": the GGUF's own token strings, decoded with
@@ -666,8 +658,4 @@ try {
 } finally {
   await close();
 }
-clearTimeout(watchdog);
-const { passed, failed } = counts();
-console.log(`hardening e2e wall ${((Date.now() - T0) / 1000).toFixed(1)} s`);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();

@@ -100,13 +100,20 @@ export const snapshot = (page) => page.evaluate(() => {
 
 // ---------------------------------------------------------------------------------------------
 // A test file's harness: `ok`/`FAIL` lines, a console log of page and workers, screenshots, and
-// pages opened with the recorder. `createSuite({ url, out, log })` returns closures, so a test
-// file destructures what it uses.
-export function createSuite({ url, out, log }) {
+// pages opened with the recorder, a watchdog, and the closing summary (`finish`).
+// `createSuite({ url, out, log, name, watchdogS })` returns closures, so a test file destructures
+// what it uses.
+export function createSuite({ url, out, log, name, watchdogS }) {
   const t0 = Date.now();
   const stamp = () => ((Date.now() - t0) / 1000).toFixed(1).padStart(6);
   writeFileSync(log, `# e2e ${new Date().toISOString()} ${url}\n`);
   let browser = null, passed = 0, failed = 0, shots = 0;
+  // Never hang CI: past `watchdogS` (scaled like every timeout) the run ends as a failure.
+  const watchdog = setTimeout(() => {
+    console.log(`FAIL watchdog ${name} did not finish in ${Math.round(watchdogS * S / 1000)} s`);
+    console.log(`${passed} passed, ${failed + 1} failed`);
+    process.exit(1);
+  }, watchdogS * S);
   const note = (scope, msg) => appendFileSync(log, `${stamp()} [${scope}] ${msg}\n`);
   function check(name, cond, details = '') {
     if (cond) { passed++; console.log(`ok   ${name}`); }
@@ -163,6 +170,12 @@ export function createSuite({ url, out, log }) {
   }
   const browserVersion = async () => (browser = browser || await launch()).version();
   const close = async () => { if (browser) await browser.close().catch(() => {}); };
-  const counts = () => ({ passed, failed });
-  return { note, check, info, shot, failShot, group, noErrors, openPage, browserVersion, close, counts };
+  // The last lines of a run (its wall time, then `N passed, M failed`) and its exit status.
+  function finish(extra = '') {
+    clearTimeout(watchdog);
+    console.log(`${name} wall ${((Date.now() - t0) / 1000).toFixed(1)} s${extra}`);
+    console.log(`${passed} passed, ${failed} failed`);
+    process.exit(failed ? 1 : 0);
+  }
+  return { note, check, info, shot, failShot, group, noErrors, openPage, browserVersion, close, finish };
 }

@@ -26,9 +26,8 @@ const PARAMS = {
 };
 
 mkdirSync(OUT, { recursive: true });
-const { note, check, info, shot, group, noErrors, openPage, browserVersion, close, counts } =
-  createSuite({ url: URL_, out: OUT, log: join(OUT, 'e2e-methods-console.log') });
-const T0 = Date.now();
+const { note, check, info, shot, group, noErrors, openPage, browserVersion, close, finish } =
+  createSuite({ url: URL_, out: OUT, log: join(OUT, 'e2e-methods-console.log'), name: 'methods e2e', watchdogS: 2400 });
 const J = (v) => JSON.stringify(v);
 const num = (v) => (v === null || v === undefined || v === '' ? NaN : Number(v));
 const finite = (v) => Number.isFinite(num(v));
@@ -38,13 +37,6 @@ let vocab = null;
 for (const p of [join(DIST, 'models', MODEL_FILE), join(ROOT, 'models', MODEL_FILE)]) {
   if (existsSync(p)) { try { vocab = readGgufTokens(p); break; } catch (e) { note('setup', `vocab ${p}: ${e.message}`); } }
 }
-
-const watchdog = setTimeout(() => {
-  const { passed, failed } = counts();
-  console.log(`FAIL watchdog methods e2e did not finish in ${Math.round(2400 * S / 1000)} s`);
-  console.log(`${passed} passed, ${failed + 1} failed`);
-  process.exit(1);
-}, 2400 * S);
 
 // What the tests read beyond lib.mjs's snapshot: the main map's spans, the legend, the panels.
 const view = (page) => page.evaluate(() => {
@@ -297,8 +289,4 @@ try {
 } finally {
   await close();
 }
-clearTimeout(watchdog);
-const { passed, failed } = counts();
-console.log(`methods e2e wall ${((Date.now() - T0) / 1000).toFixed(1)} s`);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();

@@ -33,17 +33,9 @@ const LOCAL_NAME = 'local-SmolLM2.gguf';     // the copy picked as a local file
 const MANY_HEADS_NAME = 'many-heads.gguf';    // the default model read as 288 heads (memory guard)
 
 mkdirSync(OUT, { recursive: true });
-const { note, check, info, shot, group, noErrors, openPage, browserVersion, close, counts } =
-  createSuite({ url: URL_, out: OUT, log: join(OUT, 'e2e-models-console.log') });
-const T0 = Date.now();
+const { note, check, info, shot, group, noErrors, openPage, browserVersion, close, finish } =
+  createSuite({ url: URL_, out: OUT, log: join(OUT, 'e2e-models-console.log'), name: 'models e2e', watchdogS: 1200 });
 const J = (v) => JSON.stringify(v);
-
-const watchdog = setTimeout(() => {
-  const { passed, failed } = counts();
-  console.log(`FAIL watchdog models e2e did not finish in ${Math.round(1200 * S / 1000)} s`);
-  console.log(`${passed} passed, ${failed + 1} failed`);
-  process.exit(1);
-}, 1200 * S);
 
 // ---------------------------------------------------------------------------------------------
 // The second origin: serve.py --cors on a free port, serving a directory with the model.
@@ -391,8 +383,4 @@ try {
   rmSync(dir, { recursive: true, force: true });
   await close();
 }
-clearTimeout(watchdog);
-const { passed, failed } = counts();
-console.log(`models e2e wall ${((Date.now() - T0) / 1000).toFixed(1)} s`);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();

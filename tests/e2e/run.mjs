@@ -8,14 +8,12 @@
 // Prints `ok  name` / `FAIL name details` per check and a last line `N passed, M failed`;
 // exits 1 on any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): page.png (after the
 // first successful run), error.png (corrupt model), fail-*.png, e2e-console.log (page + worker).
-import { ROOT, URL_, DIST, OUT, createSuite, mark, states, settle, snapshot, pageNow, textsSince } from './lib.mjs';
+import { ROOT, URL_, DIST, OUT, S, createSuite, mark, states, settle, snapshot, pageNow, textsSince } from './lib.mjs';
 import { mkdirSync, writeFileSync, existsSync, rmSync, openSync, readSync, closeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { readGgufTokens, tokenId } from './gguf-vocab.mjs';
 
-const SCALE = Number(process.env.E2E_TIMEOUT_SCALE || 1);   // >1 on very slow machines
-const S = 1000 * SCALE;
 const LOAD_AND_RUN_MS = 150 * S;   // model load (up to ~60 s) + first run (up to ~60 s) + margin
 const RUN_MS = 90 * S;
 
@@ -27,10 +25,9 @@ const PARIS = 7042;
 
 mkdirSync(OUT, { recursive: true });
 const LOG = join(OUT, 'e2e-console.log');
-const { note, check, info, shot, failShot, group, noErrors, openPage: open, browserVersion, close, counts } =
-  createSuite({ url: URL_, out: OUT, log: LOG });
+const { note, check, info, shot, failShot, group, noErrors, openPage: open, browserVersion, close, finish } =
+  createSuite({ url: URL_, out: OUT, log: LOG, name: 'e2e', watchdogS: 1500 });
 const openPage = (scope, query = '', options = {}) => open(scope, query, { timeout: 30 * S, ...options });
-const T0 = Date.now();
 const J = (v) => JSON.stringify(v);
 
 // Oracle for token ids, independent of the engine: the GGUF's own vocabulary.
@@ -39,14 +36,6 @@ for (const p of [join(DIST, 'models', MODEL_FILE), join(ROOT, 'models', MODEL_FI
   if (existsSync(p)) { try { vocab = readGgufTokens(p); break; } catch (e) { note('setup', `vocab ${p}: ${e.message}`); } }
 }
 const LONDON = vocab ? tokenId(vocab, ' London') : null;
-
-// Watchdog: never hang CI.
-const watchdog = setTimeout(() => {
-  const { passed, failed } = counts();
-  console.log(`FAIL watchdog e2e did not finish in ${Math.round(1500 * SCALE)} s`);
-  console.log(`${passed} passed, ${failed + 1} failed`);
-  process.exit(1);
-}, 1500 * S);
 
 // ---------------------------------------------------------------------------------------------
 // Reading snapshots
@@ -277,8 +266,4 @@ try {
   for (const f of written) rmSync(join(DIST, f), { force: true });
   await close();
 }
-clearTimeout(watchdog);
-const { passed, failed } = counts();
-console.log(`e2e wall ${((Date.now() - T0) / 1000).toFixed(1)} s; console log: ${LOG}`);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish(`; console log: ${LOG}`);

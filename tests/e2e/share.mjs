@@ -32,17 +32,9 @@ const HOSTILE = '<script>alert(1)</script><b>x</b>';
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
 mkdirSync(OUT, { recursive: true });
-const { note, check, info, shot, group, noErrors, openPage, browserVersion, close, counts } =
-  createSuite({ url: URL_, out: OUT, log: join(OUT, 'e2e-share-console.log') });
-const T0 = Date.now();
+const { note, check, info, shot, group, noErrors, openPage, browserVersion, close, finish } =
+  createSuite({ url: URL_, out: OUT, log: join(OUT, 'e2e-share-console.log'), name: 'share e2e', watchdogS: 1800 });
 const J = (v) => JSON.stringify(v);
-
-const watchdog = setTimeout(() => {
-  const { passed, failed } = counts();
-  console.log(`FAIL watchdog share e2e did not finish in ${Math.round(1800 * S / 1000)} s`);
-  console.log(`${passed} passed, ${failed + 1} failed`);
-  process.exit(1);
-}, 1800 * S);
 
 // ---------------------------------------------------------------------------------------------
 // Links, written and read here
@@ -486,8 +478,4 @@ try {
 } finally {
   await close();
 }
-clearTimeout(watchdog);
-const { passed, failed } = counts();
-console.log(`share e2e wall ${((Date.now() - T0) / 1000).toFixed(1)} s`);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();
