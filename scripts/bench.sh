@@ -25,7 +25,7 @@
 #                                     native, first thread setting (the anchor's rows)
 #   BENCH_PAGE_MUST="64:saliency 64:integrated_gradients 512:saliency"   (the goals' rows)
 #   BENCH_PAGE_MEMORY="integrated_gradients attention rollout"   methods whose page memory is also
-#                                     measured at the largest size with BENCH_PAGE_MEMORY_STEPS=2 steps
+#                                     measured at the largest size with BENCH_PAGE_MEMORY_STEPS=4 steps
 #                                     (a batch at that size is one row whatever the steps: the peak of
 #                                     the full run at a fraction of its time); "" skips the probe
 #   BENCH_TIMEOUT_S=1800              the hard limit of one configuration (native process or page run)
@@ -62,7 +62,7 @@ NATIVE_PART_S="${BENCH_NATIVE_BUDGET_S:-540}"; PAGE_PART_S="${BENCH_PAGE_BUDGET_
 MUST="${BENCH_MUST-64:forward 16:saliency 64:saliency 256:saliency 64:integrated_gradients 64:occlusion}"
 PAGE_MUST="${BENCH_PAGE_MUST-64:saliency 64:integrated_gradients 512:saliency}"
 TIMEOUT_S="${BENCH_TIMEOUT_S:-1800}"
-PAGE_MEMORY="${BENCH_PAGE_MEMORY-integrated_gradients attention rollout}"; PAGE_MEMORY_STEPS="${BENCH_PAGE_MEMORY_STEPS:-2}"
+PAGE_MEMORY="${BENCH_PAGE_MEMORY-integrated_gradients attention rollout}"; PAGE_MEMORY_STEPS="${BENCH_PAGE_MEMORY_STEPS:-4}"
 MATMUL="${BENCH_MATMUL:-2048}"; MATMUL_RUNS="${BENCH_MATMUL_RUNS:-5}"
 CONVERGENCE="${BENCH_CONVERGENCE-4,8,16,32,64,128}"
 OUT="$ROOT/bench-out"
@@ -523,6 +523,21 @@ if at512:
 else:
     goals.append(("Chromium: 512 tokens works", "not measured", "not measured"))
     goals.append(("Chromium: worker wasm memory < 1 GiB for any method at 512 tokens", "not measured", "not measured"))
+# Accuracy per compute: the fewest gradients with which the engine's rule gets under 1 %, per prompt,
+# against the uniform 64-step rule (trapezoid) at 64.
+IG_GOAL = "Integrated gradients: completeness error < 1 % with far fewer steps than a uniform 64-step rule"
+if convergence:
+    parts, met = [], True
+    for c in convergence:
+        under = [(n, g, err) for n, g, err in zip(c["steps"], c["adaptive_gradients"], c["adaptive"]) if fin(err) and err < 0.01]
+        uniform64 = next((err for n, err in zip(c["steps"], c["trapezoid"]) if n == 64), None)
+        best = min(under, key=lambda x: x[1]) if under else None
+        met = met and best is not None and best[1] <= 32
+        parts.append(f"{json.dumps(c['target'])}: " + (f"{100 * best[2]:.2f} % with {best[1]} gradients" if best else "never under 1 %")
+                     + (f" (uniform 64: {100 * uniform64:.2f} %)" if fin(uniform64) else ""))
+    goals.append((IG_GOAL, "; ".join(parts), "met (≤ 32 gradients on every prompt)" if met else "NOT met"))
+else:
+    goals.append((IG_GOAL, "not measured", "not measured"))
 P("## Goals")
 P("")
 P("| Goal | Measured | Status |")
@@ -666,7 +681,7 @@ if page_runs:
     if memory_probe:
         P("")
         P(f"Memory probe: the methods below ran once more at {memory_probe[0].get('tokens') or memory_probe[0]['tokens_requested']} "
-          f"tokens with {E('BENCH_PAGE_MEMORY_STEPS_SET', '2')} integrated-gradients steps, for their wasm memory: at this length "
+          f"tokens with {E('BENCH_PAGE_MEMORY_STEPS_SET', '4')} integrated-gradients steps, for their wasm memory: at this length "
           "a gradient batch holds one text whatever the steps (`memory::gradient_batch_rows`), so the peak is the full run's. "
           "SmoothGrad batches its copies the same way, and occlusion keeps no graph beyond the text's own forward pass "
           "(saliency's).")
@@ -690,20 +705,23 @@ else:
 P("## Integrated gradients: completeness error against steps")
 P("")
 P("Completeness error = |Σ scores − (f(x) − f(x'))| / |f(x) − f(x')|, baseline x' = the pad token's embedding at "
-  "every position. Gauss–Legendre is the engine's rule (`integrated_gradients`, n gradients). Trapezoid (n + 1 "
-  "gradients at k/n) and midpoint (n gradients at (k + ½)/n) are computed by `salient bench --convergence` from "
-  "the same `Problem::gradients`, on one grid of max + 1 nodes (the midpoint at the largest n would need n more "
-  "gradients: n/a). All threads.")
+  "every position. Adaptive is the engine's rule (`integrated_gradients` with a budget of n gradients; it stops "
+  "once the intervals' errors add up to under 1e-4 of the change, so \"used\" may be below n): Simpson intervals "
+  "bisected where their estimate of ∫⟨x − x', ∇f⟩ misses the exact f(b) − f(a) most. Gauss–Legendre (n gradients, "
+  "the engine's rule before), trapezoid (n + 1 gradients at k/n) and midpoint (n gradients at (k + ½)/n) are "
+  "computed by `salient bench --convergence` from the same `Problem::gradients`; trapezoid and midpoint on one grid "
+  "of max + 1 nodes (the midpoint at the largest n would need n more gradients: n/a). All threads.")
 P("")
 if convergence:
     for c in convergence:
         P(f"**\"{c['prompt']}\"** ({c['tokens']} tokens, target {json.dumps(c['target'])}, f(x) − f(x') = {c['change']:.4g})")
         P("")
-        P("| Steps | Gauss–Legendre | Trapezoid | Midpoint |")
-        P("|---|---|---|---|")
+        P("| Steps | Adaptive | Gradients used | Adaptive time | Gauss–Legendre | Trapezoid | Midpoint |")
+        P("|---|---|---|---|---|---|---|")
         def e(v): return f"{v:.2e}" if fin(v) else "n/a"
         for i, n in enumerate(c["steps"]):
-            P(f"| {n} | {e(c['gauss_legendre'][i])} | {e(c['trapezoid'][i])} | {e(c['midpoint'][i])} |")
+            P(f"| {n} | {e(c['adaptive'][i])} | {c['adaptive_gradients'][i]} | {t(c['adaptive_ms'][i])} | "
+              f"{e(c['gauss_legendre'][i])} | {e(c['trapezoid'][i])} | {e(c['midpoint'][i])} |")
         P("")
 else:
     P("Not measured.")
@@ -720,8 +738,9 @@ P("From the GGUF's tensor table and config: P = the weights of the 2-D tensors i
 P("")
 P("- forward of n tokens: F(n) = 2·n·P + 4·n²·W·L/2 (causal QKᵀ and AV) + 2·O")
 P("- backward for the input gradient ≈ F(n) (no weight gradients)")
-P("- forward pass alone: F; saliency, gradient × input: F + F; integrated gradients with s steps: F + s·(F + F) "
-  "+ F (the baseline's value); occlusion: F + n·F")
+P("- forward pass alone: F; saliency, gradient × input: F + F; integrated gradients taking g gradients (natively "
+  "the g it reports; in the page its budget of s steps): F + F (the input's backward) + (g − 1)·(F + F) + F (the "
+  "baseline's value); occlusion: F + n·F")
 P("- achieved GFLOP/s = estimated FLOPs of the run / its time; % of peak = that / the measured matmul GFLOP/s "
   "with the same threads")
 if mf:

@@ -246,6 +246,7 @@ impl Snapshot {
             signed: self.signed,
             scores: self.scores.values(),
             completeness_error: None,
+            path_gradients: None,
             faithfulness: None,
             continuation,
         })
@@ -313,6 +314,7 @@ mod tests {
             signed: false,
             scores: scores.to_vec(),
             completeness_error: None,
+            path_gradients: None,
             faithfulness: None,
             continuation: None,
         }

@@ -158,19 +158,24 @@ fn completeness_error(scores: &[f32], change: f64) -> f64 {
     (total - change).abs() / change.abs()
 }
 
-/// Completeness: with 64 Gauss–Legendre nodes the scores add up to f(x) − f(x') within 1% (the
-/// bar the integrated-gradients paper sets) on the f32 model, for several prompts. Not for every
-/// prompt: on some, f jumps along the path from the pad embeddings faster than 64 nodes resolve
-/// (its derivative along "1, 2, 3, 4, 5,"'s path swings from −2.7 to +13 within Δα = 0.01,
-/// matching finite differences in f64), and the error is what the page shows then.
+/// Completeness: with a budget of 32 gradients the adaptive rule makes the scores add up to
+/// f(x) − f(x') within 1% (the bar the integrated-gradients paper sets) on the f32 model, for
+/// several prompts. "1, 2, 3, 4, 5,"'s path jumps within Δα = 0.01 (its derivative swings from
+/// −2.7 to +13 there, matching finite differences in f64): a 64-node Gauss–Legendre rule, the
+/// engine's rule before, missed by 20%; the adaptive rule with 64 gradients must stay under 2%
+/// (it gives 0.84%, and 11% with 32).
 #[test]
 fn integrated_gradients_add_up_to_the_change_in_f() {
     let model = common::load_model(DType::F32);
     let ig = method("integrated_gradients");
     assert!(ig.signed());
-    for (p, prompt) in PROMPTS.iter().enumerate() {
+    for (p, prompt) in PROMPTS.iter().chain(&["1, 2, 3, 4, 5,"]).enumerate() {
         let problem = Problem::new(&model, prompt, &TargetSpec::top(), None).unwrap();
-        let step_counts: &[usize] = if p == 0 { &[8, 16, 32, 64] } else { &[64] };
+        let step_counts: &[usize] = match p {
+            0 => &[8, 16, 32],
+            3 => &[64],
+            _ => &[32],
+        };
         for &steps in step_counts {
             let params = MethodParams { steps, ..MethodParams::default() };
             let started = Instant::now();
@@ -179,24 +184,29 @@ fn integrated_gradients_add_up_to_the_change_in_f() {
             let change = change_from(&problem, Baseline::Pad);
             let error = completeness_error(&scores.values, change);
             let reported = scores.completeness_error.unwrap();
+            let gradients = scores.gradients.unwrap();
             eprintln!(
-                "IG {prompt:?} ({} tokens), {steps} steps: completeness error {error:.2e} in {elapsed:.2?}",
+                "IG {prompt:?} ({} tokens), {steps} steps: completeness error {error:.2e} with {gradients} gradients in {elapsed:.2?}",
                 problem.len()
             );
             assert_eq!(scores.values.len(), problem.len());
+            assert!((3..=steps).contains(&gradients), "{gradients} gradients for {steps} steps");
             // The reported error is this same quantity, computed before the scores were rounded to
             // f32, which moves their sum by at most 2⁻²⁴ Σ|scoreᵢ| (and f32::EPSILON is 2⁻²³).
             let rounding =
                 f32::EPSILON as f64 * scores.values.iter().map(|s| s.abs() as f64).sum::<f64>() / change.abs();
             assert!((reported - error).abs() <= rounding, "reported {reported:e}, recomputed {error:e}");
-            if steps == 64 {
-                assert!(error < 0.01, "{prompt:?}: completeness error {error:e} at 64 steps");
+            match p {
+                3 => assert!(error < 0.02, "{prompt:?}: completeness error {error:e} at {steps} steps"),
+                _ if steps == 32 => assert!(error < 0.01, "{prompt:?}: completeness error {error:e} at 32 steps"),
+                _ => {}
             }
         }
     }
 }
 
-/// The zero baseline's path starts where RMSNorm's gradient is not finite; no node may land there.
+/// The zero baseline's path starts where every embedding is zero and RMSNorm's gradient is 1/√eps:
+/// large but finite, and the adaptive rule does evaluate it.
 #[test]
 fn integrated_gradients_from_the_zero_baseline_are_finite() {
     let model = common::load_model(DType::F32);
@@ -213,7 +223,7 @@ fn integrated_gradients_from_the_zero_baseline_are_finite() {
 fn integrated_gradients_refuse_bad_step_counts() {
     let model = common::load_model(DType::F32);
     let problem = Problem::new(&model, PROMPTS[0], &TargetSpec::top(), None).unwrap();
-    for steps in [0, 1025] {
+    for steps in [0, 3, 1025] {
         let params = MethodParams { steps, ..MethodParams::default() };
         match method("integrated_gradients").attribute(&problem, &params) {
             Err(EngineError::InvalidRequest(message)) => assert!(message.contains("steps"), "{message}"),

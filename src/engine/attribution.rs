@@ -77,6 +77,9 @@ pub struct Attribution {
     pub scores: Vec<f32>,
     /// Path methods: |Σ scores − (f(x) − f(baseline))| / |f(x) − f(baseline)|.
     pub completeness_error: Option<f64>,
+    /// Path methods: how many gradients the path integral took.
+    #[serde(default)]
+    pub path_gradients: Option<usize>,
     /// When the request asked for it: how faithful the scores are.
     #[serde(default)]
     pub faithfulness: Option<Faithfulness>,
@@ -132,6 +135,7 @@ pub fn explain(problem: &Problem, method: &str, params: &MethodParams, top_k: us
         signed: method.signed(),
         scores: scores.values,
         completeness_error: scores.completeness_error,
+        path_gradients: scores.gradients,
         faithfulness: None,
         continuation: None,
         tokens: problem.tokens.clone(),

@@ -91,7 +91,7 @@ pub fn MethodControls(ui: Ui) -> impl IntoView {
 fn param_control(ui: Ui, param: Param, layers: usize, heads: usize) -> AnyView {
     let p = ui.settings.with_untracked(|s| s.params.clone());
     match param {
-        Param::Steps => number_input(ui, param, "steps", p.steps, "1", "Integrated gradients: Gauss–Legendre nodes on the path",
+        Param::Steps => number_input(ui, param, "steps", p.steps, "1", "Integrated gradients: the most gradients the path integral may take (it stops earlier once the scores add up)",
             |s, v: usize| s.params.steps = v),
         Param::Samples => number_input(ui, param, "samples", p.samples, "1", "SmoothGrad: noisy copies averaged",
             |s, v: usize| s.params.samples = v),

@@ -46,11 +46,16 @@ pub fn Completeness(ui: Ui) -> impl IntoView {
             true => "the path integral is accurate".to_string(),
             false => "more steps would make the scores add up".to_string(),
         };
+        let gradients = attribution.path_gradients;
+        let gradients_text = gradients
+            .map(|g| format!(" with {g} of {} gradients", attribution.params.steps))
+            .unwrap_or_default();
         Some(view! {
             <p class="completeness" class:poor={error > COMPLETENESS_TOLERANCE} data-testid="completeness"
                 data-error=error.to_string() data-sum=sum.to_string()
-                data-change=change.map(|c| c.to_string()).unwrap_or_default()>
-                {format!("Completeness: Σ scores = {}{change_text}, error {:.2} % ({verdict}).", short(sum), 100.0 * error)}
+                data-change=change.map(|c| c.to_string()).unwrap_or_default()
+                data-gradients=gradients.map(|g| g.to_string()).unwrap_or_default()>
+                {format!("Completeness: Σ scores = {}{change_text}, error {:.2} %{gradients_text} ({verdict}).", short(sum), 100.0 * error)}
             </p>
         })
     }

@@ -53,7 +53,7 @@ const view = (page) => page.evaluate(() => {
     target: a(q('target'), 'data-token-id'),
     foil: foil ? a(foil, 'data-token-id') : null,
     legend: legend ? { text: legend.textContent, min: a(legend, 'data-min'), mid: a(legend, 'data-mid'), max: a(legend, 'data-max') } : null,
-    completeness: c ? { error: a(c, 'data-error'), text: c.textContent } : null,
+    completeness: c ? { error: a(c, 'data-error'), gradients: a(c, 'data-gradients'), text: c.textContent } : null,
     faithfulness: f ? {
       state: a(f, 'data-state'), svg: !!f.querySelector('svg polyline'), text: f.textContent,
       comprehensiveness: a(f, 'data-comprehensiveness'), sufficiency: a(f, 'data-sufficiency'),
@@ -115,6 +115,8 @@ async function tests() {
         const c = v.completeness;
         check('integrated gradients: completeness error finite and < 0.05 at default settings',
           c && finite(c.error) && num(c.error) >= 0 && num(c.error) < 0.05 && /Σ scores = .*f\(x\) − f\(baseline\) = .*error/.test(c.text), J(c));
+        check('integrated gradients: says how many of its 32 steps it took',
+          c && Number.isInteger(num(c.gradients)) && num(c.gradients) >= 4 && num(c.gradients) <= 32 && c.text.includes(`with ${c.gradients} of 32 gradients`), J(c));
         info(`IG completeness: ${c?.text}`);
       } else {
         check(`${value}: no completeness line`, v.completeness === null, J(v.completeness));
@@ -137,9 +139,10 @@ async function tests() {
     v = await after(page, () => page.selectOption('[data-testid=method]', 'integrated_gradients'));
     v = await after(page, () => page.fill('[data-testid=param-steps]', '0'));
     check('IG with 0 steps: error state with the engine\'s message, text kept',
-      v.state === 'error' && /between 1 and 1024 steps/.test(v.message) && v.editor === 'The Eiffel Tower is located in the city of', brief(v));
+      v.state === 'error' && /between 4 and 1024 steps/.test(v.message) && v.editor === 'The Eiffel Tower is located in the city of', brief(v));
     v = await after(page, () => page.fill('[data-testid=param-steps]', '16'));
-    check('IG with 16 steps recovers', v.state === 'done' && v.completeness && finite(v.completeness.error), brief(v));
+    check('IG with 16 steps recovers', v.state === 'done' && v.completeness && finite(v.completeness.error)
+      && num(v.completeness.gradients) <= 16, brief(v));
   });
 
   await group('faithfulness toggle', h, async () => {

@@ -10,10 +10,11 @@
 //!   the estimated FLOPs of one run;
 //! - `matmul`: an N×N×N f32 candle matmul, the machine's practical peak;
 //! - `convergence`: integrated gradients' completeness error against steps on one prompt, for the
-//!   engine's Gauss–Legendre rule and for uniform rules (midpoint, trapezoid) computed here.
+//!   engine's adaptive rule and for fixed rules (`convergence.rs`).
 
+use super::convergence;
 use candle_core::{DType, Device, Tensor};
-use salient::engine::{explain, methods, Baseline, MethodParams, Model, Problem, TargetSpec};
+use salient::engine::{explain, methods, MethodParams, Model, Problem, TargetSpec};
 use std::io::Write;
 use std::time::Instant;
 
@@ -112,7 +113,7 @@ pub fn text_of_tokens(model: &Model, n: usize) -> Result<String, String> {
     }
 }
 
-fn median(xs: &[f64]) -> Option<f64> {
+pub(crate) fn median(xs: &[f64]) -> Option<f64> {
     let mut xs = xs.to_vec();
     xs.sort_by(f64::total_cmp);
     let mid = xs.len() / 2;
@@ -123,7 +124,7 @@ fn median(xs: &[f64]) -> Option<f64> {
     }
 }
 
-fn ms_since(t: Instant) -> f64 {
+pub(crate) fn ms_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
@@ -148,7 +149,7 @@ fn os_threads() -> Option<usize> {
 }
 
 /// How many threads candle's CPU backend uses, and what set it.
-fn threads_json(label: &Option<String>) -> serde_json::Value {
+pub(crate) fn threads_json(label: &Option<String>) -> serde_json::Value {
     serde_json::json!({
         // candle-core 0.11.1 `utils::get_num_threads`: RAYON_NUM_THREADS if set and > 0, else the
         // number of physical cores; the gemm behind every matmul splits its work this many ways.
@@ -159,7 +160,7 @@ fn threads_json(label: &Option<String>) -> serde_json::Value {
     })
 }
 
-fn emit(line: serde_json::Value) {
+pub(crate) fn emit(line: serde_json::Value) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
@@ -208,7 +209,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         return Ok(());
     }
     if let Some(steps) = &args.convergence {
-        return convergence(&model, steps, args);
+        return convergence::study(&model, &CONVERGENCE_PROMPTS, steps, args);
     }
 
     let params = MethodParams { steps: args.steps, ..MethodParams::default() };
@@ -216,7 +217,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         let text = text_of_tokens(&model, n)?;
         for method in &args.methods {
             let (mut forward, mut attribute, mut total, mut cpu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-            let (mut token_count, mut completeness) = (0, Vec::new());
+            let (mut token_count, mut completeness, mut gradients) = (0, Vec::new(), Vec::new());
             for _ in 0..args.runs.max(1) {
                 let c = cpu_ms();
                 let t = Instant::now();
@@ -228,6 +229,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                     let result = explain(&problem, method, &params, 5).map_err(|e| e.to_string())?;
                     attribute.push(ms_since(t2));
                     completeness.extend(result.completeness_error);
+                    gradients.extend(result.path_gradients.map(|g| g as f64));
                 }
                 drop(problem);
                 total.push(ms_since(t));
@@ -235,7 +237,9 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                     cpu.push(c1 - c0);
                 }
             }
-            let run_flops = flops.run(method, token_count, args.steps);
+            // Integrated gradients may stop before its budget: count the gradients it took.
+            let path_gradients = median(&gradients).map(|g| g.round() as usize);
+            let run_flops = flops.run(method, token_count, path_gradients.unwrap_or(args.steps));
             let total_median = median(&total);
             emit(serde_json::json!({
                 "kind": "run",
@@ -257,6 +261,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                 // CPU time over wall time: how many cores the runs kept busy on average.
                 "cpu_ms_runs": cpu,
                 "completeness_error": median(&completeness),
+                "path_gradients": path_gradients,
                 // The process's peak so far: one configuration per process makes it that configuration's.
                 "peak_rss_bytes": peak_rss_bytes(),
                 "flops": run_flops,
@@ -312,8 +317,8 @@ impl FlopModel {
         match method {
             FORWARD => Some(f),
             "saliency" | "grad_x_input" => Some(2.0 * f),
-            // + steps × (forward + backward) + f(baseline)
-            "integrated_gradients" => Some(f + 2.0 * steps as f64 * f + f),
+            // + the input's backward + (gradients − 1) × (forward + backward) + f(baseline)
+            "integrated_gradients" => Some(f + 2.0 * steps as f64 * f),
             // + one forward per occluded token
             "occlusion" => Some(f + n as f64 * f),
             _ => None,
@@ -361,93 +366,5 @@ fn matmul(n: usize, args: &BenchArgs) -> Result<(), String> {
         "threads": threads_json(&args.threads_label),
         "os_threads": os_threads(),
     }));
-    Ok(())
-}
-
-/// Integrated gradients' completeness error |Σ scores − (f(x) − f(x'))| / |f(x) − f(x')| against
-/// the number of gradient evaluations, on each built-in prompt:
-/// - Gauss–Legendre: the engine's own method (`explain`), which reports the error;
-/// - trapezoid (n + 1 nodes at k/n, halved end weights) and midpoint (n nodes at (k + ½)/n):
-///   computed here from `Problem::gradients` on one grid of max + 1 nodes j/max. It holds the
-///   trapezoid's nodes for every n dividing max, and the midpoint's for n up to max/2 (the midpoint
-///   at max would need max more gradients: reported as null).
-///
-/// Σᵢ scoreᵢ = Σₖ wₖ ⟨x − x', ∇f(x(αₖ))⟩, so each node needs only that one dot product.
-fn convergence(model: &Model, steps: &[usize], args: &BenchArgs) -> Result<(), String> {
-    let err = |e: candle_core::Error| e.to_string();
-    let max = *steps.iter().max().expect("a non-empty list");
-    if let Some(bad) = steps.iter().find(|&&n| n == 0 || max % n != 0) {
-        return Err(format!("--convergence: every step count must divide the largest ({bad} does not divide {max})"));
-    }
-    let grid = max;
-    for prompt in CONVERGENCE_PROMPTS {
-        let problem = Problem::new(model, prompt, &TargetSpec::top(), None).map_err(|e| e.to_string())?;
-        let input = problem.input();
-        let baseline = problem.baseline(Baseline::Pad).map_err(|e| e.to_string())?;
-        let delta = (&input - &baseline).map_err(err)?;
-        let delta64 = delta.to_dtype(DType::F64).map_err(err)?;
-        let change = problem.input_value().map_err(|e| e.to_string())?
-            - problem.values(&[baseline.clone()]).map_err(|e| e.to_string())?[0];
-        let relative = |sum: f64| (sum - change).abs() / change.abs();
-
-        let (mut gauss_legendre, mut gauss_legendre_ms) = (Vec::new(), Vec::new());
-        for &n in steps {
-            let params = MethodParams { steps: n, baseline: Baseline::Pad, ..MethodParams::default() };
-            let t = Instant::now();
-            let result = explain(&problem, "integrated_gradients", &params, 1).map_err(|e| e.to_string())?;
-            gauss_legendre_ms.push(ms_since(t));
-            gauss_legendre.push(result.completeness_error);
-        }
-
-        let t = Instant::now();
-        let alphas: Vec<f64> = (0..=grid).map(|j| j as f64 / grid as f64).collect();
-        let mut dots = vec![0.0f64; alphas.len()];
-        for (c, chunk) in alphas.chunks(problem.gradient_batch_rows()).enumerate() {
-            let offset = c * problem.gradient_batch_rows();
-            let points = chunk
-                .iter()
-                .map(|alpha| &baseline + (&delta * *alpha)?)
-                .collect::<candle_core::Result<Vec<_>>>()
-                .map_err(err)?;
-            problem
-                .gradients(&points, |k, _, gradient| {
-                    let dot = (gradient.to_dtype(DType::F64)? * &delta64)?.sum_all()?;
-                    dots[offset + k] = dot.to_scalar::<f64>()?;
-                    Ok(())
-                })
-                .map_err(|e| e.to_string())?;
-        }
-        let uniform_ms = ms_since(t);
-        let midpoint: Vec<Option<f64>> = steps
-            .iter()
-            .map(|&n| {
-                (grid % (2 * n) == 0)
-                    .then(|| relative((0..n).map(|k| dots[(2 * k + 1) * grid / (2 * n)]).sum::<f64>() / n as f64))
-            })
-            .collect();
-        let trapezoid: Vec<f64> = steps
-            .iter()
-            .map(|&n| {
-                let h = grid / n;
-                let inner: f64 = (1..n).map(|k| dots[k * h]).sum();
-                relative((inner + (dots[0] + dots[grid]) / 2.0) / n as f64)
-            })
-            .collect();
-        emit(serde_json::json!({
-            "kind": "convergence",
-            "prompt": prompt,
-            "tokens": problem.len(),
-            "target": model.tokenizer.token(problem.target()).map(|t| t.text).unwrap_or_default(),
-            "change": change,
-            "steps": steps,
-            "gauss_legendre": gauss_legendre,
-            "gauss_legendre_ms": gauss_legendre_ms,
-            "midpoint": midpoint,
-            "trapezoid": trapezoid,
-            "uniform_grid_nodes": alphas.len(),
-            "uniform_grid_ms": uniform_ms,
-            "threads": threads_json(&args.threads_label),
-        }));
-    }
     Ok(())
 }

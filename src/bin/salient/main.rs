@@ -6,6 +6,7 @@
 //!     salient bench --model M.gguf --tokens 16,64 --methods forward,saliency --runs 5
 
 mod bench;
+mod convergence;
 
 use salient::engine::grouping::{self, Granularity};
 use salient::engine::{self, methods, Attribution, Baseline, Model, Request, TargetChoice, TargetKind};
@@ -31,7 +32,8 @@ usage:
   --foil TEXT      contrastive: explain value(target) - value(foil) (also --foil-id ID)
   --method NAME    attribution method (default: saliency); `salient methods` lists them
   --top-k K        how many top predictions to report (default 5)
-  --steps N        integrated_gradients: quadrature nodes (default 32)
+  --steps N        integrated_gradients: the most gradients its adaptive path integral may
+                   take, 3 to 1024 (default 32; it stops earlier once the scores add up)
   --baseline B     pad (default: the padding token's embedding) or zero
   --samples N      smoothgrad: noisy copies (default 16)
   --sigma S        smoothgrad: noise std as a fraction of the embeddings' RMS (default 0.1)
@@ -53,8 +55,8 @@ usage:
   far: give one configuration per process for per-configuration peaks), candle's thread count
   (RAYON_NUM_THREADS, else the physical cores) and estimated FLOPs. --texts-only prints the texts
   of N tokens; --matmul N times an N×N×N f32 matmul (GFLOP/s); --convergence N,.. prints
-  integrated gradients' completeness error against steps (Gauss–Legendre, midpoint, trapezoid)
-  on three prompts.";
+  integrated gradients' completeness error against steps on three prompts (the engine's adaptive
+  rule, Gauss–Legendre, midpoint, trapezoid).";
 
 struct Args {
     model: String,
@@ -250,6 +252,7 @@ fn to_json(result: &Attribution, model: &serde_json::Value, group: Option<Granul
         "params": result.params,
         "scores": result.scores,
         "completeness_error": result.completeness_error,
+        "path_gradients": result.path_gradients,
         "model": model,
     });
     if let Some(faithfulness) = &result.faithfulness {

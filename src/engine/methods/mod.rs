@@ -40,11 +40,13 @@ pub struct Scores {
     pub values: Vec<f32>,
     /// |Σ scores − (f(x) − f(baseline))| / |f(x) − f(baseline)| (integrated gradients).
     pub completeness_error: Option<f64>,
+    /// Path methods: how many gradients the path integral took (at most the steps asked for).
+    pub gradients: Option<usize>,
 }
 
 impl From<Vec<f32>> for Scores {
     fn from(values: Vec<f32>) -> Self {
-        Self { values, completeness_error: None }
+        Self { values, completeness_error: None, gradients: None }
     }
 }
 
@@ -57,8 +59,8 @@ pub enum Baseline {
     /// input the model has seen, so the path from it stays on the model's usual scale.
     #[default]
     Pad,
-    /// The zero vector. Its gradient is not finite (RMSNorm of zero divides by √eps), so path
-    /// rules never evaluate the path's start.
+    /// The zero vector. Near it f is steep (RMSNorm of a small x is about x / √eps), which the
+    /// adaptive path rule of integrated gradients resolves by splitting its intervals there.
     Zero,
 }
 
@@ -109,7 +111,7 @@ impl Param {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct MethodParams {
-    /// Integrated gradients: quadrature nodes along the path.
+    /// Integrated gradients: the most gradients its path integral may take.
     pub steps: usize,
     pub baseline: Baseline,
     /// SmoothGrad: noisy copies.
