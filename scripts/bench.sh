@@ -644,8 +644,9 @@ P("")
 P("Each (tokens, method) runs in a fresh tab of one browser profile (the model comes from the browser's cache), "
   "so the worker's wasm memory read after it (`data-wasm-memory`; wasm memory never shrinks) is that method's. "
   "The first run of each configuration is started by typing the text into the editor, the others by Ctrl+Enter. "
-  "Times are the worker's own (`data-forward-ms`, `data-attribute-ms`, `data-total-ms`). The wasm engine is "
-  "single-threaded.")
+  "Times are the worker's own (`data-forward-ms`, `data-attribute-ms`, `data-total-ms`). The page is served "
+  "cross-origin isolated (`serve.py`), so the worker runs the multi-threaded build; the threads it reported "
+  "(`data-threads`): " + (", ".join(sorted({str(r.get("threads")) for r in page_runs if r.get("status") == "ok"})) or "none") + ".")
 P("")
 if wasm:
     for name, raw, gz in wasm:

@@ -13,6 +13,8 @@ MODEL_PATH="$ROOT/models/$MODEL_FILE"
 MODEL_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
 MODEL_BYTES=98362432
 TRUNK_VERSION="0.21.14"
+# The worker's multi-threaded build needs nightly (build-std with atomics): this one, pinned.
+NIGHTLY_TOOLCHAIN="nightly-2026-05-20"
 
 # serve_dist LOGDIR: serve dist/ (with the model linked into dist/models/ unless the build copied
 # it: the page fetches models/<file> relative to itself) on a free port in the background. Sets

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """Serve a directory on 127.0.0.1 for the Salient page.
 
-    serve.py [--dir DIR] [--cors] [PORT]
+    serve.py [--dir DIR] [--cors] [--not-isolated] [PORT]
 
 PORT defaults to 8080; 0 picks a free port. The first stdout line is always
 `serving http://127.0.0.1:PORT/` (flushed), so scripts can read the URL.
 Every response is sent cross-origin isolated (COOP same-origin + COEP require-corp, so the page
-may use SharedArrayBuffer) and uncached; --cors also adds Access-Control-Allow-Origin: * (and then
+may use SharedArrayBuffer, hence the multi-threaded engine) unless --not-isolated (as a plain
+static host would: the page then computes on one thread), and uncached; --cors also adds Access-Control-Allow-Origin: * (and then
 Cross-Origin-Resource-Policy: cross-origin) so another origin can fetch the files (e.g. models).
 When DIR/index.html holds a <meta http-equiv="Content-Security-Policy">, every response also
 carries that policy as a header (the worker's script gets its policy from its own response).
@@ -55,12 +56,14 @@ def page_csp(root):
 
 class Handler(http.server.SimpleHTTPRequestHandler):
     cors = False
+    isolated = True
     csp = None
     extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, **MIME}
 
     def end_headers(self):
-        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
-        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
+        if self.isolated:
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
         if self.cors:
             self.send_header("Access-Control-Allow-Origin", "*")
             self.send_header("Access-Control-Expose-Headers", "Content-Length, Content-Type")
@@ -100,16 +103,17 @@ def main():
     ap.add_argument("port", nargs="?", type=int, default=8080, help="port (0 = any free port); default 8080")
     ap.add_argument("--dir", default="dist", help="directory to serve (default: dist)")
     ap.add_argument("--cors", action="store_true", help="add Access-Control-Allow-Origin: *")
+    ap.add_argument("--not-isolated", action="store_true", help="omit COOP/COEP (no SharedArrayBuffer)")
     args = ap.parse_args()
     root = os.path.abspath(args.dir)
     if not os.path.isdir(root):
         sys.exit(f"serve.py: no such directory: {root}")
     csp = page_csp(root)
-    handler = functools.partial(type("H", (Handler,), {"cors": args.cors, "csp": csp}), directory=root)
+    handler = functools.partial(type("H", (Handler,), {"cors": args.cors, "isolated": not args.not_isolated, "csp": csp}), directory=root)
     with Server(("127.0.0.1", args.port), handler) as httpd:
         port = httpd.server_address[1]
         print(f"serving http://127.0.0.1:{port}/", flush=True)
-        sys.stderr.write(f"[serve] {root}{' (CORS)' if args.cors else ''}{' (CSP from index.html)' if csp else ''}\n")
+        sys.stderr.write(f"[serve] {root}{' (CORS)' if args.cors else ''}{' (not isolated)' if args.not_isolated else ''}{' (CSP from index.html)' if csp else ''}\n")
         try:
             httpd.serve_forever()
         except KeyboardInterrupt:

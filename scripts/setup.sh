@@ -2,7 +2,8 @@
 # Idempotent toolchain install for Salient (Debian 12, root). Installs what is missing, skips
 # what is present, prints how long each step took. Sources: Debian apt, crates.io, npm only.
 #   apt:   chromium chromium-driver nodejs npm curl python3 python3-pip unzip (only if missing)
-#   rustup target wasm32-unknown-unknown; cargo install trunk, wasm-bindgen-cli (= Cargo.lock)
+#   rustup target wasm32-unknown-unknown; a pinned nightly with rust-src (the threaded worker build)
+#   cargo install trunk, wasm-bindgen-cli (= Cargo.lock)
 #   npm ci: binaryen 132 (wasm-opt; Debian's binaryen 108 breaks wasm-bindgen output), playwright-core
 #   cargo fetch --locked
 set -euo pipefail
@@ -78,6 +79,16 @@ if rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   skip wasm32-target "wasm32-unknown-unknown"
 else
   step wasm32-target rustup target add wasm32-unknown-unknown
+fi
+
+# The multi-threaded worker build (scripts/build-threads.sh): a pinned nightly with std's source
+if rustup run "$NIGHTLY_TOOLCHAIN" rustc --version >/dev/null 2>&1 \
+    && rustup component list --toolchain "$NIGHTLY_TOOLCHAIN" --installed | grep -q '^rust-src' \
+    && rustup target list --toolchain "$NIGHTLY_TOOLCHAIN" --installed | grep -qx wasm32-unknown-unknown; then
+  skip nightly "$NIGHTLY_TOOLCHAIN with rust-src, wasm32"
+else
+  step nightly rustup toolchain install "$NIGHTLY_TOOLCHAIN" --profile minimal --component rust-src \
+    --target wasm32-unknown-unknown
 fi
 
 # trunk: check the binary cargo installs to, not whatever else is on PATH

@@ -3,8 +3,10 @@
 //! outlives the call (candle's own matmul backward would do both).
 
 use super::error::Result;
+use super::parallel;
 use super::weights::QuantizedMatrix;
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Shape, Tensor};
+use std::ops::Range;
 
 #[derive(Clone)]
 pub struct FrozenLinear {
@@ -29,17 +31,22 @@ impl FrozenLinear {
         Ok(x.contiguous()?.apply_op1(self.clone())?)
     }
 
-    /// `x2d · Wᵀ` for a `(n, in)` tensor, a block of rows of `W` at a time.
+    /// `x2d · Wᵀ` for a `(n, in)` tensor, a block of rows of `W` at a time (one block per thread
+    /// where the engine has several, see `engine::parallel`).
     fn product(&self, x2d: &Tensor) -> candle_core::Result<Tensor> {
-        let parts = self
-            .weight
-            .row_chunks()
-            .map(|rows| {
-                let w = self.weight.dequantize_rows(rows, x2d.dtype()).map_err(candle_core::Error::wrap)?;
-                x2d.matmul(&w.t()?)
-            })
-            .collect::<candle_core::Result<Vec<_>>>()?;
+        let parts = self.map_row_chunks(|rows| {
+            let w = self.weight.dequantize_rows(rows, x2d.dtype()).map_err(candle_core::Error::wrap)?;
+            x2d.matmul(&w.t()?)
+        })?;
         Tensor::cat(&parts, 1)
+    }
+
+    /// `f` on each block of rows of `W`, in order.
+    fn map_row_chunks<T: Send>(
+        &self,
+        f: impl Fn(Range<usize>) -> candle_core::Result<T> + Sync + Send,
+    ) -> candle_core::Result<Vec<T>> {
+        parallel::map(self.weight.row_chunks(parallel::threads()).collect(), f).into_iter().collect()
     }
 }
 
@@ -76,16 +83,14 @@ impl CustomOp1 for FrozenLinear {
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
         let n = grad_res.elem_count() / self.out_features();
         let grad2d = grad_res.reshape((n, self.out_features()))?;
-        let mut grad_in: Option<Tensor> = None;
-        for rows in self.weight.row_chunks() {
+        let parts = self.map_row_chunks(|rows| {
             let w = self.weight.dequantize_rows(rows.clone(), grad2d.dtype()).map_err(candle_core::Error::wrap)?;
-            let part = grad2d.narrow(1, rows.start, rows.len())?.contiguous()?.matmul(&w)?;
-            grad_in = Some(match grad_in {
-                None => part,
-                Some(acc) => (acc + part)?,
-            });
-        }
-        let grad_in = grad_in.expect("a weight has at least one row");
+            grad2d.narrow(1, rows.start, rows.len())?.contiguous()?.matmul(&w)
+        })?;
+        // Summed in block order, whichever thread computed each block.
+        let mut parts = parts.into_iter();
+        let first = parts.next().expect("a weight has at least one row");
+        let grad_in = parts.try_fold(first, |acc, part| acc + part)?;
         Ok(Some(grad_in.reshape(arg.shape())?))
     }
 }

@@ -16,6 +16,7 @@ pub mod memory;
 pub mod methods;
 pub mod model;
 pub mod objective;
+pub mod parallel;
 pub mod problem;
 pub mod stats;
 pub mod token_text;

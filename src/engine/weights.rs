@@ -121,9 +121,10 @@ impl QuantizedMatrix {
         Ok(dense.to_dtype(dtype)?)
     }
 
-    /// Row ranges small enough to dequantize at once.
-    pub fn row_chunks(&self) -> impl Iterator<Item = Range<usize>> {
-        let per_chunk = (DEQUANTIZE_CHUNK_BYTES / (self.cols * 4)).max(1);
+    /// Row ranges small enough to dequantize at once, and at least `pieces` of them (when there
+    /// are that many rows), so that each of `pieces` threads can take one.
+    pub fn row_chunks(&self, pieces: usize) -> impl Iterator<Item = Range<usize>> {
+        let per_chunk = (DEQUANTIZE_CHUNK_BYTES / (self.cols * 4)).min(self.rows.div_ceil(pieces.max(1))).max(1);
         let rows = self.rows;
         (0..rows).step_by(per_chunk).map(move |start| start..(start + per_chunk).min(rows))
     }

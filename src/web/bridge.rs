@@ -6,7 +6,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 
-/// Loads the same wasm as the page, which sees it runs in a worker (see `web::start`).
+/// Loads the same wasm as the page, or its multi-threaded build, and serves the engine.
 const WORKER_SCRIPT: &str = "./worker.js";
 
 pub struct WorkerBridge {

@@ -110,4 +110,6 @@ pub struct Timings {
     pub total_ms: f64,
     /// Size of the worker's wasm memory after the run.
     pub wasm_memory: f64,
+    /// Threads the engine computed on (more than one in the multi-threaded build).
+    pub threads: usize,
 }

@@ -5,6 +5,7 @@
 use super::memory_guard;
 use super::model_loading::{self, LoadedModel, ModelSource};
 use super::protocol::{Agreement, FromWorker, MethodScores, RunOutput, Timings, ToWorker};
+use crate::engine::parallel;
 use crate::engine::stats::spearman;
 use crate::engine::{explain_request, faithfulness, methods, EngineError, Model, Problem, Request};
 use std::cell::RefCell;
@@ -29,7 +30,9 @@ fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-pub fn run() {
+/// Serves the page. In the multi-threaded build `public/worker.js` has started the thread pool
+/// already, so the first request finds it ready.
+pub fn start() {
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
         match serde_wasm_bindgen::from_value::<ToWorker>(event.data()) {
             Ok(ToWorker::Load { url }) => wasm_bindgen_futures::spawn_local(load(ModelSource::Url(url))),
@@ -76,12 +79,12 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
             return post(&FromWorker::RunFailed { id, message });
         }
         let started = now_ms();
-        let problem = match Problem::new(model, &request.text, &request.target, request.max_tokens) {
+        let problem = match parallel::on_pool(|| Problem::new(model, &request.text, &request.target, request.max_tokens)) {
             Ok(p) => p,
             Err(e) => return post(&FromWorker::RunFailed { id, message: e.to_string() }),
         };
         let forward_done = now_ms();
-        let output = match maps(&problem, request, compare) {
+        let output = match parallel::on_pool(|| maps(&problem, request, compare)) {
             Ok(output) => output,
             Err(e) => return post(&FromWorker::RunFailed { id, message: e.to_string() }),
         };
@@ -91,6 +94,7 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
             attribute_ms: finished - forward_done,
             total_ms: finished - started,
             wasm_memory: wasm_memory_bytes(),
+            threads: parallel::threads(),
         };
         // The run's own map first, then each compared map not measured yet.
         let mut to_measure: Vec<MethodScores> = Vec::new();
@@ -111,7 +115,8 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
         let params = &request.params;
         for map in to_measure {
             let started = now_ms();
-            let outcome = faithfulness::measure(&problem, &map.scores, params.baseline, params.seed).map_err(|e| e.to_string());
+            let outcome = parallel::on_pool(|| faithfulness::measure(&problem, &map.scores, params.baseline, params.seed))
+                .map_err(|e| e.to_string());
             post(&FromWorker::Faithfulness { id, method: map.method, outcome, ms: now_ms() - started });
         }
     })

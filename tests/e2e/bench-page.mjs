@@ -115,7 +115,7 @@ const readState = (page) => page.evaluate(() => {
     state: a(status, 'data-state'), message: status ? status.textContent.trim() : '',
     method: method ? method.value : null, steps: steps ? steps.value : null,
     timings: tm ? { load: a(tm, 'data-load-ms'), forward: a(tm, 'data-forward-ms'), attribute: a(tm, 'data-attribute-ms'),
-                    total: a(tm, 'data-total-ms'), memory: a(tm, 'data-wasm-memory') } : null,
+                    total: a(tm, 'data-total-ms'), memory: a(tm, 'data-wasm-memory'), threads: a(tm, 'data-threads') } : null,
     firstDoneAt: firstDone ? firstDone.t : null,
   };
 });
@@ -311,7 +311,8 @@ try {
           const res = await runAfter(h, act, runTimeout);
           if (!res.ok) { status = 'failed'; reason = res.reason; break; }
           const tm = res.s.timings || {};
-          const row = { forward_ms: num(tm.forward), attribute_ms: num(tm.attribute), total_ms: num(tm.total), wasm_memory_bytes: num(tm.memory) };
+          const row = { forward_ms: num(tm.forward), attribute_ms: num(tm.attribute), total_ms: num(tm.total), wasm_memory_bytes: num(tm.memory),
+                        threads: num(tm.threads) };
           rows.push(row);
           log(`  run ${i + 1}/${runs}: ${JSON.stringify(row)}`);
         }
@@ -322,7 +323,7 @@ try {
       const result = {
         ...base, status, reason, runs: rows.length, runs_planned: runs, estimate_s: estimateS,
         forward_ms: median(rows.map((x) => x.forward_ms)), attribute_ms: median(rows.map((x) => x.attribute_ms)),
-        total_ms: median(rows.map((x) => x.total_ms)),
+        total_ms: median(rows.map((x) => x.total_ms)), threads: rows.length ? rows[0].threads : null,
         wasm_memory_max_bytes: rows.length ? Math.max(...rows.map((x) => x.wasm_memory_bytes).filter(Number.isFinite)) : null,
         browser_pss_peak_bytes: pssSince, per_run: rows, notes, page_errors: h ? h.errors.slice(0, 5) : [],
       };

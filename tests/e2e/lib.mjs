@@ -92,7 +92,7 @@ export const snapshot = (page) => page.evaluate(() => {
     preds: topk ? qa('prediction', topk).map((e) => ({ id: a(e, 'data-token-id'), prob: a(e, 'data-prob'), text: e.textContent.trim() })) : [],
     target: target ? { id: a(target, 'data-token-id'), text: target.textContent.trim() } : null,
     timings: tm ? { load: a(tm, 'data-load-ms'), forward: a(tm, 'data-forward-ms'), attribute: a(tm, 'data-attribute-ms'),
-                    total: a(tm, 'data-total-ms'), memory: a(tm, 'data-wasm-memory') } : null,
+                    total: a(tm, 'data-total-ms'), memory: a(tm, 'data-wasm-memory'), threads: a(tm, 'data-threads') } : null,
     progress: { seen: window.__salient.progressSeen, maxLoaded: window.__salient.maxLoaded, total: window.__salient.total },
   };
 });

@@ -12,6 +12,7 @@ import { ROOT, URL_, DIST, OUT, S, createSuite, mark, states, settle, snapshot, 
 import { mkdirSync, writeFileSync, existsSync, rmSync, openSync, readSync, closeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { readGgufTokens, tokenId } from './gguf-vocab.mjs';
 
 const LOAD_AND_RUN_MS = 150 * S;   // model load (up to ~60 s) + first run (up to ~60 s) + margin
@@ -92,6 +93,14 @@ async function defaultModelTests() {
     check('timings: load/forward/attribute/total ms finite >= 0, wasm memory > 0',
       ms.every((x) => Number.isFinite(x) && x >= 0) && num(tm.memory) > 0 && num(tm.total) + 1e-6 >= num(tm.forward), J(tm));
     info(`timings: ${J(tm)}`);
+  });
+
+  await group('threads', h, async () => {
+    // scripts/serve.py sends COOP/COEP, so the worker runs the multi-threaded build on every core.
+    const { isolated, cores } = await page.evaluate(() => ({ isolated: self.crossOriginIsolated, cores: navigator.hardwareConcurrency }));
+    check(`cross-origin isolated page: the engine computes on all ${cores} cores`,
+      isolated && cores > 1 && num(snap.timings?.threads) === cores, J({ isolated, cores, threads: snap.timings?.threads }));
+    isolatedRun = snap;
   });
 
   await group('method select', h, async () => {
@@ -244,12 +253,54 @@ async function brokenModelTest(scope, file, { mustSay = null, screenshot = null,
 }
 
 // ---------------------------------------------------------------------------------------------
+// The same page from a host that does not send COOP/COEP (a plain static host): no
+// SharedArrayBuffer, so one thread; the map must match the multi-threaded one.
+
+let isolatedRun = null;
+
+function serveNotIsolated() {
+  const server = spawn('python3', [join(ROOT, 'scripts/serve.py'), '--dir', DIST, '--not-isolated', '0'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const url = new Promise((resolve, reject) => {
+    server.stdout.on('data', (d) => { const m = /^serving (\S+)/m.exec(String(d)); if (m) resolve(m[1]); });
+    server.on('exit', (code) => reject(new Error(`serve.py exited with ${code}`)));
+  });
+  return { server, url };
+}
+
+async function singleThreadTest() {
+  const { server, url } = serveNotIsolated();
+  let h = null;
+  try {
+    h = await openPage('not isolated', await url);
+    const snap = await settle(h.page, 0, LOAD_AND_RUN_MS);
+    const isolated = await h.page.evaluate(() => self.crossOriginIsolated);
+    check('host without COOP/COEP: the page works, on one thread', snap.state === 'done' && !isolated && num(snap.timings?.threads) === 1,
+      `${brief(snap)} isolated=${isolated} timings=${J(snap.timings)}`);
+    if (isolatedRun) {
+      const a = scores(snap), b = scores(isolatedRun);
+      const largest = Math.max(...b.map(Math.abs)), diff = Math.max(...a.map((x, i) => Math.abs(x - b[i])));
+      // Threads split each weight's rows into other blocks, so f32 sums may round differently.
+      check('one thread and all threads give the same map (within 1e-5 of the largest score)',
+        J(ids(snap)) === J(ids(isolatedRun)) && a.length === b.length && diff <= 1e-5 * largest,
+        `largest difference ${diff} of ${largest}`);
+      info(`one thread: forward ${snap.timings?.forward} ms, attribution ${snap.timings?.attribute} ms; `
+        + `${isolatedRun.timings?.threads} threads: forward ${isolatedRun.timings?.forward} ms, attribution ${isolatedRun.timings?.attribute} ms`);
+    }
+    noErrors(h);
+  } finally {
+    if (h) await h.context.close();
+    server.kill();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 
 let written = [];
 try {
   info(`${await browserVersion()} -> ${URL_}${LONDON === null ? ' (no GGUF vocabulary found: target-input check by text)' : ''}`);
 
   await group('default model', null, defaultModelTests);
+  await group('one thread', null, singleThreadTest);
 
   try { written = writeBrokenModels(); } catch (e) { check('write broken model files into dist', false, `${DIST}: ${e.message}`); }
   if (written.includes('test-corrupt.gguf'))
