@@ -11,7 +11,7 @@
 //! Σᵢ scoreᵢ = Σₖ wₖ ⟨x − x', ∇f(x(αₖ))⟩, so each fixed rule's node needs only that one dot product.
 
 use super::bench::{emit, ms_since, threads_json, BenchArgs};
-use candle_core::{DType, Tensor};
+use salient::engine::methods::Path;
 use salient::engine::{explain, Baseline, MethodParams, Model, Problem, TargetSpec};
 use std::time::Instant;
 
@@ -83,41 +83,24 @@ pub fn study(model: &Model, prompts: &[&str], steps: &[usize], args: &BenchArgs)
     Ok(())
 }
 
-/// ⟨x − x', ∇f(x(α))⟩ at points of the path from the pad baseline x' to the input x.
+/// ⟨x − x', ∇f(x(α))⟩ at points of the engine's path from the pad baseline x' to the input x,
+/// and f(x) − f(x').
 struct PathDots<'p, 'm> {
-    problem: &'p Problem<'m>,
-    baseline: Tensor,
-    delta: Tensor,
-    delta64: Tensor,
-    /// f(x) − f(x').
+    path: Path<'p, 'm>,
     change: f64,
 }
 
 impl<'p, 'm> PathDots<'p, 'm> {
     fn new(problem: &'p Problem<'m>) -> Result<Self, String> {
-        let err = |e: candle_core::Error| e.to_string();
-        let baseline = problem.baseline(Baseline::Pad).map_err(|e| e.to_string())?;
-        let delta = (&problem.input() - &baseline).map_err(err)?;
-        let delta64 = delta.to_dtype(DType::F64).map_err(err)?;
-        let change = problem.input_value().map_err(|e| e.to_string())?
-            - problem.values(&[baseline.clone()]).map_err(|e| e.to_string())?[0];
-        Ok(Self { problem, baseline, delta, delta64, change })
+        let path = Path::new(problem, Baseline::Pad).map_err(|e| e.to_string())?;
+        let start = path.start().map_err(|e| e.to_string())?;
+        let change = problem.input_value().map_err(|e| e.to_string())? - start.value;
+        Ok(Self { path, change })
     }
 
     fn dots(&self, alphas: &[f64]) -> Result<Vec<f64>, String> {
-        let points = alphas
-            .iter()
-            .map(|alpha| &self.baseline + (&self.delta * *alpha)?)
-            .collect::<candle_core::Result<Vec<_>>>()
-            .map_err(|e| e.to_string())?;
-        let mut dots = vec![0.0; alphas.len()];
-        self.problem
-            .gradients(&points, |k, _, gradient| {
-                dots[k] = (gradient.to_dtype(DType::F64)? * &self.delta64)?.sum_all()?.to_scalar::<f64>()?;
-                Ok(())
-            })
-            .map_err(|e| e.to_string())?;
-        Ok(dots)
+        let nodes = self.path.nodes(alphas).map_err(|e| e.to_string())?;
+        Ok(nodes.iter().map(|node| node.per_token.iter().sum()).collect())
     }
 }
 

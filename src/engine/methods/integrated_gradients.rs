@@ -15,7 +15,7 @@
 //! is not usable (at the zero vector it is not even finite), so that interval takes Milne's open
 //! rule on its quarter points, which is as exact (to cubics) and nests the same way.
 
-use super::{AttributionMethod, MethodParams, Param, Scores};
+use super::{AttributionMethod, Baseline, MethodParams, Param, Scores};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::problem::Problem;
 use candle_core::{DType, Tensor, D};
@@ -63,7 +63,7 @@ impl AttributionMethod for IntegratedGradients {
                 params.steps
             )));
         }
-        let path = Path::new(problem, params)?;
+        let path = Path::new(problem, params.baseline)?;
         // The input's gradient first: it uses the kept forward pass, which any other pass frees.
         let end = path.input_node()?;
         let ends = [path.start()?, end];
@@ -94,14 +94,14 @@ struct Integral {
 fn adaptive_quadrature(
     steps: usize,
     batch_intervals: usize,
-    [start, end]: [Node; 2],
-    mut evaluate: impl FnMut(&[f64]) -> Result<Vec<Node>>,
+    [start, end]: [PathNode; 2],
+    mut evaluate: impl FnMut(&[f64]) -> Result<Vec<PathNode>>,
 ) -> Result<Integral> {
     let change = end.value - start.value;
     let mut nodes = vec![start, end];
     nodes.extend(evaluate(&[0.25, 0.5, 0.75])?);
     let mut mesh = vec![Interval::new(&nodes, 0, Rule::Milne([2, 3, 4]), 1)];
-    let gradients = |nodes: &[Node]| nodes.len() - 1; // all but the start's
+    let gradients = |nodes: &[PathNode]| nodes.len() - 1; // all but the start's
     while gradients(&nodes) + 2 <= steps {
         if mesh.iter().map(|i| i.error).sum::<f64>() <= TOLERANCE * change.abs() {
             break;
@@ -128,8 +128,9 @@ fn adaptive_quadrature(
     Ok(Integral { scores, change, gradients: gradients(&nodes) })
 }
 
-/// The straight path from the baseline to the input.
-struct Path<'p, 'm> {
+/// The straight path from the baseline to the input, and the integrand at its points. Public for
+/// `salient bench --convergence`, which compares other rules on the same points.
+pub struct Path<'p, 'm> {
     problem: &'p Problem<'m>,
     baseline: Tensor,
     delta: Tensor,
@@ -137,15 +138,15 @@ struct Path<'p, 'm> {
 }
 
 /// A point of the path: where, f there, and (but at the start) per token ⟨x − x', ∂f/∂x⟩.
-struct Node {
-    alpha: f64,
-    value: f64,
-    per_token: Vec<f64>,
+pub struct PathNode {
+    pub alpha: f64,
+    pub value: f64,
+    pub per_token: Vec<f64>,
 }
 
 impl<'p, 'm> Path<'p, 'm> {
-    fn new(problem: &'p Problem<'m>, params: &MethodParams) -> Result<Self> {
-        let baseline = problem.baseline(params.baseline)?;
+    pub fn new(problem: &'p Problem<'m>, baseline: Baseline) -> Result<Self> {
+        let baseline = problem.baseline(baseline)?;
         let delta = (&problem.input() - &baseline)?;
         let delta64 = delta.to_dtype(DType::F64)?;
         Ok(Self { problem, baseline, delta, delta64 })
@@ -156,25 +157,26 @@ impl<'p, 'm> Path<'p, 'm> {
     }
 
     /// The baseline, α = 0: only its value, by a forward pass.
-    fn start(&self) -> Result<Node> {
-        Ok(Node { alpha: 0.0, value: self.problem.values(&[self.baseline.clone()])?[0], per_token: Vec::new() })
+    pub fn start(&self) -> Result<PathNode> {
+        Ok(PathNode { alpha: 0.0, value: self.problem.values(&[self.baseline.clone()])?[0], per_token: Vec::new() })
     }
 
     /// α = 1 is the input itself: its gradient comes from the forward pass already kept, and its
     /// embeddings are exact rather than x' + (x − x'), which may round differently in f32.
-    fn input_node(&self) -> Result<Node> {
+    fn input_node(&self) -> Result<PathNode> {
         let gradient = self.problem.input_gradient()?;
-        Ok(Node { alpha: 1.0, value: self.problem.input_value()?, per_token: self.project(&gradient)? })
+        Ok(PathNode { alpha: 1.0, value: self.problem.input_value()?, per_token: self.project(&gradient)? })
     }
 
-    fn nodes(&self, alphas: &[f64]) -> Result<Vec<Node>> {
+    /// x' + α (x − x') at each α (the end too: there it may differ from x by f32 rounding).
+    pub fn nodes(&self, alphas: &[f64]) -> Result<Vec<PathNode>> {
         let points = alphas
             .iter()
             .map(|&alpha| &self.baseline + (&self.delta * alpha)?)
             .collect::<candle_core::Result<Vec<_>>>()?;
         let mut nodes = Vec::with_capacity(alphas.len());
         self.problem.gradients(&points, |k, value, gradient| {
-            nodes.push(Node { alpha: alphas[k], value, per_token: self.project(gradient)? });
+            nodes.push(PathNode { alpha: alphas[k], value, per_token: self.project(gradient)? });
             Ok(())
         })?;
         Ok(nodes)
@@ -200,19 +202,19 @@ struct Interval {
 }
 
 impl Interval {
-    fn new(nodes: &[Node], start: usize, rule: Rule, end: usize) -> Self {
+    fn new(nodes: &[PathNode], start: usize, rule: Rule, end: usize) -> Self {
         let mut interval = Self { start, rule, end, error: 0.0 };
         let estimate: f64 = interval.estimate(nodes).sum();
         interval.error = (estimate - (nodes[end].value - nodes[start].value)).abs();
         interval
     }
 
-    fn width(&self, nodes: &[Node]) -> f64 {
+    fn width(&self, nodes: &[PathNode]) -> f64 {
         nodes[self.end].alpha - nodes[self.start].alpha
     }
 
     /// Each token's integral over this interval.
-    fn estimate<'n>(&self, nodes: &'n [Node]) -> Box<dyn Iterator<Item = f64> + 'n> {
+    fn estimate<'n>(&self, nodes: &'n [PathNode]) -> Box<dyn Iterator<Item = f64> + 'n> {
         let w = self.width(nodes);
         let h = |k: usize| nodes[k].per_token.iter();
         match self.rule {
@@ -226,7 +228,7 @@ impl Interval {
     }
 
     /// Where splitting in halves needs new gradients: the new halves' missing inner nodes.
-    fn new_nodes(&self, nodes: &[Node]) -> [f64; 2] {
+    fn new_nodes(&self, nodes: &[PathNode]) -> [f64; 2] {
         let (a, w) = (nodes[self.start].alpha, self.width(nodes));
         match self.rule {
             Rule::Simpson(_) => [a + w / 4.0, a + 3.0 * w / 4.0],
@@ -236,7 +238,7 @@ impl Interval {
 
     /// The two halves, given the indices of the nodes at [`Self::new_nodes`]. A Milne interval's
     /// right half has all of Simpson's nodes already; its left half starts at the path's start.
-    fn split(&self, nodes: &[Node], [first, second]: [usize; 2]) -> (Interval, Interval) {
+    fn split(&self, nodes: &[PathNode], [first, second]: [usize; 2]) -> (Interval, Interval) {
         match self.rule {
             Rule::Simpson(m) => (
                 Interval::new(nodes, self.start, Rule::Simpson(first), m),
@@ -252,7 +254,7 @@ impl Interval {
 
 /// Up to `budget` intervals to split next: the worst, and those within [`ROUND_SHARE`] of it,
 /// worst first; never one too narrow to split.
-fn worst_intervals(mesh: &[Interval], nodes: &[Node], budget: usize) -> Vec<usize> {
+fn worst_intervals(mesh: &[Interval], nodes: &[PathNode], budget: usize) -> Vec<usize> {
     let mut order: Vec<usize> = (0..mesh.len()).filter(|&k| mesh[k].width(nodes) >= 2.0 * MIN_WIDTH).collect();
     order.sort_by(|&i, &j| mesh[j].error.total_cmp(&mesh[i].error));
     let worst = order.first().map_or(0.0, |&k| mesh[k].error);
@@ -263,18 +265,18 @@ fn worst_intervals(mesh: &[Interval], nodes: &[Node], budget: usize) -> Vec<usiz
 
 #[cfg(test)]
 mod tests {
-    use super::{adaptive_quadrature, Integral, Node};
+    use super::{adaptive_quadrature, Integral, PathNode};
 
     /// Two tokens: a logistic step of width 1/200 at α = 0.85 (the shape of this model's paths) and a
-    /// gentle parabola. Node values are f = f₁ + f₂; per-token integrands their derivatives.
-    fn steep_path(alpha: f64) -> Node {
+    /// gentle parabola. PathNode values are f = f₁ + f₂; per-token integrands their derivatives.
+    fn steep_path(alpha: f64) -> PathNode {
         let s = 1.0 / (1.0 + (-200.0 * (alpha - 0.85)).exp());
-        Node { alpha, value: s + 0.3 * alpha * alpha, per_token: vec![200.0 * s * (1.0 - s), 0.6 * alpha] }
+        PathNode { alpha, value: s + 0.3 * alpha * alpha, per_token: vec![200.0 * s * (1.0 - s), 0.6 * alpha] }
     }
 
     /// Runs the rule on `node`, whose gradient at α = 0 must never be asked for (it is NaN here).
-    fn integrate(steps: usize, batch: usize, node: impl Fn(f64) -> Node) -> (Integral, Vec<f64>) {
-        let start = Node { alpha: 0.0, value: node(0.0).value, per_token: vec![f64::NAN; node(1.0).per_token.len()] };
+    fn integrate(steps: usize, batch: usize, node: impl Fn(f64) -> PathNode) -> (Integral, Vec<f64>) {
+        let start = PathNode { alpha: 0.0, value: node(0.0).value, per_token: vec![f64::NAN; node(1.0).per_token.len()] };
         let mut evaluated = Vec::new();
         let integral = adaptive_quadrature(steps, batch, [start, node(1.0)], |alphas| {
             evaluated.extend_from_slice(alphas);
@@ -315,7 +317,7 @@ mod tests {
     /// A path that is steep right at its start (where no gradient is taken) is refined towards it.
     #[test]
     fn refines_towards_the_start_without_evaluating_it() {
-        let sqrt_path = |alpha: f64| Node { alpha, value: alpha.sqrt(), per_token: vec![0.5 / alpha.sqrt()] };
+        let sqrt_path = |alpha: f64| PathNode { alpha, value: alpha.sqrt(), per_token: vec![0.5 / alpha.sqrt()] };
         let (integral, evaluated) = integrate(40, 2, sqrt_path);
         let smallest = evaluated.iter().copied().fold(1.0, f64::min);
         eprintln!("√α: integral {:?}, {} gradients, smallest node {smallest:e}", integral.scores, integral.gradients);
@@ -326,12 +328,12 @@ mod tests {
     /// Both rules are exact for cubics: the first mesh already adds up, so no more gradients.
     #[test]
     fn stops_as_soon_as_the_scores_add_up() {
-        let cubic = |alpha: f64| Node { alpha, value: alpha.powi(3) - alpha, per_token: vec![3.0 * alpha * alpha, -1.0] };
+        let cubic = |alpha: f64| PathNode { alpha, value: alpha.powi(3) - alpha, per_token: vec![3.0 * alpha * alpha, -1.0] };
         let (integral, _) = integrate(64, 1, cubic);
         assert_eq!(integral.gradients, 4);
         assert!((integral.scores[0] - 1.0).abs() < 1e-15 && (integral.scores[1] + 1.0).abs() < 1e-15, "{:?}", integral.scores);
         // A path that never adds up (the values disagree with the gradients) uses the whole budget.
-        let inconsistent = |alpha: f64| Node { alpha, value: 0.0, per_token: vec![1.0] };
+        let inconsistent = |alpha: f64| PathNode { alpha, value: 0.0, per_token: vec![1.0] };
         assert_eq!(integrate(64, 2, inconsistent).0.gradients, 64);
     }
 }

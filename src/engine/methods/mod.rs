@@ -8,6 +8,8 @@ mod rollout;
 mod saliency;
 mod smoothgrad;
 
+pub use integrated_gradients::{Path, PathNode};
+
 use super::error::{EngineError, Result};
 use super::problem::Problem;
 use serde::{Deserialize, Serialize};
