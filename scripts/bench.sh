@@ -411,14 +411,14 @@ def threads_used(label):
     m = matmul.get(label)
     src = rs[0]["threads"] if rs else (m["threads"] if m else None)
     if not src: return "not measured"
-    env = src.get("rayon_num_threads_env")
     os_threads = max([r.get("os_threads") or 0 for r in rs] + [m.get("os_threads") or 0 if m else 0])
-    return (f"`RAYON_NUM_THREADS={env}`" if env else "`RAYON_NUM_THREADS` unset") + \
-        f" → candle `get_num_threads()` = **{src.get('candle')}** (OS threads of the process: up to {os_threads}; " \
-        f"logical CPUs: {src.get('available_parallelism')})"
+    return ("`RAYON_NUM_THREADS` unset (the CLI sets it to the logical CPUs)" if label == "all" else f"`RAYON_NUM_THREADS={label}`") + \
+        f" → the engine's pool: **{src.get('engine')}** threads; candle's own matmuls: {src.get('candle_matmul')}; " \
+        f"candle's elementwise pool: `CANDLE_NUM_THREADS={src.get('candle_elementwise_env')}` " \
+        f"(OS threads of the process: up to {os_threads}; logical CPUs: {src.get('available_parallelism')})"
 def label_name(label):
     rs = [r for r in native if r.get("threads", {}).get("label") == label and r["status"] == "ok"]
-    n = rs[0]["threads"].get("candle") if rs else (matmul[label]["threads"].get("candle") if label in matmul else None)
+    n = rs[0]["threads"].get("engine") if rs else (matmul[label]["threads"].get("engine") if label in matmul else None)
     return f"{label} thread{'s' if label != '1' else ''}" + (f" ({n})" if label == "all" and n else "")
 
 md = []
@@ -589,8 +589,10 @@ if beyond:
 # ---- native ----
 P("## Native CLI (`salient bench`)")
 P("")
-P("Threads (candle-core 0.11.1's CPU backend: `utils::get_num_threads()` reads `RAYON_NUM_THREADS`, else counts "
-  "physical cores; every matmul's gemm splits into that many tasks on rayon's pool):")
+P("Threads: the engine splits each projection's weight rows into one block per thread of rayon's pool and runs "
+  "one single-threaded gemm per block, the whole request on the pool (`engine::parallel`); the CLI sizes the pool "
+  "from `RAYON_NUM_THREADS` and keeps candle's own elementwise pool to one thread. The matmul peak below is candle's "
+  "matmul, whose gemm splits into `RAYON_NUM_THREADS` tasks:")
 P("")
 for label in threads_set:
     P(f"- {label_name(label)}: {threads_used(label)}")

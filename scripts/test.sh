@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Salient's test suite: native Rust tests, release page build, browser end-to-end tests.
 # Expects the tools (scripts/setup.sh) and the model (scripts/fetch-model.sh); `make test` does both.
-# Groups: cargo-test, trunk-build, serve (headers), e2e-browser, e2e-methods, e2e-models, e2e-share,
-# e2e-hardening.
+# Groups: cargo-test, native-reference, trunk-build, serve (headers), e2e-browser, e2e-methods,
+# e2e-models, e2e-share, e2e-hardening.
 # Artifacts and logs: test-out/.
 # Last line: `N passed, M failed` (groups); exit status non-zero on any failure.
 #   SKIP_CARGO_TEST=1   skip the native tests     SKIP_BUILD=1   test the existing dist/
@@ -32,6 +32,16 @@ skipped() { failed=$((failed + 1)); summary+=("FAIL $1 (skipped: $2)"); echo "==
 if [ "${SKIP_CARGO_TEST:-0}" != 1 ]; then
   group cargo-test cargo test --locked
 fi
+
+# The native engine's map of the page's default text, which e2e-browser compares with the page's
+# (the test profile: the binary `cargo test` already built).
+native_reference() {
+  cargo run --locked --profile test --bin salient -- attribute --model "$MODEL_PATH" \
+    --text "The Eiffel Tower is located in the city of" --json >"$OUT/native-reference.json" &&
+    head -c 400 "$OUT/native-reference.json"
+}
+group native-reference native_reference
+export NATIVE_REFERENCE="$OUT/native-reference.json"
 
 # (b) the page, exactly as shipped (Trunk.toml: offline = true, wasm-opt from node_modules)
 build_ok=1

@@ -110,15 +110,21 @@ impl QuantizedMatrix {
 
     /// Rows `range` as a dense `(len, cols)` tensor of `dtype`.
     pub fn dequantize_rows(&self, range: Range<usize>, dtype: DType) -> Result<Tensor> {
+        let rows = range.len();
+        Ok(Tensor::from_vec(self.dequantize_rows_f32(range)?, (rows, self.cols), &Device::Cpu)?.to_dtype(dtype)?)
+    }
+
+    /// Rows `range`, row-major: `len × cols` values.
+    pub fn dequantize_rows_f32(&self, range: Range<usize>) -> Result<Vec<f32>> {
         assert!(range.start <= range.end && range.end <= self.rows, "row range out of bounds");
         let bytes = &self.file[self.start + range.start * self.row_bytes()..self.start + range.end * self.row_bytes()];
         if let Some(values) = decode_common_blocks(self.dtype, bytes) {
-            return Ok(Tensor::from_vec(values, (range.len(), self.cols), &Device::Cpu)?.to_dtype(dtype)?);
+            return Ok(values);
         }
         let mut scratch = Vec::new();
         let storage = QStorage::from_data(Cow::Borrowed(aligned(bytes, &mut scratch)), &Device::Cpu, self.dtype)?;
         let dense = QTensor::new(storage, (range.len(), self.cols))?.dequantize(&Device::Cpu)?;
-        Ok(dense.to_dtype(dtype)?)
+        Ok(dense.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
     }
 
     /// Row ranges small enough to dequantize at once, and at least `pieces` of them (when there

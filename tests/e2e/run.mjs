@@ -9,7 +9,7 @@
 // exits 1 on any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): page.png (after the
 // first successful run), error.png (corrupt model), fail-*.png, e2e-console.log (page + worker).
 import { ROOT, URL_, DIST, OUT, S, createSuite, mark, states, settle, snapshot, pageNow, textsSince } from './lib.mjs';
-import { mkdirSync, writeFileSync, existsSync, rmSync, openSync, readSync, closeSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync, existsSync, rmSync, openSync, readSync, closeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -101,6 +101,21 @@ async function defaultModelTests() {
     check(`cross-origin isolated page: the engine computes on all ${cores} cores`,
       isolated && cores > 1 && num(snap.timings?.threads) === cores, J({ isolated, cores, threads: snap.timings?.threads }));
     isolatedRun = snap;
+  });
+
+  await group('native parity', h, async () => {
+    // scripts/test.sh runs the native CLI on the same text (NATIVE_REFERENCE): the page's wasm
+    // (simd128 kernels, its threads) must compute the engine's numbers.
+    const path = process.env.NATIVE_REFERENCE;
+    const native = path && existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) : null;
+    if (!check('the native reference run exists (NATIVE_REFERENCE)', native !== null, `NATIVE_REFERENCE=${path}`)) return;
+    const a = scores(snap), b = native.scores;
+    const largest = Math.max(...b.map(Math.abs)), diff = Math.max(...a.map((x, i) => Math.abs(x - b[i])));
+    const prob = num(snap.preds.find((p) => num(p.id) === native.target.id)?.prob);
+    check('the page computes the native engine\'s map: same tokens and target, scores within 1e-4 of the largest, p(target) within 1e-5',
+      J(ids(snap)) === J(native.tokens.map((t) => t.id)) && num(snap.target?.id) === native.target.id && a.length === b.length
+        && diff <= 1e-4 * largest && Math.abs(prob - native.target.prob) <= 1e-5,
+      `largest score difference ${diff} of ${largest}; p(target) page ${prob} native ${native.target.prob}`);
   });
 
   await group('method select', h, async () => {

@@ -148,12 +148,15 @@ fn os_threads() -> Option<usize> {
     Some(std::fs::read_dir("/proc/self/task").ok()?.count())
 }
 
-/// How many threads candle's CPU backend uses, and what set it.
+/// How many threads the engine and candle use (`main::configure_threads` set them).
 pub(crate) fn threads_json(label: &Option<String>) -> serde_json::Value {
     serde_json::json!({
-        // candle-core 0.11.1 `utils::get_num_threads`: RAYON_NUM_THREADS if set and > 0, else the
-        // number of physical cores; the gemm behind every matmul splits its work this many ways.
-        "candle": candle_core::utils::get_num_threads(),
+        // The engine's pool: each projection's weight rows are split this many ways.
+        "engine": salient::engine::parallel::threads(),
+        // candle-core 0.11.1 `utils::get_num_threads` (RAYON_NUM_THREADS): candle's own matmuls
+        // (attention's, and `--matmul`) split their work this many ways.
+        "candle_matmul": candle_core::utils::get_num_threads(),
+        "candle_elementwise_env": std::env::var("CANDLE_NUM_THREADS").ok(),
         "rayon_num_threads_env": std::env::var("RAYON_NUM_THREADS").ok(),
         "available_parallelism": std::thread::available_parallelism().map(|n| n.get()).ok(),
         "label": label,

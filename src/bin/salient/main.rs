@@ -9,6 +9,7 @@ mod bench;
 mod convergence;
 
 use salient::engine::grouping::{self, Granularity};
+use salient::engine::parallel;
 use salient::engine::{self, methods, Attribution, Baseline, Model, Request, TargetChoice, TargetKind};
 use sha2::{Digest, Sha256};
 use std::process::ExitCode;
@@ -52,8 +53,8 @@ usage:
   bench prints one JSON line per configuration (tokens x method; `forward` is the forward pass
   alone): each of R runs' load, forward and attribution times in ms (default 5 runs, 64 tokens,
   saliency, 32 integrated-gradients steps), medians, CPU time, peak RSS (VmHWM, the process's so
-  far: give one configuration per process for per-configuration peaks), candle's thread count
-  (RAYON_NUM_THREADS, else the physical cores) and estimated FLOPs. --texts-only prints the texts
+  far: give one configuration per process for per-configuration peaks), thread counts
+  (the engine's pool: RAYON_NUM_THREADS, else every core) and estimated FLOPs. --texts-only prints the texts
   of N tokens; --matmul N times an N×N×N f32 matmul (GFLOP/s); --convergence N,.. prints
   integrated gradients' completeness error against steps on three prompts (the engine's adaptive
   rule, Gauss–Legendre, midpoint, trapezoid).";
@@ -70,14 +71,15 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    configure_threads();
     let argv: Vec<String> = std::env::args().skip(1).collect();
     match argv.first().map(String::as_str) {
         Some("attribute") => match parse(&argv[1..]) {
-            Ok(args) => run(args),
+            Ok(args) => parallel::on_pool(|| run(args)),
             Err(message) => usage_error(&message),
         },
         Some("bench") => match parse_bench(&argv[1..]) {
-            Ok(args) => match bench::run(&args) {
+            Ok(args) => match parallel::on_pool(|| bench::run(&args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(message) => fail(&message),
             },
@@ -94,6 +96,20 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => usage_error("expected a command"),
+    }
+}
+
+/// Before any thread starts: the engine splits the work over rayon's pool (`RAYON_NUM_THREADS`,
+/// else every core), and candle keeps its own elementwise pool to one thread, whose spinning
+/// workers would otherwise take cores from the engine's. candle re-reads the core count from
+/// /proc on every matmul unless `RAYON_NUM_THREADS` says it, so it is always set.
+fn configure_threads() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::env::set_var("RAYON_NUM_THREADS", cores.to_string());
+    }
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        std::env::set_var("CANDLE_NUM_THREADS", "1");
     }
 }
 
