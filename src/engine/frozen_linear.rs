@@ -6,6 +6,7 @@
 //! of rows of `W` per piece of `engine::parallel::map`, each on one thread: the engine decides how
 //! work is split across threads, and no block is split again underneath.
 
+use super::error::Result;
 use super::parallel;
 use super::weights::QuantizedMatrix;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, WithDType};
@@ -30,7 +31,7 @@ impl FrozenLinear {
     }
 
     /// `x`: `(..., in)` → `(..., out)`.
-    pub fn forward(&self, x: &Tensor) -> super::error::Result<Tensor> {
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.contiguous()?.apply_op1(self.clone())?)
     }
 
