@@ -22,6 +22,8 @@ pub enum EngineError {
     UnknownTarget(String),
     UnknownMethod { found: String, known: Vec<&'static str> },
     InvalidRequest(String),
+    /// A stop was requested (`parallel::stop_flag`) before the computation ended.
+    Stopped,
     /// An error inside candle or tokenizers that none of the cases above explains.
     Internal(String),
 }
@@ -70,6 +72,7 @@ impl fmt::Display for EngineError {
                 write!(f, "Unknown method \"{found}\" (known: {}).", known.join(", "))
             }
             InvalidRequest(what) => write!(f, "{what}"),
+            Stopped => write!(f, "The run was stopped before it finished."),
             Internal(what) => write!(f, "Internal error: {what}"),
         }
     }
@@ -79,6 +82,11 @@ impl std::error::Error for EngineError {}
 
 impl From<candle_core::Error> for EngineError {
     fn from(e: candle_core::Error) -> Self {
-        EngineError::Internal(e.to_string())
+        // A stop surfaces as the failure of whichever candle op was running (its error carries
+        // only text), so after a stop request any error is the stop.
+        match super::parallel::stop_requested() {
+            true => EngineError::Stopped,
+            false => EngineError::Internal(e.to_string()),
+        }
     }
 }

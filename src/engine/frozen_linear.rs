@@ -88,6 +88,7 @@ impl FrozenLinear {
             let w = self.weight.dequantize_rows_f32(rows.clone()).map_err(candle_core::Error::wrap)?;
             Ok((rows.clone(), f(rows, T::from_f32s(w))))
         })
+        .map_err(candle_core::Error::wrap)?
         .into_iter()
         .collect()
     }

@@ -99,19 +99,23 @@ struct RunState {
     /// The worker was replaced to stop a run; say so once the model is back.
     cancelled: bool,
     /// The worker is being replaced to drop a faithfulness check that a newer run supersedes
-    /// (the check can take many seconds and a busy worker reads no messages): the model's
-    /// reloading is not shown, the newer run is.
+    /// (the check can take many seconds, and a worker without a stop flag reads no messages while
+    /// busy): the model's reloading is not shown, the newer run is.
     quiet_reload: bool,
 }
 
 /// What `Ui::run` can do with a new run.
 enum Start {
     Now(u64),
-    /// The worker computes maps, or loads the model: the run starts when it is free.
+    /// The worker loads the model, or computes maps and cannot be stopped: the run starts when it
+    /// is free.
     Queued,
-    /// The worker measures faithfulness for an older run: replace it, then run.
+    /// The worker works for an older run: stop it (or, measuring faithfulness without a stop
+    /// flag, replace it), then run.
     Supersede,
 }
+
+const CANCELLED: &str = "Run cancelled. Edit the text or press Run to start again.";
 
 impl Ui {
     fn new() -> Self {
@@ -200,7 +204,12 @@ impl Ui {
 
     fn on_worker_message(self, message: FromWorker) {
         match message {
-            FromWorker::Ready => {
+            FromWorker::Ready { stop_flag } => {
+                self.bridge.update_value(|b| {
+                    if let Some(bridge) = b {
+                        bridge.set_stop_flag(&stop_flag)
+                    }
+                });
                 let source = self.loader.next_source();
                 if !self.quiet_reload() {
                     self.status(Phase::Loading, format!("Loading {}…", source.name()));
@@ -231,7 +240,7 @@ impl Ui {
                 // An error: the model loaded again after another one failed to load.
                 let (phase, message) = match (self.loader.loaded(&model, load_ms), cancelled) {
                     (Err(failed), _) => (Phase::Error, failed),
-                    (Ok(_), true) => (Phase::Ready, "Run cancelled. Edit the text or press Run to start again.".to_string()),
+                    (Ok(_), true) => (Phase::Ready, CANCELLED.to_string()),
                     (Ok(loaded), false) => (Phase::Ready, loaded),
                 };
                 if !(quiet && run_now) {
@@ -335,12 +344,26 @@ impl Ui {
         self.runs.with_value(|r| r.quiet_reload)
     }
 
-    /// Replaces the worker, which is measuring faithfulness for a run that a newer one
-    /// supersedes; the newer run (pending) starts once the model is loaded again.
+    /// Stops the worker's work for a run that a newer one (pending) supersedes: through its
+    /// stop flag, after which the newer run starts as soon as the worker reports; or, without
+    /// one, by replacing the worker, and the newer run starts once the model is loaded again.
     fn supersede(self) {
-        self.runs.update_value(|r| r.quiet_reload = true);
         self.stop_measuring();
+        if self.stop_worker() {
+            return;
+        }
+        self.runs.update_value(|r| r.quiet_reload = true);
         self.start_worker();
+    }
+
+    /// Asks the worker to stop every run sent so far; false when it has no stop flag.
+    fn stop_worker(self) -> bool {
+        let through = self.runs.with_value(|r| r.latest_id);
+        self.bridge.with_value(|b| b.as_ref().is_some_and(|bridge| bridge.stop(through)))
+    }
+
+    fn worker_stoppable(self) -> bool {
+        self.bridge.with_value(|b| b.as_ref().is_some_and(WorkerBridge::stoppable))
     }
 
     /// The worker finished everything it was asked; start the run that waited, if any.
@@ -357,10 +380,11 @@ impl Ui {
         }
     }
 
-    /// Runs the current settings: now, after the worker's current work, or after replacing a
-    /// worker busy with an older run's faithfulness check.
+    /// Runs the current settings: now, after stopping the worker's work for an older run, or
+    /// after that work (maps in a worker without a stop flag).
     pub fn run(self) {
         self.debounce.set_value(None);
+        let stoppable = self.worker_stoppable();
         let start = self
             .runs
             .try_update_value(|r| {
@@ -370,7 +394,7 @@ impl Ui {
                     return Start::Now(r.latest_id);
                 }
                 r.pending = true;
-                match r.busy && r.measurements_due > 0 {
+                match r.busy && (r.measurements_due > 0 || stoppable) {
                     true => Start::Supersede,
                     false => Start::Queued,
                 }
@@ -424,19 +448,26 @@ impl Ui {
         }
     }
 
-    /// Stops the running computation by replacing the worker; the text and settings stay.
+    /// Stops the running computation, through the worker's stop flag (the model stays loaded)
+    /// or by replacing the worker; the text and settings stay.
     pub fn cancel(self) {
         let busy = self.runs.with_value(|r| r.busy || r.pending);
         if !busy {
             return;
         }
         self.debounce.set_value(None);
+        self.runs.update_value(|r| r.pending = false);
+        self.stop_measuring();
+        if self.stop_worker() {
+            // What the stopped run still reports is not current; the worker is free after it.
+            self.runs.update_value(|r| r.latest_id += 1);
+            self.status(Phase::Ready, CANCELLED);
+            return;
+        }
         self.runs.update_value(|r| {
-            r.pending = false;
             r.cancelled = true;
             r.quiet_reload = false;
         });
-        self.stop_measuring();
         self.start_worker();
         self.status(Phase::Loading, "Run cancelled; restarting the worker…");
     }

@@ -1,7 +1,10 @@
-//! The page's handle on its worker. Dropping it terminates the worker: that is how a run is
-//! cancelled mid-computation (a busy wasm worker cannot read a "stop" message).
+//! The page's handle on its worker. A busy wasm worker reads no message, so a run is stopped in
+//! the middle in one of two ways: through the engine's stop flag, which the multi-threaded
+//! worker shares (`stop`: the worker keeps its model and reports the run as stopped), or by
+//! dropping this handle, which terminates the worker (it then has to load the model again).
 
 use super::protocol::{FromWorker, ToWorker};
+use js_sys::{Atomics, Int32Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
@@ -11,6 +14,8 @@ const WORKER_SCRIPT: &str = "./worker.js";
 
 pub struct WorkerBridge {
     worker: Worker,
+    /// The worker's stop flag, once its `Ready` says where it is (multi-threaded build only).
+    stop_flag: Option<Int32Array>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_error: Closure<dyn FnMut(ErrorEvent)>,
 }
@@ -35,7 +40,7 @@ impl WorkerBridge {
         });
         worker.set_onmessage(Some(_on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(_on_error.as_ref().unchecked_ref()));
-        Ok(Self { worker, _on_message, _on_error })
+        Ok(Self { worker, stop_flag: None, _on_message, _on_error })
     }
 
     pub fn send(&self, message: &ToWorker) {
@@ -44,10 +49,30 @@ impl WorkerBridge {
             web_sys::console::error_1(&e);
         }
     }
+
+    /// Keeps the stop flag the worker announced in `Ready` (`undefined`: it has none).
+    pub fn set_stop_flag(&mut self, flag: &JsValue) {
+        self.stop_flag = flag.dyn_ref::<Int32Array>().cloned();
+    }
+
+    pub fn stoppable(&self) -> bool {
+        self.stop_flag.is_some()
+    }
+
+    /// Stops every run up to id `through` (sent or not yet read by the worker); false when this
+    /// worker cannot be stopped that way. The run's next map fails, and it reports `Stopped` (a
+    /// `RunFailed`, or a failed `Faithfulness` for each measurement still due).
+    pub fn stop(&self, through: u64) -> bool {
+        let through = i32::try_from(through).unwrap_or(i32::MAX);
+        self.stop_flag.as_ref().is_some_and(|flag| Atomics::store(flag, 0, through).is_ok())
+    }
 }
 
 impl Drop for WorkerBridge {
     fn drop(&mut self) {
+        // Terminating a worker does not stop its pool's threads in the middle of a computation:
+        // without the stop they would go on to its end, taking the cores from the next worker.
+        self.stop(u64::MAX);
         self.worker.terminate();
     }
 }

@@ -25,8 +25,14 @@ pub enum ToWorker {
 
 #[derive(Clone, Serialize, Deserialize)]
 pub enum FromWorker {
-    /// The worker's wasm is up and listening.
-    Ready,
+    /// The worker's wasm is up and listening. `stop_flag`: in the multi-threaded build, an
+    /// `Int32Array` over the engine's stop flag in the worker's shared memory (the page stops the
+    /// computation in progress by storing 1 there, see `WorkerBridge::stop`); `undefined` in the
+    /// single-threaded build, whose memory the page cannot reach.
+    Ready {
+        #[serde(with = "serde_wasm_bindgen::preserve")]
+        stop_flag: wasm_bindgen::JsValue,
+    },
     /// A load started reading `name` from `from`, `total` bytes when known. `Progress` follows.
     Reading { name: String, from: LoadedFrom, total: Option<f64> },
     Progress { loaded: f64, total: Option<f64> },

@@ -1,6 +1,8 @@
 //! The worker side: fetches the model, holds it, and runs attributions, so the page never waits
 //! on the maths. Messages are handled one at a time; a run posts its maps first and its
-//! faithfulness numbers after, and a cancelled run is stopped by the page terminating this worker.
+//! faithfulness numbers after. A busy worker reads no message: in the multi-threaded build the
+//! page stops a run through the engine's stop flag (shared memory), otherwise by terminating
+//! this worker.
 
 use super::memory_guard;
 use super::model_loading::{self, LoadedModel, ModelSource};
@@ -9,6 +11,7 @@ use crate::engine::parallel;
 use crate::engine::stats::spearman;
 use crate::engine::{explain_request, faithfulness, methods, EngineError, Model, Problem, Request};
 use std::cell::RefCell;
+use std::sync::atomic::Ordering;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
@@ -47,7 +50,18 @@ pub fn start() {
     });
     scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget(); // lives as long as the worker
-    post(&FromWorker::Ready);
+    post(&FromWorker::Ready { stop_flag: shared_stop_flag() });
+}
+
+/// The engine's stop flag as an `Int32Array` the page can write: only the multi-threaded build's
+/// memory is shared (a `SharedArrayBuffer`, which crosses `postMessage` without being copied).
+fn shared_stop_flag() -> JsValue {
+    if !cfg!(target_feature = "atomics") {
+        return JsValue::UNDEFINED;
+    }
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    let address = parallel::stop_flag() as *const _ as u32;
+    js_sys::Int32Array::new_with_byte_offset_and_length(&memory.buffer(), address, 1).into()
 }
 
 /// Loads a model from `source`. The loaded model stays (and stays usable if this load fails)
@@ -77,6 +91,14 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
         };
         if let Err(message) = memory_guard::check_run(model, request, compare) {
             return post(&FromWorker::RunFailed { id, message });
+        }
+        // The page stops runs by storing the newest run id it wants stopped: a stop for an older
+        // run is cleared, one that already covers this run (cancelled before it got here) stays.
+        let flag = parallel::stop_flag();
+        let asked = flag.load(Ordering::SeqCst);
+        if u64::from(asked) < id {
+            // Failing means the page has just stored a newer id: then the stop stands.
+            let _ = flag.compare_exchange(asked, 0, Ordering::SeqCst, Ordering::SeqCst);
         }
         let started = now_ms();
         let problem = match parallel::on_pool(|| Problem::new(model, &request.text, &request.target, request.max_tokens)) {

@@ -1,7 +1,7 @@
 // Shared by the e2e files: browser launch, a state recorder injected into the page, waiting for
 // runs to settle, a snapshot of the page's contract elements, and the test harness (createSuite).
 import { chromium } from 'playwright-core';
-import { writeFileSync, appendFileSync } from 'node:fs';
+import { writeFileSync, appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -55,6 +55,27 @@ export function recorder() {
     progress();
   }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true, attributeOldValue: true,
                          attributeFilter: ['data-state', 'data-loaded', 'data-total'] });
+}
+
+// CPU seconds used so far by the browsers this test process started: every descendant process
+// of it, all threads (Web Workers included), read from /proc (Linux).
+export function browserCpuSeconds() {
+  const children = new Map(), cpu = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');   // f[0] is field 3 (state)
+      const ppid = Number(f[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(d));
+      cpu.set(Number(d), Number(f[11]) + Number(f[12]));           // utime + stime, in ticks
+    } catch { /* exited */ }
+  }
+  let ticks = 0;
+  const visit = (pid) => (children.get(pid) || []).forEach((c) => { ticks += cpu.get(c) || 0; visit(c); });
+  visit(process.pid);
+  return ticks / 100;   // USER_HZ is 100 on Linux
 }
 
 export const mark = (page) => page.evaluate(() => window.__salient.states.length);
