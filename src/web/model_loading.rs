@@ -192,7 +192,9 @@ async fn read_body(opened: &Opened, post: &impl Fn(&FromWorker)) -> Result<FileB
     loop {
         let chunk = JsFuture::from(reader.read()).await.map_err(|e| broke_off(bytes.len(), &e))?;
         if cancelled() {
-            let _ = reader.cancel();
+            // Awaited so its rejection is handled: when the abort has already errored the stream,
+            // `cancel()` rejects with the AbortError (else an uncaught error in the worker).
+            let _ = JsFuture::from(reader.cancel()).await;
             return Err(CANCELLED.into());
         }
         if Reflect::get(&chunk, &"done".into()).map_err(|e| broke_off(bytes.len(), &e))?.as_bool().unwrap_or(true) {

@@ -266,7 +266,8 @@ async function cancelTests(labels) {
   await group('cancel frees the cores', h, async () => {
     // A stopped computation must not go on in the background (in the multi-threaded build,
     // terminating the worker alone leaves its pool's threads computing to the end), or the next
-    // run gets a share of the cores.
+    // run gets a share of the cores. Idle here is about 0.15 cores (this test's own samplers);
+    // without the stop, 0.8 after the cancel.
     const rate = async (seconds) => {
       const c0 = browserCpuSeconds(), t0 = Date.now();
       await sleep(seconds * 1000);
@@ -280,7 +281,7 @@ async function cancelTests(labels) {
     const after = await rate(3);
     const threads = (await page.getAttribute('[data-testid=timings]', 'data-threads').catch(() => null)) || '?';
     const measured = `cores busy while running ${busy.toFixed(2)}, after the cancel ${after.toFixed(2)} (threads ${threads})`;
-    check('cancel frees the cores: the run used them, and after the cancel the browser is idle', busy > 0.8 && after < 0.25, measured);
+    check('cancel frees the cores: the run used them, and after the cancel the browser is idle', busy > 0.8 && after < 0.4, measured);
     info(`cancel frees the cores: ${measured}`);
   });
   await shot(page, 'hardening-cancel.png');
