@@ -5,7 +5,7 @@
 mod common;
 use candle_core::DType;
 use salient::engine::parallel::stop_flag;
-use salient::engine::{attribute, EngineError, Request};
+use salient::engine::{attribute, EngineError, Model, Request};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -22,6 +22,12 @@ fn a_stop_request_ends_a_run_and_clearing_it_restores_the_results() {
         Err(EngineError::Stopped) => {}
         other => panic!("a run started after a stop request must stop: {:?}", other.map(|a| a.scores)),
     }
+    // Errors that are not the stop keep their own message while the flag is set (the page
+    // leaves it set until its next run, and may load a model meanwhile).
+    let message = Model::load(b"not a model".to_vec()).err().expect("not a GGUF file").to_string();
+    assert!(message.contains("not a GGUF model"), "{message}");
+    let internal = EngineError::from(candle_core::Error::Msg("a shape mismatch".into()));
+    assert!(matches!(internal, EngineError::Internal(_)), "{internal:?}");
     stop_flag().store(0, Ordering::SeqCst);
     assert_eq!(attribute(&model, &saliency).expect("the flag is cleared").scores, before.scores);
 

@@ -82,11 +82,12 @@ impl std::error::Error for EngineError {}
 
 impl From<candle_core::Error> for EngineError {
     fn from(e: candle_core::Error) -> Self {
-        // A stop surfaces as the failure of whichever candle op was running (its error carries
-        // only text), so after a stop request any error is the stop.
-        match super::parallel::stop_requested() {
+        // A stop surfaces as the failure of the candle op that was running, whose error keeps
+        // only the text of `parallel::Stopped`.
+        let text = e.to_string();
+        match text.contains(super::parallel::STOPPED) {
             true => EngineError::Stopped,
-            false => EngineError::Internal(e.to_string()),
+            false => EngineError::Internal(text),
         }
     }
 }

@@ -32,9 +32,12 @@ pub fn stop_requested() -> bool {
 #[derive(Debug)]
 pub struct Stopped;
 
+/// `Stopped`'s text, by which `EngineError` recognises it inside a candle error.
+pub const STOPPED: &str = "the computation was stopped on request";
+
 impl fmt::Display for Stopped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the computation was stopped")
+        f.write_str(STOPPED)
     }
 }
 
