@@ -284,6 +284,23 @@ async function cancelTests(labels) {
     check('cancel frees the cores: the run used them, and after the cancel the browser is idle', busy > 0.8 && after < 0.4, measured);
     info(`cancel frees the cores: ${measured}`);
   });
+
+  await group('an edit during a slow run stops it', h, async () => {
+    // The multi-threaded worker stops the slow run through its stop flag, so the new text's map
+    // comes in seconds; without a stop flag the edit waits for the slow run (well over a minute).
+    const NEW = 'The capital of Italy is';
+    await startSlow(`${SLOW} b`);
+    const threads = Number(await page.getAttribute('[data-testid=timings]', 'data-threads').catch(() => null));
+    if (threads <= 1) { info(`an edit during a slow run: ${threads} thread, so the edit waits for the run: not checked`); return; }
+    const m = await mark(page), t0 = Date.now();
+    await page.fill('[data-testid=editor]', NEW);
+    await settle(page, m, LOAD_AND_RUN_MS);
+    const seconds = (Date.now() - t0) / 1000;
+    v = await settled(page, m, LOAD_AND_RUN_MS);
+    checkSettledMap('edit during a slow run', v, NEW, 'integrated_gradients', labels);
+    check('edit during a slow run: the new map came without waiting for the slow run (under 40 s)', seconds < 40, `${seconds.toFixed(1)} s`);
+    info(`edit during a slow run: the new map after ${seconds.toFixed(1)} s`);
+  });
   await shot(page, 'hardening-cancel.png');
   noErrors(h);
   await h.context.close();
