@@ -27,7 +27,7 @@ pub enum ToWorker {
 pub enum FromWorker {
     /// The worker's wasm is up and listening. `stop_flag`: in the multi-threaded build, an
     /// `Int32Array` over the engine's stop flag in the worker's shared memory (the page stops the
-    /// computation in progress by storing 1 there, see `WorkerBridge::stop`); `undefined` in the
+    /// runs up to an id by storing that id there, see `WorkerBridge::stop`); `undefined` in the
     /// single-threaded build, whose memory the page cannot reach.
     Ready {
         #[serde(with = "serde_wasm_bindgen::preserve")]
