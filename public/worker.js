@@ -1,11 +1,18 @@
 // The engine's worker. On a cross-origin isolated page (SharedArrayBuffer allowed) with more than
-// one core it runs the multi-threaded build (threads/, made by scripts/build-threads.sh) on a pool
-// of one Web Worker per core; otherwise, or when that build cannot start, the page's own
-// single-threaded wasm. Either way the same Rust code answers the page (`serve_engine`).
+// one core it runs a multi-threaded build (made by scripts/build-threads.sh) on a pool of one Web
+// Worker per core: threads-relaxed/ where the browser has relaxed SIMD (its fused multiply-add
+// speeds up the matrix kernel), threads/ elsewhere. Otherwise, or when that build cannot start,
+// the page's own single-threaded wasm. Either way the same Rust code answers the page
+// (`serve_engine`).
 const cores = navigator.hardwareConcurrency || 1;
 
+// A module of one function that returns f32x4.relaxed_madd of three constants: it validates only
+// where the browser implements relaxed SIMD.
+const RELAXED_SIMD_PROBE = 'AGFzbQEAAAABBQFgAAF7AwIBAAo9ATsA/QwAAAAAAAAAAAAAAAAAAAAA/QwAAAAAAAAAAAAAAAAAAAAA/QwAAAAAAAAAAAAAAAAAAAAA/YUCCw==';
+const relaxedSimd = WebAssembly.validate(Uint8Array.from(atob(RELAXED_SIMD_PROBE), (c) => c.charCodeAt(0)));
+
 async function multiThreaded() {
-  const engine = await import('./threads/salient-web.js');
+  const engine = await import(relaxedSimd ? './threads-relaxed/salient-web.js' : './threads/salient-web.js');
   await engine.default();
   await engine.initThreadPool(cores);
   return engine;

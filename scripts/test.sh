@@ -80,6 +80,7 @@ if [ $build_ok = 1 ]; then
       grep -qi "^content-security-policy: default-src 'none';" <<<"$page" || { echo "page: no Content-Security-Policy header"; rc=1; }
       curl -sfI -o /dev/null "${URL}models/$MODEL_FILE" || { echo "model not served at models/$MODEL_FILE"; rc=1; }
       curl -sfI -o /dev/null "${URL}threads/salient-web_bg.wasm" || { echo "no multi-threaded build at threads/"; rc=1; }
+      curl -sfI -o /dev/null "${URL}threads-relaxed/salient-web_bg.wasm" || { echo "no relaxed-SIMD build at threads-relaxed/"; rc=1; }
       return $rc
     }
     group serve check_headers

@@ -2,14 +2,20 @@
 //! gradient `dy · W` and nothing else: no weight gradient is computed and no dense copy of `W`
 //! outlives the call (candle's own matmul backward would do both).
 //!
-//! The products call `gemm` (the kernels behind candle's matmul) directly, one dequantized block
-//! of rows of `W` per piece of `engine::parallel::map`, each on one thread: the engine decides how
-//! work is split across threads, and no block is split again underneath.
+//! Each product is split into one dequantized block of rows of `W` per piece of
+//! `engine::parallel::map`, each on one thread: the engine decides how work is split across
+//! threads, and no block is split again underneath. In `x · Wᵀ` each piece writes its own block of
+//! columns of the result; in `dy · W` each piece's partial product is added up in block order. A piece multiplies with
+//! `gemm` (the kernels behind candle's matmul), called directly, or in the page with our own
+//! 128-bit kernel (`panel_matmul`).
 
 use super::error::Result;
 use super::parallel;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+use super::panel_matmul;
 use super::weights::QuantizedMatrix;
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, WithDType};
+use std::marker::PhantomData;
 use std::ops::Range;
 
 #[derive(Clone)]
@@ -35,73 +41,114 @@ impl FrozenLinear {
         Ok(x.contiguous()?.apply_op1(self.clone())?)
     }
 
-    /// `x · Wᵀ` for `n` row-major rows `x` of `in` values: `n × out` values.
+    /// `x · Wᵀ` for `n` row-major rows `x` of `in` values: `n × out` values. Each piece takes a
+    /// block of rows of `W` and writes its block of columns of the result.
     fn product<T: Element>(&self, x: &[T], n: usize) -> candle_core::Result<Vec<T>> {
         let (inputs, outputs) = (self.in_features(), self.out_features());
-        let blocks = self.map_row_blocks(|rows, w: Vec<T>| {
-            let mut block = vec![T::zero(); n * rows.len()];
-            // block (n × len) = x (n × in) · w_blockᵀ (in × len): wᵀ is w read with its strides swapped.
-            let out = Strided { values: &mut block[..], row_stride: rows.len(), col_stride: 1 };
+        let mut y = vec![T::zero(); n * outputs];
+        let out = ColumnBlocks::new(&mut y, n, outputs);
+        let blocks = self.weight.row_chunks(parallel::threads()).collect();
+        let pieces = parallel::map(blocks, |rows: Range<usize>| {
+            let w = T::from_f32s(self.weight.dequantize_rows_f32(rows.clone()).map_err(candle_core::Error::wrap)?);
+            // y[:, rows] (n × len) = x (n × in) · w_blockᵀ (in × len): wᵀ is w read with its strides swapped.
             let lhs = Matrix { values: x, row_stride: inputs, col_stride: 1 };
             let rhs = Matrix { values: &w, row_stride: 1, col_stride: inputs };
-            multiply(out, lhs, rhs, n, rows.len(), inputs);
-            block
-        })?;
-        let mut y = vec![T::zero(); n * outputs];
-        for (rows, block) in blocks {
-            for (y_row, block_row) in y.chunks_exact_mut(outputs).zip(block.chunks_exact(rows.len())) {
-                y_row[rows.clone()].copy_from_slice(block_row);
-            }
-        }
+            T::multiply(out.columns(rows.clone()), lhs, rhs, n, rows.len(), inputs);
+            Ok::<_, candle_core::Error>(())
+        });
+        pieces.map_err(candle_core::Error::wrap)?.into_iter().collect::<candle_core::Result<()>>()?;
         Ok(y)
     }
 
-    /// `dy · W` for `n` row-major rows `dy` of `out` values: `n × in` values.
+    /// `dy · W` for `n` row-major rows `dy` of `out` values: `n × in` values. Each piece takes a
+    /// block of rows of `W`; their partial products are added up in block order.
     fn input_gradient<T: Element>(&self, dy: &[T], n: usize) -> candle_core::Result<Vec<T>> {
         let (inputs, outputs) = (self.in_features(), self.out_features());
-        let parts = self.map_row_blocks(|rows, w: Vec<T>| {
+        let blocks = self.weight.row_chunks(parallel::threads()).collect();
+        let parts = parallel::map(blocks, |rows: Range<usize>| {
+            let w = T::from_f32s(self.weight.dequantize_rows_f32(rows.clone()).map_err(candle_core::Error::wrap)?);
             let mut part = vec![T::zero(); n * inputs];
             // part (n × in) = dy[:, rows] (n × len) · w_block (len × in).
-            let out = Strided { values: &mut part[..], row_stride: inputs, col_stride: 1 };
             let lhs = Matrix { values: &dy[rows.start..], row_stride: outputs, col_stride: 1 };
             let rhs = Matrix { values: &w, row_stride: inputs, col_stride: 1 };
-            multiply(out, lhs, rhs, n, inputs, rows.len());
-            part
-        })?;
-        // Summed in block order, whichever thread computed each block.
-        let mut parts = parts.into_iter().map(|(_, part)| part);
-        let mut grad = parts.next().expect("a weight has at least one row");
+            T::multiply(ColumnBlocks::new(&mut part, n, inputs).columns(0..inputs), lhs, rhs, n, inputs, rows.len());
+            Ok::<_, candle_core::Error>(part)
+        })
+        .map_err(candle_core::Error::wrap)?;
+        let mut parts = parts.into_iter();
+        let mut grad: Vec<T> = parts.next().expect("a weight has at least one row")?;
         for part in parts {
-            grad.iter_mut().zip(&part).for_each(|(g, p)| *g += *p);
+            grad.iter_mut().zip(&part?).for_each(|(g, p)| *g += *p);
         }
         Ok(grad)
     }
+}
 
-    /// `f(rows, W[rows] dense)` for each block of rows of `W`, in order: one block per thread
-    /// where the engine has several, and blocks small enough to dequantize at once.
-    fn map_row_blocks<T: Element, R: Send>(
-        &self,
-        f: impl Fn(Range<usize>, Vec<T>) -> R + Sync + Send,
-    ) -> candle_core::Result<Vec<(Range<usize>, R)>> {
-        let blocks = self.weight.row_chunks(parallel::threads()).collect();
-        parallel::map(blocks, |rows: Range<usize>| {
-            let w = self.weight.dequantize_rows_f32(rows.clone()).map_err(candle_core::Error::wrap)?;
-            Ok((rows.clone(), f(rows, T::from_f32s(w))))
-        })
-        .map_err(candle_core::Error::wrap)?
-        .into_iter()
-        .collect()
+/// A row-major `rows × cols` matrix whose blocks of columns are written by different threads at
+/// once: a block of columns is not a contiguous slice, so each writer gets raw row pointers.
+struct ColumnBlocks<'a, T> {
+    values: *mut T,
+    rows: usize,
+    cols: usize,
+    _borrow: PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: the pointer is only written through `columns`, whose callers write disjoint columns.
+unsafe impl<T: Send> Send for ColumnBlocks<'_, T> {}
+unsafe impl<T: Send> Sync for ColumnBlocks<'_, T> {}
+
+impl<'a, T> ColumnBlocks<'a, T> {
+    fn new(values: &'a mut [T], rows: usize, cols: usize) -> Self {
+        assert_eq!(values.len(), rows * cols, "frozen-linear: output size");
+        Self { values: values.as_mut_ptr(), rows, cols, _borrow: PhantomData }
     }
+
+    /// The output rows' values in `range`: each piece of a map asks for a different range (the
+    /// blocks of `row_chunks` do not overlap), so no value has two writers.
+    fn columns(&self, range: Range<usize>) -> Output<'_, T> {
+        assert!(range.start <= range.end && range.end <= self.cols, "frozen-linear: columns out of bounds");
+        Output { first: self.values.wrapping_add(range.start), row_stride: self.cols, rows: self.rows, cols: range.len(), _borrow: PhantomData }
+    }
+}
+
+/// `rows × cols` values from `first`, rows `row_stride` apart: one writer's block of a
+/// `ColumnBlocks`.
+struct Output<'a, T> {
+    first: *mut T,
+    row_stride: usize,
+    rows: usize,
+    cols: usize,
+    _borrow: PhantomData<&'a ()>,
 }
 
 /// The precisions the op computes in: f32 (the page and the CLI), f64 (gradient checks).
 trait Element: WithDType + Send + Sync {
     fn from_f32s(values: Vec<f32>) -> Vec<Self>;
+
+    /// `out (m × n) = lhs (m × k) · rhs (k × n)` on the calling thread.
+    fn multiply(out: Output<Self>, lhs: Matrix<Self>, rhs: Matrix<Self>, m: usize, n: usize, k: usize) {
+        gemm_multiply(out, lhs, rhs, m, n, k)
+    }
 }
 
 impl Element for f32 {
     fn from_f32s(values: Vec<f32>) -> Vec<Self> {
         values
+    }
+
+    /// In the page, our own kernel on 128-bit lanes (`panel_matmul`), faster there than gemm's,
+    /// once `lhs` has enough rows to repay the copy of `rhs` into panels (the output projection
+    /// of one position, `m` = 1, would copy the whole vocabulary matrix for one row).
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    fn multiply(out: Output<Self>, lhs: Matrix<Self>, rhs: Matrix<Self>, m: usize, n: usize, k: usize) {
+        if m < panel_matmul::MIN_ROWS {
+            return gemm_multiply(out, lhs, rhs, m, n, k);
+        }
+        assert!(out.rows == m && out.cols == n && lhs.col_stride == 1, "frozen-linear: operand shapes");
+        let rhs = panel_matmul::PackedRhs::pack(rhs.values, k, n, rhs.row_stride, rhs.col_stride);
+        // SAFETY: `out` is this piece's own block of columns (`ColumnBlocks::columns`): m rows of
+        // n values, row_stride apart, that nothing else reads or writes meanwhile.
+        unsafe { panel_matmul::multiply(out.first, out.row_stride, lhs.values, lhs.row_stride, m, &rhs) };
     }
 }
 
@@ -117,32 +164,27 @@ struct Matrix<'a, T> {
     col_stride: usize,
 }
 
-struct Strided<'a, T> {
-    values: &'a mut [T],
-    row_stride: usize,
-    col_stride: usize,
-}
-
-/// `out (m × n) = lhs (m × k) · rhs (k × n)` on the calling thread.
-fn multiply<T: Element>(out: Strided<T>, lhs: Matrix<T>, rhs: Matrix<T>, m: usize, n: usize, k: usize) {
-    // The last element each operand's strides reach must lie inside its slice: gemm reads and
-    // writes through raw pointers.
+/// `out (m × n) = lhs (m × k) · rhs (k × n)` on the calling thread, by gemm.
+fn gemm_multiply<T: Element>(out: Output<T>, lhs: Matrix<T>, rhs: Matrix<T>, m: usize, n: usize, k: usize) {
+    // The last element each operand's strides reach must lie inside its slice: gemm reads through
+    // raw pointers.
     let last = |rows: usize, cols: usize, row_stride: usize, col_stride: usize| (rows - 1) * row_stride + (cols - 1) * col_stride;
     if m == 0 || n == 0 || k == 0 {
+        // gemm would write nothing; the callers' outputs start zeroed.
         return;
     }
-    assert!(last(m, n, out.row_stride, out.col_stride) < out.values.len(), "frozen-linear: output out of bounds");
+    assert!(out.rows == m && out.cols == n, "frozen-linear: output shape");
     assert!(last(m, k, lhs.row_stride, lhs.col_stride) < lhs.values.len(), "frozen-linear: lhs out of bounds");
     assert!(last(k, n, rhs.row_stride, rhs.col_stride) < rhs.values.len(), "frozen-linear: rhs out of bounds");
-    // SAFETY: the asserts above keep every access inside the three slices, and `out` is borrowed
-    // mutably, so no other reference sees it while gemm writes.
+    // SAFETY: the asserts above keep every read inside `lhs` and `rhs`, and `out` is this
+    // piece's own block of columns (`ColumnBlocks::columns`), which nothing else touches meanwhile.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            out.values.as_mut_ptr(),
-            out.col_stride as isize,
+            out.first,
+            1,
             out.row_stride as isize,
             false,
             lhs.values.as_ptr(),

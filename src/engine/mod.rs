@@ -16,6 +16,9 @@ pub mod memory;
 pub mod methods;
 pub mod model;
 pub mod objective;
+// The page's matrix kernel; natively only its tests (gemm computes there).
+#[cfg(any(test, all(target_arch = "wasm32", target_feature = "simd128")))]
+mod panel_matmul;
 pub mod parallel;
 pub mod problem;
 pub mod stats;

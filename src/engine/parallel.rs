@@ -55,22 +55,160 @@ pub fn map<I: Send, R: Send>(items: Vec<I>, f: impl Fn(I) -> R + Sync + Send) ->
 #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
 mod pool {
     use rayon::prelude::*;
+    use std::cell::Cell;
+    use std::hint::spin_loop;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
 
     /// Threads the map runs on.
     pub fn threads() -> usize {
         rayon::current_num_threads()
     }
 
+    /// Inside [`on_pool`], on the thread running the computation: the pieces go to the session's
+    /// helpers, who are already awake. Anywhere else (the tests, a map inside a piece): rayon's
+    /// own split.
     pub fn map<I: Send, R: Send>(items: Vec<I>, f: impl Fn(I) -> R + Sync + Send) -> Vec<R> {
-        items.into_par_iter().map(f).collect()
+        match SESSION.take() {
+            Some(session) => {
+                // SAFETY: `on_pool` set the pointer on this thread and keeps the session alive
+                // until its computation, which this map is part of, returns.
+                let results = unsafe { &*session }.map(items, &f);
+                SESSION.set(Some(session));
+                results
+            }
+            None => items.into_par_iter().map(f).collect(),
+        }
     }
 
-    /// Runs `f` on a thread of the pool: the maps inside it then share their pieces between that
-    /// thread and the others, while the caller only waits. A caller outside the pool would
-    /// otherwise hand every map's pieces over and wait for each (in a browser, a wake-up per map;
-    /// natively, a third thread competing for the cores).
+    /// Runs `f` on one thread of the pool while every other thread of the pool spins, waiting for
+    /// `f`'s maps: the pieces of a map start at once on every thread. Through rayon alone, each map
+    /// had to wake a sleeping thread and, at its end, be woken by it; in the page, where a wake-up
+    /// goes through the browser, those waits were a large part of a run (a run has hundreds of
+    /// maps, a few milliseconds each). The caller only waits. One computation at a time: a second
+    /// caller waits for the first.
     pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-        rayon::scope(|_| f())
+        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+        let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let session = Session::default();
+        let computation = Mutex::new(Some(f));
+        let mut outcomes = rayon::broadcast(|thread| match thread.index() {
+            0 => {
+                let _ended = EndOnDrop(&session.ended);
+                let f = computation.lock().unwrap().take().expect("the computation runs once");
+                SESSION.set(Some(&session));
+                let result = f();
+                SESSION.set(None);
+                Some(result)
+            }
+            _ => {
+                session.help();
+                None
+            }
+        });
+        outcomes.swap_remove(0).expect("thread 0 ran the computation")
+    }
+
+    thread_local! {
+        /// The session whose computation runs on this thread (taken while one of its maps runs).
+        static SESSION: Cell<Option<*const Session>> = const { Cell::new(None) };
+    }
+
+    #[derive(Default)]
+    struct Session {
+        /// Bumped when a batch is published, so helpers spin on one value.
+        published: AtomicUsize,
+        batch: Mutex<Option<Arc<Batch>>>,
+        ended: AtomicBool,
+    }
+
+    /// Sets the flag when dropped: the helpers stop even if the computation panics.
+    struct EndOnDrop<'a>(&'a AtomicBool);
+
+    impl Drop for EndOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+
+    /// One map's pieces. Whoever claims index `i < count` runs piece `i`.
+    struct Batch {
+        /// The map's piece runner, its lifetime erased: it is only called for a claimed index
+        /// below `count`, and the map returns (ending the borrow) only after `done` reaches
+        /// `count`, so no call outlives it. After that, a helper still holding the batch touches
+        /// only the counters.
+        run: &'static (dyn Fn(usize) + Sync),
+        count: usize,
+        next: AtomicUsize,
+        done: AtomicUsize,
+    }
+
+    impl Batch {
+        /// Claims and runs pieces until none is left.
+        fn work(&self) {
+            loop {
+                let i = self.next.fetch_add(1, Ordering::Relaxed);
+                if i >= self.count {
+                    return;
+                }
+                // Counted even if the piece panics (natively), so the map never waits forever:
+                // it then finds the piece's result missing and panics itself.
+                let _counted = CountOnDrop(&self.done);
+                (self.run)(i);
+            }
+        }
+    }
+
+    struct CountOnDrop<'a>(&'a AtomicUsize);
+
+    impl Drop for CountOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    impl Session {
+        fn map<I: Send, R: Send>(&self, items: Vec<I>, f: &(impl Fn(I) -> R + Sync)) -> Vec<R> {
+            let count = items.len();
+            let items: Vec<Mutex<Option<I>>> = items.into_iter().map(|item| Mutex::new(Some(item))).collect();
+            let results: Vec<Mutex<Option<R>>> = (0..count).map(|_| Mutex::new(None)).collect();
+            let run = |i: usize| {
+                let item = items[i].lock().unwrap().take().expect("each piece is claimed once");
+                let result = f(item);
+                *results[i].lock().unwrap() = Some(result);
+            };
+            let run: &(dyn Fn(usize) + Sync) = &run;
+            // SAFETY: see `Batch::run`: this function returns only after every claimed piece has
+            // finished (`done == count` below), and the batch is unpublished before that.
+            let run: &'static (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(run) };
+            let batch = Arc::new(Batch { run, count, next: AtomicUsize::new(0), done: AtomicUsize::new(0) });
+            *self.batch.lock().unwrap() = Some(batch.clone());
+            self.published.fetch_add(1, Ordering::Release);
+            batch.work();
+            while batch.done.load(Ordering::Acquire) < count {
+                spin_loop();
+            }
+            *self.batch.lock().unwrap() = None;
+            results.into_iter().map(|result| result.into_inner().unwrap().expect("a piece of the map panicked")).collect()
+        }
+
+        /// A helper thread: takes pieces of each published batch until the computation ends, and
+        /// meanwhile any rayon job the computation hands out.
+        fn help(&self) {
+            let mut seen = 0;
+            while !self.ended.load(Ordering::Acquire) {
+                let published = self.published.load(Ordering::Acquire);
+                if published != seen {
+                    seen = published;
+                    let batch = self.batch.lock().unwrap().clone();
+                    if let Some(batch) = batch {
+                        batch.work();
+                    }
+                } else if rayon::yield_now() != Some(rayon::Yield::Executed) {
+                    spin_loop();
+                }
+            }
+        }
     }
 }
 

@@ -69,11 +69,13 @@ pub fn TimingsPanel(ui: Ui) -> impl IntoView {
             data-load-ms=move || ui.load_ms.get().map(|v| format!("{v:.1}")).unwrap_or_default()
             data-forward-ms=attr(|t| t.forward_ms) data-attribute-ms=attr(|t| t.attribute_ms)
             data-total-ms=attr(|t| t.total_ms) data-wasm-memory=attr(|t| t.wasm_memory)
-            data-threads=move || ui.timings.get().map(|t| t.threads.to_string()).unwrap_or_default()>
+            data-threads=move || ui.timings.get().map(|t| t.threads.to_string()).unwrap_or_default()
+            data-relaxed-simd=move || ui.timings.get().map(|t| t.relaxed_simd.to_string()).unwrap_or_default()>
             {move || ui.timings.get().map(|t| format!(
-                "forward {:.0} ms · attribution {:.0} ms · total {:.0} ms · worker memory {} · {}",
+                "forward {:.0} ms · attribution {:.0} ms · total {:.0} ms · worker memory {} · {}{}",
                 t.forward_ms, t.attribute_ms, t.total_ms, megabytes(t.wasm_memory),
-                match t.threads { 1 => "1 thread".to_string(), n => format!("{n} threads") }))}
+                match t.threads { 1 => "1 thread".to_string(), n => format!("{n} threads") },
+                if t.relaxed_simd { ", relaxed SIMD" } else { "" }))}
         </div>
     }
 }

@@ -118,4 +118,6 @@ pub struct Timings {
     pub wasm_memory: f64,
     /// Threads the engine computed on (more than one in the multi-threaded build).
     pub threads: usize,
+    /// The build with relaxed SIMD (fused multiply-add in the matrix kernel) computed the run.
+    pub relaxed_simd: bool,
 }

@@ -117,6 +117,7 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
             total_ms: finished - started,
             wasm_memory: wasm_memory_bytes(),
             threads: parallel::threads(),
+            relaxed_simd: cfg!(target_feature = "relaxed-simd"),
         };
         // The run's own map first, then each compared map not measured yet.
         let mut to_measure: Vec<MethodScores> = Vec::new();

@@ -113,7 +113,7 @@ export const snapshot = (page) => page.evaluate(() => {
     preds: topk ? qa('prediction', topk).map((e) => ({ id: a(e, 'data-token-id'), prob: a(e, 'data-prob'), text: e.textContent.trim() })) : [],
     target: target ? { id: a(target, 'data-token-id'), text: target.textContent.trim() } : null,
     timings: tm ? { load: a(tm, 'data-load-ms'), forward: a(tm, 'data-forward-ms'), attribute: a(tm, 'data-attribute-ms'),
-                    total: a(tm, 'data-total-ms'), memory: a(tm, 'data-wasm-memory'), threads: a(tm, 'data-threads') } : null,
+                    total: a(tm, 'data-total-ms'), memory: a(tm, 'data-wasm-memory'), threads: a(tm, 'data-threads'), relaxedSimd: a(tm, 'data-relaxed-simd') } : null,
     progress: { seen: window.__salient.progressSeen, maxLoaded: window.__salient.maxLoaded, total: window.__salient.total },
   };
 });
@@ -159,7 +159,8 @@ export function createSuite({ url, out, log, name, watchdogS }) {
   function noErrors(h) {
     check(`no page/console errors (${h.scope})`, h.errors.length === 0, h.errors.slice(0, 5).join(' | '));
   }
-  async function openPage(scope, query = '', { allowConsole = [], timeout = 30000 } = {}) {
+  // setup(context): before the page opens (e.g. routes).
+  async function openPage(scope, query = '', { allowConsole = [], timeout = 30000, setup = null } = {}) {
     browser = browser || await launch();
     const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
     const page = await context.newPage();
@@ -184,6 +185,7 @@ export function createSuite({ url, out, log, name, watchdogS }) {
     page.on('requestfailed', (r) => note(scope, `request failed: ${r.url()} ${r.failure()?.errorText}`));
     page.on('response', (r) => { if (r.status() >= 400) note(scope, `HTTP ${r.status()} ${r.url()}`); });
     await page.addInitScript(recorder);
+    if (setup) await setup(context);
     const target = new URL(query, url).href;
     note(scope, `goto ${target}`);
     await page.goto(target, { timeout });

@@ -100,6 +100,11 @@ async function defaultModelTests() {
     const { isolated, cores } = await page.evaluate(() => ({ isolated: self.crossOriginIsolated, cores: navigator.hardwareConcurrency }));
     check(`cross-origin isolated page: the engine computes on all ${cores} cores`,
       isolated && cores > 1 && num(snap.timings?.threads) === cores, J({ isolated, cores, threads: snap.timings?.threads }));
+    // worker.js picks threads-relaxed/ where its probe module validates (Chromium has relaxed SIMD).
+    const probe = /RELAXED_SIMD_PROBE = '([^']+)'/.exec(readFileSync(join(DIST, 'worker.js'), 'utf8'))?.[1];
+    const relaxed = await page.evaluate((b64) => WebAssembly.validate(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))), probe || '');
+    check(`this browser ${relaxed ? 'has' : 'lacks'} relaxed SIMD, and the worker runs the build ${relaxed ? 'with' : 'without'} it`,
+      probe !== undefined && snap.timings?.relaxedSimd === String(relaxed), J({ relaxed, timings: snap.timings }));
     isolatedRun = snap;
   });
 
@@ -296,21 +301,45 @@ async function singleThreadTest() {
     const isolated = await h.page.evaluate(() => self.crossOriginIsolated);
     check('host without COOP/COEP: the page works, on one thread', snap.state === 'done' && !isolated && num(snap.timings?.threads) === 1,
       `${brief(snap)} isolated=${isolated} timings=${J(snap.timings)}`);
-    if (isolatedRun) {
-      const a = scores(snap), b = scores(isolatedRun);
-      const largest = Math.max(...b.map(Math.abs)), diff = Math.max(...a.map((x, i) => Math.abs(x - b[i])));
-      // Threads split each weight's rows into other blocks, so f32 sums may round differently.
-      check('one thread and all threads give the same map (within 1e-5 of the largest score)',
-        J(ids(snap)) === J(ids(isolatedRun)) && a.length === b.length && diff <= 1e-5 * largest,
-        `largest difference ${diff} of ${largest}`);
-      info(`one thread: forward ${snap.timings?.forward} ms, attribution ${snap.timings?.attribute} ms; `
-        + `${isolatedRun.timings?.threads} threads: forward ${isolatedRun.timings?.forward} ms, attribution ${isolatedRun.timings?.attribute} ms`);
-    }
+    sameMapAsIsolated(snap, 'one thread');
     noErrors(h);
   } finally {
     if (h) await h.context.close();
     server.kill();
   }
+}
+
+// Browsers without relaxed SIMD run threads/: served here in place of threads-relaxed/, it must
+// compute the same map on every core.
+async function plainThreadsTest() {
+  let h = null;
+  try {
+    const swap = (context) => context.route('**/threads-relaxed/*', (route) =>
+      route.fulfill({ path: join(DIST, 'threads', new URL(route.request().url()).pathname.split('/').pop()) }));
+    h = await openPage('threads without relaxed SIMD', '', { setup: swap });
+    const snap = await settle(h.page, 0, LOAD_AND_RUN_MS);
+    check('the multi-threaded build without relaxed SIMD (threads/) computes on every core',
+      snap.state === 'done' && num(snap.timings?.threads) > 1 && snap.timings?.relaxedSimd === 'false', `${brief(snap)} timings=${J(snap.timings)}`);
+    sameMapAsIsolated(snap, 'threads/ build');
+    noErrors(h);
+  } finally {
+    if (h) await h.context.close();
+  }
+}
+
+// The map of `snap` equals the isolated page's (relaxed SIMD, all threads) within 1e-5 of the
+// largest score: threads split each weight into other blocks and fused multiply-adds round once,
+// so f32 sums may round differently.
+function sameMapAsIsolated(snap, label) {
+  if (!isolatedRun) return;
+  const a = scores(snap), b = scores(isolatedRun);
+  const largest = Math.max(...b.map(Math.abs)), diff = Math.max(...a.map((x, i) => Math.abs(x - b[i])));
+  check(`${label} and the isolated page give the same map (within 1e-5 of the largest score)`,
+    J(ids(snap)) === J(ids(isolatedRun)) && a.length === b.length && diff <= 1e-5 * largest,
+    `largest difference ${diff} of ${largest}`);
+  info(`${label}: forward ${snap.timings?.forward} ms, attribution ${snap.timings?.attribute} ms; `
+    + `isolated (${isolatedRun.timings?.threads} threads, relaxed SIMD ${isolatedRun.timings?.relaxedSimd}): `
+    + `forward ${isolatedRun.timings?.forward} ms, attribution ${isolatedRun.timings?.attribute} ms`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,6 +350,7 @@ try {
 
   await group('default model', null, defaultModelTests);
   await group('one thread', null, singleThreadTest);
+  await group('threads without relaxed SIMD', null, plainThreadsTest);
 
   try { written = writeBrokenModels(); } catch (e) { check('write broken model files into dist', false, `${DIST}: ${e.message}`); }
   if (written.includes('test-corrupt.gguf'))

@@ -1,0 +1,249 @@
+//! The page's f32 matrix product, on 128-bit lanes: `out = lhs · rhs` with `rhs` first copied
+//! into panels of [`PANEL`] columns, each panel's rows contiguous, so the inner loop reads one
+//! panel row (two lanes) and one value of each of [`TILE_ROWS`] rows of `lhs` per step, and keeps
+//! the whole tile's sums in registers.
+//!
+//! Why our own: gemm's 128-bit kernel measured 1.2–1.3× slower than this one in V8, and with the
+//! relaxed-SIMD fused multiply-add (the page's `threads-relaxed` build, for browsers that have
+//! it) 1.3–1.6× slower, at the page's shapes (64 × 576 by 576 × 288 and the like). Natively gemm's
+//! AVX2 kernels stay faster; there this module is compiled for its tests only, on portable lanes.
+
+/// Columns per panel: two lanes of 4.
+pub const PANEL: usize = 8;
+/// Rows of `lhs` (and `out`) per tile: 4 × 2 lanes of sums, which with the panel's two lanes and
+/// the broadcast value fit the 16 vector registers of x86-64 that V8 allocates.
+pub const TILE_ROWS: usize = 4;
+
+/// Rows of `lhs` from which packing `rhs` pays: the copy costs about as much as 1/8 of a row's
+/// products per value, so from 32 rows on it is at most a quarter of the work.
+pub const MIN_ROWS: usize = 32;
+
+/// `rhs` (`k × n`) as panels of `PANEL` columns: panel `p` holds rows `0..k` of columns
+/// `p·PANEL..`, `PANEL` values per row, the last panel padded with zeros.
+pub struct PackedRhs {
+    values: Vec<f32>,
+    k: usize,
+    n: usize,
+}
+
+impl PackedRhs {
+    /// Packs the `k × n` matrix whose element `(r, c)` is `rhs[r·row_stride + c·col_stride]`.
+    pub fn pack(rhs: &[f32], k: usize, n: usize, row_stride: usize, col_stride: usize) -> Self {
+        if k == 0 || n == 0 {
+            return Self { values: Vec::new(), k, n };
+        }
+        assert!((k - 1) * row_stride + (n - 1) * col_stride < rhs.len(), "panel-matmul: rhs out of bounds");
+        let mut values = vec![0.0; n.div_ceil(PANEL) * k * PANEL];
+        for (p, panel) in values.chunks_exact_mut(k * PANEL).enumerate() {
+            let first = p * PANEL;
+            let cols = PANEL.min(n - first);
+            if col_stride == 1 {
+                // Rows of the panel are runs of `rhs`'s rows.
+                for (r, row) in panel.chunks_exact_mut(PANEL).enumerate() {
+                    let at = r * row_stride + first;
+                    row[..cols].copy_from_slice(&rhs[at..at + cols]);
+                }
+            } else {
+                // Each of the panel's columns is read along its run in `rhs` (a row of a
+                // transposed matrix) and written every `PANEL` values.
+                for c in 0..cols {
+                    let column = (first + c) * col_stride;
+                    for (r, row) in panel.chunks_exact_mut(PANEL).enumerate() {
+                        row[c] = rhs[column + r * row_stride];
+                    }
+                }
+            }
+        }
+        Self { values, k, n }
+    }
+}
+
+/// `out[i·out_stride + c] = Σ_r lhs[i·lhs_stride + r] · rhs[r, c]` for `i < m`, `c < rhs.n`:
+/// `out` is overwritten.
+///
+/// # Safety
+/// Rows `i < m` of `out`, `rhs.n` values each from `out + i·out_stride`, are writable and nothing
+/// else reads or writes them during the call. (A pointer, not a slice: the callers' outputs are
+/// blocks of columns of a matrix that other threads fill at the same time.)
+pub unsafe fn multiply(out: *mut f32, out_stride: usize, lhs: &[f32], lhs_stride: usize, m: usize, rhs: &PackedRhs) {
+    let (k, n) = (rhs.k, rhs.n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            std::ptr::write_bytes(out.add(i * out_stride), 0, n);
+        }
+        return;
+    }
+    assert!((m - 1) * lhs_stride + k <= lhs.len(), "panel-matmul: lhs out of bounds");
+    for (p, panel) in rhs.values.chunks_exact(k * PANEL).enumerate() {
+        let first = p * PANEL;
+        let cols = PANEL.min(n - first);
+        for i in (0..m).step_by(TILE_ROWS) {
+            let tile = Tile { out: out.add(i * out_stride + first), out_stride, cols, lhs: lhs[i * lhs_stride..].as_ptr(), lhs_stride, k };
+            // The assert above bounds every row `i..i + rows` of `lhs` (`k` values), the caller
+            // every row of `out` (`cols` values from `first`), and the panel holds `k · PANEL`.
+            match m - i {
+                1 => tile.compute::<1>(panel),
+                2 => tile.compute::<2>(panel),
+                3 => tile.compute::<3>(panel),
+                _ => tile.compute::<TILE_ROWS>(panel),
+            }
+        }
+    }
+}
+
+/// One tile: rows of `out` and `lhs` from the pointers, `cols` columns of one panel.
+struct Tile {
+    out: *mut f32,
+    out_stride: usize,
+    cols: usize,
+    lhs: *const f32,
+    lhs_stride: usize,
+    k: usize,
+}
+
+impl Tile {
+    /// # Safety
+    /// `ROWS` rows of `out` (`cols` values each) and of `lhs` (`k` values each) lie behind the
+    /// pointers, and `panel` holds `k · PANEL` values.
+    #[inline(always)]
+    unsafe fn compute<const ROWS: usize>(&self, panel: &[f32]) {
+        let mut sums = [[lanes::zero(); 2]; ROWS];
+        let panel = panel.as_ptr();
+        for r in 0..self.k {
+            let right = [lanes::load(panel.add(r * PANEL)), lanes::load(panel.add(r * PANEL + 4))];
+            for (row, sum) in sums.iter_mut().enumerate() {
+                let left = lanes::splat(*self.lhs.add(row * self.lhs_stride + r));
+                sum[0] = lanes::mul_add(left, right[0], sum[0]);
+                sum[1] = lanes::mul_add(left, right[1], sum[1]);
+            }
+        }
+        for (row, sum) in sums.iter().enumerate() {
+            let out = self.out.add(row * self.out_stride);
+            if self.cols == PANEL {
+                lanes::store(out, sum[0]);
+                lanes::store(out.add(4), sum[1]);
+            } else {
+                let mut values = [0.0; PANEL];
+                lanes::store(values.as_mut_ptr(), sum[0]);
+                lanes::store(values.as_mut_ptr().add(4), sum[1]);
+                std::ptr::copy_nonoverlapping(values.as_ptr(), out, self.cols);
+            }
+        }
+    }
+}
+
+/// Four f32 lanes: wasm's `v128`.
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod lanes {
+    use core::arch::wasm32::*;
+
+    pub type Lanes = v128;
+
+    #[inline(always)]
+    pub fn zero() -> Lanes {
+        f32x4_splat(0.0)
+    }
+
+    #[inline(always)]
+    pub fn splat(value: f32) -> Lanes {
+        f32x4_splat(value)
+    }
+
+    /// # Safety
+    /// Four values from `at` are readable (any alignment).
+    #[inline(always)]
+    pub unsafe fn load(at: *const f32) -> Lanes {
+        v128_load(at.cast())
+    }
+
+    /// # Safety
+    /// Four values from `at` are writable (any alignment).
+    #[inline(always)]
+    pub unsafe fn store(at: *mut f32, value: Lanes) {
+        v128_store(at.cast(), value)
+    }
+
+    /// `a · b + sum`, fused where the build has relaxed SIMD (a browser may then round once or
+    /// twice, both within f32's accuracy).
+    #[inline(always)]
+    pub fn mul_add(a: Lanes, b: Lanes, sum: Lanes) -> Lanes {
+        #[cfg(target_feature = "relaxed-simd")]
+        return f32x4_relaxed_madd(a, b, sum);
+        #[cfg(not(target_feature = "relaxed-simd"))]
+        return f32x4_add(f32x4_mul(a, b), sum);
+    }
+}
+
+/// Four f32 lanes in plain Rust, so that the packing and tiling above are tested natively.
+#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+mod lanes {
+    pub type Lanes = [f32; 4];
+
+    pub fn zero() -> Lanes {
+        [0.0; 4]
+    }
+
+    pub fn splat(value: f32) -> Lanes {
+        [value; 4]
+    }
+
+    /// # Safety
+    /// Four values from `at` are readable.
+    pub unsafe fn load(at: *const f32) -> Lanes {
+        std::ptr::read_unaligned(at.cast())
+    }
+
+    /// # Safety
+    /// Four values from `at` are writable.
+    pub unsafe fn store(at: *mut f32, value: Lanes) {
+        std::ptr::write_unaligned(at.cast(), value)
+    }
+
+    pub fn mul_add(a: Lanes, b: Lanes, sum: Lanes) -> Lanes {
+        std::array::from_fn(|i| a[i] * b[i] + sum[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::stats::SplitMix64;
+
+    fn values(count: usize, rng: &mut SplitMix64) -> Vec<f32> {
+        (0..count).map(|_| (rng.next_u64() % 2001) as f32 / 1000.0 - 1.0).collect()
+    }
+
+    /// Every shape class: tails of rows (1–3 beyond whole tiles) and of columns (a partial last
+    /// panel), k of 0 and 1, transposed and plain `rhs`, and strided `lhs` and `out`.
+    #[test]
+    fn equals_the_plain_triple_loop() {
+        let mut rng = SplitMix64::new(11);
+        for (m, k, n) in [(1, 1, 1), (4, 8, 8), (5, 3, 9), (7, 0, 5), (3, 17, 16), (64, 40, 23), (9, 576, 12), (2, 5, 1)] {
+            for transposed in [false, true] {
+                let (lhs_stride, out_stride) = (k + 3, n + 2);
+                let lhs = values(m * lhs_stride, &mut rng);
+                let rhs = values(k * n, &mut rng);
+                // Element (r, c): plain `rhs` is k × n row-major, transposed is n × k row-major.
+                let (row_stride, col_stride) = if transposed { (1, k) } else { (n, 1) };
+                let at = |r: usize, c: usize| rhs[r * row_stride + c * col_stride];
+                let mut out = vec![f32::NAN; m * out_stride];
+                // SAFETY: `out` holds m rows of out_stride ≥ n values.
+                unsafe { multiply(out.as_mut_ptr(), out_stride, &lhs, lhs_stride, m, &PackedRhs::pack(&rhs, k, n, row_stride, col_stride)) };
+                for i in 0..m {
+                    for c in 0..out_stride {
+                        let got = out[i * out_stride + c];
+                        if c >= n {
+                            assert!(got.is_nan(), "({m}, {k}, {n}): out[{i}][{c}] beyond the columns was written");
+                            continue;
+                        }
+                        let want: f64 = (0..k).map(|r| lhs[i * lhs_stride + r] as f64 * at(r, c) as f64).sum();
+                        assert!((got as f64 - want).abs() <= 1e-5 * (k as f64).max(1.0), "({m}, {k}, {n}) transposed={transposed}: out[{i}][{c}] = {got}, want {want}");
+                    }
+                }
+            }
+        }
+    }
+}
