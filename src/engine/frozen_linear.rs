@@ -2,9 +2,9 @@
 //! gradient `dy · W` and nothing else: no weight gradient is computed and no dense copy of `W`
 //! outlives the call (candle's own matmul backward would do both).
 //!
-//! Each product is split into one dequantized block of rows of `W` per piece of
-//! `engine::parallel::map`, each on one thread: the engine decides how work is split across
-//! threads, and no block is split again underneath. In `x · Wᵀ` each piece writes its own block
+//! Each product is split into dequantized blocks of rows of `W`, the pieces of one
+//! `engine::parallel::map` (`parallel::pieces` of them), each on one thread: the engine decides
+//! how work is split across threads, and no block is split again underneath. In `x · Wᵀ` each piece writes its own block
 //! of columns of the result; in `dy · W` the pieces' partial products are added up in block
 //! order. A piece multiplies with `gemm` (the kernels behind candle's matmul), called directly, or
 //! in the page with our own 128-bit kernel (`panel_matmul`).
@@ -47,7 +47,7 @@ impl FrozenLinear {
         let (inputs, outputs) = (self.in_features(), self.out_features());
         let mut y = vec![T::zero(); n * outputs];
         let out = ColumnBlocks::new(&mut y, n, outputs);
-        let blocks = self.weight.row_chunks(parallel::threads()).collect();
+        let blocks = self.weight.row_chunks(parallel::pieces()).collect();
         let pieces = parallel::map(blocks, |rows: Range<usize>| {
             let w = T::from_f32s(self.weight.dequantize_rows_f32(rows.clone()).map_err(candle_core::Error::wrap)?);
             // y[:, rows] (n × len) = x (n × in) · w_blockᵀ (in × len): wᵀ is w read with its strides swapped.
@@ -64,7 +64,7 @@ impl FrozenLinear {
     /// block of rows of `W`; their partial products are added up in block order.
     fn input_gradient<T: Element>(&self, dy: &[T], n: usize) -> candle_core::Result<Vec<T>> {
         let (inputs, outputs) = (self.in_features(), self.out_features());
-        let blocks = self.weight.row_chunks(parallel::threads()).collect();
+        let blocks = self.weight.row_chunks(parallel::pieces()).collect();
         let parts = parallel::map(blocks, |rows: Range<usize>| {
             let w = T::from_f32s(self.weight.dequantize_rows_f32(rows.clone()).map_err(candle_core::Error::wrap)?);
             let mut part = vec![T::zero(); n * inputs];

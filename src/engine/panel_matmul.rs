@@ -221,7 +221,7 @@ mod tests {
     #[test]
     fn equals_the_plain_triple_loop() {
         let mut rng = SplitMix64::new(11);
-        for (m, k, n) in [(1, 1, 1), (4, 8, 8), (5, 3, 9), (7, 0, 5), (3, 17, 16), (64, 40, 23), (9, 576, 12), (2, 5, 1)] {
+        for (m, k, n) in [(1, 1, 1), (4, 8, 8), (5, 3, 9), (7, 0, 5), (3, 17, 16), (64, 40, 23), (9, 576, 12), (2, 5, 1), (MIN_ROWS, 7, 10)] {
             for transposed in [false, true] {
                 let (lhs_stride, out_stride) = (k + 3, n + 2);
                 let lhs = values(m * lhs_stride, &mut rng);

@@ -28,6 +28,20 @@ pub fn stop_requested() -> bool {
     STOP.load(Ordering::Relaxed) != 0
 }
 
+/// How many pieces to cut a projection into: one per thread natively, where the engine has the
+/// cores to itself; four per thread in the multi-threaded page, whose pool threads share the cores
+/// with the browser's (the page's main thread, V8's compiler). There a helper the system pauses in
+/// the middle of a piece holds back only a quarter of its share while the other threads take the
+/// rest (measured in Chromium: the first run after a page load 0.93 s instead of 1.19 s, saliency
+/// at 64 tokens about 10 % faster).
+pub fn pieces() -> usize {
+    let threads = threads();
+    match cfg!(target_arch = "wasm32") && threads > 1 {
+        true => threads * 4,
+        false => threads,
+    }
+}
+
 /// A map that did not run because a stop was requested.
 #[derive(Debug)]
 pub struct Stopped;
