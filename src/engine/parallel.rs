@@ -116,7 +116,24 @@ mod pool {
                 None
             }
         });
+        // The outcome may lie in memory a pool thread grew.
+        see_memory_growth();
         outcomes.swap_remove(0).expect("thread 0 ran the computation")
+    }
+
+    /// Makes this thread see every growth of the shared wasm memory that happened before.
+    ///
+    /// Where the browser checks wasm memory accesses in code (V8 without its trap handler, as in
+    /// Debian's Chromium), each thread checks against its own copy of the memory's size, which an
+    /// interrupt updates some time after another thread grew the memory. A thread that learns of
+    /// data through an atomic (a published batch, a finished piece) and reads it at once may find
+    /// it beyond its stale size: "memory access out of bounds", seen in the page when a helper was
+    /// descheduled between its check for interrupts and its read of a new batch. Growing the memory
+    /// by zero pages updates this thread's size at once (V8: `WasmMemoryObject::Grow` broadcasts
+    /// the current size and updates its own thread synchronously).
+    fn see_memory_growth() {
+        #[cfg(target_arch = "wasm32")]
+        core::arch::wasm32::memory_grow(0, 0);
     }
 
     thread_local! {
@@ -207,6 +224,8 @@ mod pool {
             while batch.done.load(Ordering::Acquire) < count {
                 spin_loop();
             }
+            // The helpers' results may lie in memory they grew.
+            see_memory_growth();
             *self.batch.lock().unwrap() = None;
             results.into_iter().map(|result| result.into_inner().unwrap().expect("a piece of the map panicked")).collect()
         }
@@ -219,6 +238,8 @@ mod pool {
                 let published = self.published.load(Ordering::Acquire);
                 if published != seen {
                     seen = published;
+                    // The batch and its items may lie in memory the computation's thread grew.
+                    see_memory_growth();
                     let batch = self.batch.lock().unwrap().clone();
                     if let Some(batch) = batch {
                         batch.work();
