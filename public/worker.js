@@ -11,7 +11,25 @@ const cores = navigator.hardwareConcurrency || 1;
 const RELAXED_SIMD_PROBE = 'AGFzbQEAAAABBQFgAAF7AwIBAAo9ATsA/QwAAAAAAAAAAAAAAAAAAAAA/QwAAAAAAAAAAAAAAAAAAAAA/QwAAAAAAAAAAAAAAAAAAAAA/YUCCw==';
 const relaxedSimd = WebAssembly.validate(Uint8Array.from(atob(RELAXED_SIMD_PROBE), (c) => c.charCodeAt(0)));
 
+// wasm-bindgen-rayon starts each pool thread inside a promise, so a pool thread that dies (its
+// wasm traps) leaves only an unhandled rejection in its own console, and the run waits for it
+// forever. Each pool thread's script is therefore imported by a small module that throws such a
+// rejection again as an uncaught error, which the browser passes up to this worker and on to the
+// page (WorkerBridge's onerror: "The worker stopped (…)").
+function reportPoolThreadDeaths() {
+  const NativeWorker = self.Worker;
+  self.Worker = class extends NativeWorker {
+    constructor(script, options) {
+      const url = new URL(script, self.location.href).href;
+      const starter = `self.addEventListener('unhandledrejection', (e) => setTimeout(() => { throw e.reason; }));\n`
+        + `import ${JSON.stringify(url)};\n`;
+      super(URL.createObjectURL(new Blob([starter], { type: 'text/javascript' })), options);
+    }
+  };
+}
+
 async function multiThreaded() {
+  reportPoolThreadDeaths();
   const engine = await import(relaxedSimd ? './threads-relaxed/salient-web.js' : './threads/salient-web.js');
   await engine.default();
   await engine.initThreadPool(cores);

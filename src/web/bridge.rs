@@ -7,7 +7,7 @@ use super::protocol::{FromWorker, ToWorker};
 use js_sys::{Atomics, Int32Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
+use web_sys::{ErrorEvent, Event, MessageEvent, Worker, WorkerOptions, WorkerType};
 
 /// Loads the same wasm as the page, or its multi-threaded build, and serves the engine.
 const WORKER_SCRIPT: &str = "./worker.js";
@@ -17,7 +17,7 @@ pub struct WorkerBridge {
     /// The worker's stop flag, once its `Ready` says where it is (multi-threaded build only).
     stop_flag: Option<Int32Array>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
-    _on_error: Closure<dyn FnMut(ErrorEvent)>,
+    _on_error: Closure<dyn FnMut(Event)>,
 }
 
 impl WorkerBridge {
@@ -34,9 +34,14 @@ impl WorkerBridge {
                 Err(e) => web_sys::console::error_1(&format!("unreadable message from the worker: {e}").into()),
             }
         });
-        let _on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+        // An uncaught error in the worker (or, passed up, in one of its pool threads) is an
+        // `ErrorEvent`; a worker script that could not be loaded fires a plain `Event`.
+        let _on_error = Closure::<dyn FnMut(Event)>::new(move |event: Event| {
             event.prevent_default();
-            on_crash(event.message());
+            on_crash(match event.dyn_ref::<ErrorEvent>() {
+                Some(error) => error.message(),
+                None => format!("its script {WORKER_SCRIPT} could not be loaded"),
+            });
         });
         worker.set_onmessage(Some(_on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(_on_error.as_ref().unchecked_ref()));

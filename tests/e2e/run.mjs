@@ -327,6 +327,48 @@ async function plainThreadsTest() {
   }
 }
 
+// A worker that dies must not leave the page loading or computing forever: the page says that the
+// worker stopped, and why, and keeps the text. `serve(route)` answers the request for worker.js.
+async function deadWorkerTest(scope, serve, why) {
+  let h = null, served = 0;
+  try {
+    const setup = (context) => context.route('**/worker.js', (route) => { served++; return serve(route); });
+    h = await openPage(scope, '', { setup, allowConsole: [why, /worker\.js/] });
+    const snap = await settle(h.page, 0, LOAD_AND_RUN_MS);
+    check(`${scope}: the page says the worker stopped, and why`,
+      served > 0 && snap.state === 'error' && /worker stopped/i.test(snap.message || '') && why.test(snap.message || ''),
+      `worker.js served ${served}x; ${brief(snap)}`);
+    check(`${scope}: editor still there with the example text`, snap.editor === EXAMPLE, J(snap.editor));
+    // The failure's own reports are expected; anything else is not.
+    const others = h.errors.filter((e) => !why.test(e) && !/^pageerror: (null|undefined)?$/.test(e));
+    check(`no page/console errors besides the failure's (${scope})`, others.length === 0, others.slice(0, 5).join(' | '));
+  } finally {
+    if (h) await h.context.close();
+  }
+}
+
+// Every pool thread traps as it starts: the engine worker's script is served with a prelude that
+// hands each pool thread an address beyond the memory in place of its start data.
+const DEAD_POOL_PRELUDE = `{
+  const Real = self.Worker;
+  self.Worker = class extends Real {
+    postMessage(data, ...rest) {
+      if (data?.type === 'wasm_bindgen_worker_init') data = { ...data, receiver: 0xfffffff0 };
+      return super.postMessage(data, ...rest);
+    }
+  };
+}
+`;
+
+async function deadWorkerTests() {
+  await deadWorkerTest('pool threads that trap', async (route) => {
+    const response = await route.fetch();
+    await route.fulfill({ response, body: DEAD_POOL_PRELUDE + await response.text() });
+  }, /memory access out of bounds/);
+  await deadWorkerTest('worker script missing', (route) => route.fulfill({ status: 404, body: 'not here' }),
+    /could not be loaded/);
+}
+
 // The map of `snap` equals the isolated page's (relaxed SIMD, all threads) within 1e-5 of the
 // largest score: threads split each weight into other blocks and fused multiply-adds round once,
 // so f32 sums may round differently.
@@ -351,6 +393,7 @@ try {
   await group('default model', null, defaultModelTests);
   await group('one thread', null, singleThreadTest);
   await group('threads without relaxed SIMD', null, plainThreadsTest);
+  await group('dead worker', null, deadWorkerTests);
 
   try { written = writeBrokenModels(); } catch (e) { check('write broken model files into dist', false, `${DIST}: ${e.message}`); }
   if (written.includes('test-corrupt.gguf'))
