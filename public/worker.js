@@ -13,15 +13,16 @@ const relaxedSimd = WebAssembly.validate(Uint8Array.from(atob(RELAXED_SIMD_PROBE
 
 // wasm-bindgen-rayon starts each pool thread inside a promise, so a pool thread that dies (its
 // wasm traps) leaves only an unhandled rejection in its own console, and the run waits for it
-// forever. Each pool thread's script is therefore imported by a small module that throws such a
-// rejection again as an uncaught error, which the browser passes up to this worker and on to the
-// page (WorkerBridge's onerror: "The worker stopped (…)").
+// forever. Nor could this worker pass an error on: it is blocked waiting for the pool. So each
+// pool thread's script is imported by a small module that posts such a rejection on the
+// BroadcastChannel named after this worker, on which the page listens (WorkerBridge: "The
+// worker stopped (one of its threads failed: …)").
 function reportPoolThreadDeaths() {
   const NativeWorker = self.Worker;
   self.Worker = class extends NativeWorker {
     constructor(script, options) {
       const url = new URL(script, self.location.href).href;
-      const starter = `self.addEventListener('unhandledrejection', (e) => setTimeout(() => { throw e.reason; }));\n`
+      const starter = `self.addEventListener('unhandledrejection', (e) => new BroadcastChannel(${JSON.stringify(self.name)}).postMessage(String(e.reason)));\n`
         + `import ${JSON.stringify(url)};\n`;
       super(URL.createObjectURL(new Blob([starter], { type: 'text/javascript' })), options);
     }

@@ -7,7 +7,8 @@ use super::protocol::{FromWorker, ToWorker};
 use js_sys::{Atomics, Int32Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{ErrorEvent, Event, MessageEvent, Worker, WorkerOptions, WorkerType};
+use std::rc::Rc;
+use web_sys::{BroadcastChannel, ErrorEvent, Event, MessageEvent, Worker, WorkerOptions, WorkerType};
 
 /// Loads the same wasm as the page, or its multi-threaded build, and serves the engine.
 const WORKER_SCRIPT: &str = "./worker.js";
@@ -18,14 +19,29 @@ pub struct WorkerBridge {
     stop_flag: Option<Int32Array>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_error: Closure<dyn FnMut(Event)>,
+    /// Where the worker's pool threads report their death (see `spawn`).
+    deaths: BroadcastChannel,
+    _on_death: Closure<dyn FnMut(MessageEvent)>,
 }
 
 impl WorkerBridge {
     /// `on_message` gets every message; a worker crash arrives as `LoadFailed`/`RunFailed`-like
     /// text through `on_crash`.
     pub fn spawn(on_message: impl Fn(FromWorker) + 'static, on_crash: impl Fn(String) + 'static) -> Result<Self, String> {
+        let on_crash = Rc::new(on_crash);
+        // A pool thread that dies cannot tell the worker, which may be blocked waiting for it
+        // (its error event would never be dispatched there): `public/worker.js` has each pool
+        // thread post its death on a channel named after the worker, which this page hears.
+        let name = format!("salient-engine-{}", (js_sys::Math::random() * 1e15) as u64);
+        let deaths = BroadcastChannel::new(&name).map_err(|e| format!("This browser could not open a BroadcastChannel: {e:?}"))?;
+        let on_death = on_crash.clone();
+        let _on_death = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            on_death(format!("one of its threads failed: {}", event.data().as_string().unwrap_or_default()));
+        });
+        deaths.set_onmessage(Some(_on_death.as_ref().unchecked_ref()));
         let options = WorkerOptions::new();
         options.set_type(WorkerType::Module);
+        options.set_name(&name);
         let worker = Worker::new_with_options(WORKER_SCRIPT, &options)
             .map_err(|e| format!("This browser could not start a Web Worker: {e:?}"))?;
         let _on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
@@ -34,8 +50,8 @@ impl WorkerBridge {
                 Err(e) => web_sys::console::error_1(&format!("unreadable message from the worker: {e}").into()),
             }
         });
-        // An uncaught error in the worker (or, passed up, in one of its pool threads) is an
-        // `ErrorEvent`; a worker script that could not be loaded fires a plain `Event`.
+        // An uncaught error in the worker is an `ErrorEvent`; a worker script that could not be
+        // loaded fires a plain `Event`.
         let _on_error = Closure::<dyn FnMut(Event)>::new(move |event: Event| {
             event.prevent_default();
             on_crash(match event.dyn_ref::<ErrorEvent>() {
@@ -45,7 +61,7 @@ impl WorkerBridge {
         });
         worker.set_onmessage(Some(_on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(_on_error.as_ref().unchecked_ref()));
-        Ok(Self { worker, stop_flag: None, _on_message, _on_error })
+        Ok(Self { worker, stop_flag: None, _on_message, _on_error, deaths, _on_death })
     }
 
     pub fn send(&self, message: &ToWorker) {
@@ -79,5 +95,6 @@ impl Drop for WorkerBridge {
         // without the stop they would go on to its end, taking the cores from the next worker.
         self.stop(u64::MAX);
         self.worker.terminate();
+        self.deaths.close();
     }
 }

@@ -7,7 +7,7 @@
 // the tests write broken model files there (test-*.gguf) and remove them at the end.
 // Prints `ok  name` / `FAIL name details` per check and a last line `N passed, M failed`;
 // exits 1 on any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): page.png (after the
-// first successful run), error.png (corrupt model), fail-*.png, e2e-console.log (page + worker).
+// first successful run), error.png (corrupt model), worker-stopped.png (pool threads that trap), fail-*.png, e2e-console.log (page + worker).
 import { ROOT, URL_, DIST, OUT, S, createSuite, mark, states, settle, snapshot, pageNow, textsSince } from './lib.mjs';
 import { mkdirSync, writeFileSync, readFileSync, existsSync, rmSync, openSync, readSync, closeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -329,7 +329,7 @@ async function plainThreadsTest() {
 
 // A worker that dies must not leave the page loading or computing forever: the page says that the
 // worker stopped, and why, and keeps the text. `serve(route)` answers the request for worker.js.
-async function deadWorkerTest(scope, serve, why) {
+async function deadWorkerTest(scope, serve, why, screenshot = null) {
   let h = null, served = 0;
   try {
     const setup = (context) => context.route('**/worker.js', (route) => { served++; return serve(route); });
@@ -339,6 +339,7 @@ async function deadWorkerTest(scope, serve, why) {
       served > 0 && snap.state === 'error' && /worker stopped/i.test(snap.message || '') && why.test(snap.message || ''),
       `worker.js served ${served}x; ${brief(snap)}`);
     check(`${scope}: editor still there with the example text`, snap.editor === EXAMPLE, J(snap.editor));
+    if (screenshot) await shot(h.page, screenshot);
     // The failure's own reports are expected; anything else is not.
     const others = h.errors.filter((e) => !why.test(e) && !/^pageerror: (null|undefined)?$/.test(e));
     check(`no page/console errors besides the failure's (${scope})`, others.length === 0, others.slice(0, 5).join(' | '));
@@ -364,7 +365,7 @@ async function deadWorkerTests() {
   await deadWorkerTest('pool threads that trap', async (route) => {
     const response = await route.fetch();
     await route.fulfill({ response, body: DEAD_POOL_PRELUDE + await response.text() });
-  }, /memory access out of bounds/);
+  }, /memory access out of bounds/, 'worker-stopped.png');
   await deadWorkerTest('worker script missing', (route) => route.fulfill({ status: 404, body: 'not here' }),
     /could not be loaded/);
 }
