@@ -4,10 +4,10 @@
 //!
 //! Each product is split into dequantized blocks of rows of `W`, the pieces of one
 //! `engine::parallel::map` (`parallel::pieces` of them), each on one thread: the engine decides
-//! how work is split across threads, and no block is split again underneath. In `x · Wᵀ` each piece writes its own block
-//! of columns of the result; in `dy · W` the pieces' partial products are added up in block
-//! order. A piece multiplies with `gemm` (the kernels behind candle's matmul), called directly, or
-//! in the page with our own 128-bit kernel (`panel_matmul`).
+//! how work is split across threads, and no block is split again underneath. In `x · Wᵀ` each
+//! piece writes its own block of columns of the result; in `dy · W` the pieces' partial products
+//! are added up in block order. A piece multiplies with `gemm` (the kernels behind candle's
+//! matmul), called directly, or in the page with our own 128-bit kernel (`panel_matmul`).
 
 use super::error::Result;
 use super::parallel;

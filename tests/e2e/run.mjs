@@ -328,12 +328,13 @@ async function plainThreadsTest() {
 }
 
 // A worker that dies must not leave the page loading or computing forever: the page says that the
-// worker stopped, and why, and keeps the text. `serve(route)` answers the request for worker.js.
-async function deadWorkerTest(scope, serve, why, screenshot = null) {
+// worker stopped, and why, and keeps the text. `serve(route)` answers the request for worker.js;
+// `allowConsole` adds console errors the failure itself causes.
+async function deadWorkerTest(scope, serve, why, { screenshot = null, allowConsole = [] } = {}) {
   let h = null, served = 0;
   try {
     const setup = (context) => context.route('**/worker.js', (route) => { served++; return serve(route); });
-    h = await openPage(scope, '', { setup, allowConsole: [why, /worker\.js/] });
+    h = await openPage(scope, '', { setup, allowConsole: [why, ...allowConsole] });
     const snap = await settle(h.page, 0, LOAD_AND_RUN_MS);
     check(`${scope}: the page says the worker stopped, and why`,
       served > 0 && snap.state === 'error' && /worker stopped/i.test(snap.message || '') && why.test(snap.message || ''),
@@ -365,9 +366,9 @@ async function deadWorkerTests() {
   await deadWorkerTest('pool threads that trap', async (route) => {
     const response = await route.fetch();
     await route.fulfill({ response, body: DEAD_POOL_PRELUDE + await response.text() });
-  }, /memory access out of bounds/, 'worker-stopped.png');
+  }, /memory access out of bounds/, { screenshot: 'worker-stopped.png' });
   await deadWorkerTest('worker script missing', (route) => route.fulfill({ status: 404, body: 'not here' }),
-    /could not be loaded/);
+    /could not be loaded/, { allowConsole: [/status of 404/] });
 }
 
 // The map of `snap` equals the isolated page's (relaxed SIMD, all threads) within 1e-5 of the
