@@ -1,8 +1,11 @@
 //! Scaled, causally masked softmax over the last dimension as one op with an analytic backward.
 //! Composed from candle's elementwise ops it would keep about seven `(heads, seq, seq)` tensors
-//! per layer alive for the backward pass; this keeps its input and output only.
+//! per layer alive for the backward pass; this keeps its input and output only. Rows are split
+//! over the pool's threads, forward and backward.
 
-use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, D};
+use super::custom_op::contiguous_range;
+use super::parallel;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
 /// `softmax(scale · x + mask)` with `mask[i, j] = -inf` for `j > i`, over `(..., seq, seq)`.
 pub struct CausalSoftmax {
@@ -10,10 +13,10 @@ pub struct CausalSoftmax {
 }
 
 impl CausalSoftmax {
-    fn forward_rows<T: Real>(&self, x: &[T], seq: usize) -> Vec<T> {
+    fn forward_rows<T: Real>(&self, x: &[T], seq: usize) -> candle_core::Result<Vec<T>> {
         let mut out = vec![T::zero(); x.len()];
         let scale = T::from_f64(self.scale);
-        for (row_index, (row, out_row)) in x.chunks_exact(seq).zip(out.chunks_exact_mut(seq)).enumerate() {
+        parallel::by_rows([x], seq, &mut out, |row_index, [row], out_row| {
             let visible = row_index % seq + 1; // query i sees keys 0..=i
             let max = row[..visible].iter().fold(T::neg_infinity(), |m, v| m.max(*v * scale));
             let mut sum = T::zero();
@@ -24,8 +27,9 @@ impl CausalSoftmax {
             for o in &mut out_row[..visible] {
                 *o = *o / sum;
             }
-        }
-        out
+        })
+        .map_err(candle_core::Error::wrap)?;
+        Ok(out)
     }
 }
 
@@ -36,27 +40,63 @@ impl CustomOp1 for CausalSoftmax {
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
         let seq = layout.shape().dims().last().copied().unwrap_or(0);
-        let (start, end) = layout
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("causal-softmax: input must be contiguous".into()))?;
+        let range = contiguous_range(self.name(), layout)?;
         let out = match storage {
-            CpuStorage::F32(v) => CpuStorage::F32(self.forward_rows(&v[start..end], seq)),
-            CpuStorage::F64(v) => CpuStorage::F64(self.forward_rows(&v[start..end], seq)),
+            CpuStorage::F32(v) => CpuStorage::F32(self.forward_rows(&v[range], seq)?),
+            CpuStorage::F64(v) => CpuStorage::F64(self.forward_rows(&v[range], seq)?),
             _ => candle_core::bail!("causal-softmax: only f32 and f64 are supported"),
         };
         Ok((out, layout.shape().clone()))
     }
 
-    /// y = softmax(s·x): ∂L/∂x = s · y ⊙ (g − Σⱼ gⱼ yⱼ). Masked entries have y = 0, so get 0.
     fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let dot = (grad_res * res)?.sum_keepdim(D::Minus1)?;
-        let grad = (res * grad_res.broadcast_sub(&dot)?)?;
-        Ok(Some((grad * self.scale)?))
+        Ok(Some(res.contiguous()?.apply_op2_no_bwd(&grad_res.contiguous()?, &InputGradient { scale: self.scale })?))
+    }
+}
+
+/// The backward pass's op, from the output `y` and `g = ∂L/∂y`, row by row:
+/// `∂L/∂x = s · y ⊙ (g − Σⱼ gⱼ yⱼ)`. Masked entries have y = 0, so get 0.
+struct InputGradient {
+    scale: f64,
+}
+
+impl InputGradient {
+    fn rows<T: Real>(&self, y: &[T], g: &[T], seq: usize) -> candle_core::Result<Vec<T>> {
+        let mut grad = vec![T::zero(); y.len()];
+        let scale = T::from_f64(self.scale);
+        parallel::by_rows([y, g], seq, &mut grad, |_, [y, g], grad| {
+            let dot = y.iter().zip(g).fold(T::zero(), |sum, (&y, &g)| sum + y * g);
+            for ((out, &y), &g) in grad.iter_mut().zip(y).zip(g) {
+                *out = scale * y * (g - dot);
+            }
+        })
+        .map_err(candle_core::Error::wrap)?;
+        Ok(grad)
+    }
+}
+
+impl CustomOp2 for InputGradient {
+    fn name(&self) -> &'static str {
+        "causal-softmax-input-gradient"
+    }
+
+    fn cpu_fwd(&self, y: &CpuStorage, y_layout: &Layout, g: &CpuStorage, g_layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        if y_layout.shape() != g_layout.shape() {
+            candle_core::bail!("causal-softmax: the gradient's shape differs from the output's");
+        }
+        let seq = y_layout.shape().dims().last().copied().unwrap_or(0);
+        let (y_range, g_range) = (contiguous_range(self.name(), y_layout)?, contiguous_range(self.name(), g_layout)?);
+        let grad = match (y, g) {
+            (CpuStorage::F32(y), CpuStorage::F32(g)) => CpuStorage::F32(self.rows(&y[y_range], &g[g_range], seq)?),
+            (CpuStorage::F64(y), CpuStorage::F64(g)) => CpuStorage::F64(self.rows(&y[y_range], &g[g_range], seq)?),
+            _ => candle_core::bail!("causal-softmax: only f32 and f64 operands of one type are supported"),
+        };
+        Ok((grad, y_layout.shape().clone()))
     }
 }
 
 /// The float operations the kernel needs, for f32 and f64.
-trait Real: Copy + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self> + std::ops::Div<Output = Self> {
+trait Real: Copy + Send + Sync + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self> + std::ops::Div<Output = Self> {
     fn zero() -> Self;
     fn from_f64(v: f64) -> Self;
     fn neg_infinity() -> Self;

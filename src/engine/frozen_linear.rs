@@ -9,6 +9,7 @@
 //! are added up in block order. A piece multiplies with `gemm` (the kernels behind candle's
 //! matmul), called directly, or in the page with our own 128-bit kernel (`panel_matmul`).
 
+use super::dense::{gemm_multiply, Matrix, Output};
 use super::error::Result;
 use super::parallel;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
@@ -71,7 +72,7 @@ impl FrozenLinear {
             // part (n × in) = dy[:, rows] (n × len) · w_block (len × in).
             let lhs = Matrix { values: &dy[rows.start..], row_stride: outputs, col_stride: 1 };
             let rhs = Matrix { values: &w, row_stride: inputs, col_stride: 1 };
-            T::multiply(ColumnBlocks::new(&mut part, n, inputs).columns(0..inputs), lhs, rhs, n, inputs, rows.len());
+            T::multiply(Output::of_slice(&mut part, n, inputs), lhs, rhs, n, inputs, rows.len());
             Ok::<_, candle_core::Error>(part)
         })
         .map_err(candle_core::Error::wrap)?;
@@ -111,23 +112,13 @@ impl<'a, T> ColumnBlocks<'a, T> {
     }
 }
 
-/// `rows × cols` values from `first`, rows `row_stride` apart: one writer's block of a
-/// `ColumnBlocks`.
-struct Output<'a, T> {
-    first: *mut T,
-    row_stride: usize,
-    rows: usize,
-    cols: usize,
-    _borrow: PhantomData<&'a ()>,
-}
-
 /// The precisions the op computes in: f32 (the page and the CLI), f64 (gradient checks).
-trait Element: WithDType + Send + Sync {
+trait Element: WithDType {
     fn from_f32s(values: Vec<f32>) -> Vec<Self>;
 
     /// `out (m × n) = lhs (m × k) · rhs (k × n)` on the calling thread.
     fn multiply(out: Output<Self>, lhs: Matrix<Self>, rhs: Matrix<Self>, m: usize, n: usize, k: usize) {
-        gemm_multiply(out, lhs, rhs, m, n, k)
+        gemm_multiply(out, lhs, rhs, m, n, k, false)
     }
 }
 
@@ -142,7 +133,7 @@ impl Element for f32 {
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     fn multiply(out: Output<Self>, lhs: Matrix<Self>, rhs: Matrix<Self>, m: usize, n: usize, k: usize) {
         if m < panel_matmul::MIN_ROWS {
-            return gemm_multiply(out, lhs, rhs, m, n, k);
+            return gemm_multiply(out, lhs, rhs, m, n, k, false);
         }
         assert!(out.rows == m && out.cols == n && lhs.col_stride == 1, "frozen-linear: operand shapes");
         let rhs = panel_matmul::PackedRhs::pack(rhs.values, k, n, rhs.row_stride, rhs.col_stride);
@@ -155,51 +146,6 @@ impl Element for f32 {
 impl Element for f64 {
     fn from_f32s(values: Vec<f32>) -> Vec<Self> {
         values.into_iter().map(f64::from).collect()
-    }
-}
-
-struct Matrix<'a, T> {
-    values: &'a [T],
-    row_stride: usize,
-    col_stride: usize,
-}
-
-/// `out (m × n) = lhs (m × k) · rhs (k × n)` on the calling thread, by gemm.
-fn gemm_multiply<T: Element>(out: Output<T>, lhs: Matrix<T>, rhs: Matrix<T>, m: usize, n: usize, k: usize) {
-    // The last element each operand's strides reach must lie inside its slice: gemm reads through
-    // raw pointers.
-    let last = |rows: usize, cols: usize, row_stride: usize, col_stride: usize| (rows - 1) * row_stride + (cols - 1) * col_stride;
-    if m == 0 || n == 0 || k == 0 {
-        // gemm would write nothing; the callers' outputs start zeroed.
-        return;
-    }
-    assert!(out.rows == m && out.cols == n, "frozen-linear: output shape");
-    assert!(last(m, k, lhs.row_stride, lhs.col_stride) < lhs.values.len(), "frozen-linear: lhs out of bounds");
-    assert!(last(k, n, rhs.row_stride, rhs.col_stride) < rhs.values.len(), "frozen-linear: rhs out of bounds");
-    // SAFETY: the asserts above keep every read inside `lhs` and `rhs`, and `out` is this
-    // piece's own block of columns (`ColumnBlocks::columns`), which nothing else touches meanwhile.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.first,
-            1,
-            out.row_stride as isize,
-            false,
-            lhs.values.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.values.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            T::zero(),
-            T::one(),
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        )
     }
 }
 

@@ -1,18 +1,22 @@
 //! Differentiable building blocks shared by the model files. Each uses only candle ops that have
 //! an exact backward pass (candle's fast `rms_norm`, `layer_norm`, `rope`, `rope_i` and
 //! `softmax_last_dim` have none and would silently cut the gradient), or our own ops with an
-//! analytic backward.
+//! analytic backward (the hot ones split over the pool's threads).
 
 use super::causal_softmax::CausalSoftmax;
-use super::error::Result;
+use super::custom_op::contiguous_range;
+use super::error::{EngineError, Result};
 use super::frozen_linear::FrozenLinear;
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
+use super::head_product;
+use super::parallel;
+use super::rms_norm::RmsNorm;
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, WithDType};
 use candle_nn::ops;
-use candle_nn::rotary_emb;
+use std::sync::Arc;
 
 /// RMSNorm over the last dimension: `x / sqrt(mean(x²) + eps) · weight`.
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
-    Ok(ops::rms_norm_slow(x, weight, eps as f32)?)
+    Ok(x.contiguous()?.apply_op2(&weight.contiguous()?, RmsNorm { eps })?)
 }
 
 /// LayerNorm over the last dimension with a gain and a bias (GPT-2).
@@ -109,14 +113,13 @@ pub enum RopeLayout {
     Halves,
 }
 
-/// Rotary position tables for `seq_len` positions: `(cos, sin)`, each `(seq_len, head_dim / 2)`.
+/// Rotary position embedding: each pair of a head's vector turned by its position's angles.
 pub struct Rope {
     inv_freq: Vec<f64>,
     layout: RopeLayout,
 }
 
 impl Rope {
-    /// `freq_factors` (Llama 3's `rope_freqs.weight`) divide the base frequencies when present.
     pub fn new(head_dim: usize, theta: f64, freq_factors: Option<Vec<f64>>, layout: RopeLayout) -> Self {
         let inv_freq = (0..head_dim / 2)
             .map(|i| {
@@ -127,29 +130,76 @@ impl Rope {
         Self { inv_freq, layout }
     }
 
-    fn tables(&self, seq_len: usize, dtype: DType) -> Result<(Tensor, Tensor)> {
-        let half = self.inv_freq.len();
-        let mut cos = Vec::with_capacity(seq_len * half);
-        let mut sin = Vec::with_capacity(seq_len * half);
-        for pos in 0..seq_len {
-            for f in &self.inv_freq {
-                let angle = pos as f64 * f;
-                cos.push(angle.cos());
-                sin.push(angle.sin());
-            }
-        }
-        let cos = Tensor::from_vec(cos, (seq_len, half), &Device::Cpu)?.to_dtype(dtype)?;
-        let sin = Tensor::from_vec(sin, (seq_len, half), &Device::Cpu)?.to_dtype(dtype)?;
-        Ok((cos, sin))
-    }
-
     /// Rotates `(batch, heads, seq, head_dim)` by position, pairing elements as `layout` says.
     pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
-        let (cos, sin) = self.tables(x.dim(2)?, x.dtype())?;
-        Ok(match self.layout {
-            RopeLayout::Interleaved => rotary_emb::rope_i_slow(x, &cos, &sin)?,
-            RopeLayout::Halves => rotary_emb::rope_slow(x, &cos, &sin)?,
+        let (seq, head_dim) = (x.dim(2)?, x.dim(3)?);
+        if head_dim != 2 * self.inv_freq.len() {
+            return Err(EngineError::Internal(format!("rope: heads of {head_dim} values, tables for {}", 2 * self.inv_freq.len())));
+        }
+        let angles = (0..seq).flat_map(|pos| self.inv_freq.iter().map(move |f| pos as f64 * f));
+        let (cos, sin) = angles.map(|angle| (angle.cos(), angle.sin())).unzip();
+        let rotation = Rotation { cos: Arc::new(cos), sin: Arc::new(sin), seq, layout: self.layout, inverse: false };
+        Ok(x.contiguous()?.apply_op1(rotation)?)
+    }
+}
+
+/// Turns each pair `(a, b)` of a row at position `p` by the angles of `p`:
+/// `(a cos − b sin, a sin + b cos)`; `inverse` turns the other way, which is the backward pass
+/// (a rotation's transpose is its inverse). One pass over rows split over the pool's threads,
+/// where candle's `rope_slow` took six ops, and as many again backward, on one thread.
+struct Rotation {
+    /// `seq × head_dim/2` values each, position-major.
+    cos: Arc<Vec<f64>>,
+    sin: Arc<Vec<f64>>,
+    seq: usize,
+    layout: RopeLayout,
+    inverse: bool,
+}
+
+impl Rotation {
+    fn rotate<T: WithDType>(&self, x: &[T]) -> candle_core::Result<Vec<T>> {
+        let pairs = self.cos.len() / self.seq.max(1);
+        let mut out = vec![T::zero(); x.len()];
+        let sign = if self.inverse { -1.0 } else { 1.0 };
+        parallel::by_rows([x], 2 * pairs, &mut out, |row_index, [row], out| {
+            let at = row_index % self.seq * pairs;
+            for i in 0..pairs {
+                let (cos, sin) = (T::from_f64(self.cos[at + i]), T::from_f64(sign * self.sin[at + i]));
+                let (first, second) = match self.layout {
+                    RopeLayout::Interleaved => (2 * i, 2 * i + 1),
+                    RopeLayout::Halves => (i, i + pairs),
+                };
+                let (a, b) = (row[first], row[second]);
+                out[first] = a * cos - b * sin;
+                out[second] = a * sin + b * cos;
+            }
         })
+        .map_err(candle_core::Error::wrap)?;
+        Ok(out)
+    }
+}
+
+impl CustomOp1 for Rotation {
+    fn name(&self) -> &'static str {
+        "rope"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let range = contiguous_range(self.name(), layout)?;
+        if layout.shape().dims().len() != 4 || layout.shape().dims()[2] != self.seq {
+            candle_core::bail!("rope: input {:?} is not (batch, heads, {}, head_dim)", layout.shape(), self.seq);
+        }
+        let out = match storage {
+            CpuStorage::F32(v) => CpuStorage::F32(self.rotate(&v[range])?),
+            CpuStorage::F64(v) => CpuStorage::F64(self.rotate(&v[range])?),
+            _ => candle_core::bail!("rope: only f32 and f64 are supported"),
+        };
+        Ok((out, layout.shape().clone()))
+    }
+
+    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+        let inverse = Rotation { cos: self.cos.clone(), sin: self.sin.clone(), seq: self.seq, layout: self.layout, inverse: !self.inverse };
+        Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&inverse)?))
     }
 }
 
@@ -158,26 +208,51 @@ impl Rope {
 /// Returns the mixed values `(b, seq, heads · hd)` and the attention probabilities `(b, heads, seq, seq)`.
 pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
     let (b, heads, seq, hd) = q.dims4()?;
-    let kv_heads = k.dim(1)?;
-    let k = repeat_kv(k, heads / kv_heads)?;
-    let v = repeat_kv(v, heads / kv_heads)?;
-    let scores = q.matmul(&k.t()?)?;
+    let scores = head_product::scores(q, k)?;
     let probs = scores.apply_op1(CausalSoftmax { scale: 1.0 / (hd as f64).sqrt() })?;
-    let mixed = probs.matmul(&v)?.transpose(1, 2)?.reshape((b, seq, heads * hd))?;
+    let mixed = head_product::mix(&probs, v)?.transpose(1, 2)?.reshape((b, seq, heads * hd))?;
     Ok((mixed, probs))
-}
-
-/// Each key/value head serves `n_rep` consecutive query heads.
-fn repeat_kv(x: &Tensor, n_rep: usize) -> Result<Tensor> {
-    if n_rep == 1 {
-        return Ok(x.clone());
-    }
-    let (b, kv_heads, seq, hd) = x.dims4()?;
-    Ok(x.unsqueeze(2)?.broadcast_as((b, kv_heads, n_rep, seq, hd))?.reshape((b, kv_heads * n_rep, seq, hd))?)
 }
 
 /// `(b, seq, heads · hd)` → `(b, heads, seq, hd)`.
 pub fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
     let (b, seq, width) = x.dims3()?;
     Ok(x.reshape((b, seq, heads, width / heads))?.transpose(1, 2)?.contiguous()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::stats::SplitMix64;
+    use candle_core::{DType, Device, Var};
+
+    /// Values and gradients against candle's `rope_i_slow` / `rope_slow` (whose backward candle
+    /// derives itself) on the same angles, for both pairings: 2 heads, 5 positions, 8 values.
+    #[test]
+    fn rope_equals_candle_s_slow_rotations() {
+        let device = Device::Cpu;
+        let mut rng = SplitMix64::new(7);
+        let mut values = |count: usize| (0..count).map(|_| (rng.next_u64() % 2001) as f64 / 1000.0 - 1.0).collect::<Vec<f64>>();
+        let shape = (1, 2, 5, 8);
+        let x = Var::from_vec(values(80), shape, &device).unwrap();
+        let mixing = Tensor::from_vec(values(80), shape, &device).unwrap();
+        for layout in [RopeLayout::Interleaved, RopeLayout::Halves] {
+            let rope = Rope::new(8, 10_000.0, None, layout);
+            let angles: Vec<f64> = (0..5).flat_map(|pos| rope.inv_freq.iter().map(move |f| pos as f64 * f)).collect();
+            let table = |f: fn(f64) -> f64| Tensor::from_vec(angles.iter().map(|&a| f(a)).collect::<Vec<_>>(), (5, 4), &device).unwrap().to_dtype(DType::F64).unwrap();
+            let (cos, sin) = (table(f64::cos), table(f64::sin));
+            let theirs = match layout {
+                RopeLayout::Interleaved => candle_nn::rotary_emb::rope_i_slow(x.as_tensor(), &cos, &sin).unwrap(),
+                RopeLayout::Halves => candle_nn::rotary_emb::rope_slow(x.as_tensor(), &cos, &sin).unwrap(),
+            };
+            let ours = rope.apply(x.as_tensor()).unwrap();
+            let list = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+            let gradient = |y: &Tensor| list(y.mul(&mixing).unwrap().sum_all().unwrap().backward().unwrap().get(&x).expect("a gradient"));
+            for (what, a, b) in [("values", list(&ours), list(&theirs)), ("gradients", gradient(&ours), gradient(&theirs))] {
+                for (i, (p, q)) in a.iter().zip(&b).enumerate() {
+                    assert!((p - q).abs() <= 1e-12, "{layout:?} {what}[{i}]: {p} vs {q}");
+                }
+            }
+        }
+    }
 }

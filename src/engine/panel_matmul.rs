@@ -8,6 +8,8 @@
 //! it) 1.3–1.6× slower, at the page's shapes (64 × 576 by 576 × 288 and the like). Natively gemm's
 //! AVX2 kernels stay faster; there this module is compiled for its tests only, on portable lanes.
 
+use super::lanes;
+
 /// Columns per panel: two lanes of 4.
 pub const PANEL: usize = 8;
 /// Rows of `lhs` (and `out`) per tile: 4 × 2 lanes of sums, which with the panel's two lanes and
@@ -132,78 +134,6 @@ impl Tile {
                 std::ptr::copy_nonoverlapping(values.as_ptr(), out, self.cols);
             }
         }
-    }
-}
-
-/// Four f32 lanes: wasm's `v128`.
-#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-mod lanes {
-    use core::arch::wasm32::*;
-
-    pub type Lanes = v128;
-
-    #[inline(always)]
-    pub fn zero() -> Lanes {
-        f32x4_splat(0.0)
-    }
-
-    #[inline(always)]
-    pub fn splat(value: f32) -> Lanes {
-        f32x4_splat(value)
-    }
-
-    /// # Safety
-    /// Four values from `at` are readable (any alignment).
-    #[inline(always)]
-    pub unsafe fn load(at: *const f32) -> Lanes {
-        v128_load(at.cast())
-    }
-
-    /// # Safety
-    /// Four values from `at` are writable (any alignment).
-    #[inline(always)]
-    pub unsafe fn store(at: *mut f32, value: Lanes) {
-        v128_store(at.cast(), value)
-    }
-
-    /// `a · b + sum`, fused where the build has relaxed SIMD (a browser may then round once or
-    /// twice, both within f32's accuracy).
-    #[inline(always)]
-    pub fn mul_add(a: Lanes, b: Lanes, sum: Lanes) -> Lanes {
-        #[cfg(target_feature = "relaxed-simd")]
-        return f32x4_relaxed_madd(a, b, sum);
-        #[cfg(not(target_feature = "relaxed-simd"))]
-        return f32x4_add(f32x4_mul(a, b), sum);
-    }
-}
-
-/// Four f32 lanes in plain Rust, so that the packing and tiling above are tested natively.
-#[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
-mod lanes {
-    pub type Lanes = [f32; 4];
-
-    pub fn zero() -> Lanes {
-        [0.0; 4]
-    }
-
-    pub fn splat(value: f32) -> Lanes {
-        [value; 4]
-    }
-
-    /// # Safety
-    /// Four values from `at` are readable.
-    pub unsafe fn load(at: *const f32) -> Lanes {
-        std::ptr::read_unaligned(at.cast())
-    }
-
-    /// # Safety
-    /// Four values from `at` are writable.
-    pub unsafe fn store(at: *mut f32, value: Lanes) {
-        std::ptr::write_unaligned(at.cast(), value)
-    }
-
-    pub fn mul_add(a: Lanes, b: Lanes, sum: Lanes) -> Lanes {
-        std::array::from_fn(|i| a[i] * b[i] + sum[i])
     }
 }
 

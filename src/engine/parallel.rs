@@ -66,6 +66,22 @@ pub fn map<I: Send, R: Send>(items: Vec<I>, f: impl Fn(I) -> R + Sync + Send) ->
     .collect()
 }
 
+/// `f(row index, the row of each input, the same row of out)` for every row of `width` values of
+/// `out`, the rows split over the pool's threads: the engine's row-wise ops (norms, rotations,
+/// softmax) in one pass each.
+pub fn by_rows<T: Send + Sync, const N: usize>(inputs: [&[T]; N], width: usize, out: &mut [T], f: impl Fn(usize, [&[T]; N], &mut [T]) + Sync + Send) -> Result<(), Stopped> {
+    assert!(width > 0 && out.len() % width == 0 && inputs.iter().all(|values| values.len() == out.len()), "by_rows: operand lengths");
+    let rows_per_piece = (out.len() / width).div_ceil(pieces()).max(1);
+    let pieces = out.chunks_mut(rows_per_piece * width).enumerate().collect();
+    map(pieces, |(index, out): (usize, &mut [T])| {
+        for (offset, out) in out.chunks_exact_mut(width).enumerate() {
+            let row = index * rows_per_piece + offset;
+            f(row, inputs.map(|values| &values[row * width..(row + 1) * width]), out);
+        }
+    })?;
+    Ok(())
+}
+
 #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
 mod pool {
     use rayon::prelude::*;

@@ -9,6 +9,7 @@ use crate::engine::error::Result;
 use crate::engine::frozen_linear::FrozenLinear;
 use crate::engine::gguf::GgufFile;
 use crate::engine::layers::{causal_attention, rms_norm, split_heads, Projection, Rope, RopeLayout};
+use crate::engine::swiglu::swiglu;
 use crate::engine::weights::QuantizedMatrix;
 use candle_core::{DType, Tensor};
 
@@ -138,7 +139,7 @@ impl Decoder for Llama {
         let (mixed, probs) = causal_attention(&q, &k, &v)?;
         let x = (x + block.o.forward(&mixed)?)?;
         let h = rms_norm(&x, &block.ffn_norm, self.eps)?;
-        let gated = (block.gate.forward(&h)?.silu()? * block.up.forward(&h)?)?;
+        let gated = swiglu(&block.gate.forward(&h)?, &block.up.forward(&h)?)?;
         let x = (&x + block.down.forward(&gated)?)?;
         Ok((x, probs))
     }
