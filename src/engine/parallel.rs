@@ -70,6 +70,9 @@ pub fn map<I: Send, R: Send>(items: Vec<I>, f: impl Fn(I) -> R + Sync + Send) ->
 /// `out`, the rows split over the pool's threads: the engine's row-wise ops (norms, rotations,
 /// softmax) in one pass each.
 pub fn by_rows<T: Send + Sync, const N: usize>(inputs: [&[T]; N], width: usize, out: &mut [T], f: impl Fn(usize, [&[T]; N], &mut [T]) + Sync + Send) -> Result<(), Stopped> {
+    if out.is_empty() {
+        return Ok(());
+    }
     assert!(width > 0 && out.len() % width == 0 && inputs.iter().all(|values| values.len() == out.len()), "by_rows: operand lengths");
     let rows_per_piece = (out.len() / width).div_ceil(pieces()).max(1);
     let pieces = out.chunks_mut(rows_per_piece * width).enumerate().collect();
@@ -280,5 +283,31 @@ mod pool {
 
     pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         f()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every row is visited once, with its own index and the same row of each input, whatever
+    /// the split; an empty output visits nothing.
+    #[test]
+    fn by_rows_visits_each_row_once_with_its_inputs() {
+        for rows in [0, 1, 3, 7, 64] {
+            let width = 5;
+            let first: Vec<f64> = (0..rows * width).map(|i| i as f64).collect();
+            let second: Vec<f64> = first.iter().map(|v| v * 10.0).collect();
+            let mut out = vec![f64::NAN; rows * width];
+            by_rows([&first, &second], width, &mut out, |row, [a, b], out| {
+                for i in 0..width {
+                    out[i] = a[i] + b[i] + row as f64 * 1e6;
+                }
+            })
+            .unwrap();
+            for (i, value) in out.iter().enumerate() {
+                assert_eq!(*value, i as f64 * 11.0 + (i / width) as f64 * 1e6, "{rows} rows: value {i}");
+            }
+        }
     }
 }
