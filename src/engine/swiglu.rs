@@ -7,7 +7,7 @@ use super::custom_op::contiguous_range;
 use super::error::Result;
 use super::lanes::{self, Lanes};
 use super::parallel;
-use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Storage, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor, WithDType};
 
 /// `silu(gate) ⊙ up`, with `silu(g) = g · σ(g)`; both `(..., hidden)` of one shape.
 pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
@@ -34,19 +34,34 @@ impl CustomOp2 for SwiGlu {
         Ok((out, gate_layout.shape().clone()))
     }
 
-    /// `∂/∂up = dy · silu(g)`, `∂/∂gate = dy · up · σ(g)(1 + g(1 − σ(g)))`.
     fn bwd(&self, gate: &Tensor, up: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let dy = grad_res.contiguous()?;
-        let (gate_storage, gate_layout) = gate.storage_and_layout();
-        let (up_storage, up_layout) = up.storage_and_layout();
-        let (dy_storage, dy_layout) = dy.storage_and_layout();
-        let (g, u, d) = (contiguous_range("swiglu", gate_layout)?, contiguous_range("swiglu", up_layout)?, contiguous_range("swiglu", dy_layout)?);
-        let (d_gate, d_up) = match (&*gate_storage, &*up_storage, &*dy_storage) {
-            (Storage::Cpu(CpuStorage::F32(gs)), Storage::Cpu(CpuStorage::F32(us)), Storage::Cpu(CpuStorage::F32(ds))) => backward(&gs[g], &us[u], &ds[d], gate)?,
-            (Storage::Cpu(CpuStorage::F64(gs)), Storage::Cpu(CpuStorage::F64(us)), Storage::Cpu(CpuStorage::F64(ds))) => backward(&gs[g], &us[u], &ds[d], gate)?,
-            _ => candle_core::bail!("swiglu: no backward for these storages"),
+        let both = gate.apply_op3_no_bwd(up, &grad_res.contiguous()?, &Gradients)?;
+        Ok((Some(both.get(0)?), Some(both.get(1)?)))
+    }
+}
+
+/// The backward pass's op, from `gate`, `up` and `dy = ∂L/∂y`: `(2, ...)`, the gradients with
+/// respect to `gate` then `up`: `dy · up · σ(g)(1 + g(1 − σ(g)))` and `dy · silu(g)`.
+struct Gradients;
+
+impl CustomOp3 for Gradients {
+    fn name(&self) -> &'static str {
+        "swiglu-gradients"
+    }
+
+    fn cpu_fwd(&self, gate: &CpuStorage, gate_layout: &Layout, up: &CpuStorage, up_layout: &Layout, dy: &CpuStorage, dy_layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        if gate_layout.shape() != up_layout.shape() || gate_layout.shape() != dy_layout.shape() {
+            candle_core::bail!("swiglu: gate, up and the gradient differ in shape");
+        }
+        let (g, u, d) = (contiguous_range(self.name(), gate_layout)?, contiguous_range(self.name(), up_layout)?, contiguous_range(self.name(), dy_layout)?);
+        let both = match (gate, up, dy) {
+            (CpuStorage::F32(gate), CpuStorage::F32(up), CpuStorage::F32(dy)) => CpuStorage::F32(backward(&gate[g], &up[u], &dy[d])?),
+            (CpuStorage::F64(gate), CpuStorage::F64(up), CpuStorage::F64(dy)) => CpuStorage::F64(backward(&gate[g], &up[u], &dy[d])?),
+            _ => candle_core::bail!("swiglu: only f32 and f64 operands of one type are supported"),
         };
-        Ok((Some(d_gate), Some(d_up)))
+        let mut dims = vec![2];
+        dims.extend_from_slice(gate_layout.shape().dims());
+        Ok((both, Shape::from(dims)))
     }
 }
 
@@ -63,14 +78,15 @@ fn forward<T: Gate>(gate: &[T], up: &[T]) -> candle_core::Result<Vec<T>> {
     Ok(out)
 }
 
-/// The gradients with respect to `gate` and `up`, as tensors shaped like `gate`.
-fn backward<T: Gate>(gate: &[T], up: &[T], dy: &[T], like: &Tensor) -> candle_core::Result<(Tensor, Tensor)> {
-    let (mut d_gate, mut d_up) = (vec![T::zero(); gate.len()], vec![T::zero(); gate.len()]);
+/// The gradients with respect to `gate` and `up`, one after the other.
+fn backward<T: Gate>(gate: &[T], up: &[T], dy: &[T]) -> candle_core::Result<Vec<T>> {
+    let mut both = vec![T::zero(); 2 * gate.len()];
+    let (d_gate, d_up) = both.split_at_mut(gate.len());
     let piece = piece_len(gate.len());
     let inputs = gate.chunks(piece).zip(up.chunks(piece)).zip(dy.chunks(piece));
     let pieces = inputs.zip(d_gate.chunks_mut(piece).zip(d_up.chunks_mut(piece))).collect();
     parallel::map(pieces, |(((gate, up), dy), (d_gate, d_up))| T::backward(gate, up, dy, d_gate, d_up)).map_err(candle_core::Error::wrap)?;
-    Ok((Tensor::from_vec(d_gate, like.shape(), like.device())?, Tensor::from_vec(d_up, like.shape(), like.device())?))
+    Ok(both)
 }
 
 /// One piece of the op in f32 (the page and the CLI, on lanes) or f64 (gradient checks, exact).
@@ -167,13 +183,11 @@ mod tests {
     fn f32_values_and_gradients_match_f64_ones() {
         let (gate, up, dy) = (values(LEN, 1), values(LEN, 2), values(LEN, 3));
         let single = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
-        let like = Tensor::zeros(LEN, DType::F32, &Device::Cpu).unwrap();
-        let list = |t: Tensor| t.to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
-        let (want_dg, want_du) = backward(&gate, &up, &dy, &like).unwrap();
-        let (got_dg, got_du) = backward(&single(&gate), &single(&up), &single(&dy), &like).unwrap();
-        let want = forward(&gate, &up).unwrap();
-        let got = forward(&single(&gate), &single(&up)).unwrap().into_iter().map(f64::from).collect();
-        for (name, got, want) in [("value", got, want), ("d gate", list(got_dg), list(want_dg)), ("d up", list(got_du), list(want_du))] {
+        let double = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
+        let want = [forward(&gate, &up).unwrap(), backward(&gate, &up, &dy).unwrap()];
+        let got = [double(forward(&single(&gate), &single(&up)).unwrap()), double(backward(&single(&gate), &single(&up), &single(&dy)).unwrap())];
+        for (name, got, want) in [("value", &got[0], &want[0]), ("gradients", &got[1], &want[1])] {
+            assert_eq!(got.len(), want.len());
             for (i, (&g, &w)) in got.iter().zip(want.iter()).enumerate() {
                 assert!((g - w).abs() <= 1e-5 * w.abs().max(1.0), "{name}[{i}]: {g} vs {w}");
             }
