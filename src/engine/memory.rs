@@ -18,6 +18,12 @@
 //! from 31 to 491 tokens when the whole graph was kept (least squares; every point within 1.1 %),
 //! and are checked against runs of every kind (the `MEASURED_*` tables in the tests below). The
 //! estimates are in f32, the precision the page computes in.
+//!
+//! Those measurements predate the engine's own ops (`swiglu`, `rms_norm`, `head_product`, RoPE's
+//! `Rotation`), which keep fewer tensors than candle's compositions did: measured since, a run at
+//! 512 tokens peaks at about 60 % of the wasm memory it took (`BENCHMARKS.md`), so the estimates
+//! now err on the safe side and the counts below describe the older graph. Refitting them would
+//! let a large model take longer texts.
 
 use super::arch::DecoderConfig;
 use super::methods::{AttributionMethod, MethodParams};
