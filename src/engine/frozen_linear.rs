@@ -9,6 +9,7 @@
 //! are added up in block order. A piece multiplies with `gemm` (the kernels behind candle's
 //! matmul), called directly, or in the page with our own 128-bit kernel (`panel_matmul`).
 
+use super::custom_op::contiguous_range;
 use super::dense::{gemm_multiply, Matrix, Output};
 use super::error::Result;
 use super::parallel;
@@ -160,13 +161,11 @@ impl CustomOp1 for FrozenLinear {
         if in_features != self.in_features() {
             candle_core::bail!("frozen-linear: input has {in_features} features, the weight expects {}", self.in_features());
         }
-        let (start, end) = layout
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("frozen-linear: input must be contiguous".into()))?;
+        let range = contiguous_range(self.name(), layout)?;
         let n = batch_dims.iter().product::<usize>();
         let out = match storage {
-            CpuStorage::F32(v) => CpuStorage::F32(self.product(&v[start..end], n)?),
-            CpuStorage::F64(v) => CpuStorage::F64(self.product(&v[start..end], n)?),
+            CpuStorage::F32(v) => CpuStorage::F32(self.product(&v[range], n)?),
+            CpuStorage::F64(v) => CpuStorage::F64(self.product(&v[range], n)?),
             _ => candle_core::bail!("frozen-linear: only f32 and f64 inputs are supported"),
         };
         let mut out_dims = batch_dims.to_vec();

@@ -70,12 +70,10 @@ impl CustomOp1 for GeluTanh {
             GeluTanh::Value => gelu,
             GeluTanh::Derivative => gelu_derivative,
         };
-        let (start, end) = layout
-            .contiguous_offsets()
-            .ok_or_else(|| candle_core::Error::Msg("gelu-tanh: input must be contiguous".into()))?;
+        let range = contiguous_range(self.name(), layout)?;
         let out = match storage {
-            CpuStorage::F32(v) => CpuStorage::F32(v[start..end].iter().map(|x| f(*x as f64) as f32).collect()),
-            CpuStorage::F64(v) => CpuStorage::F64(v[start..end].iter().map(|x| f(*x)).collect()),
+            CpuStorage::F32(v) => CpuStorage::F32(v[range].iter().map(|x| f(*x as f64) as f32).collect()),
+            CpuStorage::F64(v) => CpuStorage::F64(v[range].iter().map(|x| f(*x)).collect()),
             _ => candle_core::bail!("gelu-tanh: only f32 and f64 are supported"),
         };
         Ok((out, layout.shape().clone()))
