@@ -256,16 +256,17 @@ fn smoothgrad_is_seeded_non_negative_and_saliency_without_noise() {
     assert_ne!(reseeded, first, "another seed gave the same scores");
 
     // Without noise every copy is the input itself, so the mean is the saliency map. The copies
-    // go through a batched forward pass, whose f32 sums may round in another order than the
-    // single-sequence pass saliency uses: allow 1e-5 of the largest score.
+    // go through a batched pass, whose f32 products gemm blocks differently from the
+    // single-sequence pass saliency uses, so their sums round in another order: allow 1e-4 of the
+    // largest score (measured: 2.5e-5; the noisy scores below differ by about 5e-2).
     let saliency = method("saliency").attribute(&problem, &params).unwrap().values;
     let largest = saliency.iter().fold(0.0f32, |m, s| m.max(*s));
     let difference = |a: &[f32]| a.iter().zip(&saliency).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     let noiseless = run(&MethodParams { sigma: 0.0, samples: 4, ..params.clone() });
     eprintln!("SmoothGrad σ = 0 vs saliency: largest difference {:.2e} of {largest:.2e}", difference(&noiseless));
-    assert!(difference(&noiseless) <= 1e-5 * largest, "σ = 0: {noiseless:?} vs saliency {saliency:?}");
+    assert!(difference(&noiseless) <= 1e-4 * largest, "σ = 0: {noiseless:?} vs saliency {saliency:?}");
     // The comparison can fail: with noise the scores are not the saliency map.
-    assert!(difference(&first) > 1e-5 * largest, "σ = 0.1 gave the saliency map");
+    assert!(difference(&first) > 1e-4 * largest, "σ = 0.1 gave the saliency map");
 }
 
 #[test]

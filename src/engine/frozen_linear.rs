@@ -2,12 +2,15 @@
 //! gradient `dy · W` and nothing else: no weight gradient is computed and no dense copy of `W`
 //! outlives the call (candle's own matmul backward would do both).
 //!
-//! Each product is split into dequantized blocks of rows of `W`, the pieces of one
-//! `engine::parallel::map` (`parallel::pieces` of them), each on one thread: the engine decides
-//! how work is split across threads, and no block is split again underneath. In `x · Wᵀ` each
-//! piece writes its own block of columns of the result; in `dy · W` the pieces' partial products
-//! are added up in block order. A piece multiplies with `gemm` (the kernels behind candle's
-//! matmul), called directly, or in the page with our own 128-bit kernel (`panel_matmul`).
+//! Each product is split into the pieces of `engine::parallel::map`s (`parallel::pieces` per
+//! map), each on one thread: the engine decides how work is split across threads, and no piece is
+//! split again underneath. In `x · Wᵀ` each piece dequantizes a block of rows of `W` and writes
+//! its block of columns of the result. In `dy · W` the rows of `W` are dequantized in blocks by
+//! one map, then each piece of a second map writes a block of columns of the result, over every
+//! row of `W`. A piece multiplies with `gemm` (the kernels behind candle's matmul), called
+//! directly, or in the page with our own 128-bit kernel (`panel_matmul`). The weight's largest
+//! matrices (the vocabulary's) are taken a group of rows at a time (`QuantizedMatrix::row_groups`),
+//! which bounds the dequantized values alive at once.
 
 use super::custom_op::contiguous_range;
 use super::dense::{gemm_multiply, Matrix, Output};
@@ -16,7 +19,7 @@ use super::parallel;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 use super::panel_matmul;
 use super::weights::QuantizedMatrix;
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor, WithDType};
+use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, WithDType};
 use std::marker::PhantomData;
 use std::ops::Range;
 
@@ -49,42 +52,58 @@ impl FrozenLinear {
         let (inputs, outputs) = (self.in_features(), self.out_features());
         let mut y = vec![T::zero(); n * outputs];
         let out = ColumnBlocks::new(&mut y, n, outputs);
-        let blocks = self.weight.row_chunks(parallel::pieces()).collect();
+        let blocks = self.weight.row_groups().flat_map(|group| parallel::split(group, parallel::pieces(), COLUMN_UNIT)).collect();
         let pieces = parallel::map(blocks, |rows: Range<usize>| {
-            let w = T::from_f32s(self.weight.dequantize_rows_f32(rows.clone()).map_err(candle_core::Error::wrap)?);
+            let w = self.dequantize(rows.clone())?;
             // y[:, rows] (n × len) = x (n × in) · w_blockᵀ (in × len): wᵀ is w read with its strides swapped.
             let lhs = Matrix { values: x, row_stride: inputs, col_stride: 1 };
             let rhs = Matrix { values: &w, row_stride: 1, col_stride: inputs };
-            T::multiply(out.columns(rows.clone()), lhs, rhs, n, rows.len(), inputs);
+            T::multiply(out.columns(rows.clone()), lhs, rhs, n, rows.len(), inputs, false);
             Ok::<_, candle_core::Error>(())
         });
         pieces.map_err(candle_core::Error::wrap)?.into_iter().collect::<candle_core::Result<()>>()?;
         Ok(y)
     }
 
-    /// `dy · W` for `n` row-major rows `dy` of `out` values: `n × in` values. Each piece takes a
-    /// block of rows of `W`; their partial products are added up in block order.
+    /// `dy · W` for `n` row-major rows `dy` of `out` values: `n × in` values. A group of rows of
+    /// `W` at a time is dequantized, in blocks of rows on every thread; then each piece takes a
+    /// block of columns of the result and adds up its products with every block over the whole
+    /// group. (Splitting the rows of `W` alone, the pieces' whole-width partial products had to
+    /// be added up on one thread while the others waited, and each piece's products had as few
+    /// as out/8 terms.)
     fn input_gradient<T: Element>(&self, dy: &[T], n: usize) -> candle_core::Result<Vec<T>> {
         let (inputs, outputs) = (self.in_features(), self.out_features());
-        let blocks = self.weight.row_chunks(parallel::pieces()).collect();
-        let parts = parallel::map(blocks, |rows: Range<usize>| {
-            let w = T::from_f32s(self.weight.dequantize_rows_f32(rows.clone()).map_err(candle_core::Error::wrap)?);
-            let mut part = vec![T::zero(); n * inputs];
-            // part (n × in) = dy[:, rows] (n × len) · w_block (len × in).
-            let lhs = Matrix { values: &dy[rows.start..], row_stride: outputs, col_stride: 1 };
-            let rhs = Matrix { values: &w, row_stride: inputs, col_stride: 1 };
-            T::multiply(Output::of_slice(&mut part, n, inputs), lhs, rhs, n, inputs, rows.len());
-            Ok::<_, candle_core::Error>(part)
-        })
-        .map_err(candle_core::Error::wrap)?;
-        let mut parts = parts.into_iter();
-        let mut grad: Vec<T> = parts.next().expect("a weight has at least one row")?;
-        for part in parts {
-            grad.iter_mut().zip(&part?).for_each(|(g, p)| *g += *p);
+        let mut grad = vec![T::zero(); n * inputs];
+        let out = ColumnBlocks::new(&mut grad, n, inputs);
+        for (g, group) in self.weight.row_groups().enumerate() {
+            let rows = parallel::split(group, parallel::pieces(), 1);
+            let blocks = parallel::map(rows, |rows: Range<usize>| Ok::<_, candle_core::Error>((rows.clone(), self.dequantize(rows)?)))
+                .map_err(candle_core::Error::wrap)?
+                .into_iter()
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let columns = parallel::split(0..inputs, parallel::pieces(), COLUMN_UNIT);
+            parallel::map(columns, |columns: Range<usize>| {
+                for (b, (rows, w)) in blocks.iter().enumerate() {
+                    // grad[:, columns] (+)= dy[:, rows] (n × len) · w_block[:, columns] (len × width).
+                    let lhs = Matrix { values: &dy[rows.start..], row_stride: outputs, col_stride: 1 };
+                    let rhs = Matrix { values: &w[columns.start..], row_stride: inputs, col_stride: 1 };
+                    T::multiply(out.columns(columns.clone()), lhs, rhs, n, columns.len(), rows.len(), g > 0 || b > 0);
+                }
+            })
+            .map_err(candle_core::Error::wrap)?;
         }
         Ok(grad)
     }
+
+    /// Rows `rows` of `W`, row-major, in the op's precision.
+    fn dequantize<T: Element>(&self, rows: Range<usize>) -> candle_core::Result<Vec<T>> {
+        Ok(T::from_f32s(self.weight.dequantize_rows_f32(rows).map_err(candle_core::Error::wrap)?))
+    }
 }
+
+/// A piece's columns of the result (of `x · Wᵀ` or `dy · W`) come in multiples of the page
+/// kernel's panel width, so that no panel but the result's last is cut short.
+const COLUMN_UNIT: usize = 8;
 
 /// A row-major `rows × cols` matrix whose blocks of columns are written by different threads at
 /// once: a block of columns is not a contiguous slice, so each writer gets raw row pointers.
@@ -117,9 +136,10 @@ impl<'a, T> ColumnBlocks<'a, T> {
 trait Element: WithDType {
     fn from_f32s(values: Vec<f32>) -> Vec<Self>;
 
-    /// `out (m × n) = lhs (m × k) · rhs (k × n)` on the calling thread.
-    fn multiply(out: Output<Self>, lhs: Matrix<Self>, rhs: Matrix<Self>, m: usize, n: usize, k: usize) {
-        gemm_multiply(out, lhs, rhs, m, n, k, false)
+    /// `out (m × n) = lhs (m × k) · rhs (k × n)` on the calling thread, or `out += lhs · rhs`
+    /// with `accumulate`.
+    fn multiply(out: Output<Self>, lhs: Matrix<Self>, rhs: Matrix<Self>, m: usize, n: usize, k: usize, accumulate: bool) {
+        gemm_multiply(out, lhs, rhs, m, n, k, accumulate)
     }
 }
 
@@ -132,15 +152,15 @@ impl Element for f32 {
     /// once `lhs` has enough rows to repay the copy of `rhs` into panels (the output projection
     /// of one position, `m` = 1, would copy the whole vocabulary matrix for one row).
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    fn multiply(out: Output<Self>, lhs: Matrix<Self>, rhs: Matrix<Self>, m: usize, n: usize, k: usize) {
+    fn multiply(out: Output<Self>, lhs: Matrix<Self>, rhs: Matrix<Self>, m: usize, n: usize, k: usize, accumulate: bool) {
         if m < panel_matmul::MIN_ROWS {
-            return gemm_multiply(out, lhs, rhs, m, n, k, false);
+            return gemm_multiply(out, lhs, rhs, m, n, k, accumulate);
         }
         assert!(out.rows == m && out.cols == n && lhs.col_stride == 1, "frozen-linear: operand shapes");
         let rhs = panel_matmul::PackedRhs::pack(rhs.values, k, n, rhs.row_stride, rhs.col_stride);
         // SAFETY: `out` is this piece's own block of columns (`ColumnBlocks::columns`): m rows of
         // n values, row_stride apart, that nothing else reads or writes meanwhile.
-        unsafe { panel_matmul::multiply(out.first, out.row_stride, lhs.values, lhs.row_stride, m, &rhs) };
+        unsafe { panel_matmul::multiply(out.first, out.row_stride, lhs.values, lhs.row_stride, m, &rhs, accumulate) };
     }
 }
 
@@ -156,31 +176,99 @@ impl CustomOp1 for FrozenLinear {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
-        let dims = layout.shape().dims();
-        let (&in_features, batch_dims) = dims.split_last().ok_or_else(|| candle_core::Error::Msg("frozen-linear: scalar input".into()))?;
-        if in_features != self.in_features() {
-            candle_core::bail!("frozen-linear: input has {in_features} features, the weight expects {}", self.in_features());
-        }
-        let range = contiguous_range(self.name(), layout)?;
-        let n = batch_dims.iter().product::<usize>();
+        let (range, n, shape) = rows(self.name(), layout, self.in_features(), self.out_features())?;
         let out = match storage {
             CpuStorage::F32(v) => CpuStorage::F32(self.product(&v[range], n)?),
             CpuStorage::F64(v) => CpuStorage::F64(self.product(&v[range], n)?),
             _ => candle_core::bail!("frozen-linear: only f32 and f64 inputs are supported"),
         };
-        let mut out_dims = batch_dims.to_vec();
-        out_dims.push(self.out_features());
-        Ok((out, Shape::from(out_dims)))
+        Ok((out, shape))
     }
 
     fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let n = grad_res.elem_count() / self.out_features();
-        let dy = grad_res.flatten_all()?;
-        let grad = match dy.dtype() {
-            DType::F32 => Tensor::new(self.input_gradient(&dy.to_vec1::<f32>()?, n)?, dy.device())?,
-            DType::F64 => Tensor::new(self.input_gradient(&dy.to_vec1::<f64>()?, n)?, dy.device())?,
-            other => candle_core::bail!("frozen-linear: no backward in {other:?}"),
-        };
+        let grad = grad_res.contiguous()?.apply_op1_no_bwd(&InputGradient(self))?;
         Ok(Some(grad.reshape(arg.shape())?))
+    }
+}
+
+/// The backward pass's op: `dy` `(..., out)` → `dy · W` `(..., in)`, read and written in place.
+struct InputGradient<'a>(&'a FrozenLinear);
+
+impl CustomOp1 for InputGradient<'_> {
+    fn name(&self) -> &'static str {
+        "frozen-linear-input-gradient"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+        let linear = self.0;
+        let (range, n, shape) = rows(self.name(), layout, linear.out_features(), linear.in_features())?;
+        let grad = match storage {
+            CpuStorage::F32(v) => CpuStorage::F32(linear.input_gradient(&v[range], n)?),
+            CpuStorage::F64(v) => CpuStorage::F64(linear.input_gradient(&v[range], n)?),
+            _ => candle_core::bail!("frozen-linear: only f32 and f64 gradients are supported"),
+        };
+        Ok((grad, shape))
+    }
+}
+
+/// An operand `(..., width)` as `n` rows: where its values lie, `n`, and the shape of the `n` rows
+/// of `out_width` values the op returns.
+fn rows(op: &str, layout: &Layout, width: usize, out_width: usize) -> candle_core::Result<(Range<usize>, usize, Shape)> {
+    let dims = layout.shape().dims();
+    let (&last, batch_dims) = dims.split_last().ok_or_else(|| candle_core::Error::Msg(format!("{op}: scalar operand")))?;
+    if last != width {
+        candle_core::bail!("{op}: the operand has {last} features, the weight takes {width}");
+    }
+    let mut out_dims = batch_dims.to_vec();
+    out_dims.push(out_width);
+    Ok((contiguous_range(op, layout)?, batch_dims.iter().product(), Shape::from(out_dims)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::stats::SplitMix64;
+    use candle_core::quantized::GgmlDType;
+    use candle_core::Device;
+    use std::sync::Arc;
+
+    fn values(count: usize, rng: &mut SplitMix64) -> Vec<f64> {
+        (0..count).map(|_| (rng.next_u64() % 2001) as f64 / 1000.0 - 1.0).collect()
+    }
+
+    /// A `rows × cols` weight stored as F32 (its values exact in f64 too), and its values.
+    fn weight(rows: usize, cols: usize, rng: &mut SplitMix64) -> (FrozenLinear, Vec<f64>) {
+        let w = values(rows * cols, rng);
+        let bytes = w.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect();
+        let matrix = QuantizedMatrix::new(Arc::new(bytes), 0, GgmlDType::F32, rows, cols).unwrap();
+        (FrozenLinear::new(matrix), w.iter().map(|&v| v as f32 as f64).collect())
+    }
+
+    fn close(got: &[f64], want: &[f64], what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}");
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "{what}[{i}]: {g} vs {w}");
+        }
+    }
+
+    /// `x · Wᵀ` and `dy · W` equal the plain sums, for weights with fewer rows than pieces, more,
+    /// and more than one row group (the last is over 16 MiB as f32: two groups).
+    #[test]
+    fn products_equal_the_plain_sums() {
+        let mut rng = SplitMix64::new(3);
+        for (rows, cols, n) in [(3, 32, 2), (40, 64, 5), (576, 96, 33), ((16 << 20) / (32 * 4) + 9, 32, 2)] {
+            let (linear, w) = weight(rows, cols, &mut rng);
+            let x = values(n * cols, &mut rng);
+            let y = Tensor::from_vec(x.clone(), (n, cols), &Device::Cpu).unwrap().apply_op1(linear.clone()).unwrap();
+            assert_eq!(y.dims(), [n, rows]);
+            let want: Vec<f64> = (0..n * rows).map(|at| (0..cols).map(|c| x[at / rows * cols + c] * w[at % rows * cols + c]).sum()).collect();
+            close(&y.flatten_all().unwrap().to_vec1::<f64>().unwrap(), &want, &format!("{rows}×{cols}: x·Wᵀ"));
+
+            let dy = values(n * rows, &mut rng);
+            let grad = Tensor::from_vec(dy.clone(), (n, rows), &Device::Cpu).unwrap().apply_op1_no_bwd(&InputGradient(&linear)).unwrap();
+            assert_eq!(grad.dims(), [n, cols]);
+            let want: Vec<f64> = (0..n * cols).map(|at| (0..rows).map(|r| dy[at / cols * rows + r] * w[r * cols + at % cols]).sum()).collect();
+            close(&grad.flatten_all().unwrap().to_vec1::<f64>().unwrap(), &want, &format!("{rows}×{cols}: dy·W"));
+        }
     }
 }

@@ -42,6 +42,14 @@ pub fn pieces() -> usize {
     }
 }
 
+/// `range` cut into at most `pieces` consecutive runs, each a whole number of `unit`s but the
+/// last, as even as that allows: the items of a map over rows or columns.
+pub fn split(range: std::ops::Range<usize>, pieces: usize, unit: usize) -> Vec<std::ops::Range<usize>> {
+    let per_piece = range.len().div_ceil(unit.max(1)).div_ceil(pieces.max(1)).max(1) * unit.max(1);
+    let end = range.end;
+    range.step_by(per_piece).map(|start| start..(start + per_piece).min(end)).collect()
+}
+
 /// A map that did not run because a stop was requested.
 #[derive(Debug)]
 pub struct Stopped;
@@ -289,6 +297,23 @@ mod pool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The runs cover the range in order, each a whole number of units but the last, and there
+    /// are no more of them than pieces.
+    #[test]
+    fn split_covers_the_range_in_whole_units() {
+        for (range, pieces, unit) in [(0..0, 4, 8), (0..576, 8, 8), (0..576, 2, 1), (5..23, 4, 8), (0..7, 16, 1), (3..4, 3, 8), (0..1536, 8, 8), (0..100, 0, 0)] {
+            let runs = split(range.clone(), pieces, unit);
+            assert!(runs.len() <= pieces.max(1), "{range:?} in {pieces}: {runs:?}");
+            let mut next = range.start;
+            for (i, run) in runs.iter().enumerate() {
+                assert!(run.start == next && run.end > run.start, "{range:?} in {pieces}: {runs:?}");
+                assert!(i + 1 == runs.len() || run.len() % unit.max(1) == 0, "{range:?} in {pieces} of {unit}: {runs:?}");
+                next = run.end;
+            }
+            assert_eq!(next, range.end, "{range:?} in {pieces}: {runs:?}");
+        }
+    }
 
     /// Every row is visited once, with its own index and the same row of each input, whatever
     /// the split; an empty output visits nothing.

@@ -127,12 +127,12 @@ impl QuantizedMatrix {
         Ok(dense.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
     }
 
-    /// Row ranges small enough to dequantize at once, and at least `pieces` of them (when there
-    /// are that many rows), so that each of `pieces` threads can take one.
-    pub fn row_chunks(&self, pieces: usize) -> impl Iterator<Item = Range<usize>> {
-        let per_chunk = (DEQUANTIZE_CHUNK_BYTES / (self.cols * 4)).min(self.rows.div_ceil(pieces.max(1))).max(1);
+    /// Consecutive row ranges, each at most [`DEQUANTIZE_CHUNK_BYTES`] once dequantized (at least
+    /// one row), covering the matrix: a product dequantizes one group at a time.
+    pub fn row_groups(&self) -> impl Iterator<Item = Range<usize>> {
+        let per_group = (DEQUANTIZE_CHUNK_BYTES / (self.cols * 4)).max(1);
         let rows = self.rows;
-        (0..rows).step_by(per_chunk).map(move |start| start..(start + per_chunk).min(rows))
+        (0..rows).step_by(per_group).map(move |start| start..(start + per_group).min(rows))
     }
 
     /// The given rows stacked, `(ids.len(), cols)`: an embedding look-up.
