@@ -43,13 +43,15 @@ impl PackedRhs {
                 // Rows of the panel are runs of `rhs`'s rows. Whole ones are copied as arrays: a
                 // copy whose length the compiler does not know (or a loop it recognises as one)
                 // becomes wasm's `memory.copy`, which V8 runs as a call out of wasm, here once per
-                // 8 values (measured: 7 % of the page's backward pass).
+                // 8 values (measured in a V8 profile: libc's copies were 15 % of this kernel's
+                // time, 5.6 % after).
                 for (r, row) in panel.chunks_exact_mut(PANEL).enumerate() {
                     let at = r * row_stride + first;
-                    match <&mut [f32; PANEL]>::try_from(row) {
-                        Ok(row) if cols == PANEL => *row = rhs[at..at + PANEL].try_into().expect("a run of PANEL values"),
-                        Ok(row) => row[..cols].copy_from_slice(&rhs[at..at + cols]),
-                        Err(_) => unreachable!("chunks_exact_mut yields PANEL values"),
+                    if cols == PANEL {
+                        let row: &mut [f32; PANEL] = row.try_into().expect("chunks of PANEL values");
+                        *row = rhs[at..at + PANEL].try_into().expect("a run of PANEL values");
+                    } else {
+                        row[..cols].copy_from_slice(&rhs[at..at + cols]);
                     }
                 }
             } else {

@@ -45,9 +45,15 @@ pub fn pieces() -> usize {
 /// `range` cut into at most `pieces` consecutive runs, each a whole number of `unit`s but the
 /// last, as even as that allows: the items of a map over rows or columns.
 pub fn split(range: std::ops::Range<usize>, pieces: usize, unit: usize) -> Vec<std::ops::Range<usize>> {
-    let per_piece = range.len().div_ceil(unit.max(1)).div_ceil(pieces.max(1)).max(1) * unit.max(1);
+    let per_piece = run_length(range.len(), pieces, unit);
     let end = range.end;
     range.step_by(per_piece).map(|start| start..(start + per_piece).min(end)).collect()
+}
+
+/// The length of each of [`split`]'s runs over `len` items (the last may be shorter): at least
+/// one unit.
+fn run_length(len: usize, pieces: usize, unit: usize) -> usize {
+    len.div_ceil(unit.max(1)).div_ceil(pieces.max(1)).max(1) * unit.max(1)
 }
 
 /// A map that did not run because a stop was requested.
@@ -82,7 +88,7 @@ pub fn by_rows<T: Send + Sync, const N: usize>(inputs: [&[T]; N], width: usize, 
         return Ok(());
     }
     assert!(width > 0 && out.len() % width == 0 && inputs.iter().all(|values| values.len() == out.len()), "by_rows: operand lengths");
-    let rows_per_piece = (out.len() / width).div_ceil(pieces()).max(1);
+    let rows_per_piece = run_length(out.len() / width, pieces(), 1);
     let pieces = out.chunks_mut(rows_per_piece * width).enumerate().collect();
     map(pieces, |(index, out): (usize, &mut [T])| {
         for (offset, out) in out.chunks_exact_mut(width).enumerate() {
