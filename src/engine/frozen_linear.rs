@@ -160,7 +160,7 @@ impl Element for f32 {
             return gemm_multiply(out, lhs, rhs, m, n, k, accumulate);
         }
         assert!(out.rows == m && out.cols == n && lhs.col_stride == 1, "frozen-linear: operand shapes");
-        let rhs = panel_matmul::PackedRhs::pack(rhs.values, k, n, rhs.row_stride, rhs.col_stride);
+        let rhs = panel_matmul::Panels::new(rhs.values, k, n, rhs.row_stride, rhs.col_stride);
         // SAFETY: `out` is this piece's own block of columns (`ColumnBlocks::columns`): m rows of
         // n values, row_stride apart, that nothing else reads or writes meanwhile.
         unsafe { panel_matmul::multiply(out.first, out.row_stride, lhs.values, lhs.row_stride, m, &rhs, accumulate) };

@@ -1,5 +1,5 @@
-//! The page's f32 matrix product, on 128-bit lanes: `out = lhs · rhs` with `rhs` first copied
-//! into panels of [`PANEL`] columns, each panel's rows contiguous, so the inner loop reads one
+//! The page's f32 matrix product, on 128-bit lanes: `out = lhs · rhs` with `rhs` read as panels
+//! of [`PANEL`] columns (copied into them unless its rows already hold them), so the inner loop reads one
 //! panel row (two lanes) and one value of each of [`TILE_ROWS`] rows of `lhs` per step, and keeps
 //! the whole tile's sums in registers.
 //!
@@ -9,6 +9,7 @@
 //! AVX2 kernels stay faster; there this module is compiled for its tests only, on portable lanes.
 
 use super::lanes;
+use std::borrow::Cow;
 
 /// Columns per panel: two lanes of 4.
 pub const PANEL: usize = 8;
@@ -16,56 +17,51 @@ pub const PANEL: usize = 8;
 /// the broadcast value fit the 16 vector registers of x86-64 that V8 allocates.
 pub const TILE_ROWS: usize = 4;
 
-/// Rows of `lhs` from which packing `rhs` pays: the copy costs about as much as 1/8 of a row's
+/// Rows of `lhs` from which copying `rhs` into panels pays: the copy costs about as much as 1/8 of a row's
 /// products per value, so from 32 rows on it is at most a quarter of the work.
 pub const MIN_ROWS: usize = 32;
 
 /// `rhs` (`k × n`) as panels of `PANEL` columns: panel `p` holds rows `0..k` of columns
-/// `p·PANEL..`, `PANEL` values per row, the last panel padded with zeros.
-pub struct PackedRhs {
-    values: Vec<f32>,
+/// `p·PANEL..`, `PANEL` values per row. A row-major `rhs` whose columns fill whole panels is read
+/// where it lies, its rows `row_stride` apart; any other is copied, each panel's rows contiguous and
+/// the last panel padded with zeros.
+pub struct Panels<'a> {
+    values: Cow<'a, [f32]>,
     k: usize,
     n: usize,
+    /// From a value of a panel to the one below it.
+    row_stride: usize,
+    /// From a panel's first value to the next panel's.
+    panel_stride: usize,
 }
 
-impl PackedRhs {
-    /// Packs the `k × n` matrix whose element `(r, c)` is `rhs[r·row_stride + c·col_stride]`.
-    pub fn pack(rhs: &[f32], k: usize, n: usize, row_stride: usize, col_stride: usize) -> Self {
+impl<'a> Panels<'a> {
+    /// The panels of the `k × n` matrix whose element `(r, c)` is `rhs[r·row_stride + c·col_stride]`.
+    pub fn new(rhs: &'a [f32], k: usize, n: usize, row_stride: usize, col_stride: usize) -> Self {
         if k == 0 || n == 0 {
-            return Self { values: Vec::new(), k, n };
+            return Self { values: Cow::Borrowed(&[]), k, n, row_stride: PANEL, panel_stride: 0 };
         }
         assert!((k - 1) * row_stride + (n - 1) * col_stride < rhs.len(), "panel-matmul: rhs out of bounds");
+        // Read in place, a panel row is 8 consecutive values of a row of `rhs`, as in a copy; the
+        // rows are farther apart, which measured no slower (the backward pass of `frozen_linear`,
+        // saliency at 64 tokens in Chromium, medians of 12 runs: 815 and 857 ms in place, 865
+        // and 791 ms copied: within this machine's spread) and saves the copy's memory.
+        if col_stride == 1 && n % PANEL == 0 {
+            return Self { values: Cow::Borrowed(rhs), k, n, row_stride, panel_stride: PANEL };
+        }
         let mut values = vec![0.0; n.div_ceil(PANEL) * k * PANEL];
         for (p, panel) in values.chunks_exact_mut(k * PANEL).enumerate() {
             let first = p * PANEL;
-            let cols = PANEL.min(n - first);
-            if col_stride == 1 {
-                // Rows of the panel are runs of `rhs`'s rows. Whole ones are copied as arrays: a
-                // copy whose length the compiler does not know (or a loop it recognises as one)
-                // becomes wasm's `memory.copy`, which V8 runs as a call out of wasm, here once per
-                // 8 values (measured in a V8 profile: libc's copies were 15 % of this kernel's
-                // time, 5.6 % after).
+            // Each of the panel's columns is read along its run in `rhs` (a row of a transposed
+            // matrix, or a column) and written every `PANEL` values.
+            for c in 0..PANEL.min(n - first) {
+                let column = (first + c) * col_stride;
                 for (r, row) in panel.chunks_exact_mut(PANEL).enumerate() {
-                    let at = r * row_stride + first;
-                    if cols == PANEL {
-                        let row: &mut [f32; PANEL] = row.try_into().expect("chunks of PANEL values");
-                        *row = rhs[at..at + PANEL].try_into().expect("a run of PANEL values");
-                    } else {
-                        row[..cols].copy_from_slice(&rhs[at..at + cols]);
-                    }
-                }
-            } else {
-                // Each of the panel's columns is read along its run in `rhs` (a row of a
-                // transposed matrix) and written every `PANEL` values.
-                for c in 0..cols {
-                    let column = (first + c) * col_stride;
-                    for (r, row) in panel.chunks_exact_mut(PANEL).enumerate() {
-                        row[c] = rhs[column + r * row_stride];
-                    }
+                    row[c] = rhs[column + r * row_stride];
                 }
             }
         }
-        Self { values, k, n }
+        Self { values: Cow::Owned(values), k, n, row_stride: PANEL, panel_stride: k * PANEL }
     }
 }
 
@@ -76,7 +72,7 @@ impl PackedRhs {
 /// Rows `i < m` of `out`, `rhs.n` values each from `out + i·out_stride`, are writable and nothing
 /// else reads or writes them during the call. (A pointer, not a slice: the callers' outputs are
 /// blocks of columns of a matrix that other threads fill at the same time.)
-pub unsafe fn multiply(out: *mut f32, out_stride: usize, lhs: &[f32], lhs_stride: usize, m: usize, rhs: &PackedRhs, accumulate: bool) {
+pub unsafe fn multiply(out: *mut f32, out_stride: usize, lhs: &[f32], lhs_stride: usize, m: usize, rhs: &Panels, accumulate: bool) {
     let (k, n) = (rhs.k, rhs.n);
     if m == 0 || n == 0 {
         return;
@@ -91,18 +87,20 @@ pub unsafe fn multiply(out: *mut f32, out_stride: usize, lhs: &[f32], lhs_stride
         return;
     }
     assert!((m - 1) * lhs_stride + k <= lhs.len(), "panel-matmul: lhs out of bounds");
-    for (p, panel) in rhs.values.chunks_exact(k * PANEL).enumerate() {
+    for p in 0..n.div_ceil(PANEL) {
         let first = p * PANEL;
         let cols = PANEL.min(n - first);
+        let panel = rhs.values[p * rhs.panel_stride..].as_ptr();
         for i in (0..m).step_by(TILE_ROWS) {
             let tile = Tile { out: out.add(i * out_stride + first), out_stride, cols, lhs: lhs[i * lhs_stride..].as_ptr(), lhs_stride, k, accumulate };
             // The assert above bounds every row `i..i + rows` of `lhs` (`k` values), the caller
-            // every row of `out` (`cols` values from `first`), and the panel holds `k · PANEL`.
+            // every row of `out` (`cols` values from `first`), and `Panels::new` every panel's
+            // `k` rows of `PANEL` values.
             match m - i {
-                1 => tile.compute::<1>(panel),
-                2 => tile.compute::<2>(panel),
-                3 => tile.compute::<3>(panel),
-                _ => tile.compute::<TILE_ROWS>(panel),
+                1 => tile.compute::<1>(panel, rhs.row_stride),
+                2 => tile.compute::<2>(panel, rhs.row_stride),
+                3 => tile.compute::<3>(panel, rhs.row_stride),
+                _ => tile.compute::<TILE_ROWS>(panel, rhs.row_stride),
             }
         }
     }
@@ -123,9 +121,9 @@ struct Tile {
 impl Tile {
     /// # Safety
     /// `ROWS` rows of `out` (`cols` values each) and of `lhs` (`k` values each) lie behind the
-    /// pointers, and `panel` holds `k · PANEL` values.
+    /// pointers, and `k` rows of `PANEL` values, `row_stride` apart, behind `panel`.
     #[inline(always)]
-    unsafe fn compute<const ROWS: usize>(&self, panel: &[f32]) {
+    unsafe fn compute<const ROWS: usize>(&self, panel: *const f32, row_stride: usize) {
         let mut sums = [[lanes::zero(); 2]; ROWS];
         if self.accumulate {
             for (row, sum) in sums.iter_mut().enumerate() {
@@ -140,9 +138,8 @@ impl Tile {
                 };
             }
         }
-        let panel = panel.as_ptr();
         for r in 0..self.k {
-            let right = [lanes::load(panel.add(r * PANEL)), lanes::load(panel.add(r * PANEL + 4))];
+            let right = [lanes::load(panel.add(r * row_stride)), lanes::load(panel.add(r * row_stride + 4))];
             for (row, sum) in sums.iter_mut().enumerate() {
                 let left = lanes::splat(*self.lhs.add(row * self.lhs_stride + r));
                 sum[0] = lanes::mul_add(left, right[0], sum[0]);
@@ -191,7 +188,7 @@ mod tests {
                     // Beyond the columns NaN, which must stay; within them what `accumulate` adds to.
                     let start = |i: usize, c: usize| if c >= n { f32::NAN } else { (i * 31 + c) as f32 / 64.0 };
                     let mut out: Vec<f32> = (0..m * out_stride).map(|at| start(at / out_stride, at % out_stride)).collect();
-                    let packed = PackedRhs::pack(&rhs, k, n, row_stride, col_stride);
+                    let packed = Panels::new(&rhs, k, n, row_stride, col_stride);
                     // SAFETY: `out` holds m rows of out_stride ≥ n values.
                     unsafe { multiply(out.as_mut_ptr(), out_stride, &lhs, lhs_stride, m, &packed, accumulate) };
                     for i in 0..m {
