@@ -1,7 +1,7 @@
 //! The page's f32 matrix product, on 128-bit lanes: `out = lhs · rhs` with `rhs` read as panels
-//! of [`PANEL`] columns (copied into them unless its rows already hold them), so the inner loop reads one
-//! panel row (two lanes) and one value of each of [`TILE_ROWS`] rows of `lhs` per step, and keeps
-//! the whole tile's sums in registers.
+//! of [`PANEL`] columns (copied into them unless its rows already hold them), so the inner loop
+//! reads one panel row (two lanes) and one value of each of [`TILE_ROWS`] rows of `lhs` per step,
+//! and keeps the whole tile's sums in registers.
 //!
 //! Why our own: gemm's 128-bit kernel measured 1.2–1.3× slower than this one in V8, and with the
 //! relaxed-SIMD fused multiply-add (the page's `threads-relaxed` build, for browsers that have
@@ -17,14 +17,14 @@ pub const PANEL: usize = 8;
 /// the broadcast value fit the 16 vector registers of x86-64 that V8 allocates.
 pub const TILE_ROWS: usize = 4;
 
-/// Rows of `lhs` from which copying `rhs` into panels pays: the copy costs about as much as 1/8 of a row's
-/// products per value, so from 32 rows on it is at most a quarter of the work.
+/// Rows of `lhs` from which copying `rhs` into panels pays: the copy costs about as much as 1/8 of
+/// a row's products per value, so from 32 rows on it is at most a quarter of the work.
 pub const MIN_ROWS: usize = 32;
 
 /// `rhs` (`k × n`) as panels of `PANEL` columns: panel `p` holds rows `0..k` of columns
 /// `p·PANEL..`, `PANEL` values per row. A row-major `rhs` whose columns fill whole panels is read
-/// where it lies, its rows `row_stride` apart; any other is copied, each panel's rows contiguous and
-/// the last panel padded with zeros.
+/// where it lies, its rows `row_stride` apart; any other is copied, each panel's rows contiguous
+/// and the last panel padded with zeros.
 pub struct Panels<'a> {
     values: Cow<'a, [f32]>,
     k: usize,
