@@ -452,6 +452,9 @@ if phases:
 P("- Times are medians over runs, with (min–max) when there was more than one run. \"Total\" is the whole "
   "request: the forward pass with its graph (`Problem::new`) plus the method. Each native configuration is one "
   "process, so its peak RSS (`VmHWM`) is its own; it includes the model file (98 MB) and the loaded model.")
+weights = sorted({r.get("weights") or "encoded" for r in native})
+P(f"- Native weights: {', '.join(weights)} (`salient --weights`; decoded, the CLI's default, keeps every matrix "
+  "decoded to f32 from load on, 0.54 GB more for this model; the page keeps them encoded)")
 P("")
 
 # ---- goals ----

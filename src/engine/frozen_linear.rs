@@ -20,6 +20,7 @@ use super::parallel;
 use super::panel_matmul;
 use super::weights::QuantizedMatrix;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, WithDType};
+use std::borrow::Cow;
 use std::marker::PhantomData;
 use std::ops::Range;
 
@@ -98,8 +99,8 @@ impl FrozenLinear {
         Ok(grad)
     }
 
-    /// Rows `rows` of `W`, row-major, in the op's precision.
-    fn dequantize<T: Element>(&self, rows: Range<usize>) -> candle_core::Result<Vec<T>> {
+    /// Rows `rows` of `W`, row-major, in the op's precision (borrowed when kept decoded in f32).
+    fn dequantize<T: Element>(&self, rows: Range<usize>) -> candle_core::Result<Cow<'_, [T]>> {
         Ok(T::from_f32s(self.weight.dequantize_rows_f32(rows).map_err(candle_core::Error::wrap)?))
     }
 }
@@ -137,7 +138,7 @@ impl<'a, T> ColumnBlocks<'a, T> {
 
 /// The precisions the op computes in: f32 (the page and the CLI), f64 (gradient checks).
 trait Element: WithDType {
-    fn from_f32s(values: Vec<f32>) -> Vec<Self>;
+    fn from_f32s(values: Cow<'_, [f32]>) -> Cow<'_, [Self]>;
 
     /// `out (m × n) = lhs (m × k) · rhs (k × n)` on the calling thread, or `out += lhs · rhs`
     /// with `accumulate`.
@@ -147,7 +148,7 @@ trait Element: WithDType {
 }
 
 impl Element for f32 {
-    fn from_f32s(values: Vec<f32>) -> Vec<Self> {
+    fn from_f32s(values: Cow<'_, [f32]>) -> Cow<'_, [Self]> {
         values
     }
 
@@ -172,8 +173,8 @@ impl Element for f32 {
 }
 
 impl Element for f64 {
-    fn from_f32s(values: Vec<f32>) -> Vec<Self> {
-        values.into_iter().map(f64::from).collect()
+    fn from_f32s(values: Cow<'_, [f32]>) -> Cow<'_, [Self]> {
+        Cow::Owned(values.iter().map(|&v| f64::from(v)).collect())
     }
 }
 

@@ -3,7 +3,7 @@
 //! turns its errors into ones a user can act on.
 
 use super::error::{EngineError, Result};
-use super::weights::{encoding_name, is_supported_encoding, QuantizedMatrix, SUPPORTED_ENCODINGS};
+use super::weights::{encoding_name, is_supported_encoding, QuantizedMatrix, WeightStorage, SUPPORTED_ENCODINGS};
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{DType, Tensor};
 use std::io::Cursor;
@@ -12,6 +12,8 @@ use std::sync::Arc;
 pub struct GgufFile {
     content: Content,
     file: Arc<Vec<u8>>,
+    /// How the matrices handed out keep their values.
+    storage: WeightStorage,
 }
 
 impl GgufFile {
@@ -33,7 +35,12 @@ impl GgufFile {
         }
         let content = Content::read(&mut Cursor::new(file.as_slice()))
             .map_err(|e| EngineError::CorruptGguf(without_backtrace(e)))?;
-        Ok(Self { content, file })
+        Ok(Self { content, file, storage: WeightStorage::Encoded })
+    }
+
+    /// The matrices handed out from now on are kept as `storage` says.
+    pub fn with_weight_storage(self, storage: WeightStorage) -> Self {
+        Self { storage, ..self }
     }
 
     pub fn architecture(&self) -> Result<String> {
@@ -99,7 +106,8 @@ impl GgufFile {
         self.content.tensor_infos.contains_key(name)
     }
 
-    /// A 2-D tensor, `rows × cols` in candle's order (for a projection: out × in), kept quantized.
+    /// A 2-D tensor, `rows × cols` in candle's order (for a projection: out × in), kept quantized
+    /// (and decoded too with [`WeightStorage::Decoded`]).
     pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<QuantizedMatrix> {
         let info = self
             .content
@@ -114,7 +122,8 @@ impl GgufFile {
         let start = usize::try_from(self.content.tensor_data_offset.saturating_add(info.offset))
             .map_err(|_| EngineError::CorruptGguf(format!("tensor {name} starts past the end of the file")))?;
         QuantizedMatrix::new(self.file.clone(), start, info.ggml_dtype, rows, cols)
-            .map_err(|e| EngineError::CorruptGguf(format!("tensor {name}: {e}")))
+            .map_err(|e| EngineError::CorruptGguf(format!("tensor {name}: {e}")))?
+            .stored(self.storage)
     }
 
     /// A 1-D tensor (norm weights, biases) as a dense `(len,)` tensor.

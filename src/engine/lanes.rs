@@ -130,8 +130,13 @@ mod imp {
         each(value, |x| x.max(low).min(high))
     }
 
+    /// Rounded to the nearest integer, ties to even, for |value| < 2²² (`exp`'s arguments):
+    /// adding 1.5·2²³ leaves no fraction bits, so the addition itself rounds (to even, the
+    /// default mode), and it vectorises. `round_ties_even` calls libm's `rintf` per value on
+    /// x86-64 without SSE4.1: 4.5 % of the CLI's saliency time.
     pub fn nearest(value: Lanes) -> Lanes {
-        each(value, f32::round_ties_even)
+        const SHIFT: f32 = 12_582_912.0;
+        each(value, |x| (x + SHIFT) - SHIFT)
     }
 
     pub fn pow2(n: Lanes) -> Lanes {
@@ -200,6 +205,18 @@ mod tests {
             worst = worst.max((got - want).abs() / ulp);
         }
         assert!(worst <= 2.0, "worst error {worst} ulp");
+    }
+
+    #[test]
+    fn nearest_rounds_ties_to_even() {
+        for i in -400_000..=400_000 {
+            // Quarters up to ±100 000, every tie among them, and values just beside the ties.
+            for x in [i as f32 / 4.0, i as f32 / 4.0 + 1e-3, (i as f32 / 4.0).next_down()] {
+                let mut out = [0.0; 4];
+                write(&mut out, nearest(splat(x)));
+                assert_eq!(out[0], x.round_ties_even(), "nearest({x})");
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@ use super::arch::{self, Decoder, DecoderConfig};
 use super::error::{EngineError, Result};
 use super::gguf::GgufFile;
 use super::tokenizer::{TextTokenizer, Token};
+use super::weights::WeightStorage;
 use candle_core::DType;
 use std::sync::Arc;
 
@@ -15,15 +16,20 @@ pub struct Model {
 }
 
 impl Model {
-    /// Loads in f32, the precision the page and the CLI compute in.
+    /// Loads in f32, the precision the page and the CLI compute in, weights kept encoded.
     pub fn load(file: Vec<u8>) -> Result<Self> {
-        Self::load_with_dtype(file, DType::F32)
+        Self::load_with(file, DType::F32, WeightStorage::Encoded)
     }
 
     /// `DType::F64` gives the same function in double precision (tests use it to check gradients).
     pub fn load_with_dtype(file: Vec<u8>, dtype: DType) -> Result<Self> {
+        Self::load_with(file, dtype, WeightStorage::Encoded)
+    }
+
+    /// `storage` trades memory for speed: the same function either way, bit for bit.
+    pub fn load_with(file: Vec<u8>, dtype: DType, storage: WeightStorage) -> Result<Self> {
         let file_bytes = file.len();
-        let file = GgufFile::parse(Arc::new(file))?;
+        let file = GgufFile::parse(Arc::new(file))?.with_weight_storage(storage);
         // The architecture first: "unsupported architecture" is the message a user needs.
         let decoder = arch::load(&file, dtype)?;
         let tokenizer = TextTokenizer::from_gguf(&file)?;

@@ -14,6 +14,7 @@
 
 use super::convergence;
 use candle_core::{DType, Device, Tensor};
+use salient::engine::weights::WeightStorage;
 use salient::engine::{explain, methods, MethodParams, Model, Problem, TargetSpec};
 use std::io::Write;
 use std::time::Instant;
@@ -55,6 +56,8 @@ pub struct BenchArgs {
     pub steps: usize,
     /// Copied to the output, e.g. `1` or `all`: how the caller set the thread count.
     pub threads_label: Option<String>,
+    /// How the model keeps its weights (default: decoded, as `salient attribute`).
+    pub weights: WeightStorage,
     /// Time an N×N×N f32 matmul instead (no model needed).
     pub matmul: Option<usize>,
     /// Completeness error of integrated gradients at these step counts.
@@ -73,6 +76,7 @@ impl Default for BenchArgs {
             methods: vec!["saliency".into()],
             steps: MethodParams::default().steps,
             threads_label: None,
+            weights: WeightStorage::Decoded,
             matmul: None,
             convergence: None,
             texts_only: false,
@@ -189,7 +193,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         drop(model.take());
         let bytes = read()?;
         let t = Instant::now();
-        model = Some(Model::load(bytes).map_err(|e| e.to_string())?);
+        model = Some(Model::load_with(bytes, DType::F32, args.weights).map_err(|e| e.to_string())?);
         load_ms.push(ms_since(t));
     }
     let model = model.expect("at least one load");
@@ -252,6 +256,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                 "runs": total.len(),
                 "steps": (method == "integrated_gradients").then_some(args.steps),
                 "threads": threads_json(&args.threads_label),
+                "weights": args.weights.name(),
                 "os_threads": os_threads(),
                 "load_ms": median(&load_ms),
                 "load_ms_runs": load_ms,

@@ -10,7 +10,9 @@ mod convergence;
 
 use salient::engine::grouping::{self, Granularity};
 use salient::engine::parallel;
+use salient::engine::weights::WeightStorage;
 use salient::engine::{self, methods, Attribution, Baseline, Model, Request, TargetChoice, TargetKind};
+use candle_core::DType;
 use sha2::{Digest, Sha256};
 use std::process::ExitCode;
 
@@ -19,9 +21,10 @@ usage:
   salient attribute --model PATH.gguf (--text TEXT | --texts FILE)
                     [--target TOKEN_TEXT | --target-id ID] [--method NAME] [--top-k K] [--json]
                     [--faithfulness] [--continuation TEXT] [--group token|word|sentence]
+                    [--weights decoded|encoded]
   salient methods
   salient bench --model PATH.gguf [--tokens N,N,..] [--methods NAME,..] [--runs R] [--load-runs R]
-                [--steps N] [--threads-label L] [--texts-only | --convergence N,N,..]
+                [--steps N] [--threads-label L] [--weights W] [--texts-only | --convergence N,N,..]
   salient bench --matmul N [--runs R] [--threads-label L]
 
   --text TEXT      the text whose next token is explained
@@ -49,6 +52,9 @@ usage:
                    the target and foil do not)
   --group G        token (default), word or sentence: also report scores summed per group
   --json           print JSON (always on with --texts)
+  --weights W      decoded (default): the weights are decoded to f32 once, at load (about 4 bytes
+                   per weight more memory, no decoding per run); encoded: kept as in the file and
+                   decoded while each product needs them (the page's way, the least memory)
 
   bench prints one JSON line per configuration (tokens x method; `forward` is the forward pass
   alone): each of R runs' load, forward and attribution times in ms (default 5 runs, 64 tokens,
@@ -68,6 +74,7 @@ struct Args {
     /// `None` for the per-token view, which needs no grouping.
     group: Option<Granularity>,
     json: bool,
+    weights: WeightStorage,
 }
 
 fn main() -> ExitCode {
@@ -125,6 +132,7 @@ fn parse(argv: &[String]) -> Result<Args, String> {
     let mut request = Request::new("", "saliency");
     let mut json = false;
     let mut group = None;
+    let mut weights = WeightStorage::Decoded;
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -162,6 +170,7 @@ fn parse(argv: &[String]) -> Result<Args, String> {
                 group = Some(granularity).filter(|g| *g != Granularity::Token);
             }
             "--json" => json = true,
+            "--weights" => weights = weight_storage(&value()?)?,
             other => return Err(format!("unknown option {other}")),
         }
     }
@@ -174,7 +183,11 @@ fn parse(argv: &[String]) -> Result<Args, String> {
         }
         _ => return Err("give exactly one of --text and --texts".into()),
     };
-    Ok(Args { model, texts, batch, request, group, json: json || batch })
+    Ok(Args { model, texts, batch, request, group, json: json || batch, weights })
+}
+
+fn weight_storage(value: &str) -> Result<WeightStorage, String> {
+    WeightStorage::from_name(value).ok_or_else(|| format!("--weights: {value:?} is not decoded or encoded"))
 }
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
@@ -202,6 +215,7 @@ fn parse_bench(argv: &[String]) -> Result<bench::BenchArgs, String> {
             "--method" | "--methods" => args.methods = bench::parse_list(flag, value)?,
             "--steps" => args.steps = positive()?,
             "--threads-label" => args.threads_label = Some(value.clone()),
+            "--weights" => args.weights = weight_storage(value)?,
             "--matmul" => args.matmul = Some(positive()?),
             "--convergence" => args.convergence = Some(bench::parse_list(flag, value)?),
             other => return Err(format!("unknown option {other}")),
@@ -226,7 +240,7 @@ fn run(args: Args) -> ExitCode {
         "sha256": hex(&Sha256::digest(&bytes)),
         "bytes": bytes.len(),
     });
-    let model = match Model::load(bytes) {
+    let model = match Model::load_with(bytes, DType::F32, args.weights) {
         Ok(m) => m,
         Err(e) => return fail(&e.to_string()),
     };
