@@ -70,3 +70,40 @@ pub fn gemm_multiply<T: WithDType>(out: Output<T>, lhs: Matrix<T>, rhs: Matrix<T
         )
     }
 }
+
+/// Test support for the matrix kernels (`panel_matmul`, `avx512_matmul`): operands, and the one
+/// check each kernel's test makes against the plain triple loop.
+#[cfg(test)]
+pub mod kernel_check {
+    use crate::engine::stats::SplitMix64;
+
+    /// `count` values in −1..=1, in steps of 1/1000.
+    pub fn values(count: usize, rng: &mut SplitMix64) -> Vec<f32> {
+        (0..count).map(|_| (rng.next_u64() % 2001) as f32 / 1000.0 - 1.0).collect()
+    }
+
+    /// Runs `kernel(out, out_stride, accumulate)`, once overwriting and once adding to `out`, and
+    /// checks `out[i][c] = Σ_r lhs[i·lhs_stride + r] · rhs(r, c)` for `i < m`, `c < n`, `r < k`.
+    /// `out` has rows of `n + 2` values: the two beyond the columns are NaN and must stay so.
+    pub fn check(m: usize, k: usize, n: usize, lhs: &[f32], lhs_stride: usize, rhs: impl Fn(usize, usize) -> f32, what: &str, kernel: impl Fn(&mut [f32], usize, bool)) {
+        let out_stride = n + 2;
+        for accumulate in [false, true] {
+            // Within the columns, what `accumulate` adds to.
+            let start = |i: usize, c: usize| if c >= n { f32::NAN } else { (i * 31 + c) as f32 / 64.0 };
+            let mut out: Vec<f32> = (0..m * out_stride).map(|at| start(at / out_stride, at % out_stride)).collect();
+            kernel(&mut out, out_stride, accumulate);
+            for i in 0..m {
+                for c in 0..out_stride {
+                    let got = out[i * out_stride + c];
+                    if c >= n {
+                        assert!(got.is_nan(), "{what} ({m}, {k}, {n}): out[{i}][{c}] beyond the columns was written");
+                        continue;
+                    }
+                    let product: f64 = (0..k).map(|r| lhs[i * lhs_stride + r] as f64 * rhs(r, c) as f64).sum();
+                    let want = product + if accumulate { start(i, c) as f64 } else { 0.0 };
+                    assert!((got as f64 - want).abs() <= 1e-5 * (k as f64).max(1.0), "{what} ({m}, {k}, {n}) accumulate={accumulate}: out[{i}][{c}] = {got}, want {want}");
+                }
+            }
+        }
+    }
+}

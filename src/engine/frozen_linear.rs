@@ -16,6 +16,8 @@ use super::custom_op::contiguous_range;
 use super::dense::{gemm_multiply, Matrix, Output};
 use super::error::Result;
 use super::parallel;
+#[cfg(target_arch = "x86_64")]
+use super::avx512_matmul;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 use super::panel_matmul;
 use super::weights::QuantizedMatrix;
@@ -169,6 +171,21 @@ impl Element for f32 {
         // SAFETY: `out` is this piece's own block of columns (`ColumnBlocks::columns`): m rows of
         // n values, row_stride apart, that nothing else reads or writes meanwhile.
         unsafe { panel_matmul::multiply(out.first, out.row_stride, lhs.values, lhs.row_stride, m, &rhs, accumulate) };
+    }
+
+    /// Natively, on CPUs with AVX-512, the forward pass's `x · Wᵀ` by our kernel, which reads
+    /// `W` where it lies (`avx512_matmul`); elsewhere, and for `dy · W`, gemm.
+    #[cfg(target_arch = "x86_64")]
+    fn multiply(out: Output<Self>, lhs: Matrix<Self>, rhs: Matrix<Self>, m: usize, n: usize, k: usize, accumulate: bool) {
+        // `Wᵀ`: column c of `rhs` is row c of `W`, contiguous, `col_stride` apart.
+        if !avx512_matmul::available() || lhs.col_stride != 1 || rhs.row_stride != 1 {
+            return gemm_multiply(out, lhs, rhs, m, n, k, accumulate);
+        }
+        assert!(out.rows == m && out.cols == n, "frozen-linear: operand shapes");
+        // SAFETY: the CPU has AVX-512 (checked above), and `out` is this piece's own block of
+        // columns (`ColumnBlocks::columns`): m rows of n values, row_stride apart, that nothing
+        // else reads or writes meanwhile. The kernel checks the operands' bounds.
+        unsafe { avx512_matmul::multiply_by_rows(out.first, out.row_stride, lhs.values, lhs.row_stride, rhs.values, rhs.col_stride, m, n, k, accumulate) };
     }
 }
 

@@ -3,6 +3,9 @@
 
 pub mod arch;
 pub mod attribution;
+// The CLI's matrix kernels on CPUs with AVX-512 (chosen at run time; gemm elsewhere).
+#[cfg(target_arch = "x86_64")]
+mod avx512_matmul;
 mod causal_softmax;
 pub mod continuation;
 mod custom_op;

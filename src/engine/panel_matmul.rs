@@ -169,11 +169,8 @@ impl Tile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::dense::kernel_check::{check, values};
     use crate::engine::stats::SplitMix64;
-
-    fn values(count: usize, rng: &mut SplitMix64) -> Vec<f32> {
-        (0..count).map(|_| (rng.next_u64() % 2001) as f32 / 1000.0 - 1.0).collect()
-    }
 
     /// Every shape class: tails of rows (1–3 beyond whole tiles) and of columns (a partial last
     /// panel), k of 0 and 1, transposed and plain `rhs`, strided `lhs` and `out`, overwriting and
@@ -183,32 +180,17 @@ mod tests {
         let mut rng = SplitMix64::new(11);
         for (m, k, n) in [(1, 1, 1), (4, 8, 8), (5, 3, 9), (7, 0, 5), (3, 17, 16), (64, 40, 23), (9, 576, 12), (2, 5, 1), (1, 9, 16), (MIN_ROWS, 7, 10)] {
             for transposed in [false, true] {
-                let (lhs_stride, out_stride) = (k + 3, n + 2);
+                let lhs_stride = k + 3;
                 let lhs = values(m * lhs_stride, &mut rng);
                 let rhs = values(k * n, &mut rng);
                 // Element (r, c): plain `rhs` is k × n row-major, transposed is n × k row-major.
                 let (row_stride, col_stride) = if transposed { (1, k) } else { (n, 1) };
+                let packed = Panels::new(&rhs, k, n, row_stride, col_stride);
                 let at = |r: usize, c: usize| rhs[r * row_stride + c * col_stride];
-                for accumulate in [false, true] {
-                    // Beyond the columns NaN, which must stay; within them what `accumulate` adds to.
-                    let start = |i: usize, c: usize| if c >= n { f32::NAN } else { (i * 31 + c) as f32 / 64.0 };
-                    let mut out: Vec<f32> = (0..m * out_stride).map(|at| start(at / out_stride, at % out_stride)).collect();
-                    let packed = Panels::new(&rhs, k, n, row_stride, col_stride);
+                check(m, k, n, &lhs, lhs_stride, at, &format!("transposed={transposed}"), |out, out_stride, accumulate| {
                     // SAFETY: `out` holds m rows of out_stride ≥ n values.
                     unsafe { multiply(out.as_mut_ptr(), out_stride, &lhs, lhs_stride, m, &packed, accumulate) };
-                    for i in 0..m {
-                        for c in 0..out_stride {
-                            let got = out[i * out_stride + c];
-                            if c >= n {
-                                assert!(got.is_nan(), "({m}, {k}, {n}): out[{i}][{c}] beyond the columns was written");
-                                continue;
-                            }
-                            let product: f64 = (0..k).map(|r| lhs[i * lhs_stride + r] as f64 * at(r, c) as f64).sum();
-                            let want = product + if accumulate { start(i, c) as f64 } else { 0.0 };
-                            assert!((got as f64 - want).abs() <= 1e-5 * (k as f64).max(1.0), "({m}, {k}, {n}) transposed={transposed} accumulate={accumulate}: out[{i}][{c}] = {got}, want {want}");
-                        }
-                    }
-                }
+                });
             }
         }
     }

@@ -94,22 +94,26 @@ impl WeightStorage {
     }
 }
 
-/// A 2-D GGUF tensor, `rows × cols` (for a projection: out × in), in the file's own encoding, and
-/// with [`WeightStorage::Decoded`] its f32 values too.
+/// A 2-D GGUF tensor, `rows × cols` (for a projection: out × in), in the file's own encoding, or
+/// with [`WeightStorage::Decoded`] as f32 values.
 #[derive(Clone)]
 pub struct QuantizedMatrix {
-    file: Arc<Vec<u8>>,
-    start: usize,
-    dtype: GgmlDType,
+    values: Values,
     rows: usize,
     cols: usize,
-    /// All `rows × cols` values, row-major, when kept decoded.
-    decoded: Option<Arc<Vec<f32>>>,
+}
+
+#[derive(Clone)]
+enum Values {
+    /// Decoded a block of rows at a time.
+    Encoded(Encoded),
+    /// All `rows × cols` values, row-major. The file's bytes are not held: once every matrix is
+    /// decoded, the model no longer keeps the file.
+    Decoded(Arc<Vec<f32>>),
 }
 
 impl QuantizedMatrix {
     pub fn new(file: Arc<Vec<u8>>, start: usize, dtype: GgmlDType, rows: usize, cols: usize) -> Result<Self> {
-        let matrix = Self { file, start, dtype, rows, cols, decoded: None };
         // No model has an empty weight, and sizes derived from one (a zero width) divide by zero.
         if rows == 0 || cols == 0 {
             return Err(EngineError::CorruptGguf(format!("a tensor of {rows} × {cols} values is empty")));
@@ -123,7 +127,7 @@ impl QuantizedMatrix {
         let row_bytes = (cols / dtype.block_size()).checked_mul(dtype.type_size());
         let end = row_bytes.and_then(|r| rows.checked_mul(r)).and_then(|n| n.checked_add(start));
         match end {
-            Some(end) if end <= matrix.file.len() => Ok(matrix),
+            Some(end) if end <= file.len() => Ok(Self { values: Values::Encoded(Encoded { file, start, dtype }), rows, cols }),
             _ => Err(EngineError::CorruptGguf("a tensor reaches past the end of the file".into())),
         }
     }
@@ -136,20 +140,29 @@ impl QuantizedMatrix {
         self.cols
     }
 
-    fn row_bytes(&self) -> usize {
-        self.cols / self.dtype.block_size() * self.dtype.type_size()
-    }
-
-    /// This matrix as `storage` says: with `Decoded`, every row decoded now (a block of rows per
-    /// thread) and kept.
+    /// This matrix as `storage` says: with `Decoded`, every row decoded now (a row group at a
+    /// time on each thread, straight into the kept values).
     pub fn stored(self, storage: WeightStorage) -> Result<Self> {
-        if storage == WeightStorage::Encoded || self.decoded.is_some() {
+        let Values::Encoded(encoded) = &self.values else {
+            return Ok(self);
+        };
+        if storage == WeightStorage::Encoded {
             return Ok(self);
         }
-        let blocks = parallel::split(0..self.rows, parallel::threads(), 1);
-        let decoded = parallel::map(blocks, |rows| self.decode_rows(rows)).map_err(|_| EngineError::Stopped)?;
-        let decoded = decoded.into_iter().collect::<Result<Vec<_>>>()?.concat();
-        Ok(Self { decoded: Some(Arc::new(decoded)), ..self })
+        let mut values = vec![0.0; self.rows * self.cols];
+        let mut rest = values.as_mut_slice();
+        let mut blocks = Vec::new();
+        for rows in self.row_groups().flat_map(|group| parallel::split(group, parallel::threads(), 1)) {
+            let (out, tail) = std::mem::take(&mut rest).split_at_mut(rows.len() * self.cols);
+            blocks.push((rows, out));
+            rest = tail;
+        }
+        let decoded = parallel::map(blocks, |(rows, out): (Range<usize>, &mut [f32])| {
+            out.copy_from_slice(&encoded.decode(rows, self.cols)?);
+            Ok(())
+        });
+        decoded.map_err(|_| EngineError::Stopped)?.into_iter().collect::<Result<()>>()?;
+        Ok(Self { values: Values::Decoded(Arc::new(values)), ..self })
     }
 
     /// Rows `range` as a dense `(len, cols)` tensor of `dtype`.
@@ -161,22 +174,10 @@ impl QuantizedMatrix {
     /// Rows `range`, row-major: `len × cols` values, borrowed when the matrix is kept decoded.
     pub fn dequantize_rows_f32(&self, range: Range<usize>) -> Result<Cow<'_, [f32]>> {
         assert!(range.start <= range.end && range.end <= self.rows, "row range out of bounds");
-        match &self.decoded {
-            Some(values) => Ok(Cow::Borrowed(&values[range.start * self.cols..range.end * self.cols])),
-            None => Ok(Cow::Owned(self.decode_rows(range)?)),
+        match &self.values {
+            Values::Decoded(values) => Ok(Cow::Borrowed(&values[range.start * self.cols..range.end * self.cols])),
+            Values::Encoded(encoded) => Ok(Cow::Owned(encoded.decode(range, self.cols)?)),
         }
-    }
-
-    /// Rows `range` decoded from the file's bytes.
-    fn decode_rows(&self, range: Range<usize>) -> Result<Vec<f32>> {
-        let bytes = &self.file[self.start + range.start * self.row_bytes()..self.start + range.end * self.row_bytes()];
-        if let Some(values) = decode_common_blocks(self.dtype, bytes) {
-            return Ok(values);
-        }
-        let mut scratch = Vec::new();
-        let storage = QStorage::from_data(Cow::Borrowed(aligned(bytes, &mut scratch)), &Device::Cpu, self.dtype)?;
-        let dense = QTensor::new(storage, (range.len(), self.cols))?.dequantize(&Device::Cpu)?;
-        Ok(dense.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
     }
 
     /// Consecutive row ranges, each at most [`DEQUANTIZE_CHUNK_BYTES`] once dequantized (at least
@@ -205,6 +206,29 @@ impl QuantizedMatrix {
     /// The whole matrix, dense. Only for small tensors (norm weights) and tests.
     pub fn dequantize(&self, dtype: DType) -> Result<Tensor> {
         self.dequantize_rows(0..self.rows, dtype)
+    }
+}
+
+/// A matrix's values where the file holds them: from byte `start`, in `dtype`.
+#[derive(Clone)]
+struct Encoded {
+    file: Arc<Vec<u8>>,
+    start: usize,
+    dtype: GgmlDType,
+}
+
+impl Encoded {
+    /// Rows `range` of `cols` values each, decoded.
+    fn decode(&self, range: Range<usize>, cols: usize) -> Result<Vec<f32>> {
+        let row_bytes = cols / self.dtype.block_size() * self.dtype.type_size();
+        let bytes = &self.file[self.start + range.start * row_bytes..self.start + range.end * row_bytes];
+        if let Some(values) = decode_common_blocks(self.dtype, bytes) {
+            return Ok(values);
+        }
+        let mut scratch = Vec::new();
+        let storage = QStorage::from_data(Cow::Borrowed(aligned(bytes, &mut scratch)), &Device::Cpu, self.dtype)?;
+        let dense = QTensor::new(storage, (range.len(), cols))?.dequantize(&Device::Cpu)?;
+        Ok(dense.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
     }
 }
 
