@@ -173,12 +173,13 @@ impl Element for f32 {
         unsafe { panel_matmul::multiply(out.first, out.row_stride, lhs.values, lhs.row_stride, m, &rhs, accumulate) };
     }
 
-    /// Natively, on CPUs with AVX-512, the forward pass's `x · Wᵀ` by our kernel, which reads
-    /// `W` where it lies (`avx512_matmul`); elsewhere, and for `dy · W`, gemm.
+    /// Natively, on CPUs with AVX-512, the forward pass's `x · Wᵀ` of at most
+    /// `avx512_matmul::MAX_ROWS` rows by our kernel, which reads `W` where it lies; otherwise, and
+    /// for `dy · W`, gemm.
     #[cfg(target_arch = "x86_64")]
     fn multiply(out: Output<Self>, lhs: Matrix<Self>, rhs: Matrix<Self>, m: usize, n: usize, k: usize, accumulate: bool) {
         // `Wᵀ`: column c of `rhs` is row c of `W`, contiguous, `col_stride` apart.
-        if !avx512_matmul::available() || lhs.col_stride != 1 || rhs.row_stride != 1 {
+        if m > avx512_matmul::MAX_ROWS || !avx512_matmul::available() || lhs.col_stride != 1 || rhs.row_stride != 1 {
             return gemm_multiply(out, lhs, rhs, m, n, k, accumulate);
         }
         assert!(out.rows == m && out.cols == n, "frozen-linear: operand shapes");
