@@ -107,7 +107,7 @@ impl GgufFile {
     }
 
     /// A 2-D tensor, `rows × cols` in candle's order (for a projection: out × in), kept quantized
-    /// (and decoded too with [`WeightStorage::Decoded`]).
+    /// (or, with [`WeightStorage::Decoded`], decoded).
     pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<QuantizedMatrix> {
         let info = self
             .content
