@@ -144,12 +144,9 @@ impl QuantizedMatrix {
     /// This matrix as `storage` says: with `Decoded`, every row decoded now (a row group at a
     /// time on each thread, straight into the kept values).
     pub fn stored(self, storage: WeightStorage) -> Result<Self> {
-        let Values::Encoded(encoded) = &self.values else {
+        let (Values::Encoded(encoded), WeightStorage::Decoded) = (&self.values, storage) else {
             return Ok(self);
         };
-        if storage == WeightStorage::Encoded {
-            return Ok(self);
-        }
         let mut values = vec![0.0; self.rows * self.cols];
         let mut rest = values.as_mut_slice();
         let mut blocks = Vec::new();
