@@ -172,6 +172,42 @@ fn segmented_gradients_equal_the_whole_graph_s() {
     }
 }
 
+/// Inputs equal to the text in their first positions continue its keys and values there
+/// (`Problem::values` batches them by the prefix they share). Each value must equal a whole
+/// forward pass on that input, in every family: the continued positions keep their rotations and
+/// GPT-2's learned positions. Many inputs per prefix make several batches with different prefixes.
+#[test]
+fn values_continuing_the_text_s_prefix_equal_whole_passes() {
+    for family in FAMILIES {
+        let tiny = tiny_model(family, config(family));
+        let model = load(&tiny, DType::F64);
+        let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+        let (x, seq) = (problem.input(), problem.len());
+        let width = x.dim(1).unwrap();
+        let inputs: Vec<Tensor> = (1..=seq)
+            .flat_map(|from| (0..6).map(move |copy| (from, copy)))
+            .map(|(from, copy)| match from {
+                _ if from == seq => x.clone(), // unchanged: only the last position is computed
+                _ => {
+                    let changed = (x.narrow(0, from, seq - from).unwrap() * (0.3 + 0.1 * copy as f64)).unwrap();
+                    x.slice_assign(&[from..seq, 0..width], &changed).unwrap()
+                }
+            })
+            .collect();
+        let values = problem.values(&inputs).unwrap();
+        let mut error: f64 = 0.0;
+        for (input, value) in inputs.iter().zip(&values) {
+            let logits = model.decoder.forward(&input.unsqueeze(0).unwrap()).unwrap().last_logits;
+            let whole = problem.objective.score(&logits).unwrap().to_vec1::<f64>().unwrap()[0];
+            error = error.max((value - whole).abs());
+        }
+        let spread = values.iter().fold(0.0f64, |m, v| m.max((v - values[0]).abs()));
+        println!("{family:?}: {} inputs, max |error| {error:.2e}, spread of values {spread:.2e}", inputs.len());
+        assert!(spread > 1e-6, "{family:?}: the inputs should change the value");
+        assert!(error < F64_TOLERANCE, "{family:?}: {error:.2e}");
+    }
+}
+
 #[test]
 fn gpt2_refuses_positions_past_its_context() {
     let tiny = tiny_model(Family::Gpt2, config(Family::Gpt2));

@@ -53,11 +53,11 @@ impl Tape {
         let mut earlier = Vec::with_capacity(segments.len());
         let mut x = embeds.detach();
         for segment in segments {
-            let next = run_blocks(decoder, &x, segment.clone(), drop)?;
+            let next = run_blocks(decoder, &x, segment.clone(), None, drop)?;
             earlier.push((segment, std::mem::replace(&mut x, next)));
         }
         let entering = Var::from_tensor(&x)?;
-        let stream = run_blocks(decoder, entering.as_tensor(), last, drop)?;
+        let stream = run_blocks(decoder, entering.as_tensor(), last, None, drop)?;
         let logits = decoder.head(&last_position(&stream)?)?;
         Ok(Self { earlier, entering, logits })
     }
@@ -76,7 +76,7 @@ impl Tape {
         // Back through the earlier segments: ∂⟨out, g⟩/∂in = Jᵀg, the gradient at the segment's input.
         for (segment, input) in self.earlier.into_iter().rev() {
             let entering = Var::from_tensor(&input)?;
-            let out = run_blocks(decoder, entering.as_tensor(), segment, drop)?;
+            let out = run_blocks(decoder, entering.as_tensor(), segment, None, drop)?;
             gradient = gradient_of(&(out * &gradient)?.sum_all()?, &entering)?;
         }
         Ok(gradient)

@@ -128,13 +128,14 @@ impl Rope {
         Self { inv_freq, layout }
     }
 
-    /// Rotates `(batch, heads, seq, head_dim)` by position, pairing elements as `layout` says.
-    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+    /// Rotates `(batch, heads, seq, head_dim)`, whose rows are at positions `start..start + seq`,
+    /// by position, pairing elements as `layout` says.
+    pub fn apply(&self, x: &Tensor, start: usize) -> Result<Tensor> {
         let (seq, head_dim) = (x.dim(2)?, x.dim(3)?);
         if head_dim != 2 * self.inv_freq.len() {
             return Err(EngineError::Internal(format!("rope: heads of {head_dim} values, tables for {}", 2 * self.inv_freq.len())));
         }
-        let angles = (0..seq).flat_map(|pos| self.inv_freq.iter().map(move |f| pos as f64 * f));
+        let angles = (start..start + seq).flat_map(|pos| self.inv_freq.iter().map(move |f| pos as f64 * f));
         let (cos, sin) = angles.map(|angle| (angle.cos(), angle.sin())).unzip();
         let rotation = Rotation { cos: Arc::new(cos), sin: Arc::new(sin), seq, layout: self.layout, inverse: false };
         Ok(x.contiguous()?.apply_op1(rotation)?)
@@ -201,15 +202,45 @@ impl CustomOp1 for Rotation {
     }
 }
 
-/// Causal multi-head attention with grouped key/value heads.
-/// `q`: `(b, heads, seq, hd)`, `k`, `v`: `(b, kv_heads, seq, hd)`.
-/// Returns the mixed values `(b, seq, heads · hd)` and the attention probabilities `(b, heads, seq, seq)`.
-pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
+/// One block's attention keys and values (keys rotated where the family rotates them),
+/// `(batch, kv_heads, positions, head_dim)`: all that later positions read of earlier ones.
+#[derive(Clone, Debug)]
+pub struct KeyValues {
+    pub keys: Tensor,
+    pub values: Tensor,
+}
+
+impl KeyValues {
+    pub fn positions(&self) -> Result<usize> {
+        Ok(self.keys.dim(2)?)
+    }
+
+    /// Those of the first `positions` positions.
+    pub fn prefix(&self, positions: usize) -> Result<Self> {
+        Ok(Self { keys: self.keys.narrow(2, 0, positions)?, values: self.values.narrow(2, 0, positions)? })
+    }
+}
+
+/// Causal multi-head attention with grouped key/value heads, for queries at the positions that
+/// follow `past`'s (a prefix every row of the batch shares, batch 1; `None`: from position 0).
+/// `q`: `(b, heads, seq, hd)`, `k`, `v`: `(b, kv_heads, seq, hd)`. Returns the mixed values
+/// `(b, seq, heads · hd)`, the attention probabilities `(b, heads, seq, past + seq)`, and the keys
+/// and values of all `past + seq` positions.
+pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, past: Option<&KeyValues>) -> Result<(Tensor, Tensor, KeyValues)> {
     let (b, heads, seq, hd) = q.dims4()?;
-    let scores = head_product::scores(q, k)?;
+    let after = |past: &Tensor, new: &Tensor| -> Result<Tensor> {
+        let (_, kv_heads, positions, _) = past.dims4()?;
+        let shared = past.broadcast_as((b, kv_heads, positions, hd))?.contiguous()?;
+        Ok(Tensor::cat(&[&shared, new], 2)?)
+    };
+    let (k, v) = match past {
+        Some(past) => (after(&past.keys, k)?, after(&past.values, v)?),
+        None => (k.clone(), v.clone()),
+    };
+    let scores = head_product::scores(q, &k)?;
     let probs = scores.apply_op1(CausalSoftmax { scale: 1.0 / (hd as f64).sqrt() })?;
-    let mixed = head_product::mix(&probs, v)?.transpose(1, 2)?.reshape((b, seq, heads * hd))?;
-    Ok((mixed, probs))
+    let mixed = head_product::mix(&probs, &v)?.transpose(1, 2)?.reshape((b, seq, heads * hd))?;
+    Ok((mixed, probs, KeyValues { keys: k, values: v }))
 }
 
 /// `(b, seq, heads · hd)` → `(b, heads, seq, hd)`.
@@ -243,7 +274,7 @@ mod tests {
                 RopeLayout::Interleaved => candle_nn::rotary_emb::rope_i_slow(x.as_tensor(), &cos, &sin).unwrap(),
                 RopeLayout::Halves => candle_nn::rotary_emb::rope_slow(x.as_tensor(), &cos, &sin).unwrap(),
             };
-            let ours = rope.apply(x.as_tensor()).unwrap();
+            let ours = rope.apply(x.as_tensor(), 0).unwrap();
             let list = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
             let gradient = |y: &Tensor| list(y.mul(&mixing).unwrap().sum_all().unwrap().backward().unwrap().get(&x).expect("a gradient"));
             for (what, a, b) in [("values", list(&ours), list(&theirs)), ("gradients", gradient(&ours), gradient(&theirs))] {

@@ -4,6 +4,7 @@
 
 use super::error::{EngineError, Result};
 use super::gradient::{value_and_gradient, Tape};
+use super::layers::KeyValues;
 use super::memory;
 use super::methods::Baseline;
 use super::model::Model;
@@ -12,6 +13,7 @@ use super::tokenizer::Token;
 use candle_core::{DType, Tensor, D};
 use candle_nn::ops;
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 use std::sync::{Mutex, OnceLock};
 
 /// Which next token to explain.
@@ -51,6 +53,15 @@ impl TargetSpec {
 /// Gradient batches are sized by `memory::gradient_batch_rows`.
 const VALUE_BATCH_TOKENS: usize = 1024;
 
+/// Below this many tokens a batch of values takes the next input whatever it recomputes: each
+/// pass reads every weight once, which small batches do not amortise.
+const VALUE_BATCH_MIN_TOKENS: usize = 256;
+
+/// Past [`VALUE_BATCH_MIN_TOKENS`], a batch takes the next input only while the positions it
+/// recomputes although they are unchanged (those its inputs share with the text beyond the prefix
+/// the whole batch shares) stay within this fraction of its tokens.
+const VALUE_BATCH_RECOMPUTED: f64 = 0.0625;
+
 pub struct Problem<'m> {
     pub model: &'m Model,
     pub tokens: Vec<Token>,
@@ -64,6 +75,9 @@ pub struct Problem<'m> {
     input_tape: Mutex<Option<Tape>>,
     /// Every block's attention probabilities on the input, computed when a method first asks.
     attentions: OnceLock<Vec<Tensor>>,
+    /// Every block's keys and values on the input, computed when values are first asked at
+    /// inputs that share a prefix with it.
+    keys_values: OnceLock<Vec<KeyValues>>,
     /// Next-token probabilities for the unperturbed input.
     pub probs: Vec<f32>,
 }
@@ -106,7 +120,8 @@ impl<'m> Problem<'m> {
         }
         let objective = Objective { target, kind: spec.kind, foil };
         let input_tape = Mutex::new(Some(input_tape));
-        Ok(Self { model, tokens, embeds, objective, input_logits, input_tape, attentions: OnceLock::new(), probs })
+        let (attentions, keys_values) = (OnceLock::new(), OnceLock::new());
+        Ok(Self { model, tokens, embeds, objective, input_logits, input_tape, attentions, keys_values, probs })
     }
 
     pub fn target(&self) -> u32 {
@@ -189,15 +204,45 @@ impl<'m> Problem<'m> {
         self.values_of(&Objective { target: self.target(), kind: TargetKind::Prob, foil: None }, inputs)
     }
 
+    /// Inputs that equal the text in their first positions continue its keys and values there
+    /// instead of computing those positions again: batched by the prefix they share.
     fn values_of(&self, objective: &Objective, inputs: &[Tensor]) -> Result<Vec<f64>> {
         self.release_input_tape();
-        let mut values = Vec::with_capacity(inputs.len());
-        for batch in inputs.chunks(self.batch_rows(VALUE_BATCH_TOKENS)) {
-            let logits = self.model.decoder.logits(&Tensor::stack(batch, 0)?.detach())?;
-            let scores = objective.score(&logits)?;
-            values.extend(scores.to_dtype(DType::F64)?.to_vec1::<f64>()?);
+        let shared = inputs.iter().map(|input| self.shared_positions(input)).collect::<Result<Vec<_>>>()?;
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        order.sort_by_key(|&i| shared[i]);
+        let sorted_shared: Vec<usize> = order.iter().map(|&i| shared[i]).collect();
+        let mut values = vec![0.0; inputs.len()];
+        for batch in prefix_batches(&sorted_shared, self.len()) {
+            let start = sorted_shared[batch.start];
+            let members = &order[batch];
+            let rest = members.iter().map(|&i| inputs[i].narrow(0, start, self.len() - start)).collect::<candle_core::Result<Vec<_>>>()?;
+            let past = match start {
+                0 => None,
+                _ => Some(self.input_keys_values()?.iter().map(|kv| kv.prefix(start)).collect::<Result<Vec<_>>>()?),
+            };
+            let logits = self.model.decoder.logits(&Tensor::stack(&rest, 0)?.detach(), past.as_deref())?;
+            let scores = objective.score(&logits)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            for (&i, value) in members.iter().zip(scores) {
+                values[i] = value;
+            }
         }
         Ok(values)
+    }
+
+    /// How many leading positions of `input` `(seq, width)` equal the text's embeddings, short of
+    /// the last position (whose state gives the logits, so it is always computed).
+    fn shared_positions(&self, input: &Tensor) -> Result<usize> {
+        let differs = input.ne(&self.embeds)?.max(1)?.to_vec1::<u8>()?;
+        Ok(differs.iter().position(|&d| d != 0).unwrap_or(differs.len()).min(self.len().saturating_sub(1)))
+    }
+
+    fn input_keys_values(&self) -> Result<&[KeyValues]> {
+        if let Some(keys_values) = self.keys_values.get() {
+            return Ok(keys_values);
+        }
+        let keys_values = self.model.decoder.keys_values(&self.embeds.unsqueeze(0)?)?;
+        Ok(self.keys_values.get_or_init(|| keys_values))
     }
 
     /// f and ∂ f / ∂ input at each of `inputs` (each `(seq, width)`), in bounded batches so only
@@ -222,11 +267,31 @@ impl<'m> Problem<'m> {
     pub fn gradient_batch_rows(&self) -> usize {
         memory::gradient_batch_rows(self.model.config(), self.len())
     }
+}
 
-    /// Sequences of this text's length per batch of `budget_tokens` tokens; at least one.
-    fn batch_rows(&self, budget_tokens: usize) -> usize {
-        (budget_tokens / self.len().max(1)).max(1)
+/// Batches of inputs sorted by how many positions they share with the text (`shared`, ascending),
+/// for texts of `seq` tokens: runs of consecutive inputs, each computed from the prefix its first
+/// input shares, of at most [`VALUE_BATCH_TOKENS`] tokens (at least one input) and within
+/// [`VALUE_BATCH_RECOMPUTED`] recomputed positions once past [`VALUE_BATCH_MIN_TOKENS`].
+fn prefix_batches(shared: &[usize], seq: usize) -> Vec<Range<usize>> {
+    let mut batches = Vec::new();
+    let mut first = 0;
+    while first < shared.len() {
+        let tokens_each = seq - shared[first];
+        let (mut end, mut recomputed) = (first + 1, 0);
+        while end < shared.len() {
+            let tokens = (end + 1 - first) * tokens_each;
+            let more = recomputed + shared[end] - shared[first];
+            let within = tokens <= VALUE_BATCH_MIN_TOKENS || more as f64 <= VALUE_BATCH_RECOMPUTED * tokens as f64;
+            if tokens > VALUE_BATCH_TOKENS || !within {
+                break;
+            }
+            (end, recomputed) = (end + 1, more);
+        }
+        batches.push(first..end);
+        first = end;
     }
+    batches
 }
 
 /// Indices of the `k` largest values, largest first.
@@ -240,4 +305,47 @@ pub fn top_indices(values: &[f32], k: usize) -> Vec<u32> {
     order.truncate(k);
     order.sort_by(|a, b| values[*b as usize].total_cmp(&values[*a as usize]));
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tokens a batch computes: each input from the batch's shared prefix on.
+    fn batch_tokens(shared: &[usize], seq: usize, batch: &Range<usize>) -> usize {
+        batch.len() * (seq - shared[batch.start])
+    }
+
+    #[test]
+    fn prefix_batches_cover_every_input_once_within_the_budget() {
+        for (shared, seq) in [
+            ((0..64).collect::<Vec<_>>(), 64),
+            (vec![0; 40], 64),
+            (vec![5; 3], 600),
+            ((0..512).map(|i| i / 3).collect(), 512),
+            (vec![0, 0, 1, 7, 7, 30, 31], 32),
+            (vec![], 10),
+        ] {
+            let batches = prefix_batches(&shared, seq);
+            let covered: Vec<usize> = batches.iter().flat_map(|b| b.clone()).collect();
+            assert_eq!(covered, (0..shared.len()).collect::<Vec<_>>(), "{shared:?}");
+            for batch in &batches {
+                assert!(!batch.is_empty());
+                assert!(batch.len() == 1 || batch_tokens(&shared, seq, batch) <= VALUE_BATCH_TOKENS, "{batch:?} of {shared:?}");
+            }
+        }
+    }
+
+    /// Leave-one-out on 64 tokens: input i shares i positions. Reusing prefixes computes well
+    /// under the 64 × 64 tokens of whole passes, in few batches.
+    #[test]
+    fn occluded_inputs_skip_most_unchanged_positions() {
+        let shared: Vec<usize> = (0..64).collect();
+        let batches = prefix_batches(&shared, 64);
+        let tokens: usize = batches.iter().map(|b| batch_tokens(&shared, 64, b)).sum();
+        assert!(tokens < 64 * 64 * 2 / 3, "{tokens} tokens in {batches:?}");
+        assert!(batches.len() <= 8, "{batches:?}");
+        // Identical prefixes recompute nothing: only the budget splits them.
+        assert_eq!(prefix_batches(&[3; 40], 67), vec![0..16, 16..32, 32..40]);
+    }
 }

@@ -4,12 +4,13 @@
 //! its own.
 
 use super::{
-    head_dim, hyper, layer_norm, output_projection, projection, token_embedding, Bias, Decoder, DecoderConfig,
+    head_dim, hyper, layer_norm, output_projection, projection, token_embedding, Attended, Bias, Decoder,
+    DecoderConfig,
 };
 use crate::engine::error::{EngineError, Result};
 use crate::engine::frozen_linear::FrozenLinear;
 use crate::engine::gguf::GgufFile;
-use crate::engine::layers::{causal_attention, gelu_tanh, split_heads, LayerNorm, Projection};
+use crate::engine::layers::{causal_attention, gelu_tanh, split_heads, KeyValues, LayerNorm, Projection};
 use crate::engine::weights::QuantizedMatrix;
 use candle_core::{DType, Tensor};
 
@@ -102,26 +103,26 @@ impl Decoder for Gpt2 {
 
     /// `embeds` are the token embeddings alone: the positions are added here, so attributions
     /// are taken with respect to the tokens.
-    fn stream(&self, embeds: &Tensor) -> Result<Tensor> {
-        let seq = embeds.dim(1)?;
+    fn stream(&self, embeds: &Tensor, start: usize) -> Result<Tensor> {
+        let end = start + embeds.dim(1)?;
         let context = self.config.context_length;
-        if seq > context {
+        if end > context {
             // There is no learned position past the context.
-            return Err(EngineError::TextTooLong { tokens: seq, max: context, context });
+            return Err(EngineError::TextTooLong { tokens: end, max: context, context });
         }
-        Ok(embeds.broadcast_add(&self.positions.dequantize_rows(0..seq, self.dtype)?)?)
+        Ok(embeds.broadcast_add(&self.positions.dequantize_rows(start..end, self.dtype)?)?)
     }
 
-    fn block(&self, layer: usize, x: &Tensor) -> Result<(Tensor, Tensor)> {
+    fn block(&self, layer: usize, x: &Tensor, past: Option<&KeyValues>) -> Result<(Tensor, Attended)> {
         let block = &self.blocks[layer];
         let width = self.config.width;
         let qkv = block.qkv.forward(&block.attn_norm.forward(x)?)?;
         let heads_of = |part: usize| split_heads(&qkv.narrow(2, part * width, width)?, self.config.heads);
-        let (mixed, probs) = causal_attention(&heads_of(0)?, &heads_of(1)?, &heads_of(2)?)?;
+        let (mixed, probs, keys_values) = causal_attention(&heads_of(0)?, &heads_of(1)?, &heads_of(2)?, past)?;
         let x = (x + block.o.forward(&mixed)?)?;
         let h = gelu_tanh(&block.up.forward(&block.ffn_norm.forward(&x)?)?)?;
         let x = (&x + block.down.forward(&h)?)?;
-        Ok((x, probs))
+        Ok((x, Attended { probs, keys_values }))
     }
 
     fn head(&self, last: &Tensor) -> Result<Tensor> {

@@ -3,12 +3,12 @@
 //! tells a relative apart (qwen2.rs is one).
 
 use super::{
-    head_dim, hyper, output_projection, projection, token_embedding, Bias, Decoder, DecoderConfig,
+    head_dim, hyper, output_projection, projection, token_embedding, Attended, Bias, Decoder, DecoderConfig,
 };
 use crate::engine::error::Result;
 use crate::engine::frozen_linear::FrozenLinear;
 use crate::engine::gguf::GgufFile;
-use crate::engine::layers::{causal_attention, rms_norm, split_heads, Projection, Rope, RopeLayout};
+use crate::engine::layers::{causal_attention, rms_norm, split_heads, KeyValues, Projection, Rope, RopeLayout};
 use crate::engine::swiglu::swiglu;
 use crate::engine::weights::QuantizedMatrix;
 use candle_core::{DType, Tensor};
@@ -126,22 +126,23 @@ impl Decoder for Llama {
     }
 
     /// The blocks read the embeddings as they are: positions enter through the rotation.
-    fn stream(&self, embeds: &Tensor) -> Result<Tensor> {
+    fn stream(&self, embeds: &Tensor, _start: usize) -> Result<Tensor> {
         Ok(embeds.clone())
     }
 
-    fn block(&self, layer: usize, x: &Tensor) -> Result<(Tensor, Tensor)> {
+    fn block(&self, layer: usize, x: &Tensor, past: Option<&KeyValues>) -> Result<(Tensor, Attended)> {
         let block = &self.blocks[layer];
+        let start = past.map(KeyValues::positions).transpose()?.unwrap_or(0);
         let h = rms_norm(x, &block.attn_norm, self.eps)?;
-        let q = self.rope.apply(&split_heads(&block.q.forward(&h)?, self.config.heads)?)?;
-        let k = self.rope.apply(&split_heads(&block.k.forward(&h)?, self.config.kv_heads)?)?;
+        let q = self.rope.apply(&split_heads(&block.q.forward(&h)?, self.config.heads)?, start)?;
+        let k = self.rope.apply(&split_heads(&block.k.forward(&h)?, self.config.kv_heads)?, start)?;
         let v = split_heads(&block.v.forward(&h)?, self.config.kv_heads)?;
-        let (mixed, probs) = causal_attention(&q, &k, &v)?;
+        let (mixed, probs, keys_values) = causal_attention(&q, &k, &v, past)?;
         let x = (x + block.o.forward(&mixed)?)?;
         let h = rms_norm(&x, &block.ffn_norm, self.eps)?;
         let gated = swiglu(&block.gate.forward(&h)?, &block.up.forward(&h)?)?;
         let x = (&x + block.down.forward(&gated)?)?;
-        Ok((x, probs))
+        Ok((x, Attended { probs, keys_values }))
     }
 
     fn head(&self, last: &Tensor) -> Result<Tensor> {

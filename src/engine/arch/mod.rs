@@ -8,7 +8,7 @@ mod qwen2;
 use super::error::{EngineError, Result};
 use super::frozen_linear::FrozenLinear;
 use super::gguf::GgufFile;
-use super::layers::{LayerNorm, Projection};
+use super::layers::{KeyValues, LayerNorm, Projection};
 use super::weights::QuantizedMatrix;
 use candle_core::{DType, Tensor};
 use std::ops::Range;
@@ -54,19 +54,32 @@ pub struct DecoderOutput {
     pub attentions: Vec<Tensor>,
 }
 
+/// What a block computes besides the next stream.
+pub struct Attended {
+    /// Attention probabilities `(batch, heads, seq, positions)`.
+    pub probs: Tensor,
+    /// The keys and values of every position the block's queries saw.
+    pub keys_values: KeyValues,
+}
+
 /// A decoder-only language model that reads input embeddings, so gradients reach them. A family
 /// gives its pieces (the stream entering the first block, each block, the head); passes over them
 /// are composed here and in `gradient.rs`, which runs the blocks a segment at a time.
+///
+/// A pass may continue a prefix: given every block's keys and values of the first positions
+/// (batch 1, shared by every row), it computes only the positions after them. Inputs that differ
+/// from a text only from some position on (occlusion, the deletion curve) skip what is unchanged.
 pub trait Decoder: Send + Sync {
     fn config(&self) -> &DecoderConfig;
     fn dtype(&self) -> DType;
     /// Token embeddings `(ids.len(), width)`: the inputs attributions are taken with respect to.
     fn embed(&self, ids: &[u32]) -> Result<Tensor>;
-    /// The residual stream entering the first block, from `embeds` `(batch, seq, width)`.
-    fn stream(&self, embeds: &Tensor) -> Result<Tensor>;
-    /// Block `layer` on the residual stream `x` `(batch, seq, width)`: the next stream and the
-    /// block's attention probabilities `(batch, heads, seq, seq)`.
-    fn block(&self, layer: usize, x: &Tensor) -> Result<(Tensor, Tensor)>;
+    /// The residual stream entering the first block, from `embeds` `(batch, seq, width)` at the
+    /// positions `start..start + seq`.
+    fn stream(&self, embeds: &Tensor, start: usize) -> Result<Tensor>;
+    /// Block `layer` on the residual stream `x` `(batch, seq, width)` at the positions after
+    /// `past`'s (this block's keys and values of a shared prefix; `None`: from position 0).
+    fn block(&self, layer: usize, x: &Tensor, past: Option<&KeyValues>) -> Result<(Tensor, Attended)>;
     /// Next-token logits `(batch, vocab)` from the last position's state `(batch, width)`.
     fn head(&self, last: &Tensor) -> Result<Tensor>;
 
@@ -74,34 +87,50 @@ pub trait Decoder: Send + Sync {
     /// probabilities. It keeps a graph only when `embeds` is a variable.
     fn forward(&self, embeds: &Tensor) -> Result<DecoderOutput> {
         let mut attentions = Vec::with_capacity(self.config().layers);
-        let last = run_blocks(self, embeds, 0..self.config().layers, |probs| attentions.push(probs))?;
+        let last = run_blocks(self, embeds, 0..self.config().layers, None, |out| attentions.push(out.probs))?;
         Ok(DecoderOutput { last_logits: self.head(&last_position(&last)?)?, attentions })
     }
 
-    /// Next-token logits `(batch, vocab)` alone: no attention map outlives its block.
-    fn logits(&self, embeds: &Tensor) -> Result<Tensor> {
-        let last = run_blocks(self, embeds, 0..self.config().layers, drop)?;
+    /// Every block's keys and values on `embeds` `(1, seq, width)`: the prefix later passes on
+    /// inputs that share its positions continue ([`Self::logits`]).
+    fn keys_values(&self, embeds: &Tensor) -> Result<Vec<KeyValues>> {
+        let mut keys_values = Vec::with_capacity(self.config().layers);
+        run_blocks(self, embeds, 0..self.config().layers, None, |out| keys_values.push(out.keys_values))?;
+        Ok(keys_values)
+    }
+
+    /// Next-token logits `(batch, vocab)` alone (no attention map outlives its block) of `embeds`
+    /// `(batch, seq, width)`, the positions after those of `past` (one entry per block, from
+    /// [`Self::keys_values`]; `None`: from position 0).
+    fn logits(&self, embeds: &Tensor, past: Option<&[KeyValues]>) -> Result<Tensor> {
+        let last = run_blocks(self, embeds, 0..self.config().layers, past, drop)?;
         self.head(&last_position(&last)?)
     }
 }
 
 /// Runs `layers` of `decoder` on `x` (the embeddings when `layers` starts at the first block,
-/// else the residual stream entering `layers.start`), handing each block's attention
-/// probabilities to `attention`. Returns the stream leaving the last of `layers`.
+/// else the residual stream entering `layers.start`), continuing `past` (indexed by layer) when
+/// given, and hands what each block attended to `visit`. Returns the stream leaving the last of
+/// `layers`.
 pub fn run_blocks<D: Decoder + ?Sized>(
     decoder: &D,
     x: &Tensor,
     layers: Range<usize>,
-    mut attention: impl FnMut(Tensor),
+    past: Option<&[KeyValues]>,
+    mut visit: impl FnMut(Attended),
 ) -> Result<Tensor> {
-    let mut x = match layers.start {
-        0 => decoder.stream(x)?,
+    if past.is_some_and(|past| past.len() < layers.end) {
+        return Err(EngineError::Internal("a prefix's keys and values are missing blocks".into()));
+    }
+    let mut x = match (layers.start, past) {
+        (0, Some(past)) if !past.is_empty() => decoder.stream(x, past[0].positions()?)?,
+        (0, _) => decoder.stream(x, 0)?,
         _ => x.clone(),
     };
     for layer in layers {
-        let (next, probs) = decoder.block(layer, &x)?;
+        let (next, attended) = decoder.block(layer, &x, past.map(|past| &past[layer]))?;
         x = next;
-        attention(probs);
+        visit(attended);
     }
     Ok(x)
 }
