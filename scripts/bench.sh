@@ -749,7 +749,9 @@ P("- forward of n tokens: F(n) = 2·n·P + 4·n²·W·L/2 (causal QKᵀ and AV) 
 P("- backward for the input gradient ≈ F(n) (no weight gradients)")
 P("- forward pass alone: F; saliency, gradient × input: F + F; integrated gradients taking g gradients (natively "
   "the g it reports; in the page its budget of s steps): F + F (the input's backward) + (g − 1)·(F + F) + F (the "
-  "baseline's value); occlusion: F + n·F")
+  "baseline's value); occlusion: F + F (the text's keys and values) + Σ over m = 1..n of C(m), C(m) the last m "
+  "positions of a forward pass continuing the text's first n − m (2·m·P + 4·(m·n − m(m−1)/2)·W·L + 2·O): each "
+  "occluded copy from its token on, the least the engine computes")
 P("- achieved GFLOP/s = estimated FLOPs of the run / its time; % of peak = that / the measured matmul GFLOP/s "
   "with the same threads")
 if mf:

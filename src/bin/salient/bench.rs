@@ -314,8 +314,16 @@ impl FlopModel {
     /// One forward pass on n tokens: 2·n·P (projections) + 4·n²·width·layers/2 (causal QKᵀ and
     /// AV) + 2·(output params) (logits at the last position only).
     fn forward(&self, n: usize) -> f64 {
-        let n = n as f64;
-        2.0 * n * self.block_params + 2.0 * n * n * self.width * self.layers + 2.0 * self.output_params
+        self.continuation(n, n)
+    }
+
+    /// The last `m` positions of a forward pass on n tokens, continuing the first n − m positions'
+    /// keys and values: the projections of m positions, their causal attention to up to n keys
+    /// (Σ of p + 1 over positions p from n − m to n − 1), and the logits.
+    fn continuation(&self, m: usize, n: usize) -> f64 {
+        let (m, n) = (m as f64, n as f64);
+        let keys_seen = m * n - m * (m - 1.0) / 2.0;
+        2.0 * m * self.block_params + 4.0 * keys_seen * self.width * self.layers + 2.0 * self.output_params
     }
 
     /// One request: the problem's forward pass plus the method's passes; a backward pass for the
@@ -327,8 +335,9 @@ impl FlopModel {
             "saliency" | "grad_x_input" => Some(2.0 * f),
             // + the input's backward + (gradients − 1) × (forward + backward) + f(baseline)
             "integrated_gradients" => Some(f + 2.0 * steps as f64 * f),
-            // + one forward per occluded token
-            "occlusion" => Some(f + n as f64 * f),
+            // + the text's keys and values + each occluded copy from its token on (the least the
+            // engine computes; its batches recompute a few unchanged positions more)
+            "occlusion" => Some(2.0 * f + (1..=n).map(|m| self.continuation(m, n)).sum::<f64>()),
             _ => None,
         }
     }
