@@ -556,7 +556,9 @@ P("## Against the PyTorch anchor")
 P("")
 P("The anchor (issue 5): PyTorch 2.15 eager, f32, 2 threads, this machine kind, the same model dequantized, "
   "IG and occlusion each in one batch. Ratio = ours / theirs (below 1: we are faster / smaller). "
-  "\"Implied GFLOP/s\" is our FLOP estimate of that run (below) divided by the anchor's time.")
+  "\"Implied GFLOP/s\" is our FLOP estimate of that run (below) divided by the anchor's time; for occlusion "
+  "it counts whole forward passes, F + n·F, the work of one batch of occluded copies (ours skips each copy's "
+  "unchanged prefix).")
 P("")
 hdr = "| Run | PyTorch | PyTorch implied GFLOP/s |"
 sep = "|---|---|---|"
