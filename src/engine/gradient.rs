@@ -3,24 +3,26 @@
 //! checkpointing). A forward pass without a graph keeps only each segment's input; the backward
 //! pass then runs the segments from the last to the first, each forward again with its graph, and
 //! carries the gradient through it as a vector–Jacobian product. The segments are as long as
-//! `memory::GRAPH_BUDGET_BYTES` allows; when the whole graph fits there is one segment and no
+//! the model's `memory::GraphBudget` allows; when the whole graph fits there is one segment and no
 //! block runs twice. Either way the gradient is that of the same forward function.
 
 use super::arch::{last_position, run_blocks, Decoder};
 use super::error::{EngineError, Result};
-use super::memory::layers_per_segment;
+use super::memory::{layers_per_segment, GraphBudget};
 use candle_core::{Tensor, Var};
 use std::ops::Range;
 
 /// `score(logits)` `(batch,)` at `embeds` `(batch, seq, width)`, and its gradient with respect to
-/// `embeds` (each row's score differentiated with respect to that row).
+/// `embeds` (each row's score differentiated with respect to that row), keeping at most `budget`
+/// of graph alive.
 pub fn value_and_gradient(
     decoder: &dyn Decoder,
     embeds: &Tensor,
+    budget: GraphBudget,
     score: impl Fn(&Tensor) -> Result<Tensor>,
 ) -> Result<(Tensor, Tensor)> {
     let (rows, tokens, _) = embeds.dims3()?;
-    value_and_gradient_in_segments(decoder, embeds, layers_per_segment(decoder.config(), tokens, rows), score)
+    value_and_gradient_in_segments(decoder, embeds, layers_per_segment(decoder.config(), tokens, rows, budget), score)
 }
 
 /// [`value_and_gradient`] with segments of `per_segment` blocks (tests compare segmentations).
@@ -83,13 +85,18 @@ impl Tape {
     }
 }
 
-/// `layers` split into consecutive runs of `per_segment`; one empty segment for a model without
-/// blocks (its head still reads the stream).
+/// `layers` split into consecutive runs of `per_segment`, the shorter remainder first: every
+/// segment but the last is run twice, so the last is a whole one. One empty segment for a model
+/// without blocks (its head still reads the stream).
 fn segments(layers: usize, per_segment: usize) -> Vec<Range<usize>> {
-    match layers {
-        0 => vec![0..0],
-        _ => (0..layers).step_by(per_segment.max(1)).map(|start| start..(start + per_segment).min(layers)).collect(),
-    }
+    let per_segment = per_segment.max(1);
+    let first_end = match layers % per_segment {
+        0 => per_segment.min(layers),
+        remainder => remainder,
+    };
+    let mut segments = vec![0..first_end];
+    segments.extend((first_end..layers).step_by(per_segment).map(|start| start..start + per_segment));
+    segments
 }
 
 fn gradient_of(value: &Tensor, wrt: &Var) -> Result<Tensor> {
@@ -105,11 +112,14 @@ mod tests {
     use super::segments;
 
     #[test]
-    fn segments_cover_every_layer_once_in_order() {
+    fn segments_cover_every_layer_once_in_order_the_last_whole() {
         assert_eq!(segments(30, 30), vec![0..30]);
         assert_eq!(segments(30, 64), vec![0..30]);
-        assert_eq!(segments(30, 7), vec![0..7, 7..14, 14..21, 21..28, 28..30]);
+        assert_eq!(segments(30, 15), vec![0..15, 15..30]);
+        assert_eq!(segments(30, 7), vec![0..2, 2..9, 9..16, 16..23, 23..30]);
+        assert_eq!(segments(30, 28), vec![0..2, 2..30]);
         assert_eq!(segments(3, 1), vec![0..1, 1..2, 2..3]);
+        assert_eq!(segments(3, 0), vec![0..1, 1..2, 2..3]);
         assert_eq!(segments(0, 5), vec![0..0]);
     }
 }

@@ -66,10 +66,22 @@ fn values_per_token(config: &DecoderConfig) -> f64 {
     20.0 * config.width as f64 + 8.0 * kv_width + 4.0 * config.ffn_width as f64
 }
 
-/// The most forward graph a gradient keeps alive at once (see the module comment). Half a GiB
-/// keeps the page's peak under 1 GiB with the default model at any length, and keeps whole the
-/// graph of a single text up to ~150 tokens, so short texts never compute a block twice.
+/// The most forward graph a gradient keeps alive at once, in bytes as estimated here (see the
+/// module comment). A model carries one (`Model::graph_budget`); the front end that loads it
+/// chooses it, since only it knows how much memory there is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GraphBudget(pub f64);
+
+/// The page's budget, the default. Half a GiB keeps the page's peak under 1 GiB with the default
+/// model at any length, and keeps whole the graph of a single text up to ~150 tokens, so short
+/// texts never compute a block twice.
 pub const GRAPH_BUDGET_BYTES: f64 = 512.0 * 1024.0 * 1024.0;
+
+impl Default for GraphBudget {
+    fn default() -> Self {
+        Self(GRAPH_BUDGET_BYTES)
+    }
+}
 
 /// Tokens per gradient batch beyond which batching gains nothing: the weights are dequantized
 /// once per batch, and larger products run no faster per row.
@@ -82,22 +94,22 @@ fn layer_graph_bytes(config: &DecoderConfig, tokens: usize) -> f64 {
 }
 
 /// How many sequences of `tokens` tokens one gradient batch holds: as many whole graphs as fit
-/// [`GRAPH_BUDGET_BYTES`], up to [`GRADIENT_BATCH_TOKENS`] tokens, at least one.
-pub fn gradient_batch_rows(config: &DecoderConfig, tokens: usize) -> usize {
+/// `budget`, up to [`GRADIENT_BATCH_TOKENS`] tokens, at least one.
+pub fn gradient_batch_rows(config: &DecoderConfig, tokens: usize, budget: GraphBudget) -> usize {
     let whole_graph = layer_graph_bytes(config, tokens) * config.layers.max(1) as f64;
-    ((GRAPH_BUDGET_BYTES / whole_graph) as usize).min(GRADIENT_BATCH_TOKENS / tokens.max(1)).max(1)
+    ((budget.0 / whole_graph) as usize).min(GRADIENT_BATCH_TOKENS / tokens.max(1)).max(1)
 }
 
 /// How many blocks' graphs a gradient of `rows` sequences of `tokens` tokens keeps at once: all of
-/// them when they fit [`GRAPH_BUDGET_BYTES`], else as many as fit, at least one.
-pub fn layers_per_segment(config: &DecoderConfig, tokens: usize, rows: usize) -> usize {
+/// them when they fit `budget`, else as many as fit, at least one.
+pub fn layers_per_segment(config: &DecoderConfig, tokens: usize, rows: usize, budget: GraphBudget) -> usize {
     let per_layer = rows as f64 * layer_graph_bytes(config, tokens);
-    ((GRAPH_BUDGET_BYTES / per_layer) as usize).clamp(1, config.layers.max(1))
+    ((budget.0 / per_layer) as usize).clamp(1, config.layers.max(1))
 }
 
 /// A gradient's peak: one segment's graph, and the input of each segment.
-fn gradient_bytes(config: &DecoderConfig, tokens: usize, rows: usize) -> f64 {
-    let per_segment = layers_per_segment(config, tokens, rows);
+fn gradient_bytes(config: &DecoderConfig, tokens: usize, rows: usize, budget: GraphBudget) -> f64 {
+    let per_segment = layers_per_segment(config, tokens, rows, budget);
     let segments = config.layers.div_ceil(per_segment);
     let rows_tokens = rows as f64 * tokens as f64;
     let inputs = F32_BYTES * segments as f64 * rows_tokens * config.width as f64;
@@ -116,8 +128,8 @@ pub fn estimate_load_bytes(file_bytes: u64) -> u64 {
 /// The peak of a run on `tokens` tokens: the model and a gradient of `batch_rows` sequences of
 /// that length (a batch of [`method_batch_rows`]; 0, for methods that take only the text's own
 /// gradient, counts as one).
-pub fn estimate_run_bytes(config: &DecoderConfig, file_bytes: u64, tokens: usize, batch_rows: usize) -> u64 {
-    estimate_load_bytes(file_bytes) + gradient_bytes(config, tokens, batch_rows.max(1)).ceil() as u64
+pub fn estimate_run_bytes(config: &DecoderConfig, file_bytes: u64, tokens: usize, batch_rows: usize, budget: GraphBudget) -> u64 {
+    estimate_load_bytes(file_bytes) + gradient_bytes(config, tokens, batch_rows.max(1), budget).ceil() as u64
 }
 
 /// How many inputs of `tokens` tokens `method` takes gradients at in one batch, besides the text
@@ -127,8 +139,9 @@ pub fn method_batch_rows(
     params: &MethodParams,
     config: &DecoderConfig,
     tokens: usize,
+    budget: GraphBudget,
 ) -> usize {
-    method.gradient_inputs(params).min(gradient_batch_rows(config, tokens))
+    method.gradient_inputs(params).min(gradient_batch_rows(config, tokens, budget))
 }
 
 /// The longest text, up to `up_to` tokens, such that it and every shorter one fit in `limit`
@@ -138,16 +151,19 @@ pub fn max_tokens_within(
     file_bytes: u64,
     limit: u64,
     up_to: usize,
+    budget: GraphBudget,
     batch_rows: impl Fn(usize) -> usize,
 ) -> usize {
     // Not a binary search: batches hold fewer rows as texts grow, so the estimate is not monotone.
-    (1..=up_to).take_while(|&n| estimate_run_bytes(config, file_bytes, n, batch_rows(n)) <= limit).last().unwrap_or(0)
+    (1..=up_to).take_while(|&n| estimate_run_bytes(config, file_bytes, n, batch_rows(n), budget) <= limit).last().unwrap_or(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::methods;
+
+    const PAGE: GraphBudget = GraphBudget(GRAPH_BUDGET_BYTES);
 
     /// SmolLM2-135M-Instruct Q4_1, the model the factors were fitted on.
     fn smollm2() -> DecoderConfig {
@@ -172,8 +188,8 @@ mod tests {
     #[test]
     fn whole_graph_estimates_are_close_to_measured_memory() {
         for (tokens, measured) in MEASURED_WHOLE_GRAPH {
-            assert_eq!(layers_per_segment(&smollm2(), tokens, 1), 30, "{tokens} tokens: the whole graph fits");
-            let estimate = estimate_run_bytes(&smollm2(), SMOLLM2_FILE, tokens, 0);
+            assert_eq!(layers_per_segment(&smollm2(), tokens, 1, PAGE), 30, "{tokens} tokens: the whole graph fits");
+            let estimate = estimate_run_bytes(&smollm2(), SMOLLM2_FILE, tokens, 0, PAGE);
             let error = estimate as f64 / measured as f64 - 1.0;
             assert!(error.abs() < 0.05, "{tokens} tokens: estimated {estimate}, measured {measured}");
         }
@@ -206,8 +222,8 @@ mod tests {
         let config = smollm2();
         for (method, tokens, measured) in MEASURED_WITH_BUDGET {
             let params = MethodParams { steps: 2, ..MethodParams::default() };
-            let rows = method_batch_rows(methods::by_name(method).unwrap(), &params, &config, tokens);
-            let estimate = estimate_run_bytes(&config, SMOLLM2_FILE, tokens, rows);
+            let rows = method_batch_rows(methods::by_name(method).unwrap(), &params, &config, tokens, PAGE);
+            let estimate = estimate_run_bytes(&config, SMOLLM2_FILE, tokens, rows, PAGE);
             let error = estimate as f64 / measured as f64 - 1.0;
             let tolerance = if method == "attention" { 0.6 } else { 0.05 };
             assert!(
@@ -221,49 +237,60 @@ mod tests {
     #[test]
     fn batches_add_whole_graphs_while_they_fit() {
         let (config, file) = (smollm2(), SMOLLM2_FILE);
-        let rows = gradient_batch_rows(&config, 40);
+        let rows = gradient_batch_rows(&config, 40, PAGE);
         assert!(rows >= 3, "{rows}");
-        let one = estimate_run_bytes(&config, file, 40, 1) - estimate_load_bytes(file);
-        let three = estimate_run_bytes(&config, file, 40, 3) - estimate_load_bytes(file);
+        let one = estimate_run_bytes(&config, file, 40, 1, PAGE) - estimate_load_bytes(file);
+        let three = estimate_run_bytes(&config, file, 40, 3, PAGE) - estimate_load_bytes(file);
         assert!(three.abs_diff(3 * one) <= 3, "{one} {three}");
-        assert_eq!(estimate_run_bytes(&config, file, 40, 0), estimate_run_bytes(&config, file, 40, 1));
+        assert_eq!(estimate_run_bytes(&config, file, 40, 0, PAGE), estimate_run_bytes(&config, file, 40, 1, PAGE));
     }
 
     #[test]
     fn long_texts_keep_one_segment_s_graph() {
         let config = smollm2();
         for tokens in [200, 300, 512, 2048] {
-            let per_segment = layers_per_segment(&config, tokens, 1);
+            let per_segment = layers_per_segment(&config, tokens, 1, PAGE);
             assert!(per_segment < config.layers, "{tokens} tokens: {per_segment}");
             let graph = per_segment as f64 * layer_graph_bytes(&config, tokens);
             // One segment's graph within the budget (a single block may exceed it on huge texts).
             assert!(per_segment == 1 || graph <= GRAPH_BUDGET_BYTES * 1.01, "{tokens} tokens: {graph}");
         }
-        assert_eq!(gradient_batch_rows(&config, 512), 1);
+        assert_eq!(gradient_batch_rows(&config, 512, PAGE), 1);
+    }
+
+    #[test]
+    fn a_larger_budget_keeps_more_of_the_graph() {
+        let (config, larger) = (smollm2(), GraphBudget(1.5 * GRAPH_BUDGET_BYTES));
+        for tokens in [64, 200, 256, 512] {
+            let (page, more) = (layers_per_segment(&config, tokens, 1, PAGE), layers_per_segment(&config, tokens, 1, larger));
+            assert!(more >= page && (page == config.layers || more > page), "{tokens} tokens: {page} → {more}");
+        }
+        assert!(gradient_batch_rows(&config, 64, larger) > gradient_batch_rows(&config, 64, PAGE));
+        assert_eq!(GraphBudget::default(), PAGE);
     }
 
     #[test]
     fn batch_rows_follow_the_method() {
         let (params, config) = (MethodParams::default(), smollm2());
         let by_name = |name| methods::by_name(name).unwrap();
-        assert_eq!(method_batch_rows(by_name("saliency"), &params, &config, 64), 0);
-        assert_eq!(method_batch_rows(by_name("occlusion"), &params, &config, 64), 0);
-        let ig_rows = method_batch_rows(by_name("integrated_gradients"), &params, &config, 64);
-        assert_eq!(ig_rows, gradient_batch_rows(&config, 64));
+        assert_eq!(method_batch_rows(by_name("saliency"), &params, &config, 64, PAGE), 0);
+        assert_eq!(method_batch_rows(by_name("occlusion"), &params, &config, 64, PAGE), 0);
+        let ig_rows = method_batch_rows(by_name("integrated_gradients"), &params, &config, 64, PAGE);
+        assert_eq!(ig_rows, gradient_batch_rows(&config, 64, PAGE));
         assert!((1..=4).contains(&ig_rows), "{ig_rows}");
         // Never more rows than the method has inputs: 4 steps fill a batch of 4.
         let few_steps = MethodParams { steps: 4, ..params.clone() };
-        assert_eq!(method_batch_rows(by_name("integrated_gradients"), &few_steps, &config, 10), 4);
-        assert_eq!(method_batch_rows(by_name("smoothgrad"), &params, &config, 512), 1);
+        assert_eq!(method_batch_rows(by_name("integrated_gradients"), &few_steps, &config, 10, PAGE), 4);
+        assert_eq!(method_batch_rows(by_name("smoothgrad"), &params, &config, 512, PAGE), 1);
     }
 
     #[test]
     fn the_longest_text_that_fits_is_the_last_that_fits() {
         let (config, file) = (smollm2(), SMOLLM2_FILE);
-        let limit = estimate_run_bytes(&config, file, 100, 0);
-        assert_eq!(max_tokens_within(&config, file, limit, 512, |_| 0), 100);
-        assert_eq!(max_tokens_within(&config, file, limit, 80, |_| 0), 80);
-        assert_eq!(max_tokens_within(&config, file, estimate_load_bytes(file), 512, |_| 0), 0);
+        let limit = estimate_run_bytes(&config, file, 100, 0, PAGE);
+        assert_eq!(max_tokens_within(&config, file, limit, 512, PAGE, |_| 0), 100);
+        assert_eq!(max_tokens_within(&config, file, limit, 80, PAGE, |_| 0), 80);
+        assert_eq!(max_tokens_within(&config, file, estimate_load_bytes(file), 512, PAGE, |_| 0), 0);
     }
 
     #[test]
@@ -272,7 +299,7 @@ mod tests {
         let (config, file) = (smollm2(), SMOLLM2_FILE);
         for method in methods::METHODS {
             let params = MethodParams::default();
-            let fits = max_tokens_within(&config, file, 1 << 30, 512, |n| method_batch_rows(*method, &params, &config, n));
+            let fits = max_tokens_within(&config, file, 1 << 30, 512, PAGE, |n| method_batch_rows(*method, &params, &config, n, PAGE));
             assert_eq!(fits, 512, "{}", method.name());
         }
     }
@@ -280,6 +307,6 @@ mod tests {
     #[test]
     fn a_file_larger_than_wasm_memory_never_fits() {
         assert!(estimate_load_bytes(5 << 30) > WASM32_MEMORY);
-        assert_eq!(max_tokens_within(&smollm2(), 5 << 30, USABLE_WASM_MEMORY, 512, |_| 0), 0);
+        assert_eq!(max_tokens_within(&smollm2(), 5 << 30, USABLE_WASM_MEMORY, 512, PAGE, |_| 0), 0);
     }
 }

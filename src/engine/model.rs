@@ -3,6 +3,7 @@
 use super::arch::{self, Decoder, DecoderConfig};
 use super::error::{EngineError, Result};
 use super::gguf::GgufFile;
+use super::memory::GraphBudget;
 use super::tokenizer::{TextTokenizer, Token};
 use super::weights::WeightStorage;
 use candle_core::DType;
@@ -13,6 +14,7 @@ pub struct Model {
     pub decoder: Box<dyn Decoder>,
     /// The GGUF file's size: its bytes stay in memory with the model (the weights live in them).
     file_bytes: usize,
+    graph_budget: GraphBudget,
 }
 
 impl Model {
@@ -40,7 +42,7 @@ impl Model {
                 decoder.config().vocab
             )));
         }
-        Ok(Self { tokenizer, decoder, file_bytes })
+        Ok(Self { tokenizer, decoder, file_bytes, graph_budget: GraphBudget::default() })
     }
 
     pub fn config(&self) -> &DecoderConfig {
@@ -49,6 +51,17 @@ impl Model {
 
     pub fn file_bytes(&self) -> usize {
         self.file_bytes
+    }
+
+    /// How much forward graph a gradient on this model keeps alive at once: the page's budget
+    /// unless [`Self::with_graph_budget`] said otherwise. A larger one runs fewer blocks twice.
+    pub fn graph_budget(&self) -> GraphBudget {
+        self.graph_budget
+    }
+
+    /// The same model with another graph budget (the same function; only memory and speed change).
+    pub fn with_graph_budget(self, graph_budget: GraphBudget) -> Self {
+        Self { graph_budget, ..self }
     }
 
     /// Tokens for a text the model can read: not empty, not longer than its context or than

@@ -71,7 +71,7 @@ pub struct Problem<'m> {
     /// Next-token logits `(1, vocab)` for the unperturbed input.
     input_logits: Tensor,
     /// The input's forward pass, kept for the input gradient until that is taken or another pass
-    /// needs the memory (its graph is within `memory::GRAPH_BUDGET_BYTES`).
+    /// needs the memory (its graph is within the model's `memory::GraphBudget`).
     input_tape: Mutex<Option<Tape>>,
     /// Every block's attention probabilities on the input, computed when a method first asks.
     attentions: OnceLock<Vec<Tensor>>,
@@ -91,7 +91,7 @@ impl<'m> Problem<'m> {
     pub fn from_tokens(model: &'m Model, tokens: Vec<Token>, spec: &TargetSpec) -> Result<Self> {
         let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
         let embeds = model.decoder.embed(&ids)?;
-        let per_segment = memory::layers_per_segment(model.config(), ids.len(), 1);
+        let per_segment = memory::layers_per_segment(model.config(), ids.len(), 1, model.graph_budget());
         let input_tape = Tape::record(&*model.decoder, &embeds.unsqueeze(0)?, per_segment)?;
         let input_logits = input_tape.logits().detach();
         let probs: Vec<f32> = ops::softmax(&input_logits.squeeze(0)?, D::Minus1)?
@@ -170,7 +170,10 @@ impl<'m> Problem<'m> {
                 let value = self.objective.score(tape.logits())?;
                 tape.gradient(&*self.model.decoder, value)?
             }
-            None => value_and_gradient(&*self.model.decoder, &self.embeds.unsqueeze(0)?, |l| self.objective.score(l))?.1,
+            None => {
+                let embeds = self.embeds.unsqueeze(0)?;
+                value_and_gradient(&*self.model.decoder, &embeds, self.model.graph_budget(), |l| self.objective.score(l))?.1
+            }
         };
         Ok(gradient.squeeze(0)?)
     }
@@ -253,7 +256,9 @@ impl<'m> Problem<'m> {
         let rows = self.gradient_batch_rows();
         for (b, batch) in inputs.chunks(rows).enumerate() {
             let (scores, gradient) =
-                value_and_gradient(&*self.model.decoder, &Tensor::stack(batch, 0)?, |logits| self.objective.score(logits))?;
+                value_and_gradient(&*self.model.decoder, &Tensor::stack(batch, 0)?, self.model.graph_budget(), |logits| {
+                    self.objective.score(logits)
+                })?;
             let scores = scores.to_dtype(DType::F64)?.to_vec1::<f64>()?;
             for (i, value) in scores.into_iter().enumerate() {
                 visit(b * rows + i, value, &gradient.get(i)?)?;
@@ -265,7 +270,7 @@ impl<'m> Problem<'m> {
     /// How many inputs [`Self::gradients`] evaluates per batch. Methods that build their inputs
     /// (path points, noisy copies) pass this many at a time, so they never hold more than a batch.
     pub fn gradient_batch_rows(&self) -> usize {
-        memory::gradient_batch_rows(self.model.config(), self.len())
+        memory::gradient_batch_rows(self.model.config(), self.len(), self.model.graph_budget())
     }
 }
 

@@ -193,7 +193,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         drop(model.take());
         let bytes = read()?;
         let t = Instant::now();
-        model = Some(Model::load_with(bytes, DType::F32, args.weights).map_err(|e| e.to_string())?);
+        model = Some(super::load_model(bytes, args.weights).map_err(|e| e.to_string())?);
         load_ms.push(ms_since(t));
     }
     let model = model.expect("at least one load");
