@@ -8,7 +8,8 @@
 //! - the runtime: the wasm module's data, the tokenizer, and the dequantization scratch (one block
 //!   of at most 16 MiB of f32 rows at a time);
 //! - the forward graph the backward pass walks: per layer, tensors linear in the number of tokens,
-//!   and `(heads, seq, seq)` attention maps. [`GRAPH_BUDGET_BYTES`] bounds it: a batch of inputs
+//!   and `(heads, seq, seq)` attention maps. A [`GraphBudget`] bounds it (the page's is
+//!   [`GRAPH_BUDGET_BYTES`]): a batch of inputs
 //!   (integrated gradients' path points, SmoothGrad's noisy copies) holds as many whole graphs as
 //!   fit, and a graph larger than the budget is taken a segment of blocks at a time, each
 //!   segment's input kept (`gradient.rs`).
