@@ -1,120 +1,214 @@
-//! The CLI's forward projections, `x · Wᵀ`, on CPUs with AVX-512, reading both operands where
-//! they lie. gemm copies ("packs") one operand into panels on every call, here the weight, which
-//! a call uses for as few as 16–64 rows of `x`: at these shapes the copy cost about a third of
-//! the multiplications (a perf profile of saliency at 64 tokens: 20 % of the CLI's time in gemm's
-//! packing, 31 % in its kernels).
+//! The CLI's projections on CPUs with AVX-512, on a weight `W` (`rows × cols`: out × in) packed
+//! into panels (`weights::pack`): panel `p` holds rows `16p..16p + 16` of `W` column by column.
 //!
-//! Each result is the dot product of a row of `x` and a row of `W`, both contiguous. A tile of
-//! 4 × 4 results keeps 16 sums of 16 lanes in registers over the whole row and adds up each
-//! sum's lanes once, at the end. Rows missing from a tile at the edge are computed from its last
-//! row again and not stored; the end of a row that does not fill 16 lanes is masked out of the
-//! loads.
+//! Why panels: in both products the 16 values of one panel column are one vector load, and the
+//! values the next step needs lie right after them. Reading row-major `W` in place, a kernel had
+//! to add up lanes (dot products) or step across rows; gemm copies ("packs") `W` on every call.
+//! Measured on one thread over the default model's 30 layers (GFLOP/s, panels against the best
+//! of gemm and the dot-product kernel this replaced): `x · Wᵀ` at 16 rows of `x` 57 against 46,
+//! 64 rows 113 against 81, 256 rows 126 against 111; `dy · W` at 16 rows 64 against 43 (gemm),
+//! 64 rows 106 against 96. Past [`MAX_GRADIENT_ROWS`] gemm's `dy · W` wins (256 rows: 112
+//! against 80), so there the caller unpacks rows for it. In the CLI (2 threads, interleaved runs
+//! in one sitting) the forward pass at 64 tokens went from 127–157 ms to 94–107 ms, saliency at
+//! 16 tokens from 121 to 87 ms and at 64 from 256 to 201 ms; at 256 tokens and in integrated
+//! gradients' batches the change was within this machine's noise.
 //!
-//! The backward pass, `dy · W`, stays with gemm: it packs `W`'s rows there with contiguous
-//! copies, and a kernel of 8 × 32 or 4 × 64 tiles reading `W` in place measured slower at 64
-//! tokens (saliency's backward 197–245 ms against gemm's 151–158 ms).
+//! The CLI keeps decoded weights as panels (packed at load); weights kept encoded are packed a
+//! block at a time, so both storages run the same kernels on the same values and agree bit for
+//! bit.
 
+use super::weights::{packed_len, PANEL};
 use std::arch::x86_64::*;
+use std::ops::Range;
 
-/// Whether this CPU runs this kernel (checked once by the standard library, then cached).
+/// The most rows of `dy` for which [`add_gradient_product`] beats gemm.
+pub const MAX_GRADIENT_ROWS: usize = 64;
+
+/// Whether this CPU runs these kernels (checked once by the standard library, then cached).
 pub fn available() -> bool {
     is_x86_feature_detected!("avx512f")
 }
 
-/// The most rows of `x` for which this kernel beats gemm. Past them gemm's copy of `W` pays for
-/// itself, and its larger tiles win: the forward pass at 512 tokens took 1.47 s with gemm
-/// against 1.65 s here, occlusion's batches at 64 tokens 9.1 s against 13.1 s (a text of 16
-/// tokens: 68 ms here against 95–116 ms with gemm; 64 tokens: 192–195 ms against 208–209 ms).
-pub const MAX_ROWS: usize = 64;
+/// Columns of `x` (the shared dimension) per pass over the tiles: a tile's two panels' columns
+/// then take 32 KiB, which stay in the L1 cache while every row of `x` passes.
+const DEPTH_BLOCK: usize = 256;
 
-const LANES: usize = 16;
-
-/// `out[i·out_stride + j] = Σ_r lhs[i·lhs_stride + r] · rhs[j·rhs_stride + r]` for `i < m`,
-/// `j < n`, `r < k`: `out = lhs · rhsᵀ` with both operands' rows contiguous. With `accumulate`
-/// the products are added to `out`.
+/// `out (m × n) = x (m × k) · Wᵀ`, `W` the `n × k` weight in `panels`: row `i` of the result at
+/// `out + i·out_stride`, row `i` of `x` at `x[i·x_stride..]`. A tile is 8 rows of `x` by 2
+/// panels: per column of `x`, 2 vector loads of `W` and 8 broadcasts feed 16 fused
+/// multiply-adds into 16 sums kept in registers.
 ///
 /// # Safety
 /// [`available`] is true, and rows `i < m` of `out`, `n` values each from `out + i·out_stride`,
 /// are writable and nothing else reads or writes them during the call.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn multiply_by_rows(out: *mut f32, out_stride: usize, lhs: &[f32], lhs_stride: usize, rhs: &[f32], rhs_stride: usize, m: usize, n: usize, k: usize, accumulate: bool) {
+pub unsafe fn multiply(out: *mut f32, out_stride: usize, x: &[f32], x_stride: usize, m: usize, panels: &[f32], n: usize, k: usize) {
     if m == 0 || n == 0 {
         return;
     }
-    assert!((m - 1) * lhs_stride + k <= lhs.len(), "avx512-matmul: lhs out of bounds");
-    assert!((n - 1) * rhs_stride + k <= rhs.len(), "avx512-matmul: rhs out of bounds");
-    // The outer loop keeps 4 rows of `rhs` (a weight's, the larger operand) in the L1 cache while
-    // every row of `lhs` passes.
-    for j in (0..n).step_by(4) {
-        let rhs_rows: [*const f32; 4] = std::array::from_fn(|t| rhs.as_ptr().add((j + t).min(n - 1) * rhs_stride));
-        for i in (0..m).step_by(4) {
-            let lhs_rows: [*const f32; 4] = std::array::from_fn(|t| lhs.as_ptr().add((i + t).min(m - 1) * lhs_stride));
-            let mut sums = [0.0f32; 16];
-            _mm512_storeu_ps(sums.as_mut_ptr(), dot_tile(lhs_rows, rhs_rows, k));
-            for (t, row_sums) in sums.chunks_exact(4).enumerate().take(m - i) {
-                let row = out.add((i + t) * out_stride + j);
-                for (u, &sum) in row_sums.iter().enumerate().take(n - j) {
-                    *row.add(u) = if accumulate { *row.add(u) + sum } else { sum };
+    assert!((m - 1) * x_stride + k <= x.len(), "avx512-matmul: x out of bounds");
+    assert!(panels.len() >= packed_len(n, k), "avx512-matmul: panels out of bounds");
+    if k == 0 {
+        for i in 0..m {
+            std::ptr::write_bytes(out.add(i * out_stride), 0, n);
+        }
+        return;
+    }
+    let panel_count = n.div_ceil(PANEL);
+    for depth in (0..k).step_by(DEPTH_BLOCK.max(1)) {
+        let depth = depth..(depth + DEPTH_BLOCK).min(k);
+        let first = depth.start == 0;
+        for p in (0..panel_count).step_by(2) {
+            let columns = n - p * PANEL;
+            let mut i = 0;
+            while i < m {
+                let tile = Tile { out: out.add(i * out_stride + p * PANEL), out_stride, x: x.as_ptr().add(i * x_stride), x_stride, panels: panels.as_ptr().add(p * PANEL * k), k, columns };
+                i += match (m - i, p + 1 < panel_count) {
+                    (8.., true) => tile.run::<8, 2>(depth.clone(), first),
+                    (8.., false) => tile.run::<8, 1>(depth.clone(), first),
+                    (4.., true) => tile.run::<4, 2>(depth.clone(), first),
+                    (4.., false) => tile.run::<4, 1>(depth.clone(), first),
+                    (_, true) => tile.run::<1, 2>(depth.clone(), first),
+                    (_, false) => tile.run::<1, 1>(depth.clone(), first),
+                };
+            }
+        }
+    }
+}
+
+/// One tile of [`multiply`]: rows of `x` from `x`, panels from `panels`, `columns` of the result
+/// left from its first (the last panel's rows past `n` are not stored).
+struct Tile {
+    out: *mut f32,
+    out_stride: usize,
+    x: *const f32,
+    x_stride: usize,
+    panels: *const f32,
+    k: usize,
+    columns: usize,
+}
+
+impl Tile {
+    /// Adds `ROWS × PANELS·16` products over the columns `depth` of `x` (stores them if `first`);
+    /// returns `ROWS`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run<const ROWS: usize, const PANELS: usize>(&self, depth: Range<usize>, first: bool) -> usize {
+        let mut sums = [[_mm512_setzero_ps(); PANELS]; ROWS];
+        for c in depth {
+            let mut w = [_mm512_setzero_ps(); PANELS];
+            for (v, lanes) in w.iter_mut().enumerate() {
+                *lanes = _mm512_loadu_ps(self.panels.add((v * self.k + c) * PANEL));
+            }
+            for (i, row_sums) in sums.iter_mut().enumerate() {
+                let xi = _mm512_set1_ps(*self.x.add(i * self.x_stride + c));
+                for (sum, &lanes) in row_sums.iter_mut().zip(&w) {
+                    *sum = _mm512_fmadd_ps(xi, lanes, *sum);
                 }
             }
         }
-    }
-}
-
-/// The 16 dot products of 4 rows of `lhs` with 4 rows of `rhs` (`k` values each): lane `4t + u`
-/// holds `lhs_rows[t] · rhs_rows[u]`.
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn dot_tile(lhs_rows: [*const f32; 4], rhs_rows: [*const f32; 4], k: usize) -> __m512 {
-    let mut sums = [[_mm512_setzero_ps(); 4]; 4];
-    let mut r = 0;
-    while r < k {
-        // The last step reads only the row's remaining values (masked lanes are not read).
-        let mask = lane_mask(k - r);
-        let mut left = [_mm512_setzero_ps(); 4];
-        for t in 0..4 {
-            left[t] = _mm512_maskz_loadu_ps(mask, lhs_rows[t].add(r));
-        }
-        for u in 0..4 {
-            let right = _mm512_maskz_loadu_ps(mask, rhs_rows[u].add(r));
-            for t in 0..4 {
-                sums[t][u] = _mm512_fmadd_ps(left[t], right, sums[t][u]);
+        for (i, row_sums) in sums.iter().enumerate() {
+            for (v, &sum) in row_sums.iter().enumerate() {
+                let mask = lane_mask(self.columns.saturating_sub(v * PANEL));
+                let at = self.out.add(i * self.out_stride + v * PANEL);
+                let total = if first { sum } else { _mm512_add_ps(sum, _mm512_maskz_loadu_ps(mask, at)) };
+                _mm512_mask_storeu_ps(at, mask, total);
             }
         }
-        r += LANES;
+        ROWS
     }
-    add_lanes(sums)
 }
 
-/// Each of 16 vectors' lanes added up, in one vector: lane `4t + u` is the sum of `v[t][u]`. A
-/// tree of 15 additions (with shuffles), rather than 16 separate reductions of 15 each.
-#[inline]
+/// Rows of `W` per pass over the tiles of [`add_gradient_product`]: their rows of `dyᵀ` (at 64
+/// rows of `dy`, 32 KiB) stay in the L1 cache while every column passes.
+const GRADIENT_BLOCK: usize = 128;
+
+/// `dxᵀ += Wᵀ · dyᵀ` over a block of `W`'s rows: `dxt[c·width + i] += Σ_j W[j][columns.start + c] ·
+/// dyt[j·width + i]` for every `c < columns.len()`, `i < width`, and `j < rows`, `W`'s rows being
+/// the `rows` in `panels` (`cols` columns) and `dyt` holding `dyᵀ`'s matching rows of `width`
+/// values (a multiple of 16, `dy`'s rows padded with zeros). The gradient `dy · W` transposed:
+/// vectors run along the rows of `dy`, which `dyᵀ` makes contiguous. A tile of 6 columns by 64
+/// rows of `dy` (or 8 by 32 or 16) takes, per row of `W`, 4 vector loads of `dyᵀ` and 6
+/// broadcasts of `W` for 24 fused multiply-adds.
+///
+/// # Safety
+/// [`available`] is true.
 #[target_feature(enable = "avx512f")]
-unsafe fn add_lanes(v: [[__m512; 4]; 4]) -> __m512 {
-    let mut quads = [_mm512_setzero_ps(); 4];
-    for t in 0..4 {
-        let (ab, cd) = (add_pairs(v[t][0], v[t][1]), add_pairs(v[t][2], v[t][3]));
-        // Per block: [Σa, Σb, Σc, Σd] over that block's 4 lanes of each.
-        quads[t] = _mm512_add_ps(_mm512_shuffle_ps::<0x44>(ab, cd), _mm512_shuffle_ps::<0xEE>(ab, cd));
+pub unsafe fn add_gradient_product(dxt: &mut [f32], width: usize, columns: Range<usize>, dyt: &[f32], panels: &[f32], rows: usize, cols: usize) {
+    assert!(width % PANEL == 0 && columns.end <= cols, "avx512-matmul: gradient operands");
+    assert!(dxt.len() >= columns.len() * width && dyt.len() >= rows * width, "avx512-matmul: gradient out of bounds");
+    assert!(panels.len() >= packed_len(rows, cols), "avx512-matmul: panels out of bounds");
+    if columns.is_empty() {
+        return;
     }
-    // Blocks: [q0 (0 + 2), q0 (1 + 3), q1 (0 + 2), q1 (1 + 3)], and the same for q2, q3.
-    let first = _mm512_add_ps(_mm512_shuffle_f32x4::<0x44>(quads[0], quads[1]), _mm512_shuffle_f32x4::<0xEE>(quads[0], quads[1]));
-    let second = _mm512_add_ps(_mm512_shuffle_f32x4::<0x44>(quads[2], quads[3]), _mm512_shuffle_f32x4::<0xEE>(quads[2], quads[3]));
-    // Blocks: [q0, q1, q2, q3], each summed over its 4 blocks.
-    _mm512_add_ps(_mm512_shuffle_f32x4::<0x88>(first, second), _mm512_shuffle_f32x4::<0xDD>(first, second))
+    for block in (0..rows).step_by(GRADIENT_BLOCK) {
+        let block = block..(block + GRADIENT_BLOCK).min(rows);
+        let mut i = 0;
+        while i < width {
+            let mut c = columns.start;
+            while c < columns.end {
+                let tile = GradientTile { dxt: dxt.as_mut_ptr().add((c - columns.start) * width + i), width, dyt: dyt.as_ptr().add(i), panels: panels.as_ptr().add(c * PANEL), cols, columns: columns.end - c };
+                c += match width - i {
+                    64.. => tile.run::<6, 4>(block.clone()),
+                    32.. => tile.run::<8, 2>(block.clone()),
+                    _ => tile.run::<8, 1>(block.clone()),
+                };
+            }
+            i += match width - i {
+                64.. => 64,
+                32.. => 32,
+                _ => 16,
+            };
+        }
+    }
 }
 
-/// Per 128-bit block (4 lanes) of `a` and `b`: [a0 + a2, b0 + b2, a1 + a3, b1 + b3].
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn add_pairs(a: __m512, b: __m512) -> __m512 {
-    _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b))
+/// One tile of [`add_gradient_product`]: `dxt` and `dyt` at the tile's first row of `dy`,
+/// `panels` at its first column, `columns` left from there (a column past them is computed from
+/// the last again and not stored).
+struct GradientTile {
+    dxt: *mut f32,
+    width: usize,
+    dyt: *const f32,
+    panels: *const f32,
+    cols: usize,
+    columns: usize,
+}
+
+impl GradientTile {
+    /// Adds the tile's sums over `W`'s rows `block`; returns `COLUMNS`.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn run<const COLUMNS: usize, const VECTORS: usize>(&self, block: Range<usize>) -> usize {
+        let mut sums = [[_mm512_setzero_ps(); VECTORS]; COLUMNS];
+        let offsets: [usize; COLUMNS] = std::array::from_fn(|u| u.min(self.columns - 1) * PANEL);
+        for j in block {
+            let w = self.panels.add(j / PANEL * PANEL * self.cols + j % PANEL);
+            let mut dy = [_mm512_setzero_ps(); VECTORS];
+            for (t, lanes) in dy.iter_mut().enumerate() {
+                *lanes = _mm512_loadu_ps(self.dyt.add(j * self.width + t * PANEL));
+            }
+            for (column_sums, &offset) in sums.iter_mut().zip(&offsets) {
+                let wj = _mm512_set1_ps(*w.add(offset));
+                for (sum, &lanes) in column_sums.iter_mut().zip(&dy) {
+                    *sum = _mm512_fmadd_ps(wj, lanes, *sum);
+                }
+            }
+        }
+        for (u, column_sums) in sums.iter().enumerate().take(self.columns) {
+            for (t, &sum) in column_sums.iter().enumerate() {
+                let at = self.dxt.add(u * self.width + t * PANEL);
+                _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), sum));
+            }
+        }
+        COLUMNS
+    }
 }
 
 /// The first `count` lanes (all 16 from 16 on).
 #[inline]
 fn lane_mask(count: usize) -> __mmask16 {
-    match count >= LANES {
+    match count >= PANEL {
         true => !0,
         false => ((1u32 << count) - 1) as __mmask16,
     }
@@ -125,24 +219,71 @@ mod tests {
     use super::*;
     use crate::engine::dense::kernel_check::{check, values};
     use crate::engine::stats::SplitMix64;
+    use crate::engine::weights::pack;
 
-    /// Edges of tiles in rows and columns (1–3 beyond whole tiles), `k` not a multiple of 16, `k`
-    /// of 0 and 1, strided operands, overwriting and adding to `out`.
+    /// The shapes: tile edges in rows and columns (1–3 beyond whole tiles or panels), `k` of 0, 1
+    /// and past a depth block, a strided `x`, overwriting and adding to `out`.
+    const SHAPES: [(usize, usize, usize); 10] = [(1, 1, 1), (4, 16, 4), (5, 3, 9), (7, 0, 5), (9, 17, 33), (64, 40, 23), (13, 576, 48), (2, 31, 1), (1, 300, 70), (70, 130, 150)];
+
     #[test]
-    fn equals_the_plain_triple_loop() {
+    fn products_equal_the_plain_triple_loop() {
         if !available() {
-            eprintln!("no AVX-512 on this CPU: the kernel is not used here, and not tested");
+            eprintln!("no AVX-512 on this CPU: the kernels are not used here, and not tested");
             return;
         }
         let mut rng = SplitMix64::new(5);
-        for (m, k, n) in [(1, 1, 1), (4, 16, 4), (5, 3, 9), (7, 0, 5), (9, 17, 33), (64, 40, 23), (13, 576, 48), (2, 31, 1), (1, 1536, 70)] {
-            let (lhs_stride, rhs_stride) = (k + 3, k + 5);
-            let lhs = values(m * lhs_stride, &mut rng);
-            // n rows of k values, each padded.
-            let rhs = values(n * rhs_stride, &mut rng);
-            check(m, k, n, &lhs, lhs_stride, |r, c| rhs[c * rhs_stride + r], "by rows", |out, out_stride, accumulate| {
+        for (m, k, n) in SHAPES {
+            let x_stride = k + 3;
+            let x = values(m * x_stride, &mut rng);
+            let w = values(n * k, &mut rng);
+            let panels = pack(&w, n, k);
+            check(m, k, n, &x, x_stride, |r, c| w[c * k + r], "x·Wᵀ", |out, out_stride, accumulate| {
+                // `multiply` overwrites: adding is the caller's, so check it by adding here.
+                let before = out.to_vec();
                 // SAFETY: checked available above; `out` holds m rows of out_stride ≥ n values.
-                unsafe { multiply_by_rows(out.as_mut_ptr(), out_stride, &lhs, lhs_stride, &rhs, rhs_stride, m, n, k, accumulate) };
+                unsafe { multiply(out.as_mut_ptr(), out_stride, &x, x_stride, m, &panels, n, k) };
+                if accumulate {
+                    for (o, b) in out.iter_mut().zip(before) {
+                        *o += if b.is_nan() { 0.0 } else { b };
+                    }
+                }
+            });
+        }
+    }
+
+    /// `dy · W` through [`add_gradient_product`] (in `dxᵀ`, a block of columns at a time) equals
+    /// the plain sums, for `dy`'s rows filling 1, 2 and 4 vectors and beyond, and `W`'s rows past
+    /// a block.
+    #[test]
+    fn gradients_equal_the_plain_triple_loop() {
+        if !available() {
+            return;
+        }
+        let mut rng = SplitMix64::new(6);
+        for (m, k, n) in SHAPES.into_iter().chain([(100, 7, 300), (33, 20, 16)]) {
+            let (rows, cols) = (k, n);
+            let width = m.div_ceil(PANEL) * PANEL;
+            let dy = values(m * rows, &mut rng);
+            let w = values(rows * cols, &mut rng);
+            let panels = pack(&w, rows, cols);
+            let mut dyt = vec![0.0; rows * width];
+            for (i, row) in dy.chunks_exact(rows.max(1)).enumerate().take(m) {
+                for (j, &v) in row.iter().enumerate() {
+                    dyt[j * width + i] = v;
+                }
+            }
+            check(m, rows, cols, &dy, rows, |r, c| w[r * cols + c], "dy·W", |out, out_stride, accumulate| {
+                for columns in [0..cols / 3, cols / 3..cols] {
+                    let mut dxt = vec![0.0; columns.len() * width];
+                    // SAFETY: checked available above.
+                    unsafe { add_gradient_product(&mut dxt, width, columns.clone(), &dyt, &panels, rows, cols) };
+                    for i in 0..m {
+                        for (u, c) in columns.clone().enumerate() {
+                            let o = &mut out[i * out_stride + c];
+                            *o = dxt[u * width + i] + if accumulate { *o } else { 0.0 };
+                        }
+                    }
+                }
             });
         }
     }

@@ -20,7 +20,7 @@ use super::parallel;
 use super::avx512_matmul;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 use super::panel_matmul;
-use super::weights::QuantizedMatrix;
+use super::weights::{QuantizedMatrix, PANEL};
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, WithDType};
 use std::borrow::Cow;
 use std::marker::PhantomData;
@@ -52,18 +52,11 @@ impl FrozenLinear {
     /// `x · Wᵀ` for `n` row-major rows `x` of `in` values: `n × out` values. Each piece takes a
     /// block of rows of `W` and writes its block of columns of the result.
     fn product<T: Element>(&self, x: &[T], n: usize) -> candle_core::Result<Vec<T>> {
-        let (inputs, outputs) = (self.in_features(), self.out_features());
+        let outputs = self.out_features();
         let mut y = vec![T::zero(); n * outputs];
         let out = ColumnBlocks::new(&mut y, n, outputs);
         let blocks = self.weight.row_groups().flat_map(|group| parallel::split(group, parallel::pieces(), COLUMN_UNIT)).collect();
-        let pieces = parallel::map(blocks, |rows: Range<usize>| {
-            let w = self.dequantize(rows.clone())?;
-            // y[:, rows] (n × len) = x (n × in) · w_blockᵀ (in × len): wᵀ is w read with its strides swapped.
-            let lhs = Matrix { values: x, row_stride: inputs, col_stride: 1 };
-            let rhs = Matrix { values: &w, row_stride: 1, col_stride: inputs };
-            T::multiply(out.columns(rows.clone()), lhs, rhs, n, rows.len(), inputs, false);
-            Ok::<_, candle_core::Error>(())
-        });
+        let pieces = parallel::map(blocks, |rows: Range<usize>| T::forward_block(&self.weight, out.columns(rows.clone()), x, rows));
         pieces.map_err(candle_core::Error::wrap)?.into_iter().collect::<candle_core::Result<()>>()?;
         Ok(y)
     }
@@ -83,7 +76,7 @@ impl FrozenLinear {
             // (a short text's products) pays a fixed cost per call (measured: saliency at 16
             // tokens 558-562 ms against 607-629 ms with a block per piece).
             let rows = parallel::split(group, parallel::threads(), 1);
-            let blocks = parallel::map(rows, |rows: Range<usize>| Ok::<_, candle_core::Error>((rows.clone(), self.dequantize(rows)?)))
+            let blocks = parallel::map(rows, |rows: Range<usize>| Ok::<_, candle_core::Error>((rows.clone(), dequantized(&self.weight, rows)?)))
                 .map_err(candle_core::Error::wrap)?
                 .into_iter()
                 .collect::<candle_core::Result<Vec<_>>>()?;
@@ -101,15 +94,72 @@ impl FrozenLinear {
         Ok(grad)
     }
 
-    /// Rows `rows` of `W`, row-major, in the op's precision (borrowed when kept decoded in f32).
-    fn dequantize<T: Element>(&self, rows: Range<usize>) -> candle_core::Result<Cow<'_, [T]>> {
-        Ok(T::from_f32s(self.weight.dequantize_rows_f32(rows).map_err(candle_core::Error::wrap)?))
+    /// `dy · W` in f32: by the AVX-512 kernel where the CPU has it and `dy` is short enough for it
+    /// to beat gemm, else [`Self::input_gradient`].
+    fn f32_input_gradient(&self, dy: &[f32], n: usize) -> candle_core::Result<Vec<f32>> {
+        #[cfg(target_arch = "x86_64")]
+        if (1..=avx512_matmul::MAX_GRADIENT_ROWS).contains(&n) && avx512_matmul::available() {
+            return self.panel_input_gradient(dy, n);
+        }
+        self.input_gradient(dy, n)
+    }
+
+    /// `dy · W` by the AVX-512 kernel: the same groups and blocks of `W` as
+    /// [`Self::input_gradient`], as panels, and the same pieces (blocks of columns of the
+    /// result). The kernel's vectors run along the rows of `dy`, so each piece adds up its
+    /// columns of `dxᵀ` from `dyᵀ`, and writes them transposed once every block is done.
+    #[cfg(target_arch = "x86_64")]
+    fn panel_input_gradient(&self, dy: &[f32], n: usize) -> candle_core::Result<Vec<f32>> {
+        let (inputs, outputs) = (self.in_features(), self.out_features());
+        let width = n.div_ceil(PANEL) * PANEL;
+        // dyᵀ: row j holds column j of dy, padded with zeros to `width`; a block of rows per piece.
+        let mut dyt = vec![0.0f32; outputs * width];
+        let per_piece = outputs.div_ceil(parallel::pieces()).max(1);
+        parallel::map(dyt.chunks_mut(per_piece * width).enumerate().collect(), |(b, rows): (usize, &mut [f32])| {
+            for (at, row) in rows.chunks_exact_mut(width).enumerate() {
+                for (i, value) in row.iter_mut().take(n).enumerate() {
+                    *value = dy[i * outputs + b * per_piece + at];
+                }
+            }
+        })
+        .map_err(candle_core::Error::wrap)?;
+        let columns = parallel::split(0..inputs, parallel::pieces(), COLUMN_UNIT);
+        let mut sums: Vec<(Range<usize>, Vec<f32>)> = columns.into_iter().map(|c| (c.clone(), vec![0.0; c.len() * width])).collect();
+        for group in self.weight.row_groups() {
+            let rows = parallel::split(group, parallel::threads(), PANEL);
+            let blocks = parallel::map(rows, |rows: Range<usize>| Ok::<_, candle_core::Error>((rows.clone(), self.weight.panels(rows).map_err(candle_core::Error::wrap)?)))
+                .map_err(candle_core::Error::wrap)?
+                .into_iter()
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            sums = parallel::map(sums, |(columns, mut dxt)| {
+                for (rows, w) in &blocks {
+                    // SAFETY: the caller checked that the CPU has AVX-512.
+                    unsafe { avx512_matmul::add_gradient_product(&mut dxt, width, columns.clone(), &dyt[rows.start * width..], w, rows.len(), inputs) };
+                }
+                (columns, dxt)
+            })
+            .map_err(candle_core::Error::wrap)?;
+        }
+        let mut grad = vec![0.0f32; n * inputs];
+        let out = ColumnBlocks::new(&mut grad, n, inputs);
+        parallel::map(sums, |(columns, dxt)| {
+            let out = out.columns(columns.clone());
+            for i in 0..n {
+                // SAFETY: row i of this piece's own columns (`ColumnBlocks::columns`).
+                let row = unsafe { std::slice::from_raw_parts_mut(out.first.add(i * out.row_stride), out.cols) };
+                for (u, value) in row.iter_mut().enumerate() {
+                    *value = dxt[u * width + i];
+                }
+            }
+        })
+        .map_err(candle_core::Error::wrap)?;
+        Ok(grad)
     }
 }
 
-/// A piece's columns of the result (of `x · Wᵀ` or `dy · W`) come in multiples of the page
-/// kernel's panel width, so that no panel but the result's last is cut short.
-const COLUMN_UNIT: usize = 8;
+/// A piece's columns of the result (of `x · Wᵀ` or `dy · W`) come in multiples of the kernels'
+/// panel width (the page's 8, the CLI's 16), so that no panel but the result's last is cut short.
+const COLUMN_UNIT: usize = if cfg!(target_arch = "wasm32") { 8 } else { PANEL };
 
 /// A row-major `rows × cols` matrix whose blocks of columns are written by different threads at
 /// once: a block of columns is not a contiguous slice, so each writer gets raw row pointers.
@@ -147,6 +197,28 @@ trait Element: WithDType {
     fn multiply(out: Output<Self>, lhs: Matrix<Self>, rhs: Matrix<Self>, m: usize, n: usize, k: usize, accumulate: bool) {
         gemm_multiply(out, lhs, rhs, m, n, k, accumulate)
     }
+
+    /// `out` (the result's columns `rows`, one per row of `W`) = `x · W[rows]ᵀ`.
+    fn forward_block(weight: &QuantizedMatrix, out: Output<Self>, x: &[Self], rows: Range<usize>) -> candle_core::Result<()> {
+        dequantized_forward_block(weight, out, x, rows)
+    }
+}
+
+/// Rows `rows` of `weight`, row-major, in the op's precision (borrowed when kept decoded in f32).
+fn dequantized<T: Element>(weight: &QuantizedMatrix, rows: Range<usize>) -> candle_core::Result<Cow<'_, [T]>> {
+    Ok(T::from_f32s(weight.dequantize_rows_f32(rows).map_err(candle_core::Error::wrap)?))
+}
+
+/// [`Element::forward_block`] on `W`'s rows dequantized (or borrowed) row-major, by `multiply`.
+fn dequantized_forward_block<T: Element>(weight: &QuantizedMatrix, out: Output<T>, x: &[T], rows: Range<usize>) -> candle_core::Result<()> {
+    let inputs = weight.cols();
+    let w = dequantized::<T>(weight, rows.clone())?;
+    // out (n × len) = x (n × in) · w_blockᵀ (in × len): wᵀ is w read with its strides swapped.
+    let lhs = Matrix { values: x, row_stride: inputs, col_stride: 1 };
+    let rhs = Matrix { values: &w, row_stride: 1, col_stride: inputs };
+    let n = out.rows;
+    T::multiply(out, lhs, rhs, n, rows.len(), inputs, false);
+    Ok(())
 }
 
 impl Element for f32 {
@@ -173,20 +245,19 @@ impl Element for f32 {
         unsafe { panel_matmul::multiply(out.first, out.row_stride, lhs.values, lhs.row_stride, m, &rhs, accumulate) };
     }
 
-    /// Natively, on CPUs with AVX-512, the forward pass's `x · Wᵀ` of at most
-    /// `avx512_matmul::MAX_ROWS` rows by our kernel, which reads `W` where it lies; otherwise, and
-    /// for `dy · W`, gemm.
+    /// Natively, on CPUs with AVX-512, our kernel on `W` as panels (`avx512_matmul`); otherwise
+    /// gemm.
     #[cfg(target_arch = "x86_64")]
-    fn multiply(out: Output<Self>, lhs: Matrix<Self>, rhs: Matrix<Self>, m: usize, n: usize, k: usize, accumulate: bool) {
-        // `Wᵀ`: column c of `rhs` is row c of `W`, contiguous, `col_stride` apart.
-        if m > avx512_matmul::MAX_ROWS || !avx512_matmul::available() || lhs.col_stride != 1 || rhs.row_stride != 1 {
-            return gemm_multiply(out, lhs, rhs, m, n, k, accumulate);
+    fn forward_block(weight: &QuantizedMatrix, out: Output<Self>, x: &[Self], rows: Range<usize>) -> candle_core::Result<()> {
+        if !avx512_matmul::available() {
+            return dequantized_forward_block(weight, out, x, rows);
         }
-        assert!(out.rows == m && out.cols == n, "frozen-linear: operand shapes");
+        let w = weight.panels(rows.clone()).map_err(candle_core::Error::wrap)?;
         // SAFETY: the CPU has AVX-512 (checked above), and `out` is this piece's own block of
-        // columns (`ColumnBlocks::columns`): m rows of n values, row_stride apart, that nothing
-        // else reads or writes meanwhile. The kernel checks the operands' bounds.
-        unsafe { avx512_matmul::multiply_by_rows(out.first, out.row_stride, lhs.values, lhs.row_stride, rhs.values, rhs.col_stride, m, n, k, accumulate) };
+        // columns (`ColumnBlocks::columns`): its rows of `rows.len()` values, row_stride apart,
+        // that nothing else reads or writes meanwhile. The kernel checks the operands' bounds.
+        unsafe { avx512_matmul::multiply(out.first, out.row_stride, x, weight.cols(), out.rows, &w, rows.len(), weight.cols()) };
+        Ok(())
     }
 }
 
@@ -229,7 +300,7 @@ impl CustomOp1 for InputGradient<'_> {
         let linear = self.0;
         let (range, n, shape) = rows(self.name(), layout, linear.out_features(), linear.in_features())?;
         let grad = match storage {
-            CpuStorage::F32(v) => CpuStorage::F32(linear.input_gradient(&v[range], n)?),
+            CpuStorage::F32(v) => CpuStorage::F32(linear.f32_input_gradient(&v[range], n)?),
             CpuStorage::F64(v) => CpuStorage::F64(linear.input_gradient(&v[range], n)?),
             _ => candle_core::bail!("frozen-linear: only f32 and f64 gradients are supported"),
         };
@@ -254,8 +325,9 @@ fn rows(op: &str, layout: &Layout, width: usize, out_width: usize) -> candle_cor
 mod tests {
     use super::*;
     use crate::engine::stats::SplitMix64;
+    use crate::engine::weights::WeightStorage;
     use candle_core::quantized::GgmlDType;
-    use candle_core::Device;
+    use candle_core::{DType, Device};
     use std::sync::Arc;
 
     fn values(count: usize, rng: &mut SplitMix64) -> Vec<f64> {
@@ -270,31 +342,43 @@ mod tests {
         (FrozenLinear::new(matrix), w.iter().map(|&v| v as f32 as f64).collect())
     }
 
-    fn close(got: &[f64], want: &[f64], what: &str) {
+    /// Within `tolerance` of the largest |want|: f64 sums differ from the plain loop's by a few
+    /// ulps, f32 ones by about the f32 rounding of each term.
+    fn close(got: &[f64], want: &[f64], tolerance: f64, what: &str) {
         assert_eq!(got.len(), want.len(), "{what}");
+        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
         for (i, (g, w)) in got.iter().zip(want).enumerate() {
-            assert!((g - w).abs() <= 1e-9 * w.abs().max(1.0), "{what}[{i}]: {g} vs {w}");
+            assert!((g - w).abs() <= tolerance * scale, "{what}[{i}]: {g} vs {w}");
         }
     }
 
-    /// `x · Wᵀ` and `dy · W` equal the plain sums, for weights with fewer rows than pieces, more,
-    /// and more than one row group (the last is over 16 MiB as f32: two groups).
+    /// `x · Wᵀ` and `dy · W` equal the plain sums, in f64 and in f32 (natively on AVX-512 CPUs, the
+    /// panel kernels: `dy` of up to 64 rows, and past them gemm on unpacked rows), with the weight
+    /// kept encoded and decoded, for weights with fewer rows than pieces, more, and more than
+    /// one row group (the last is over 16 MiB as f32: two groups).
     #[test]
     fn products_equal_the_plain_sums() {
         let mut rng = SplitMix64::new(3);
-        for (rows, cols, n) in [(3, 32, 2), (40, 64, 5), (576, 96, 33), ((16 << 20) / (32 * 4) + 9, 32, 2)] {
+        for (rows, cols, n) in [(3, 32, 2), (40, 64, 5), (576, 96, 33), (50, 40, 70), ((16 << 20) / (32 * 4) + 9, 32, 2)] {
             let (linear, w) = weight(rows, cols, &mut rng);
             let x = values(n * cols, &mut rng);
-            let y = Tensor::from_vec(x.clone(), (n, cols), &Device::Cpu).unwrap().apply_op1(linear.clone()).unwrap();
-            assert_eq!(y.dims(), [n, rows]);
-            let want: Vec<f64> = (0..n * rows).map(|at| (0..cols).map(|c| x[at / rows * cols + c] * w[at % rows * cols + c]).sum()).collect();
-            close(&y.flatten_all().unwrap().to_vec1::<f64>().unwrap(), &want, &format!("{rows}×{cols}: x·Wᵀ"));
-
             let dy = values(n * rows, &mut rng);
-            let grad = Tensor::from_vec(dy.clone(), (n, rows), &Device::Cpu).unwrap().apply_op1_no_bwd(&InputGradient(&linear)).unwrap();
-            assert_eq!(grad.dims(), [n, cols]);
-            let want: Vec<f64> = (0..n * cols).map(|at| (0..rows).map(|r| dy[at / cols * rows + r] * w[r * cols + at % cols]).sum()).collect();
-            close(&grad.flatten_all().unwrap().to_vec1::<f64>().unwrap(), &want, &format!("{rows}×{cols}: dy·W"));
+            let want_y: Vec<f64> = (0..n * rows).map(|at| (0..cols).map(|c| x[at / rows * cols + c] * w[at % rows * cols + c]).sum()).collect();
+            let want_grad: Vec<f64> = (0..n * cols).map(|at| (0..rows).map(|r| dy[at / cols * rows + r] * w[r * cols + at % cols]).sum()).collect();
+            for storage in WeightStorage::ALL {
+                let linear = FrozenLinear::new(linear.weight.clone().stored(storage).unwrap());
+                for (dtype, tolerance) in [(DType::F64, 1e-12), (DType::F32, 1e-6 * (rows.max(cols) as f64).sqrt())] {
+                    let what = format!("{rows}×{cols}, {n} rows, {storage:?}, {dtype:?}");
+                    let input = |values: &[f64], width: usize| Tensor::from_vec(values.to_vec(), (n, width), &Device::Cpu).unwrap().to_dtype(dtype).unwrap();
+                    let as_f64 = |t: Tensor| t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+                    let y = input(&x, cols).apply_op1(linear.clone()).unwrap();
+                    assert_eq!(y.dims(), [n, rows]);
+                    close(&as_f64(y), &want_y, tolerance, &format!("{what}: x·Wᵀ"));
+                    let grad = input(&dy, rows).apply_op1_no_bwd(&InputGradient(&linear)).unwrap();
+                    assert_eq!(grad.dims(), [n, cols]);
+                    close(&as_f64(grad), &want_grad, tolerance, &format!("{what}: dy·W"));
+                }
+            }
         }
     }
 }

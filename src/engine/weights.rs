@@ -1,6 +1,7 @@
 //! Quantized weight matrices. In the page they stay quantized: they borrow their bytes from the
 //! model file and are dequantized a block of rows at a time, only while a product needs them. The
-//! CLI decodes them once, at load ([`WeightStorage::Decoded`]).
+//! CLI decodes them once, at load ([`WeightStorage::Decoded`]), into the panels its AVX-512
+//! kernels read where the CPU has them.
 
 use super::error::{EngineError, Result};
 use super::parallel;
@@ -64,6 +65,63 @@ pub fn encoding_name(type_id: u32) -> String {
         .map_or_else(|| format!("ggml type {type_id}"), |(_, name)| name.to_string())
 }
 
+/// Rows per panel of the AVX-512 kernels' layout (`avx512_matmul`): panel `p` holds rows
+/// `16p..16p + 16` column by column, value `(r, c)` at `((r / 16) · cols + c) · 16 + r % 16`, and
+/// the last panel's missing rows are zeros. Row groups and the blocks of a product start at a
+/// multiple of it, so that each block is whole panels.
+pub const PANEL: usize = 16;
+
+/// The length of `rows × cols` values as panels (rows rounded up to whole panels).
+pub fn packed_len(rows: usize, cols: usize) -> usize {
+    rows.div_ceil(PANEL) * PANEL * cols
+}
+
+/// `rows × cols` row-major values packed into `out` (`packed_len(rows, cols)` values).
+pub fn pack_into(values: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
+    assert!(values.len() == rows * cols && out.len() == packed_len(rows, cols), "weights: pack sizes");
+    if cols == 0 {
+        return;
+    }
+    for (p, panel) in out.chunks_exact_mut(PANEL * cols).enumerate() {
+        for (lane, row) in values.chunks_exact(cols).skip(p * PANEL).take(PANEL).enumerate() {
+            for (c, &value) in row.iter().enumerate() {
+                panel[c * PANEL + lane] = value;
+            }
+        }
+        // The last panel's missing rows are zeros, whatever `out` held.
+        for lane in rows.saturating_sub(p * PANEL).min(PANEL)..PANEL {
+            for c in 0..cols {
+                panel[c * PANEL + lane] = 0.0;
+            }
+        }
+    }
+}
+
+/// `rows × cols` row-major values as panels.
+pub fn pack(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut out = vec![0.0; packed_len(rows, cols)];
+    pack_into(values, rows, cols, &mut out);
+    out
+}
+
+/// Rows `range` of a matrix of `cols` columns packed in `panels`, row-major.
+pub fn unpack(panels: &[f32], cols: usize, range: Range<usize>) -> Vec<f32> {
+    let mut out = Vec::with_capacity(range.len() * cols);
+    for r in range {
+        let panel = &panels[r / PANEL * PANEL * cols..][..PANEL * cols];
+        out.extend((0..cols).map(|c| panel[c * PANEL + r % PANEL]));
+    }
+    out
+}
+
+/// Whether this CPU runs the kernels that read panels.
+fn panel_kernels() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return super::avx512_matmul::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
 /// Dequantize at most this many f32 bytes at once (bounds memory for the vocabulary matrix).
 const DEQUANTIZE_CHUNK_BYTES: usize = 16 << 20;
 
@@ -111,6 +169,8 @@ enum Values {
     /// All `rows × cols` values, row-major. The file's bytes are not held: once every matrix is
     /// decoded, the model no longer keeps the file.
     Decoded(Arc<Vec<f32>>),
+    /// All values as panels ([`PANEL`]): `Decoded` where the CPU runs the kernels that read them.
+    Panels(Arc<Vec<f32>>),
 }
 
 impl QuantizedMatrix {
@@ -142,25 +202,33 @@ impl QuantizedMatrix {
     }
 
     /// This matrix as `storage` says: with `Decoded`, every row decoded now (a row group at a
-    /// time on each thread, straight into the kept values).
+    /// time on each thread, straight into the kept values), as panels where the CPU reads them.
     pub fn stored(self, storage: WeightStorage) -> Result<Self> {
         let (Values::Encoded(encoded), WeightStorage::Decoded) = (&self.values, storage) else {
             return Ok(self);
         };
-        let mut values = vec![0.0; self.rows * self.cols];
+        let panels = panel_kernels();
+        // Blocks of whole panels: a block's panels are the values from its first row's on.
+        let stored_len = |rows: usize| if panels { packed_len(rows, self.cols) } else { rows * self.cols };
+        let mut values = vec![0.0; stored_len(self.rows)];
         let mut rest = values.as_mut_slice();
         let mut blocks = Vec::new();
-        for rows in self.row_groups().flat_map(|group| parallel::split(group, parallel::threads(), 1)) {
-            let (out, tail) = std::mem::take(&mut rest).split_at_mut(rows.len() * self.cols);
+        for rows in self.row_groups().flat_map(|group| parallel::split(group, parallel::threads(), PANEL)) {
+            let (out, tail) = std::mem::take(&mut rest).split_at_mut(stored_len(rows.end) - rows.start * self.cols);
             blocks.push((rows, out));
             rest = tail;
         }
         let decoded = parallel::map(blocks, |(rows, out): (Range<usize>, &mut [f32])| {
-            out.copy_from_slice(&encoded.decode(rows, self.cols)?);
+            let values = encoded.decode(rows.clone(), self.cols)?;
+            match panels {
+                true => pack_into(&values, rows.len(), self.cols, out),
+                false => out.copy_from_slice(&values),
+            }
             Ok(())
         });
         decoded.map_err(|_| EngineError::Stopped)?.into_iter().collect::<Result<()>>()?;
-        Ok(Self { values: Values::Decoded(Arc::new(values)), ..self })
+        let values = Arc::new(values);
+        Ok(Self { values: if panels { Values::Panels(values) } else { Values::Decoded(values) }, ..self })
     }
 
     /// Rows `range` as a dense `(len, cols)` tensor of `dtype`.
@@ -174,14 +242,26 @@ impl QuantizedMatrix {
         assert!(range.start <= range.end && range.end <= self.rows, "row range out of bounds");
         match &self.values {
             Values::Decoded(values) => Ok(Cow::Borrowed(&values[range.start * self.cols..range.end * self.cols])),
+            Values::Panels(values) => Ok(Cow::Owned(unpack(values, self.cols, range))),
             Values::Encoded(encoded) => Ok(Cow::Owned(encoded.decode(range, self.cols)?)),
         }
     }
 
+    /// Rows `range` (from a multiple of [`PANEL`]) as panels: borrowed when the matrix is kept
+    /// so, else decoded (or borrowed) and packed.
+    pub fn panels(&self, range: Range<usize>) -> Result<Cow<'_, [f32]>> {
+        assert!(range.start % PANEL == 0 && range.start <= range.end && range.end <= self.rows, "panel rows out of bounds");
+        match &self.values {
+            Values::Panels(values) => Ok(Cow::Borrowed(&values[range.start * self.cols..packed_len(range.end, self.cols)])),
+            _ => Ok(Cow::Owned(pack(&self.dequantize_rows_f32(range.clone())?, range.len(), self.cols))),
+        }
+    }
+
     /// Consecutive row ranges, each at most [`DEQUANTIZE_CHUNK_BYTES`] once dequantized (at least
-    /// one row), covering the matrix: a product dequantizes one group at a time.
+    /// one panel's rows) and starting at a multiple of [`PANEL`], covering the matrix: a product
+    /// dequantizes one group at a time.
     pub fn row_groups(&self) -> impl Iterator<Item = Range<usize>> {
-        let per_group = (DEQUANTIZE_CHUNK_BYTES / (self.cols * 4)).max(1);
+        let per_group = (DEQUANTIZE_CHUNK_BYTES / (self.cols * 4) / PANEL).max(1) * PANEL;
         let rows = self.rows;
         (0..rows).step_by(per_group).map(move |start| start..(start + per_group).min(rows))
     }
@@ -296,6 +376,27 @@ fn aligned<'a>(bytes: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
 mod tests {
     use super::*;
     use crate::engine::stats::SplitMix64;
+
+    /// Packing keeps every value where the kernels read it, and the last panel's missing rows
+    /// are zeros even in a buffer that held other values.
+    #[test]
+    fn packing_round_trips() {
+        let mut rng = SplitMix64::new(9);
+        for (rows, cols) in [(1, 1), (16, 3), (17, 5), (40, 2)] {
+            let w: Vec<f32> = (0..rows * cols).map(|_| (rng.next_u64() % 2001) as f32 / 1000.0 - 1.0).collect();
+            let mut panels = vec![f32::NAN; packed_len(rows, cols)];
+            pack_into(&w, rows, cols, &mut panels);
+            assert_eq!(panels, pack(&w, rows, cols));
+            assert_eq!(unpack(&panels, cols, 0..rows), w);
+            assert_eq!(unpack(&panels, cols, 1..rows), w[cols..]);
+            for r in 0..rows.div_ceil(PANEL) * PANEL {
+                for c in 0..cols {
+                    let want = if r < rows { w[r * cols + c] } else { 0.0 };
+                    assert_eq!(panels[(r / PANEL * cols + c) * PANEL + r % PANEL], want, "({r}, {c}) of {rows} × {cols}");
+                }
+            }
+        }
+    }
 
     /// candle's dequantization of `bytes` as `dtype`, the reference for the decoders above.
     fn candle_values(dtype: GgmlDType, bytes: &[u8], values: usize) -> Vec<f32> {
