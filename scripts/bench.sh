@@ -597,8 +597,8 @@ if beyond:
 P("## Native CLI (`salient bench`)")
 P("")
 P("Threads: the engine splits each projection's weight rows into one block per thread of rayon's pool and runs "
-  "one single-threaded product per block (the forward pass's by our AVX-512 kernel where the CPU has AVX-512, "
-  "else gemm's, with its AVX-512 kernels where it can), the whole request on the pool (`engine::parallel`); the CLI sizes the pool "
+  "one single-threaded product per block (where the CPU has AVX-512, by our kernels on the weights kept as panels: "
+  "every forward product, and the backward pass's of up to 64 rows; else gemm's, with its AVX-512 kernels where it can), the whole request on the pool (`engine::parallel`); the CLI sizes the pool "
   "from `RAYON_NUM_THREADS` and keeps candle's own elementwise pool to one thread. The matmul peak below is candle's "
   "matmul, whose gemm splits into `RAYON_NUM_THREADS` tasks:")
 P("")
