@@ -55,7 +55,7 @@ pub unsafe fn multiply(out: *mut f32, out_stride: usize, x: &[f32], x_stride: us
         return;
     }
     let panel_count = n.div_ceil(PANEL);
-    for depth in (0..k).step_by(DEPTH_BLOCK.max(1)) {
+    for depth in (0..k).step_by(DEPTH_BLOCK) {
         let depth = depth..(depth + DEPTH_BLOCK).min(k);
         let first = depth.start == 0;
         for p in (0..panel_count).step_by(2) {

@@ -8,7 +8,8 @@
 //! its block of columns of the result. In `dy · W` the rows of `W` are dequantized in blocks by
 //! one map, then each piece of a second map writes a block of columns of the result, over every
 //! row of `W`. A piece multiplies with `gemm` (the kernels behind candle's matmul), called
-//! directly, or in the page with our own 128-bit kernel (`panel_matmul`). The weight's largest
+//! directly, in the page with our own 128-bit kernel (`panel_matmul`), or natively on CPUs with
+//! AVX-512 with our kernels on `W` as panels (`avx512_matmul`). The weight's largest
 //! matrices (the vocabulary's) are taken a group of rows at a time (`QuantizedMatrix::row_groups`),
 //! which bounds the dequantized values alive at once.
 
