@@ -248,7 +248,8 @@ impl QuantizedMatrix {
     }
 
     /// Rows `range` (from a multiple of [`PANEL`]) as panels: borrowed when the matrix is kept
-    /// so, else decoded (or borrowed) and packed.
+    /// so, else decoded (or borrowed) and packed. The last panel's lanes past `range` hold zeros
+    /// or, borrowed, the rows that follow; the kernels read only `range.len()` rows.
     pub fn panels(&self, range: Range<usize>) -> Result<Cow<'_, [f32]>> {
         assert!(range.start % PANEL == 0 && range.start <= range.end && range.end <= self.rows, "panel rows out of bounds");
         match &self.values {
@@ -376,6 +377,30 @@ fn aligned<'a>(bytes: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
 mod tests {
     use super::*;
     use crate::engine::stats::SplitMix64;
+
+    /// Kept row-major (a CPU without the panel kernels), as panels, or encoded, a matrix gives
+    /// the same rows, panels and embedding rows.
+    #[test]
+    fn every_storage_gives_the_same_values() {
+        let (rows, cols) = (37, 8);
+        let w: Vec<f32> = (0..rows * cols).map(|i| i as f32 / 7.0 - 20.0).collect();
+        let bytes = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let encoded = QuantizedMatrix::new(Arc::new(bytes), 0, GgmlDType::F32, rows, cols).unwrap();
+        let kept = |values: Values| QuantizedMatrix { values, ..encoded.clone() };
+        let storages = [encoded.clone(), kept(Values::Decoded(Arc::new(w.clone()))), kept(Values::Panels(Arc::new(pack(&w, rows, cols))))];
+        for matrix in &storages {
+            for range in [0..rows, 5..21, 36..37] {
+                assert_eq!(*matrix.dequantize_rows_f32(range.clone()).unwrap(), w[range.start * cols..range.end * cols]);
+            }
+            for range in [0..rows, 16..37, 32..33] {
+                let panels = matrix.panels(range.clone()).unwrap();
+                assert_eq!(panels.len(), packed_len(range.len(), cols));
+                assert_eq!(unpack(&panels, cols, 0..range.len()), w[range.start * cols..range.end * cols]);
+            }
+            let gathered = matrix.gather_rows(&[3, 36, 3], DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(gathered, [&w[3 * cols..4 * cols], &w[36 * cols..], &w[3 * cols..4 * cols]].concat());
+        }
+    }
 
     /// Packing keeps every value where the kernels read it, and the last panel's missing rows
     /// are zeros even in a buffer that held other values.
