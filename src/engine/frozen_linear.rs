@@ -76,11 +76,7 @@ impl FrozenLinear {
             // One block per thread, not per piece: each piece multiplies by every block, and gemm
             // (a short text's products) pays a fixed cost per call (measured: saliency at 16
             // tokens 558-562 ms against 607-629 ms with a block per piece).
-            let rows = parallel::split(group, parallel::threads(), 1);
-            let blocks = parallel::map(rows, |rows: Range<usize>| Ok::<_, candle_core::Error>((rows.clone(), dequantized(&self.weight, rows)?)))
-                .map_err(candle_core::Error::wrap)?
-                .into_iter()
-                .collect::<candle_core::Result<Vec<_>>>()?;
+            let blocks = row_blocks(group, 1, |rows| dequantized(&self.weight, rows))?;
             let columns = parallel::split(0..inputs, parallel::pieces(), COLUMN_UNIT);
             parallel::map(columns, |columns: Range<usize>| {
                 for (b, (rows, w)) in blocks.iter().enumerate() {
@@ -127,11 +123,7 @@ impl FrozenLinear {
         let columns = parallel::split(0..inputs, parallel::pieces(), COLUMN_UNIT);
         let mut sums: Vec<(Range<usize>, Vec<f32>)> = columns.into_iter().map(|c| (c.clone(), vec![0.0; c.len() * width])).collect();
         for group in self.weight.row_groups() {
-            let rows = parallel::split(group, parallel::threads(), PANEL);
-            let blocks = parallel::map(rows, |rows: Range<usize>| Ok::<_, candle_core::Error>((rows.clone(), self.weight.panels(rows).map_err(candle_core::Error::wrap)?)))
-                .map_err(candle_core::Error::wrap)?
-                .into_iter()
-                .collect::<candle_core::Result<Vec<_>>>()?;
+            let blocks = row_blocks(group, PANEL, |rows| self.weight.panels(rows).map_err(candle_core::Error::wrap))?;
             sums = parallel::map(sums, |(columns, mut dxt)| {
                 for (rows, w) in &blocks {
                     // SAFETY: the caller checked that the CPU has AVX-512.
@@ -203,6 +195,15 @@ trait Element: WithDType {
     fn forward_block(weight: &QuantizedMatrix, out: Output<Self>, x: &[Self], rows: Range<usize>) -> candle_core::Result<()> {
         dequantized_forward_block(weight, out, x, rows)
     }
+}
+
+/// A group of `W`'s rows cut into one block per thread (whole `unit`s), each fetched by `fetch`
+/// (dequantized, borrowed or packed) on its thread: the blocks every piece of `dy · W` reads.
+fn row_blocks<B: Send>(group: Range<usize>, unit: usize, fetch: impl Fn(Range<usize>) -> candle_core::Result<B> + Sync + Send) -> candle_core::Result<Vec<(Range<usize>, B)>> {
+    parallel::map(parallel::split(group, parallel::threads(), unit), |rows: Range<usize>| Ok((rows.clone(), fetch(rows)?)))
+        .map_err(candle_core::Error::wrap)?
+        .into_iter()
+        .collect()
 }
 
 /// Rows `rows` of `weight`, row-major, in the op's precision (borrowed when kept decoded in f32).
