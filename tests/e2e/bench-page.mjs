@@ -17,11 +17,12 @@
 //   {"kind":"visit"}    a page visit: time from navigation to the first highlight (status done),
 //                       the model load time and how the model was served (200 or 304)
 //   {"kind":"page-run"} one (tokens, method): status ok | failed | skipped, the reason, each run's
-//                       data-forward-ms / data-attribute-ms / data-total-ms / data-wasm-memory, and
-//                       the whole browser's peak PSS during it
+//                       data-forward-ms / data-attribute-ms / data-total-ms / data-wasm-memory /
+//                       data-threads / data-relaxed-simd, and the whole browser's peak PSS during it
 //
 // The page's contract used here: [data-testid=status][data-state], [data-testid=editor],
-// [data-testid=method], [data-testid=timings] (data-*-ms, data-wasm-memory), and
+// [data-testid=method], [data-testid=timings] (data-*-ms, data-wasm-memory, data-threads,
+// data-relaxed-simd), and
 // [data-testid=param-steps] when present. Runs after the first are started with Ctrl+Enter in the
 // editor. Every (tokens, method) gets a fresh tab in the same browser profile (the model comes
 // from the browser's cache), so the wasm memory read after it is that method's, not an earlier
@@ -115,7 +116,8 @@ const readState = (page) => page.evaluate(() => {
     state: a(status, 'data-state'), message: status ? status.textContent.trim() : '',
     method: method ? method.value : null, steps: steps ? steps.value : null,
     timings: tm ? { load: a(tm, 'data-load-ms'), forward: a(tm, 'data-forward-ms'), attribute: a(tm, 'data-attribute-ms'),
-                    total: a(tm, 'data-total-ms'), memory: a(tm, 'data-wasm-memory'), threads: a(tm, 'data-threads') } : null,
+                    total: a(tm, 'data-total-ms'), memory: a(tm, 'data-wasm-memory'), threads: a(tm, 'data-threads'),
+                    relaxedSimd: a(tm, 'data-relaxed-simd') } : null,
     firstDoneAt: firstDone ? firstDone.t : null,
   };
 });
@@ -312,7 +314,7 @@ try {
           if (!res.ok) { status = 'failed'; reason = res.reason; break; }
           const tm = res.s.timings || {};
           const row = { forward_ms: num(tm.forward), attribute_ms: num(tm.attribute), total_ms: num(tm.total), wasm_memory_bytes: num(tm.memory),
-                        threads: num(tm.threads) };
+                        threads: num(tm.threads), relaxed_simd: tm.relaxedSimd === 'true' };
           rows.push(row);
           log(`  run ${i + 1}/${runs}: ${JSON.stringify(row)}`);
         }
@@ -324,6 +326,7 @@ try {
         ...base, status, reason, runs: rows.length, runs_planned: runs, estimate_s: estimateS,
         forward_ms: median(rows.map((x) => x.forward_ms)), attribute_ms: median(rows.map((x) => x.attribute_ms)),
         total_ms: median(rows.map((x) => x.total_ms)), threads: rows.length ? rows[0].threads : null,
+        relaxed_simd: rows.length ? rows[0].relaxed_simd : null,
         wasm_memory_max_bytes: rows.length ? Math.max(...rows.map((x) => x.wasm_memory_bytes).filter(Number.isFinite)) : null,
         browser_pss_peak_bytes: pssSince, per_run: rows, notes, page_errors: h ? h.errors.slice(0, 5) : [],
       };
