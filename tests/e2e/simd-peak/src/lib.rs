@@ -15,12 +15,13 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     core::arch::wasm32::unreachable()
 }
 
+/// `a · b + c`.
 #[inline(always)]
-fn multiply_add(a: v128, b: v128, sum: v128) -> v128 {
+fn multiply_add(a: v128, b: v128, c: v128) -> v128 {
     #[cfg(target_feature = "relaxed-simd")]
-    return f32x4_relaxed_madd(a, b, sum);
+    return f32x4_relaxed_madd(a, b, c);
     #[cfg(not(target_feature = "relaxed-simd"))]
-    return f32x4_add(f32x4_mul(a, b), sum);
+    return f32x4_add(f32x4_mul(a, b), c);
 }
 
 /// FLOPs of one round of [`multiply_adds`]: a multiply and an add on each lane of each value.
