@@ -31,11 +31,10 @@ import { chromium } from 'playwright-core';
 import { readFileSync, readdirSync, mkdtempSync, rmSync, existsSync, statSync, openSync, readSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CHROMIUM, CHROMIUM_ARGS, S, recorder, mark } from './lib.mjs';
+import { CHROMIUM, CHROMIUM_ARGS, S, opt, recorder, mark } from './lib.mjs';
 
 // ---- arguments -------------------------------------------------------------------------------
 const argv = process.argv.slice(2);
-const opt = (name, dflt) => { const i = argv.indexOf(`--${name}`); return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt; };
 const list = (s) => String(s).split(',').map((x) => x.trim()).filter(Boolean);
 const URL_ = opt('url', argv[0] && !argv[0].startsWith('--') ? argv[0] : 'http://127.0.0.1:8080/');
 const TEXTS = opt('texts', null);

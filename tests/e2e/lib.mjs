@@ -12,6 +12,11 @@ export const URL_ = process.argv[2] || 'http://127.0.0.1:8080/';
 export const DIST = resolve(process.argv[3] || join(ROOT, 'dist'));
 export const OUT = resolve(process.env.TEST_OUT || join(ROOT, 'test-out'));
 export const S = 1000 * Number(process.env.E2E_TIMEOUT_SCALE || 1);
+// `--name value` from the command line (the benchmark scripts' options), else `dflt`.
+export const opt = (name, dflt) => {
+  const argv = process.argv.slice(2), i = argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
+};
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',

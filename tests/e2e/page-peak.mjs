@@ -10,10 +10,8 @@
 //   {"kind":"page-peak","build":"relaxed","threads":2,"gflops":…,"gflops_runs":[…]}
 // The workers run on a page of URL's origin that holds nothing else (no engine, no model).
 import { readFileSync } from 'node:fs';
-import { launch } from './lib.mjs';
+import { launch, opt } from './lib.mjs';
 
-const argv = process.argv.slice(2);
-const opt = (name, dflt) => { const i = argv.indexOf(`--${name}`); return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt; };
 const URL_ = opt('url', 'http://127.0.0.1:8080/');
 const BUILDS = opt('wasm', '').split(',').filter(Boolean).map((p) => p.split('='));
 const THREADS = opt('threads', '1,2').split(',').map(Number);
@@ -23,9 +21,11 @@ const ROUNDS = 8_000_000, CALLS = 5, MEASUREMENTS = 9, WARM_UP_CALLS = 400, WARM
 // In the page: starts `threads` workers on the module, warms them up (V8 runs a function's first
 // calls in its baseline compiler and swaps in optimized code later), then times `measurements`
 // rounds in which every worker makes `calls` calls at once. GFLOP/s per round: all workers' FLOPs
-// over the slowest worker's time.
+// over the slowest worker's time; null if this browser cannot run the module.
 async function measure({ bytes, threads, rounds, calls, measurements, warmUpCalls, warmUpMs }) {
-  const module = await WebAssembly.compile(Uint8Array.from(atob(bytes), (c) => c.charCodeAt(0)));
+  const code = Uint8Array.from(atob(bytes), (c) => c.charCodeAt(0));
+  if (!WebAssembly.validate(code)) return null;
+  const module = await WebAssembly.compile(code);
   const source = `onmessage = (e) => {
     if (e.data.module) {
       const exports = new WebAssembly.Instance(e.data.module, {}).exports;
@@ -70,14 +70,13 @@ try {
   await page.route(blank, (route) => route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>simd peak</title>' }));
   await page.goto(blank);
   for (const [build, file] of BUILDS) {
-    const bytes = readFileSync(file);
-    const supported = await page.evaluate((b) => WebAssembly.validate(Uint8Array.from(atob(b), (c) => c.charCodeAt(0))), bytes.toString('base64'));
-    if (!supported) {
-      process.stdout.write(JSON.stringify({ kind: 'page-peak', build, supported: false }) + '\n');
-      continue;
-    }
+    const bytes = readFileSync(file).toString('base64');
     for (const threads of THREADS) {
-      const runs = await page.evaluate(measure, { bytes: bytes.toString('base64'), threads, rounds: ROUNDS, calls: CALLS, measurements: MEASUREMENTS, warmUpCalls: WARM_UP_CALLS, warmUpMs: WARM_UP_MS });
+      const runs = await page.evaluate(measure, { bytes, threads, rounds: ROUNDS, calls: CALLS, measurements: MEASUREMENTS, warmUpCalls: WARM_UP_CALLS, warmUpMs: WARM_UP_MS });
+      if (!runs) {
+        process.stdout.write(JSON.stringify({ kind: 'page-peak', build, supported: false }) + '\n');
+        break;
+      }
       const sorted = [...runs].sort((a, b) => a - b);
       process.stdout.write(JSON.stringify({ kind: 'page-peak', build, supported: true, threads, gflops: sorted[sorted.length >> 1], gflops_runs: runs }) + '\n');
     }
