@@ -7,6 +7,7 @@ use super::methods::{self, MethodParams};
 use super::model::Model;
 use super::objective::TargetKind;
 use super::problem::{top_indices, Problem, TargetSpec};
+use super::progress;
 use super::tokenizer::Token;
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +93,21 @@ pub fn attribute(model: &Model, request: &Request) -> Result<Attribution> {
     methods::by_name(&request.method)?; // an unknown method fails before the forward pass
     let problem = Problem::new(model, &request.text, &request.target, request.max_tokens)?;
     explain_request(&problem, request)
+}
+
+/// The work (in [`progress`] units) of `request` on a text of `seq` tokens: `Problem::new`'s
+/// forward pass, then [`explain_request`]'s method and continuation rows, each row a problem of its
+/// own. The faithfulness check is left out: its passes depend on the scores.
+pub fn expected_work(model: &Model, seq: usize, request: &Request) -> Result<u64> {
+    let method = methods::by_name(&request.method)?;
+    let problem_and_method = |seq| progress::forward(1, seq) + method.work(seq, &request.params);
+    let continuation = match &request.continuation {
+        Some(text) => model.tokenizer.tokenize_continuation(text)?.len(),
+        None => 0,
+    };
+    // Row k explains continuation token k from the text and the k tokens before it.
+    let rows: u64 = (seq..seq + continuation).map(problem_and_method).sum();
+    Ok(problem_and_method(seq) + rows)
 }
 
 /// [`explain`] plus what `request` asks for beyond the scores (faithfulness, a continuation).

@@ -28,6 +28,7 @@ pub mod objective;
 mod panel_matmul;
 pub mod parallel;
 pub mod problem;
+pub mod progress;
 mod rms_norm;
 pub mod stats;
 mod swiglu;

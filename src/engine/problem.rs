@@ -9,6 +9,7 @@ use super::memory;
 use super::methods::Baseline;
 use super::model::Model;
 use super::objective::{Objective, TargetKind};
+use super::progress;
 use super::tokenizer::Token;
 use candle_core::{DType, Tensor, D};
 use candle_nn::ops;
@@ -93,6 +94,7 @@ impl<'m> Problem<'m> {
         let embeds = model.decoder.embed(&ids)?;
         let per_segment = memory::layers_per_segment(model.config(), ids.len(), 1, model.graph_budget());
         let input_tape = Tape::record(&*model.decoder, &embeds.unsqueeze(0)?, per_segment)?;
+        progress::advance(progress::forward(1, ids.len()));
         let input_logits = input_tape.logits().detach();
         let probs: Vec<f32> = ops::softmax(&input_logits.squeeze(0)?, D::Minus1)?
             .to_dtype(DType::F32)?
@@ -153,6 +155,7 @@ impl<'m> Problem<'m> {
         }
         self.release_input_tape();
         let attentions = self.model.decoder.forward(&self.embeds.unsqueeze(0)?)?.attentions;
+        progress::advance(progress::forward(1, self.len()));
         Ok(self.attentions.get_or_init(|| attentions))
     }
 
@@ -168,11 +171,16 @@ impl<'m> Problem<'m> {
         let gradient = match kept {
             Some(tape) => {
                 let value = self.objective.score(tape.logits())?;
-                tape.gradient(&*self.model.decoder, value)?
+                let gradient = tape.gradient(&*self.model.decoder, value)?;
+                progress::advance(progress::BACKWARD * progress::forward(1, self.len()));
+                gradient
             }
             None => {
                 let embeds = self.embeds.unsqueeze(0)?;
-                value_and_gradient(&*self.model.decoder, &embeds, self.model.graph_budget(), |l| self.objective.score(l))?.1
+                let gradient =
+                    value_and_gradient(&*self.model.decoder, &embeds, self.model.graph_budget(), |l| self.objective.score(l))?.1;
+                progress::advance(progress::gradients(1, self.len()));
+                gradient
             }
         };
         Ok(gradient.squeeze(0)?)
@@ -229,6 +237,7 @@ impl<'m> Problem<'m> {
             for (&i, value) in members.iter().zip(scores) {
                 values[i] = value;
             }
+            progress::advance(progress::forward(members.len(), self.len() - start));
         }
         Ok(values)
     }
@@ -245,6 +254,7 @@ impl<'m> Problem<'m> {
             return Ok(keys_values);
         }
         let keys_values = self.model.decoder.keys_values(&self.embeds.unsqueeze(0)?)?;
+        progress::advance(progress::forward(1, self.len()));
         Ok(self.keys_values.get_or_init(|| keys_values))
     }
 
@@ -259,6 +269,7 @@ impl<'m> Problem<'m> {
                 value_and_gradient(&*self.model.decoder, &Tensor::stack(batch, 0)?, self.model.graph_budget(), |logits| {
                     self.objective.score(logits)
                 })?;
+            progress::advance(progress::gradients(batch.len(), self.len()));
             let scores = scores.to_dtype(DType::F64)?.to_vec1::<f64>()?;
             for (i, value) in scores.into_iter().enumerate() {
                 visit(b * rows + i, value, &gradient.get(i)?)?;
@@ -272,6 +283,15 @@ impl<'m> Problem<'m> {
     pub fn gradient_batch_rows(&self) -> usize {
         memory::gradient_batch_rows(self.model.config(), self.len(), self.model.graph_budget())
     }
+}
+
+/// The work (in [`progress`] units) of [`Problem::values`] at inputs that share `shared` positions
+/// with a text of `seq` tokens (ascending), and whether it continues the text's keys and values
+/// (a forward pass of the text, the first time a problem needs them).
+pub fn values_work(shared: &[usize], seq: usize) -> (u64, bool) {
+    let batches = prefix_batches(shared, seq);
+    let work = batches.iter().map(|batch| progress::forward(batch.len(), seq - shared[batch.start])).sum();
+    (work, batches.iter().any(|batch| shared[batch.start] > 0))
 }
 
 /// Batches of inputs sorted by how many positions they share with the text (`shared`, ascending),

@@ -8,7 +8,7 @@ use super::embed::Embed;
 use super::faithfulness::FaithfulnessPanel;
 use super::heatmap::{HeatMap, Legend};
 use super::matrix::ContinuationMatrix;
-use super::models::{Fallback, ModelLoader, ModelPanel, ModelSource};
+use super::models::{now_ms, Fallback, ModelLoader, ModelPanel, ModelSource};
 use super::panels::{Completeness, ModelLine, Status, TimingsPanel};
 use super::persist;
 use super::protocol::{FromWorker, ModelSummary, RunOutput, Timings, ToWorker};
@@ -102,6 +102,8 @@ struct RunState {
     /// (the check can take many seconds, and a worker without a stop flag reads no messages while
     /// busy): the model's reloading is not shown, the newer run is.
     quiet_reload: bool,
+    /// The latest run's method label and when it was sent, for its progress line.
+    sent: Option<(String, f64)>,
 }
 
 /// What `Ui::run` can do with a new run.
@@ -284,6 +286,7 @@ impl Ui {
                     })
                     .unwrap_or(false);
                 if self.is_current(id) {
+                    self.progress.set(None);
                     let target = &output.attribution.target;
                     self.status(
                         Phase::Done,
@@ -323,8 +326,17 @@ impl Ui {
                     self.worker_free();
                 }
             }
+            FromWorker::RunProgress { id, done, expected } => {
+                let sent = self.runs.with_value(|r| r.sent.clone());
+                if let (true, Phase::Running, Some((label, sent_ms))) = (self.is_current(id), self.phase.get_untracked(), sent) {
+                    let shown = done.min(expected);
+                    self.progress.set(Some((shown as f64, Some(expected as f64))));
+                    self.message.set(run_progress_text(&label, done, expected, now_ms() - sent_ms));
+                }
+            }
             FromWorker::RunFailed { id, message } => {
                 if self.is_current(id) {
+                    self.progress.set(None);
                     self.result.set(None);
                     self.faithfulness.set(Vec::new());
                     self.status(Phase::Error, message);
@@ -404,6 +416,8 @@ impl Ui {
         let label = methods::by_name(&settings.method).map(|m| m.label()).unwrap_or(&settings.method);
         match start {
             Start::Now(id) => {
+                self.progress.set(None);
+                self.runs.update_value(|r| r.sent = Some((label.to_string(), now_ms())));
                 self.status(Phase::Running, format!("Computing {label}…"));
                 let (request, compare) = (settings.request(), settings.compare.clone());
                 self.send(&ToWorker::Run { id, request, compare });
@@ -461,6 +475,7 @@ impl Ui {
         if self.stop_worker() {
             // What the stopped run still reports is not current; the worker is free after it.
             self.runs.update_value(|r| r.latest_id += 1);
+            self.progress.set(None);
             self.status(Phase::Ready, CANCELLED);
             return;
         }
@@ -480,6 +495,20 @@ impl Ui {
             }
         });
     }
+}
+
+/// "Computing Occlusion… 37 %, about 2 min left": the share of the run's expected work done (kept
+/// below 100 % until the maps arrive: a run may do more than expected), and the time left at the
+/// pace so far, once there is a pace to go by.
+fn run_progress_text(label: &str, done: u64, expected: u64, elapsed_ms: f64) -> String {
+    let fraction = (done as f64 / expected.max(1) as f64).min(0.99);
+    let seconds_left = (fraction >= 0.02 && elapsed_ms >= 2000.0).then(|| elapsed_ms * (1.0 - fraction) / fraction / 1000.0);
+    let left = match seconds_left {
+        Some(s) if s >= 90.0 => format!(", about {:.0} min left", s / 60.0),
+        Some(s) => format!(", about {:.0} s left", s.max(1.0)),
+        None => String::new(),
+    };
+    format!("Computing {label}… {:.0} %{left}", 100.0 * fraction)
 }
 
 pub fn megabytes(bytes: f64) -> String {

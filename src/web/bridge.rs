@@ -19,37 +19,35 @@ pub struct WorkerBridge {
     stop_flag: Option<Int32Array>,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_error: Closure<dyn FnMut(Event)>,
-    /// Where the worker's pool threads report their death (see `spawn`).
-    deaths: BroadcastChannel,
-    _on_death: Closure<dyn FnMut(MessageEvent)>,
+    /// Where the worker's pool threads report their death, and the thread that computes a run
+    /// its progress (see `spawn`).
+    channel: BroadcastChannel,
+    _on_channel_message: Closure<dyn FnMut(MessageEvent)>,
 }
 
 impl WorkerBridge {
     /// `on_message` gets every message; a worker crash arrives as `LoadFailed`/`RunFailed`-like
     /// text through `on_crash`.
     pub fn spawn(on_message: impl Fn(FromWorker) + 'static, on_crash: impl Fn(String) + 'static) -> Result<Self, String> {
-        let on_crash = Rc::new(on_crash);
+        let (on_message, on_crash) = (Rc::new(on_message), Rc::new(on_crash));
         // A pool thread that dies cannot tell the worker, which may be blocked waiting for it
         // (its error event would never be dispatched there): `public/worker.js` has each pool
-        // thread post its death on a channel named after the worker, which this page hears.
+        // thread post its death (a string) on a channel named after the worker, which this page
+        // hears. A run's progress comes the same way (a message), whichever thread computes it.
         let name = format!("salient-engine-{}", (js_sys::Math::random() * 1e15) as u64);
-        let deaths = BroadcastChannel::new(&name).map_err(|e| format!("This browser could not open a BroadcastChannel: {e:?}"))?;
-        let on_death = on_crash.clone();
-        let _on_death = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            on_death(format!("one of its threads failed: {}", event.data().as_string().unwrap_or_default()));
+        let channel = BroadcastChannel::new(&name).map_err(|e| format!("This browser could not open a BroadcastChannel: {e:?}"))?;
+        let (on_progress, on_death) = (on_message.clone(), on_crash.clone());
+        let _on_channel_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| match event.data().as_string() {
+            Some(death) => on_death(format!("one of its threads failed: {death}")),
+            None => receive(event, &*on_progress),
         });
-        deaths.set_onmessage(Some(_on_death.as_ref().unchecked_ref()));
+        channel.set_onmessage(Some(_on_channel_message.as_ref().unchecked_ref()));
         let options = WorkerOptions::new();
         options.set_type(WorkerType::Module);
         options.set_name(&name);
         let worker = Worker::new_with_options(WORKER_SCRIPT, &options)
             .map_err(|e| format!("This browser could not start a Web Worker: {e:?}"))?;
-        let _on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            match serde_wasm_bindgen::from_value::<FromWorker>(event.data()) {
-                Ok(message) => on_message(message),
-                Err(e) => web_sys::console::error_1(&format!("unreadable message from the worker: {e}").into()),
-            }
-        });
+        let _on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| receive(event, &*on_message));
         // An uncaught error in the worker is an `ErrorEvent`; a worker script that could not be
         // loaded fires a plain `Event`.
         let _on_error = Closure::<dyn FnMut(Event)>::new(move |event: Event| {
@@ -61,7 +59,7 @@ impl WorkerBridge {
         });
         worker.set_onmessage(Some(_on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(_on_error.as_ref().unchecked_ref()));
-        Ok(Self { worker, stop_flag: None, _on_message, _on_error, deaths, _on_death })
+        Ok(Self { worker, stop_flag: None, _on_message, _on_error, channel, _on_channel_message })
     }
 
     pub fn send(&self, message: &ToWorker) {
@@ -89,12 +87,20 @@ impl WorkerBridge {
     }
 }
 
+/// Hands a message from the worker to `on_message`.
+fn receive(event: MessageEvent, on_message: &dyn Fn(FromWorker)) {
+    match serde_wasm_bindgen::from_value::<FromWorker>(event.data()) {
+        Ok(message) => on_message(message),
+        Err(e) => web_sys::console::error_1(&format!("unreadable message from the worker: {e}").into()),
+    }
+}
+
 impl Drop for WorkerBridge {
     fn drop(&mut self) {
         // Terminating a worker does not stop its pool's threads in the middle of a computation:
         // without the stop they would go on to its end, taking the cores from the next worker.
         self.stop(u64::MAX);
         self.worker.terminate();
-        self.deaths.close();
+        self.channel.close();
     }
 }

@@ -261,7 +261,7 @@ pub fn initial_model_url() -> String {
         .unwrap_or_else(|| DEFAULT_MODEL.to_string())
 }
 
-fn now_ms() -> f64 {
+pub fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 

@@ -1,6 +1,6 @@
 //! Small read-outs around the map: the status line, the completeness check, timings, the model.
 
-use super::app::{megabytes, Ui};
+use super::app::{megabytes, Phase, Ui};
 use super::heat::short;
 use super::protocol::Timings;
 use leptos::prelude::*;
@@ -19,6 +19,7 @@ pub fn Status(ui: Ui) -> impl IntoView {
         <Show when=move || ui.progress.get().is_some()>
             <progress
                 data-testid="progress"
+                data-of=move || if ui.phase.get() == Phase::Running { "run" } else { "model" }
                 data-loaded=move || loaded().unwrap_or(0.0).to_string()
                 data-total=move || total().map(|t| t.to_string()).unwrap_or_default()
                 max=move || total().unwrap_or(1.0).to_string()

@@ -7,18 +7,27 @@
 use super::memory_guard;
 use super::model_loading::{self, LoadedModel, ModelSource};
 use super::protocol::{Agreement, FromWorker, MethodScores, RunOutput, Timings, ToWorker};
-use crate::engine::parallel;
+use crate::engine::progress::{self, Progress};
 use crate::engine::stats::spearman;
-use crate::engine::{explain_request, faithfulness, methods, EngineError, Model, Problem, Request};
+use crate::engine::{attribution, explain_request, faithfulness, methods, parallel, EngineError, Model, Problem, Request};
 use std::cell::RefCell;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+use web_sys::{BroadcastChannel, DedicatedWorkerGlobalScope, MessageEvent};
 
 thread_local! {
     static MODEL: RefCell<Option<Model>> = const { RefCell::new(None) };
+    /// This thread's handle on the worker's channel, opened at its first report.
+    static CHANNEL: RefCell<Option<BroadcastChannel>> = const { RefCell::new(None) };
 }
+
+/// The name of the channel the page listens on beside the worker's messages: the worker's own.
+static CHANNEL_NAME: OnceLock<String> = OnceLock::new();
+/// The run whose maps the engine counts; 0 while it computes anything else (a faithfulness check,
+/// whose progress the page does not show).
+static RUN_ID: AtomicU64 = AtomicU64::new(0);
 
 fn scope() -> DedicatedWorkerGlobalScope {
     js_sys::global().unchecked_into()
@@ -50,6 +59,8 @@ pub fn start() {
     });
     scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget(); // lives as long as the worker
+    let _ = CHANNEL_NAME.set(scope().name());
+    progress::listen(report_progress);
     post(&FromWorker::Ready { stop_flag: shared_stop_flag() });
 }
 
@@ -101,13 +112,18 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
             let _ = flag.compare_exchange(asked, 0, Ordering::SeqCst, Ordering::SeqCst);
         }
         let started = now_ms();
-        let problem = match parallel::on_pool(|| Problem::new(model, &request.text, &request.target, request.max_tokens)) {
-            Ok(p) => p,
-            Err(e) => return post(&FromWorker::RunFailed { id, message: e.to_string() }),
-        };
-        let forward_done = now_ms();
-        let output = match parallel::on_pool(|| maps(&problem, request, compare)) {
-            Ok(output) => output,
+        RUN_ID.store(id, Ordering::Relaxed);
+        let computed = parallel::on_pool(|| {
+            let tokens = model.tokenize_input(&request.text, request.max_tokens)?;
+            progress::begin(expected_work(model, tokens.len(), request, compare)?);
+            let problem = Problem::from_tokens(model, tokens, &request.target)?;
+            let forward_done = now_ms();
+            let output = maps(&problem, request, compare)?;
+            Ok::<_, EngineError>((problem, forward_done, output))
+        });
+        RUN_ID.store(0, Ordering::Relaxed);
+        let (problem, forward_done, output) = match computed {
+            Ok(computed) => computed,
             Err(e) => return post(&FromWorker::RunFailed { id, message: e.to_string() }),
         };
         let finished = now_ms();
@@ -143,6 +159,35 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
             post(&FromWorker::Faithfulness { id, method: map.method, outcome, ms: now_ms() - started });
         }
     })
+}
+
+/// The work [`maps`] expects on a text of `seq` tokens, its problem's forward pass included.
+fn expected_work(model: &Model, seq: usize, request: &Request, compare: &[String]) -> Result<u64, EngineError> {
+    let mut work = attribution::expected_work(model, seq, &Request { faithfulness: false, ..request.clone() })?;
+    for name in compare.iter().filter(|name| **name != request.method) {
+        work += methods::by_name(name)?.work(seq, &request.params);
+    }
+    Ok(work)
+}
+
+/// Tells the page how far the current run has come, on the worker's channel. Called by the engine
+/// on the thread that computes, after each pass (a few per second at most in a long run).
+fn report_progress(Progress { done, expected }: Progress) {
+    let (Some(name), id) = (CHANNEL_NAME.get(), RUN_ID.load(Ordering::Relaxed)) else { return };
+    if id == 0 {
+        return;
+    }
+    let message = FromWorker::RunProgress { id, done, expected };
+    let value = serde_wasm_bindgen::to_value(&message).expect("messages serialize");
+    CHANNEL.with(|channel| {
+        let mut channel = channel.borrow_mut();
+        if channel.is_none() {
+            *channel = BroadcastChannel::new(name).ok();
+        }
+        if let Some(channel) = channel.as_ref() {
+            let _ = channel.post_message(&value);
+        }
+    });
 }
 
 /// The maps of one run on `problem`: the request's own (faithfulness left for later), f(baseline)

@@ -27,9 +27,10 @@ export const launchOptions = () => ({ executablePath: CHROMIUM, headless: true, 
 export const launch = () => chromium.launch(launchOptions());
 
 // Runs in the page before its scripts: records every data-state transition of the status element
-// (also ones that happen within one task) and the progress bar's byte counts.
+// (also ones that happen within one task), the progress bar's byte counts while a model loads,
+// and each of its readings while a run computes (runProgress: done, expected, page time).
 export function recorder() {
-  const rec = (window.__salient = { states: [], texts: [], maxLoaded: 0, total: null, progressSeen: false });
+  const rec = (window.__salient = { states: [], texts: [], maxLoaded: 0, total: null, progressSeen: false, runProgress: [] });
   const push = (state, text) => {
     const last = rec.states[rec.states.length - 1];
     if (state != null && (!last || last.state !== state)) rec.states.push({ state, text: text || '', t: performance.now() });
@@ -37,8 +38,13 @@ export function recorder() {
   const progress = () => {
     const p = document.querySelector('[data-testid=progress]');
     if (!p) return;
-    rec.progressSeen = true;
     const l = Number(p.getAttribute('data-loaded')), t = p.getAttribute('data-total');
+    if (p.getAttribute('data-of') === 'run') {
+      const last = rec.runProgress[rec.runProgress.length - 1];
+      if (!last || last.done !== l || last.expected !== Number(t)) rec.runProgress.push({ done: l, expected: Number(t), t: performance.now() });
+      return;
+    }
+    rec.progressSeen = true;
     if (Number.isFinite(l)) rec.maxLoaded = Math.max(rec.maxLoaded, l);
     if (t != null && t !== '') rec.total = Number(t);
   };
@@ -59,7 +65,7 @@ export function recorder() {
     }
     progress();
   }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true, attributeOldValue: true,
-                         attributeFilter: ['data-state', 'data-loaded', 'data-total'] });
+                         attributeFilter: ['data-state', 'data-loaded', 'data-total', 'data-of'] });
 }
 
 // CPU seconds used so far by the browsers this test process started: every descendant process
@@ -86,6 +92,8 @@ export function browserCpuSeconds() {
 export const mark = (page) => page.evaluate(() => window.__salient.states.length);
 export const states = (page, since = 0) => page.evaluate((n) => window.__salient.states.slice(n), since);
 export const pageNow = (page) => page.evaluate(() => performance.now());
+// the progress bar's readings during runs since page time t
+export const runProgressSince = (page, t) => page.evaluate((t0) => window.__salient.runProgress.filter((x) => x.t >= t0), t);
 // status messages rendered since page time t
 export const textsSince = (page, t) => page.evaluate((t0) => window.__salient.texts.filter((x) => x.t >= t0), t);
 

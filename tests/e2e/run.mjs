@@ -8,7 +8,7 @@
 // Prints `ok  name` / `FAIL name details` per check and a last line `N passed, M failed`;
 // exits 1 on any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): page.png (after the
 // first successful run), error.png (corrupt model), worker-stopped.png (pool threads that trap), fail-*.png, e2e-console.log (page + worker).
-import { ROOT, URL_, DIST, OUT, S, createSuite, mark, states, settle, snapshot, pageNow, textsSince } from './lib.mjs';
+import { ROOT, URL_, DIST, OUT, S, createSuite, mark, states, settle, snapshot, pageNow, textsSince, runProgressSince } from './lib.mjs';
 import { mkdirSync, writeFileSync, readFileSync, existsSync, rmSync, openSync, readSync, closeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -238,8 +238,36 @@ async function defaultModelTests() {
       `workers created: ${workersBefore} -> ${h.workers}; transitions ${seq.join(' -> ')}`);
   });
 
+  await group('run progress', h, () => runProgressTest(page, 'threads', 6));
+
   noErrors(h);
   await h.context.close();
+}
+
+// A run of occlusion on the example said `repeats` times (several seconds) shows its progress: the
+// bar's count only grows, towards a fixed expected work, the status line says the percentage and,
+// once there is a pace, the time left; the bar goes when the map arrives. Leaves the page on
+// saliency and the example.
+async function runProgressTest(page, label, repeats) {
+  await page.selectOption('[data-testid=method]', 'occlusion');
+  let snap = await settle(page, await mark(page), RUN_MS);
+  const m = await mark(page), t = await pageNow(page);
+  await page.fill('[data-testid=editor]', Array(repeats).fill(EXAMPLE).join(' '));
+  snap = await settle(page, m, RUN_MS);
+  const readings = await runProgressSince(page, t), said = (await textsSince(page, t)).map((x) => x.text);
+  const inside = readings.filter((r) => r.done > 0 && r.done < r.expected);
+  info(`${label}: run progress ${readings.length} readings, e.g. ${J(readings.slice(0, 3))}…${J(readings.slice(-1))}; said ${J(said.slice(0, 4))}`);
+  check(`${label}: occlusion reaches done`, snap.state === 'done', brief(snap));
+  check(`${label}: the progress bar counts the run's work, growing towards a fixed total`,
+    inside.length >= 3 && readings.every((r, i) => i === 0 || (r.done >= readings[i - 1].done && r.expected === readings[i - 1].expected)),
+    J(readings));
+  check(`${label}: the status says the percentage done and the time left`,
+    said.some((x) => /^Computing Occlusion.*… \d+ %/.test(x)) && said.some((x) => /\d+ %, about \d+ (s|min) left/.test(x)), J(said));
+  check(`${label}: the bar is gone once the map is shown`, await page.evaluate(() => !document.querySelector('[data-testid=progress]')), '');
+  const back = await mark(page);
+  await page.fill('[data-testid=editor]', EXAMPLE);
+  await page.selectOption('[data-testid=method]', 'saliency');
+  await settle(page, back, RUN_MS);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -302,6 +330,7 @@ async function singleThreadTest() {
     check('host without COOP/COEP: the page works, on one thread', snap.state === 'done' && !isolated && num(snap.timings?.threads) === 1,
       `${brief(snap)} isolated=${isolated} timings=${J(snap.timings)}`);
     sameMapAsIsolated(snap, 'one thread');
+    await runProgressTest(h.page, 'one thread', 3);
     noErrors(h);
   } finally {
     if (h) await h.context.close();

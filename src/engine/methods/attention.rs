@@ -5,6 +5,7 @@
 use super::{AttributionMethod, MethodParams, Param, Scores};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::problem::Problem;
+use crate::engine::progress;
 use candle_core::{DType, Tensor};
 
 pub struct Attention;
@@ -24,6 +25,11 @@ impl AttributionMethod for Attention {
 
     fn params(&self) -> &'static [Param] {
         &[Param::Layer, Param::Head]
+    }
+
+    /// One forward pass, which keeps every layer's attention probabilities.
+    fn work(&self, seq: usize, _params: &MethodParams) -> u64 {
+        progress::forward(1, seq)
     }
 
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {

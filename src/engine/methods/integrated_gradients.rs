@@ -18,6 +18,7 @@
 use super::{AttributionMethod, Baseline, MethodParams, Param, Scores};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::problem::Problem;
+use crate::engine::progress;
 use candle_core::{DType, Tensor, D};
 
 /// The first mesh takes four gradients: at α = ¼, ½, ¾ and the input's own (α = 1).
@@ -54,6 +55,13 @@ impl AttributionMethod for IntegratedGradients {
 
     fn gradient_inputs(&self, params: &MethodParams) -> usize {
         params.steps
+    }
+
+    /// At most: the input's gradient from the kept forward pass, f at the baseline, and every
+    /// other step's gradient (the rule stops early once the scores add up).
+    fn work(&self, seq: usize, params: &MethodParams) -> u64 {
+        let input = progress::BACKWARD * progress::forward(1, seq);
+        input + progress::forward(1, seq) + progress::gradients(params.steps.saturating_sub(1), seq)
     }
 
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {

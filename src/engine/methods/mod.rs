@@ -12,6 +12,7 @@ pub use integrated_gradients::{Path, PathNode};
 
 use super::error::{EngineError, Result};
 use super::problem::Problem;
+use super::progress;
 use serde::{Deserialize, Serialize};
 
 pub trait AttributionMethod: Sync {
@@ -30,6 +31,12 @@ pub trait AttributionMethod: Sync {
     /// graph next to the text's, which the page's memory estimate counts (`engine::memory`).
     fn gradient_inputs(&self, _params: &MethodParams) -> usize {
         0
+    }
+    /// The work [`Self::attribute`] does on a fresh problem of `seq` tokens, in
+    /// [`progress`](crate::engine::progress) units (at most that, for a method that may stop
+    /// early). By default: the input gradient, whose forward pass the problem kept.
+    fn work(&self, seq: usize, _params: &MethodParams) -> u64 {
+        progress::BACKWARD * progress::forward(1, seq)
     }
     /// One score per input token.
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores>;

@@ -5,8 +5,10 @@
 
 use super::{AttributionMethod, MethodParams, Param, Scores};
 use crate::engine::error::Result;
-use crate::engine::problem::Problem;
+use crate::engine::problem::{self, Problem};
+use crate::engine::progress;
 use candle_core::Tensor;
+use std::ops::Range;
 
 /// Occluded copies held at once, in tokens (copies × sequence length): one copy per token would
 /// be seq² embeddings, hundreds of MB on a long text.
@@ -31,21 +33,35 @@ impl AttributionMethod for Occlusion {
         &[Param::Baseline]
     }
 
+    /// Occluding token i leaves the i positions before it as they were, which the passes of
+    /// values continue from the text's keys and values where their batching allows.
+    fn work(&self, seq: usize, _params: &MethodParams) -> u64 {
+        let (mut work, mut keys_values) = (0, false);
+        for chunk in chunks(seq) {
+            let (chunk_work, continues) = problem::values_work(&chunk.collect::<Vec<_>>(), seq);
+            work += chunk_work;
+            keys_values |= continues;
+        }
+        work + if keys_values { progress::forward(1, seq) } else { 0 }
+    }
+
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {
         let input = problem.input();
         let baseline = problem.baseline(params.baseline)?;
         let value = problem.input_value()?;
-        let seq = problem.len();
-        let per_chunk = (CHUNK_TOKENS / seq).max(1);
-        let mut scores = Vec::with_capacity(seq);
-        for start in (0..seq).step_by(per_chunk) {
-            let occluded = (start..(start + per_chunk).min(seq))
-                .map(|i| occlude(&input, &baseline, i))
-                .collect::<Result<Vec<_>>>()?;
+        let mut scores = Vec::with_capacity(problem.len());
+        for chunk in chunks(problem.len()) {
+            let occluded = chunk.map(|i| occlude(&input, &baseline, i)).collect::<Result<Vec<_>>>()?;
             scores.extend(problem.values(&occluded)?.into_iter().map(|v| (value - v) as f32));
         }
         Ok(scores.into())
     }
+}
+
+/// The tokens occluded together, in one call of `Problem::values`.
+fn chunks(seq: usize) -> impl Iterator<Item = Range<usize>> {
+    let per_chunk = (CHUNK_TOKENS / seq.max(1)).max(1);
+    (0..seq).step_by(per_chunk).map(move |start| start..(start + per_chunk).min(seq))
 }
 
 /// `input` `(seq, width)` with row `i` taken from `baseline`.

@@ -6,6 +6,7 @@ use super::attention::{check_layer_and_head, layer_attention};
 use super::{AttributionMethod, MethodParams, Param, Scores};
 use crate::engine::error::Result;
 use crate::engine::problem::Problem;
+use crate::engine::progress;
 use candle_core::{DType, Tensor};
 
 pub struct Rollout;
@@ -25,6 +26,11 @@ impl AttributionMethod for Rollout {
 
     fn params(&self) -> &'static [Param] {
         &[Param::Layer, Param::Head]
+    }
+
+    /// One forward pass, which keeps every layer's attention probabilities.
+    fn work(&self, seq: usize, _params: &MethodParams) -> u64 {
+        progress::forward(1, seq)
     }
 
     /// Through layers `0..=params.layer`, or all of them.

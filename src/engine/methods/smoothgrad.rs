@@ -6,6 +6,7 @@ use super::saliency::row_norms;
 use super::{AttributionMethod, MethodParams, Param, Scores};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::problem::Problem;
+use crate::engine::progress;
 use candle_core::{DType, Tensor};
 
 /// Beyond this the mean no longer changes visibly and the page would wait for nothing.
@@ -32,6 +33,10 @@ impl AttributionMethod for SmoothGrad {
 
     fn gradient_inputs(&self, params: &MethodParams) -> usize {
         params.samples
+    }
+
+    fn work(&self, seq: usize, params: &MethodParams) -> u64 {
+        progress::gradients(params.samples, seq)
     }
 
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {

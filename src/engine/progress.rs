@@ -1,0 +1,73 @@
+//! How far the computation in progress has come, so a front end can show a long run moving (an
+//! occlusion of 512 tokens takes minutes in the page).
+//!
+//! Work is counted in positions through the model: a forward pass over `p` positions of `r`
+//! sequences is `r · p` units, its backward pass ([`BACKWARD`]) twice that. Whoever starts a
+//! computation says how much work to expect ([`begin`], with the methods' own estimates,
+//! `AttributionMethod::work`); the passes count what they do as they go ([`advance`], in
+//! `Problem`). An adaptive method may finish below its estimate; a caller that left something out
+//! of the estimate sees `done` pass `expected`, which a front end shows as nearly done.
+//!
+//! The count belongs to the thread that runs the computation (the one that calls `Problem`'s
+//! passes), so computations on different threads (the tests) do not mix. A front end that wants
+//! to hear of it sets a listener once ([`listen`]); it is called on that thread after each pass.
+
+use std::cell::Cell;
+use std::sync::OnceLock;
+
+/// Units per position of a backward pass: it computes only the input gradient, a product with
+/// each weight as the forward pass does, and its elementwise work is about as much again.
+pub const BACKWARD: u64 = 2;
+
+/// The computation's work so far, and the work it expects in all.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub done: u64,
+    pub expected: u64,
+}
+
+thread_local! {
+    static PROGRESS: Cell<Progress> = const { Cell::new(Progress { done: 0, expected: 0 }) };
+}
+
+static LISTENER: OnceLock<fn(Progress)> = OnceLock::new();
+
+/// Calls `listener` with the count after every pass from now on (the first listener set stays).
+pub fn listen(listener: fn(Progress)) {
+    let _ = LISTENER.set(listener);
+}
+
+/// Starts counting a computation that expects `expected` units on this thread.
+pub fn begin(expected: u64) {
+    PROGRESS.set(Progress { done: 0, expected });
+    tell(PROGRESS.get());
+}
+
+/// This thread's count.
+pub fn current() -> Progress {
+    PROGRESS.get()
+}
+
+/// Counts `units` of work done on this thread.
+pub(crate) fn advance(units: u64) {
+    let progress = PROGRESS.get();
+    let progress = Progress { done: progress.done + units, ..progress };
+    PROGRESS.set(progress);
+    tell(progress);
+}
+
+fn tell(progress: Progress) {
+    if let Some(listener) = LISTENER.get() {
+        listener(progress);
+    }
+}
+
+/// A forward pass over `positions` positions of `sequences` inputs.
+pub fn forward(sequences: usize, positions: usize) -> u64 {
+    (sequences * positions) as u64
+}
+
+/// Gradients at `sequences` inputs of `positions` positions: forward and backward passes.
+pub fn gradients(sequences: usize, positions: usize) -> u64 {
+    (1 + BACKWARD) * forward(sequences, positions)
+}

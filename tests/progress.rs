@@ -1,0 +1,79 @@
+//! The progress count (`engine::progress`): what a run's passes count adds up to what
+//! `expected_work` and the methods' `work` said beforehand, for every method, a continuation and
+//! texts of a few lengths, and the listener hears a count that only grows and ends where the run
+//! did. On a tiny random llama, so the whole file runs in a moment.
+
+mod common;
+use candle_core::DType;
+use common::gguf_builder::{tiny_llama, TinyConfig};
+use salient::engine::attribution::expected_work;
+use salient::engine::methods::METHODS;
+use salient::engine::progress::{self, Progress};
+use salient::engine::{attribute, Model, Request};
+use std::cell::RefCell;
+
+const CONFIG: TinyConfig =
+    TinyConfig { layers: 2, width: 16, heads: 4, kv_heads: 2, hidden: 32, context_length: 1024, seed: 5 };
+/// From one token to a few hundred, where occlusion's inputs come in several calls and batches
+/// that continue the text's keys and values.
+const TEXTS: [&str; 4] = ["a", "the cat sat", "the cat sat at the hat, then the rat ran at the cat", LONG_TEXT];
+const LONG_TEXT: &str = "the rat sat at the hat; the cat ran to the mat, then the hat sat on the rat. \
+    at the end the cat and the rat sat at the mat, and the hat ran, then sat. the rat, the cat, the \
+    hat: all sat at the mat at the end of the tale, then ran, then sat again at the hat of the cat.";
+
+thread_local! {
+    /// What the listener heard on this test's thread.
+    static HEARD: RefCell<Vec<Progress>> = const { RefCell::new(Vec::new()) };
+}
+
+fn record(progress: Progress) {
+    HEARD.with(|heard| heard.borrow_mut().push(progress));
+}
+
+/// Runs `request` counted from its expected work; returns what the count expected and reached.
+fn counted_run(model: &Model, request: &Request) -> (Progress, salient::engine::Attribution) {
+    progress::listen(record);
+    HEARD.with(|heard| heard.borrow_mut().clear());
+    let seq = model.tokenize_input(&request.text, None).unwrap().len();
+    progress::begin(expected_work(model, seq, request).unwrap());
+    let attribution = attribute(model, request).unwrap();
+    let end = progress::current();
+    HEARD.with(|heard| {
+        let heard = heard.borrow();
+        assert_eq!(heard.first().map(|p| p.done), Some(0), "begin is heard");
+        assert!(heard.windows(2).all(|w| w[0].done <= w[1].done && w[0].expected == w[1].expected), "{heard:?}");
+        assert_eq!(heard.last(), Some(&end), "the last report is the end");
+    });
+    (end, attribution)
+}
+
+#[test]
+fn every_method_does_the_work_it_expects() {
+    let model = Model::load_with_dtype(tiny_llama(CONFIG).bytes, DType::F32).unwrap();
+    for text in TEXTS {
+        for method in METHODS {
+            let mut request = Request::new(text, method.name());
+            request.params.samples = 5;
+            request.params.steps = 12;
+            let (end, attribution) = counted_run(&model, &request);
+            let seq = attribution.tokens.len();
+            assert!(text != LONG_TEXT || seq > 150, "{seq} tokens");
+            // Integrated gradients may stop before its step budget: by the gradients it did not take.
+            let untaken = attribution.path_gradients.map_or(0, |taken| request.params.steps - taken);
+            assert_eq!(end.done + progress::gradients(untaken, seq), end.expected, "{} on {text:?}", method.name());
+            assert!(end.done > 0);
+        }
+    }
+}
+
+#[test]
+fn a_continuation_counts_every_row() {
+    let model = Model::load_with_dtype(tiny_llama(CONFIG).bytes, DType::F32).unwrap();
+    for method in ["saliency", "occlusion"] {
+        let request = Request { continuation: Some(" the hat".into()), ..Request::new(TEXTS[1], method) };
+        let (end, attribution) = counted_run(&model, &request);
+        let rows = attribution.continuation.as_ref().map_or(0, |c| c.rows.len());
+        assert!(rows > 1, "{rows} rows");
+        assert_eq!(end.done, end.expected, "{method}");
+    }
+}
