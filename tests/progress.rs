@@ -1,15 +1,17 @@
 //! The progress count (`engine::progress`): what a run's passes count adds up to what
-//! `expected_work` and the methods' `work` said beforehand, for every method, a continuation and
-//! texts of a few lengths, and the listener hears a count that only grows and ends where the run
-//! did. On a tiny random llama, so the whole file runs in a moment.
+//! `expected_work` and the methods' `work` said beforehand, for every method, a continuation, the
+//! faithfulness check of each method's map (`faithfulness::work`) and texts of a few lengths, and
+//! the listener hears a count that only grows and ends where the run did. On a tiny random llama,
+//! so the whole file runs in a moment.
 
 mod common;
 use candle_core::DType;
 use common::gguf_builder::{tiny_llama, TinyConfig};
 use salient::engine::attribution::expected_work;
+use salient::engine::faithfulness;
 use salient::engine::methods::METHODS;
 use salient::engine::progress::{self, Progress};
-use salient::engine::{attribute, Model, Request};
+use salient::engine::{attribute, Baseline, Model, Problem, Request};
 use std::cell::RefCell;
 
 const CONFIG: TinyConfig =
@@ -62,6 +64,15 @@ fn every_method_does_the_work_it_expects() {
             let untaken = attribution.path_gradients.map_or(0, |taken| request.params.steps - taken);
             assert_eq!(end.done + progress::gradients(untaken, seq), end.expected, "{} on {text:?}", method.name());
             assert!(end.done > 0);
+
+            // The map's faithfulness check, on a problem of its own (no keys and values yet).
+            for seed in [0, 7] {
+                let problem = Problem::new(&model, text, &request.target, None).unwrap();
+                progress::begin(faithfulness::work(&attribution.scores, seed));
+                faithfulness::measure(&problem, &attribution.scores, Baseline::Pad, seed).unwrap();
+                let measured = progress::current();
+                assert_eq!(measured.done, measured.expected, "faithfulness of {} on {text:?}", method.name());
+            }
         }
     }
 }

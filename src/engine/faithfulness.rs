@@ -9,7 +9,7 @@
 
 use super::error::{EngineError, Result};
 use super::methods::Baseline;
-use super::problem::Problem;
+use super::problem::{self, Problem};
 use super::stats::SplitMix64;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
@@ -43,26 +43,7 @@ pub fn measure(problem: &Problem, scores: &[f32], baseline: Baseline, seed: u64)
     if scores.len() != n {
         return Err(EngineError::Internal(format!("{} scores for {n} tokens", scores.len())));
     }
-    // Signed scores: positive supports the target, so the most supportive go first; unsigned
-    // scores are magnitudes, largest first. Both are a descending sort; ties keep token order.
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
-    let mut rng = SplitMix64::new(seed);
-    let random_orders: Vec<Vec<usize>> = (0..RANDOM_ORDERS).map(|_| rng.permutation(n)).collect();
-
-    // Short texts round several percents to one count: the curve keeps one point per count.
-    let mut curve_counts: Vec<usize> = CURVE_PERCENTS.iter().map(|p| count(*p, n)).collect();
-    curve_counts.dedup();
-    // Each perturbed input is named by the positions it replaces: "remove the top k" replaces
-    // order[..k], "keep only the top k" replaces order[k..].
-    let removed = |order: &[usize], percent| order[..count(percent, n)].to_vec();
-    let kept_only = |order: &[usize], percent| order[count(percent, n)..].to_vec();
-    let mut replaced: Vec<Vec<usize>> = curve_counts.iter().map(|k| order[..*k].to_vec()).collect();
-    replaced.extend(SUMMARY_PERCENTS.iter().map(|p| kept_only(&order, *p)));
-    for random in &random_orders {
-        replaced.extend(SUMMARY_PERCENTS.iter().map(|p| removed(random, *p)));
-        replaced.extend(SUMMARY_PERCENTS.iter().map(|p| kept_only(random, *p)));
-    }
+    let Perturbations { curve_counts, replaced } = perturbations(scores, seed);
     let (input, substitute) = (problem.input(), problem.baseline(baseline)?);
     let inputs =
         replaced.iter().map(|positions| replace_rows(&input, &substitute, positions)).collect::<Result<Vec<_>>>()?;
@@ -91,6 +72,52 @@ pub fn measure(problem: &Problem, scores: &[f32], baseline: Baseline, seed: u64)
         random_comprehensiveness: per_random.iter().map(|r| r.0).sum::<f64>() / RANDOM_ORDERS as f64,
         random_sufficiency: per_random.iter().map(|r| r.1).sum::<f64>() / RANDOM_ORDERS as f64,
     })
+}
+
+/// The work (in [`progress`](super::progress) units) of [`measure`] on `scores` with `seed`: each perturbed input
+/// continues the text's keys and values up to the first position it replaces.
+pub fn work(scores: &[f32], seed: u64) -> u64 {
+    let n = scores.len();
+    let mut shared: Vec<usize> = perturbations(scores, seed)
+        .replaced
+        .iter()
+        .map(|positions| positions.iter().copied().min().unwrap_or(n).min(n.saturating_sub(1)))
+        .collect();
+    shared.sort_unstable();
+    problem::values_work([shared], n)
+}
+
+/// The inputs `measure` reads p(target) at, each named by the positions it replaces: first the
+/// deletion curve's (one per count in `curve_counts`), then "keep only the top k" at each summary
+/// percent, then each random order's "remove" and "keep only" at each summary percent.
+struct Perturbations {
+    curve_counts: Vec<usize>,
+    replaced: Vec<Vec<usize>>,
+}
+
+fn perturbations(scores: &[f32], seed: u64) -> Perturbations {
+    let n = scores.len();
+    // Signed scores: positive supports the target, so the most supportive go first; unsigned
+    // scores are magnitudes, largest first. Both are a descending sort; ties keep token order.
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|a, b| scores[*b].total_cmp(&scores[*a]));
+    let mut rng = SplitMix64::new(seed);
+    let random_orders: Vec<Vec<usize>> = (0..RANDOM_ORDERS).map(|_| rng.permutation(n)).collect();
+
+    // Short texts round several percents to one count: the curve keeps one point per count.
+    let mut curve_counts: Vec<usize> = CURVE_PERCENTS.iter().map(|p| count(*p, n)).collect();
+    curve_counts.dedup();
+    // Each perturbed input is named by the positions it replaces: "remove the top k" replaces
+    // order[..k], "keep only the top k" replaces order[k..].
+    let removed = |order: &[usize], percent| order[..count(percent, n)].to_vec();
+    let kept_only = |order: &[usize], percent| order[count(percent, n)..].to_vec();
+    let mut replaced: Vec<Vec<usize>> = curve_counts.iter().map(|k| order[..*k].to_vec()).collect();
+    replaced.extend(SUMMARY_PERCENTS.iter().map(|p| kept_only(&order, *p)));
+    for random in &random_orders {
+        replaced.extend(SUMMARY_PERCENTS.iter().map(|p| removed(random, *p)));
+        replaced.extend(SUMMARY_PERCENTS.iter().map(|p| kept_only(random, *p)));
+    }
+    Perturbations { curve_counts, replaced }
 }
 
 /// How many of `n` tokens `percent` stands for: rounded to nearest, at least one when above 0 %.

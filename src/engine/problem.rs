@@ -285,13 +285,20 @@ impl<'m> Problem<'m> {
     }
 }
 
-/// The work (in [`progress`] units) of [`Problem::values`] at inputs that share `shared` positions
-/// with a text of `seq` tokens (ascending), and whether it continues the text's keys and values
-/// (a forward pass of the text, the first time a problem needs them).
-pub fn values_work(shared: &[usize], seq: usize) -> (u64, bool) {
-    let batches = prefix_batches(shared, seq);
-    let work = batches.iter().map(|batch| progress::forward(batch.len(), seq - shared[batch.start])).sum();
-    (work, batches.iter().any(|batch| shared[batch.start] > 0))
+/// The work (in [`progress`] units) of calls of [`Problem::values`] on a fresh problem of `seq`
+/// tokens, each call given by how many positions its inputs share with the text (ascending): their
+/// batches, and the text's keys and values (one forward pass, the first time a batch continues
+/// them).
+pub fn values_work(calls: impl IntoIterator<Item = Vec<usize>>, seq: usize) -> u64 {
+    let (mut work, mut keys_values) = (0, false);
+    for shared in calls {
+        for batch in prefix_batches(&shared, seq) {
+            let start = shared[batch.start];
+            work += progress::forward(batch.len(), seq - start);
+            keys_values |= start > 0;
+        }
+    }
+    work + if keys_values { progress::forward(1, seq) } else { 0 }
 }
 
 /// Batches of inputs sorted by how many positions they share with the text (`shared`, ascending),

@@ -55,7 +55,8 @@ pub enum Rerun {
 /// The faithfulness check of one map, measured after the map is shown.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Measurement {
-    Measuring,
+    /// With the percent done, once the worker has said.
+    Measuring(Option<u32>),
     Measured { report: Faithfulness, ms: f64 },
     Failed(String),
     /// Cancel, or a newer run, stopped the check before this map was measured.
@@ -166,7 +167,7 @@ impl Ui {
     /// Whether Cancel has something to stop: a run, or the faithfulness check after one.
     pub fn cancellable(self) -> bool {
         self.phase.get() == Phase::Running
-            || self.faithfulness.with(|all| all.iter().any(|(_, state)| *state == Measurement::Measuring))
+            || self.faithfulness.with(|all| all.iter().any(|(_, state)| matches!(state, Measurement::Measuring(_))))
     }
 
     fn status(&self, phase: Phase, message: impl Into<String>) {
@@ -292,7 +293,7 @@ impl Ui {
                         Phase::Done,
                         format!("Explained {:?} (p = {:.3}) in {:.0} ms.", target.text, target.prob, timings.total_ms),
                     );
-                    self.faithfulness.set(measuring.iter().map(|m| (m.clone(), Measurement::Measuring)).collect());
+                    self.faithfulness.set(measuring.iter().map(|m| (m.clone(), Measurement::Measuring(None))).collect());
                     self.row.set(None);
                     self.result.set(Some(*output));
                     self.timings.set(Some(timings));
@@ -326,7 +327,17 @@ impl Ui {
                     self.worker_free();
                 }
             }
-            FromWorker::RunProgress { id, done, expected } => {
+            FromWorker::RunProgress { id, measuring: Some(method), done, expected } => {
+                if self.is_current(id) {
+                    let percent = Some(percent_done(done, expected).round() as u32);
+                    self.faithfulness.update(|all| {
+                        if let Some((_, state @ Measurement::Measuring(_))) = all.iter_mut().find(|(m, _)| *m == method) {
+                            *state = Measurement::Measuring(percent);
+                        }
+                    });
+                }
+            }
+            FromWorker::RunProgress { id, measuring: None, done, expected } => {
                 let sent = self.runs.with_value(|r| r.sent.clone());
                 if let (true, Phase::Running, Some((label, sent_ms))) = (self.is_current(id), self.phase.get_untracked(), sent) {
                     let shown = done.min(expected);
@@ -490,7 +501,7 @@ impl Ui {
     /// Measurements still running will never arrive.
     fn stop_measuring(self) {
         self.faithfulness.update(|all| {
-            for (_, state) in all.iter_mut().filter(|(_, state)| *state == Measurement::Measuring) {
+            for (_, state) in all.iter_mut().filter(|(_, state)| matches!(state, Measurement::Measuring(_))) {
                 *state = Measurement::Stopped;
             }
         });
@@ -501,7 +512,7 @@ impl Ui {
 /// below 100 % until the maps arrive: a run may do more than expected), and the time left at the
 /// pace so far, once there is a pace to go by.
 fn run_progress_text(label: &str, done: u64, expected: u64, elapsed_ms: f64) -> String {
-    let fraction = (done as f64 / expected.max(1) as f64).min(0.99);
+    let fraction = percent_done(done, expected) / 100.0;
     let seconds_left = (fraction >= 0.02 && elapsed_ms >= 2000.0).then(|| elapsed_ms * (1.0 - fraction) / fraction / 1000.0);
     let left = match seconds_left {
         Some(s) if s >= 90.0 => format!(", about {:.0} min left", s / 60.0),
@@ -509,6 +520,22 @@ fn run_progress_text(label: &str, done: u64, expected: u64, elapsed_ms: f64) -> 
         None => String::new(),
     };
     format!("Computing {label}… {:.0} %{left}", 100.0 * fraction)
+}
+
+/// The percent of its expected work a computation has done, below 100 until its result arrives
+/// (a computation may do more than its estimate).
+fn percent_done(done: u64, expected: u64) -> f64 {
+    (100.0 * done as f64 / expected.max(1) as f64).min(99.0)
+}
+
+impl Measurement {
+    /// "measuring faithfulness… 37 %".
+    pub fn measuring_text(percent: Option<u32>) -> String {
+        match percent {
+            Some(percent) => format!("measuring faithfulness… {percent} %"),
+            None => "measuring faithfulness…".to_string(),
+        }
+    }
 }
 
 pub fn megabytes(bytes: f64) -> String {

@@ -33,7 +33,7 @@ pub fn FaithfulnessPanel(ui: Ui) -> impl IntoView {
         let measurement = ui.measurement(&a.method);
         let state = match &measurement {
             None => "off",
-            Some(Measurement::Measuring) => "measuring",
+            Some(Measurement::Measuring(_)) => "measuring",
             Some(Measurement::Measured { .. }) => "done",
             Some(Measurement::Failed(_)) => "error",
             Some(Measurement::Stopped) => "stopped",
@@ -45,7 +45,9 @@ pub fn FaithfulnessPanel(ui: Ui) -> impl IntoView {
         let number = move |f: fn(&Faithfulness) -> f64| report.as_ref().map(|r| f(r).to_string()).unwrap_or_default();
         let body = match measurement {
             None => view! { <p class="muted">"Not measured: tick “measure faithfulness” to check this map."</p> }.into_any(),
-            Some(Measurement::Measuring) => view! { <p class="muted">"measuring faithfulness…"</p> }.into_any(),
+            Some(Measurement::Measuring(percent)) => {
+                view! { <p class="muted" data-testid="measuring">{Measurement::measuring_text(percent)}</p> }.into_any()
+            }
             Some(Measurement::Stopped) => view! { <p class="muted">"Stopped before it was measured."</p> }.into_any(),
             Some(Measurement::Failed(message)) => view! { <p class="error">{message}</p> }.into_any(),
             Some(Measurement::Measured { report, ms }) => {

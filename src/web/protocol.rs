@@ -42,10 +42,11 @@ pub enum FromWorker {
     /// The maps of run `id`. `Faithfulness` messages follow for each method in `measuring`
     /// (the run's own method first); the worker is free after the last one.
     Done { id: u64, output: Box<RunOutput>, timings: Timings, measuring: Vec<String> },
-    /// How far run `id`'s maps have come (`engine::progress` units), after each of its passes.
-    /// Posted on the worker's channel (see `WorkerBridge::spawn`): the thread that computes may
-    /// be one of the pool's, which cannot post to the page.
-    RunProgress { id: u64, done: u64, expected: u64 },
+    /// How far run `id` has come (`engine::progress` units), after each of its passes: its maps,
+    /// or (`measuring`) the faithfulness check of one method's map. Posted on the worker's
+    /// channel (see `WorkerBridge::spawn`): the thread that computes may be one of the pool's,
+    /// which cannot post to the page.
+    RunProgress { id: u64, measuring: Option<String>, done: u64, expected: u64 },
     Faithfulness { id: u64, method: String, outcome: Result<Faithfulness, String>, ms: f64 },
     RunFailed { id: u64, message: String },
 }

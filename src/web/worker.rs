@@ -11,8 +11,8 @@ use crate::engine::progress::{self, Progress};
 use crate::engine::stats::spearman;
 use crate::engine::{attribution, explain_request, faithfulness, methods, parallel, EngineError, Model, Problem, Request};
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::Ordering;
+use std::sync::{Mutex, OnceLock};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BroadcastChannel, DedicatedWorkerGlobalScope, MessageEvent};
@@ -25,9 +25,13 @@ thread_local! {
 
 /// The name of the channel the page listens on beside the worker's messages: the worker's own.
 static CHANNEL_NAME: OnceLock<String> = OnceLock::new();
-/// The run whose maps the engine counts; 0 while it computes anything else (a faithfulness check,
-/// whose progress the page does not show).
-static RUN_ID: AtomicU64 = AtomicU64::new(0);
+/// What the engine's count is about: a run's id, and the method whose map's faithfulness it
+/// measures (`None`: the run's maps). Shared: the count is reported from the computing thread.
+static COUNTED: Mutex<Option<(u64, Option<String>)>> = Mutex::new(None);
+
+fn count_for(counted: Option<(u64, Option<String>)>) {
+    *COUNTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = counted;
+}
 
 fn scope() -> DedicatedWorkerGlobalScope {
     js_sys::global().unchecked_into()
@@ -112,7 +116,7 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
             let _ = flag.compare_exchange(asked, 0, Ordering::SeqCst, Ordering::SeqCst);
         }
         let started = now_ms();
-        RUN_ID.store(id, Ordering::Relaxed);
+        count_for(Some((id, None)));
         let computed = parallel::on_pool(|| {
             let tokens = model.tokenize_input(&request.text, request.max_tokens)?;
             progress::begin(expected_work(model, tokens.len(), request, compare)?);
@@ -121,7 +125,6 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
             let output = maps(&problem, request, compare)?;
             Ok::<_, EngineError>((problem, forward_done, output))
         });
-        RUN_ID.store(0, Ordering::Relaxed);
         let (problem, forward_done, output) = match computed {
             Ok(computed) => computed,
             Err(e) => return post(&FromWorker::RunFailed { id, message: e.to_string() }),
@@ -154,10 +157,15 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
         let params = &request.params;
         for map in to_measure {
             let started = now_ms();
-            let outcome = parallel::on_pool(|| faithfulness::measure(&problem, &map.scores, params.baseline, params.seed))
-                .map_err(|e| e.to_string());
+            count_for(Some((id, Some(map.method.clone()))));
+            let outcome = parallel::on_pool(|| {
+                progress::begin(faithfulness::work(&map.scores, params.seed));
+                faithfulness::measure(&problem, &map.scores, params.baseline, params.seed)
+            })
+            .map_err(|e| e.to_string());
             post(&FromWorker::Faithfulness { id, method: map.method, outcome, ms: now_ms() - started });
         }
+        count_for(None);
     })
 }
 
@@ -173,11 +181,9 @@ fn expected_work(model: &Model, seq: usize, request: &Request, compare: &[String
 /// Tells the page how far the current run has come, on the worker's channel. Called by the engine
 /// on the thread that computes, after each pass (a few per second at most in a long run).
 fn report_progress(Progress { done, expected }: Progress) {
-    let (Some(name), id) = (CHANNEL_NAME.get(), RUN_ID.load(Ordering::Relaxed)) else { return };
-    if id == 0 {
-        return;
-    }
-    let message = FromWorker::RunProgress { id, done, expected };
+    let counted = COUNTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    let (Some(name), Some((id, measuring))) = (CHANNEL_NAME.get(), counted) else { return };
+    let message = FromWorker::RunProgress { id, measuring, done, expected };
     let value = serde_wasm_bindgen::to_value(&message).expect("messages serialize");
     CHANNEL.with(|channel| {
         let mut channel = channel.borrow_mut();

@@ -16,7 +16,8 @@ const LOAD_AND_RUN_MS = 150 * S;
 const RUN_MS = 120 * S;
 
 const MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
-const EXAMPLE_TOKENS = 10;   // "The Eiffel Tower is located in the city of"
+const EXAMPLE = 'The Eiffel Tower is located in the city of';
+const EXAMPLE_TOKENS = 10;
 // The methods whose scores may be negative (the others are norms, weights or flows: ≥ 0).
 const SIGNED = new Set(['grad_x_input', 'integrated_gradients', 'occlusion']);
 // The settings each method shows (the faithfulness check adds baseline and seed when it is on).
@@ -140,7 +141,7 @@ async function tests() {
     v = await after(page, () => page.selectOption('[data-testid=method]', 'integrated_gradients'));
     v = await after(page, () => page.fill('[data-testid=param-steps]', '0'));
     check('IG with 0 steps: error state with the engine\'s message, text kept',
-      v.state === 'error' && /between 4 and 1024 steps/.test(v.message) && v.editor === 'The Eiffel Tower is located in the city of', brief(v));
+      v.state === 'error' && /between 4 and 1024 steps/.test(v.message) && v.editor === EXAMPLE, brief(v));
     v = await after(page, () => page.fill('[data-testid=param-steps]', '16'));
     check('IG with 16 steps recovers', v.state === 'done' && v.completeness && finite(v.completeness.error)
       && num(v.completeness.gradients) <= 16, brief(v));
@@ -153,6 +154,26 @@ async function tests() {
     check('faithfulness off: saliency shows no settings', v.params.length === 0, J(v.params));
     v = await after(page, () => page.check('[data-testid=faithfulness-toggle]'));
     check('faithfulness on again: measured', v.faithfulness?.state === 'done', J(v.faithfulness?.state));
+  });
+
+  await group('faithfulness progress', h, async () => {
+    // A text of about 150 tokens: the check's 30-odd perturbed copies take several batches.
+    const long = Array(15).fill(`${EXAMPLE} Paris.`).join(' ');
+    await page.evaluate(() => {
+      window.__measuring = [];
+      new MutationObserver(() => {
+        const e = document.querySelector('[data-testid=measuring]');
+        const last = window.__measuring[window.__measuring.length - 1];
+        if (e && e.textContent !== last) window.__measuring.push(e.textContent);
+      }).observe(document, { subtree: true, childList: true, characterData: true });
+    });
+    v = await after(page, () => page.fill('[data-testid=editor]', long));
+    const said = await page.evaluate(() => window.__measuring);
+    const percents = said.map((x) => /… (\d+) %$/.exec(x)).filter(Boolean).map((m) => Number(m[1]));
+    check('the faithfulness check says how far it has come, in percent that only grows',
+      v.faithfulness?.state === 'done' && percents.length >= 2 && percents.every((p, i) => i === 0 || p >= percents[i - 1]) && percents.some((p) => p > 0 && p < 100),
+      `${J(said)} ${J(v.faithfulness?.state)}`);
+    v = await after(page, () => page.fill('[data-testid=editor]', EXAMPLE));
   });
 
   await group('target kind and foil', h, async () => {
@@ -227,7 +248,7 @@ async function tests() {
     const measuring = await page.getAttribute('[data-testid=faithfulness]', 'data-state');
     if (measuring !== 'measuring') { info(`the check had already finished (${measuring}): nothing to supersede`); return; }
     const workers = h.workers, m2 = await mark(page), t0 = Date.now();
-    await page.fill('[data-testid=editor]', 'The Eiffel Tower is located in the city of');
+    await page.fill('[data-testid=editor]', EXAMPLE);
     await settle(page, m2, RUN_MS);
     const ms = Date.now() - t0, seq = (await states(page, m2)).map((x) => x.state);
     v = await settled(page, m2);

@@ -6,7 +6,6 @@
 use super::{AttributionMethod, MethodParams, Param, Scores};
 use crate::engine::error::Result;
 use crate::engine::problem::{self, Problem};
-use crate::engine::progress;
 use candle_core::Tensor;
 use std::ops::Range;
 
@@ -36,13 +35,7 @@ impl AttributionMethod for Occlusion {
     /// Occluding token i leaves the i positions before it as they were, which the passes of
     /// values continue from the text's keys and values where their batching allows.
     fn work(&self, seq: usize, _params: &MethodParams) -> u64 {
-        let (mut work, mut keys_values) = (0, false);
-        for chunk in chunks(seq) {
-            let (chunk_work, continues) = problem::values_work(&chunk.collect::<Vec<_>>(), seq);
-            work += chunk_work;
-            keys_values |= continues;
-        }
-        work + if keys_values { progress::forward(1, seq) } else { 0 }
+        problem::values_work(chunks(seq).map(|chunk| chunk.collect()), seq)
     }
 
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {
