@@ -93,6 +93,36 @@ fn cli_prints_the_documented_json() {
     assert!(json["target"]["prob"].as_f64().unwrap() < 0.1);
 }
 
+/// The CLI under a pseudo-terminal (util-linux `script`, part of every Debian system): what the
+/// terminal showed, stdout and stderr together.
+fn cli_on_a_terminal(args: &[&str]) -> (bool, String) {
+    let quoted: Vec<String> = std::iter::once(env!("CARGO_BIN_EXE_salient"))
+        .chain(args.iter().copied())
+        .map(|arg| format!("'{}'", arg.replace('\'', "'\\''")))
+        .collect();
+    let out = Command::new("script").args(["-qec", &quoted.join(" "), "/dev/null"]).output().expect("script runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into())
+}
+
+#[test]
+fn cli_shows_progress_on_a_terminal_and_nowhere_else() {
+    let model = common::model_path();
+    let args = ["attribute", "--model", &model, "--text", "The capital of France is", "--method", "occlusion", "--json"];
+    let (ok, shown) = cli_on_a_terminal(&args);
+    assert!(ok, "{shown}");
+    let percents: Vec<u64> = shown
+        .split("\rsalient: ")
+        .skip(1)
+        .map(|rest| rest.split(" %").next().unwrap().parse().expect("a percent"))
+        .collect();
+    assert!(percents.len() >= 2 && percents.windows(2).all(|w| w[0] < w[1]) && percents.iter().all(|p| *p < 100), "{shown:?}");
+    let after_progress = shown.rsplit("\r\x1b[K").next().unwrap();
+    assert!(after_progress.trim_start().starts_with('{') && after_progress.contains("\"target\""), "the line is cleared before the result: {shown:?}");
+    let (code, stdout, stderr) = cli(&args);
+    assert_eq!((code, stderr.as_str()), (0, ""), "no progress in a pipe");
+    assert!(stdout.starts_with('{'));
+}
+
 #[test]
 fn cli_fails_clearly_on_bad_input() {
     let model = common::model_path();

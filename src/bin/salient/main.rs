@@ -8,14 +8,18 @@
 mod bench;
 mod convergence;
 
+use salient::engine::attribution::expected_work;
 use salient::engine::grouping::{self, Granularity};
-use salient::engine::parallel;
 use salient::engine::memory::GraphBudget;
+use salient::engine::parallel;
+use salient::engine::progress::{self, Progress};
 use salient::engine::weights::WeightStorage;
 use salient::engine::{self, methods, Attribution, Baseline, Model, Request, TargetChoice, TargetKind};
 use candle_core::DType;
 use sha2::{Digest, Sha256};
+use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const USAGE: &str = "\
 usage:
@@ -38,7 +42,7 @@ usage:
   --method NAME    attribution method (default: saliency); `salient methods` lists them
   --top-k K        how many top predictions to report (default 5)
   --steps N        integrated_gradients: the most gradients its adaptive path integral may
-                   take, 3 to 1024 (default 32; it stops earlier once the scores add up)
+                   take, 4 to 1024 (default 32; it stops earlier once the scores add up)
   --baseline B     pad (default: the padding token's embedding) or zero
   --samples N      smoothgrad: noisy copies (default 16)
   --sigma S        smoothgrad: noise std as a fraction of the embeddings' RMS (default 0.1)
@@ -56,6 +60,8 @@ usage:
   --weights W      decoded (default): the weights are decoded to f32 once, at load (about 4 bytes
                    per weight more memory, no decoding per run); encoded: kept as in the file and
                    decoded while each product needs them (the page's way, the least memory)
+
+  attribute shows how far each run has come (\"salient: 37 %\") on stderr when that is a terminal.
 
   bench prints one JSON line per configuration (tokens x method; `forward` is the forward pass
   alone): each of R runs' load, forward and attribution times in ms (default 5 runs, 64 tokens,
@@ -261,10 +267,22 @@ fn run(args: Args) -> ExitCode {
         m["architecture"] = model.config().architecture.clone().into();
         m
     };
+    // How far each run has come, on a terminal only (pipes and logs get the results alone).
+    let terminal = std::io::stderr().is_terminal();
+    if terminal {
+        progress::listen(show_progress);
+    }
     let mut failed = false;
     for text in &args.texts {
         let request = Request { text: text.clone(), ..args.request.clone() };
-        match engine::attribute(&model, &request) {
+        if terminal {
+            // A text the engine refuses fails in `attribute` below, with its message.
+            let tokens = model.tokenize_input(text, request.max_tokens).map(|tokens| tokens.len());
+            progress::begin(tokens.and_then(|seq| expected_work(&model, seq, &request)).unwrap_or(0));
+        }
+        let attribution = engine::attribute(&model, &request);
+        clear_progress();
+        match attribution {
             Ok(result) if args.json => println!("{}", to_json(&result, &model_json, args.group)),
             Ok(result) => print_table(&result, args.group),
             Err(e) if args.batch => {
@@ -275,6 +293,25 @@ fn run(args: Args) -> ExitCode {
         }
     }
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// The percent `show_progress` last printed; `u64::MAX` once the line is cleared.
+static SHOWN_PERCENT: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// "salient: 37 %" in place on stderr, when the percent changes (below 100 until the run ends:
+/// the faithfulness check is not in the estimate).
+fn show_progress(Progress { done, expected }: Progress) {
+    let percent = (100 * done / expected.max(1)).min(99);
+    if SHOWN_PERCENT.swap(percent, Ordering::Relaxed) != percent {
+        eprint!("\rsalient: {percent} %");
+    }
+}
+
+/// Erases the progress line, if one is shown.
+fn clear_progress() {
+    if SHOWN_PERCENT.swap(u64::MAX, Ordering::Relaxed) != u64::MAX {
+        eprint!("\r\x1b[K");
+    }
 }
 
 fn fail(message: &str) -> ExitCode {
