@@ -74,8 +74,10 @@ pub fn measure(problem: &Problem, scores: &[f32], baseline: Baseline, seed: u64)
     })
 }
 
-/// The work (in [`progress`](super::progress) units) of [`measure`] on `scores` with `seed`: each perturbed input
-/// continues the text's keys and values up to the first position it replaces.
+/// The work (in [`progress`](super::progress) units) of [`measure`] on `scores` with `seed`: each
+/// perturbed input continues the text's keys and values up to the first position it replaces
+/// (`Problem::values` finds that by comparing embeddings; a replaced token whose embedding is the
+/// baseline's would share more, and the check would do a little less than this).
 pub fn work(scores: &[f32], seed: u64) -> u64 {
     let n = scores.len();
     let mut shared: Vec<usize> = perturbations(scores, seed)

@@ -172,7 +172,7 @@ impl<'m> Problem<'m> {
             Some(tape) => {
                 let value = self.objective.score(tape.logits())?;
                 let gradient = tape.gradient(&*self.model.decoder, value)?;
-                progress::advance(progress::BACKWARD * progress::forward(1, self.len()));
+                progress::advance(progress::backward(1, self.len()));
                 gradient
             }
             None => {

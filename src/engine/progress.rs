@@ -2,7 +2,7 @@
 //! occlusion of 512 tokens takes minutes in the page).
 //!
 //! Work is counted in positions through the model: a forward pass over `p` positions of `r`
-//! sequences is `r · p` units, its backward pass ([`BACKWARD`]) twice that. Whoever starts a
+//! sequences is `r · p` units, its backward pass ([`backward`]) twice that. Whoever starts a
 //! computation says how much work to expect ([`begin`], with the methods' own estimates,
 //! `AttributionMethod::work`); the passes count what they do as they go ([`advance`], in
 //! `Problem`). An adaptive method may finish below its estimate; a caller that left something out
@@ -15,9 +15,6 @@
 use std::cell::Cell;
 use std::sync::OnceLock;
 
-/// Units per position of a backward pass: it computes only the input gradient, a product with
-/// each weight as the forward pass does, and its elementwise work is about as much again.
-pub const BACKWARD: u64 = 2;
 
 /// The computation's work so far, and the work it expects in all.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -67,7 +64,14 @@ pub fn forward(sequences: usize, positions: usize) -> u64 {
     (sequences * positions) as u64
 }
 
+/// The backward pass of a forward pass over `positions` positions of `sequences` inputs: twice
+/// its units. It computes only the input gradient, a product with each weight as the forward pass
+/// does, and its elementwise work is about as much again.
+pub fn backward(sequences: usize, positions: usize) -> u64 {
+    2 * forward(sequences, positions)
+}
+
 /// Gradients at `sequences` inputs of `positions` positions: forward and backward passes.
 pub fn gradients(sequences: usize, positions: usize) -> u64 {
-    (1 + BACKWARD) * forward(sequences, positions)
+    forward(sequences, positions) + backward(sequences, positions)
 }

@@ -60,8 +60,7 @@ impl AttributionMethod for IntegratedGradients {
     /// At most: the input's gradient from the kept forward pass, f at the baseline, and every
     /// other step's gradient (the rule stops early once the scores add up).
     fn work(&self, seq: usize, params: &MethodParams) -> u64 {
-        let input = progress::BACKWARD * progress::forward(1, seq);
-        input + progress::forward(1, seq) + progress::gradients(params.steps.saturating_sub(1), seq)
+        progress::backward(1, seq) + progress::forward(1, seq) + progress::gradients(params.steps.saturating_sub(1), seq)
     }
 
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {

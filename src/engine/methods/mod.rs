@@ -36,7 +36,7 @@ pub trait AttributionMethod: Sync {
     /// [`progress`](crate::engine::progress) units (at most that, for a method that may stop
     /// early). By default: the input gradient, whose forward pass the problem kept.
     fn work(&self, seq: usize, _params: &MethodParams) -> u64 {
-        progress::BACKWARD * progress::forward(1, seq)
+        progress::backward(1, seq)
     }
     /// One score per input token.
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores>;

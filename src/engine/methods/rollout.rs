@@ -2,11 +2,10 @@
 //! attention, so a layer mixes tokens by Â = ½A + ½I (rows renormalised to sum 1), and the flow
 //! from the inputs to the last position through layers 1..L is the last row of Â_L ⋯ Â_1.
 
-use super::attention::{check_layer_and_head, layer_attention};
+use super::attention::{check_layer_and_head, layer_attention, Attention};
 use super::{AttributionMethod, MethodParams, Param, Scores};
 use crate::engine::error::Result;
 use crate::engine::problem::Problem;
-use crate::engine::progress;
 use candle_core::{DType, Tensor};
 
 pub struct Rollout;
@@ -28,9 +27,9 @@ impl AttributionMethod for Rollout {
         &[Param::Layer, Param::Head]
     }
 
-    /// One forward pass, which keeps every layer's attention probabilities.
-    fn work(&self, seq: usize, _params: &MethodParams) -> u64 {
-        progress::forward(1, seq)
+    /// The same pass as attention's.
+    fn work(&self, seq: usize, params: &MethodParams) -> u64 {
+        Attention.work(seq, params)
     }
 
     /// Through layers `0..=params.layer`, or all of them.
