@@ -23,6 +23,14 @@ pub struct Progress {
     pub expected: u64,
 }
 
+impl Progress {
+    /// The percent of the expected work done, below 100 until the computation's result is there
+    /// (it may do more than its estimate).
+    pub fn percent(self) -> f64 {
+        (100.0 * self.done as f64 / self.expected.max(1) as f64).min(99.0)
+    }
+}
+
 thread_local! {
     static PROGRESS: Cell<Progress> = const { Cell::new(Progress { done: 0, expected: 0 }) };
 }

@@ -17,6 +17,7 @@ use super::share_link::{LinkNotes, SharePanel, Sharing};
 use super::targets::{Predictions, TargetPanel};
 use crate::engine::faithfulness::Faithfulness;
 use crate::engine::methods;
+use crate::engine::progress::Progress;
 use leptos::prelude::*;
 
 const DEBOUNCE_MS: u32 = 400;
@@ -329,7 +330,7 @@ impl Ui {
             }
             FromWorker::RunProgress { id, measuring: Some(method), done, expected } => {
                 if self.is_current(id) {
-                    let percent = Some(percent_done(done, expected).round() as u32);
+                    let percent = Some(Progress { done, expected }.percent().round() as u32);
                     self.faithfulness.update(|all| {
                         if let Some((_, state @ Measurement::Measuring(_))) = all.iter_mut().find(|(m, _)| *m == method) {
                             *state = Measurement::Measuring(percent);
@@ -512,7 +513,7 @@ impl Ui {
 /// below 100 % until the maps arrive: a run may do more than expected), and the time left at the
 /// pace so far, once there is a pace to go by.
 fn run_progress_text(label: &str, done: u64, expected: u64, elapsed_ms: f64) -> String {
-    let fraction = percent_done(done, expected) / 100.0;
+    let fraction = Progress { done, expected }.percent() / 100.0;
     let seconds_left = (fraction >= 0.02 && elapsed_ms >= 2000.0).then(|| elapsed_ms * (1.0 - fraction) / fraction / 1000.0);
     let left = match seconds_left {
         Some(s) if s >= 90.0 => format!(", about {:.0} min left", s / 60.0),
@@ -520,12 +521,6 @@ fn run_progress_text(label: &str, done: u64, expected: u64, elapsed_ms: f64) -> 
         None => String::new(),
     };
     format!("Computing {label}… {:.0} %{left}", 100.0 * fraction)
-}
-
-/// The percent of its expected work a computation has done, below 100 until its result arrives
-/// (a computation may do more than its estimate).
-fn percent_done(done: u64, expected: u64) -> f64 {
-    (100.0 * done as f64 / expected.max(1) as f64).min(99.0)
 }
 
 impl Measurement {

@@ -298,10 +298,10 @@ fn run(args: Args) -> ExitCode {
 /// The percent `show_progress` last printed; `u64::MAX` once the line is cleared.
 static SHOWN_PERCENT: AtomicU64 = AtomicU64::new(u64::MAX);
 
-/// "salient: 37 %" in place on stderr, when the percent changes (below 100 until the run ends:
-/// the faithfulness check is not in the estimate).
-fn show_progress(Progress { done, expected }: Progress) {
-    let percent = (100 * done / expected.max(1)).min(99);
+/// "salient: 37 %" in place on stderr, when the whole percent changes (the faithfulness check is
+/// not in the estimate, so a run with it stays at 99 % a while).
+fn show_progress(progress: Progress) {
+    let percent = progress.percent() as u64;
     if SHOWN_PERCENT.swap(percent, Ordering::Relaxed) != percent {
         eprint!("\rsalient: {percent} %");
     }
