@@ -1,17 +1,18 @@
 //! The progress count (`engine::progress`): what a run's passes count adds up to what
 //! `expected_work` and the methods' `work` said beforehand, for every method, a continuation, the
 //! faithfulness check of each method's map (`faithfulness::work`) and texts of a few lengths, and
-//! the listener hears a count that only grows and ends where the run did. On a tiny random llama,
-//! so the whole file runs in a moment.
+//! the listener hears a count that only grows and ends where the run did, block by block. On a
+//! tiny random llama, so the whole file runs in a moment.
 
 mod common;
 use candle_core::DType;
 use common::gguf_builder::{tiny_llama, TinyConfig};
 use salient::engine::attribution::expected_work;
 use salient::engine::faithfulness;
+use salient::engine::gradient::value_and_gradient_in_segments;
 use salient::engine::methods::METHODS;
 use salient::engine::progress::{self, Progress};
-use salient::engine::{attribute, Baseline, Model, Problem, Request};
+use salient::engine::{attribute, Baseline, Model, Problem, Request, TargetSpec};
 use std::cell::RefCell;
 
 const CONFIG: TinyConfig =
@@ -86,5 +87,35 @@ fn a_continuation_counts_every_row() {
         let rows = attribution.continuation.as_ref().map_or(0, |c| c.rows.len());
         assert!(rows > 1, "{rows} rows");
         assert_eq!(end.done, end.expected, "{method}");
+    }
+}
+
+/// A gradient cut into segments is heard block by block in its forward pass and segment by
+/// segment in its backward pass; the earlier segments' forward passes, run again for their
+/// backward passes, are not counted, so every cut counts the same work.
+#[test]
+fn a_gradient_is_heard_block_by_block_and_counts_no_recomputation() {
+    const LAYERS: usize = 5;
+    let model = Model::load_with_dtype(tiny_llama(TinyConfig { layers: LAYERS, ..CONFIG }).bytes, DType::F32).unwrap();
+    let problem = Problem::new(&model, TEXTS[2], &TargetSpec::top(), None).unwrap();
+    let seq = problem.len();
+    assert!(seq >= LAYERS, "{seq} tokens: every block's share is at least one unit");
+    progress::listen(record);
+    for (per_segment, segments) in [(5, 1), (2, 3), (1, 5)] {
+        HEARD.with(|heard| heard.borrow_mut().clear());
+        progress::begin(progress::gradients(1, seq));
+        value_and_gradient_in_segments(&*model.decoder, &problem.input().unsqueeze(0).unwrap(), per_segment, |logits| {
+            problem.objective.score(logits)
+        })
+        .unwrap();
+        let end = progress::current();
+        assert_eq!(end.done, end.expected, "segments of {per_segment}");
+        HEARD.with(|heard| {
+            let done: Vec<u64> = heard.borrow().iter().map(|p| p.done).collect();
+            // begin, then each block of the forward pass, then each segment of the backward pass.
+            assert_eq!(done.len(), 1 + LAYERS + segments, "segments of {per_segment}: {done:?}");
+            assert!(done.windows(2).all(|w| w[0] < w[1]), "segments of {per_segment}: {done:?}");
+            assert_eq!(done[LAYERS], progress::forward(1, seq), "the forward pass ends at its units: {done:?}");
+        });
     }
 }

@@ -9,6 +9,7 @@
 use super::arch::{last_position, run_blocks, Decoder};
 use super::error::{EngineError, Result};
 use super::memory::{layers_per_segment, GraphBudget};
+use super::progress;
 use candle_core::{Tensor, Var};
 use std::ops::Range;
 
@@ -42,6 +43,8 @@ pub fn value_and_gradient_in_segments(
 /// segment's graph (through the head) and what entered each earlier segment.
 pub struct Tape {
     earlier: Vec<(Range<usize>, Tensor)>,
+    /// The last segment's blocks (`entering` entered them).
+    last: Range<usize>,
     entering: Var,
     logits: Tensor,
 }
@@ -59,9 +62,9 @@ impl Tape {
             earlier.push((segment, std::mem::replace(&mut x, next)));
         }
         let entering = Var::from_tensor(&x)?;
-        let stream = run_blocks(decoder, entering.as_tensor(), last, None, drop)?;
+        let stream = run_blocks(decoder, entering.as_tensor(), last.clone(), None, drop)?;
         let logits = decoder.head(&last_position(&stream)?)?;
-        Ok(Self { earlier, entering, logits })
+        Ok(Self { earlier, last, entering, logits })
     }
 
     /// The next-token logits `(batch, vocab)`, tracked: score them, then ask for [`Self::gradient`].
@@ -70,16 +73,22 @@ impl Tape {
     }
 
     /// The gradient of `values` (a function of [`Self::logits`], one per row) with respect to the
-    /// embeddings the tape was recorded on, `(batch, seq, width)`.
+    /// embeddings the tape was recorded on, `(batch, seq, width)`. Counts each segment's share of
+    /// the backward pass as it is done; an earlier segment's forward pass, run again for it, is
+    /// not counted.
     pub fn gradient(self, decoder: &dyn Decoder, values: Tensor) -> Result<Tensor> {
+        let (rows, tokens, _) = self.entering.as_tensor().dims3()?;
+        let (units, layers) = (progress::backward(rows, tokens), decoder.config().layers);
         let mut gradient = gradient_of(&values.sum_all()?, &self.entering)?;
+        progress::advance(progress::share(units, self.last, layers));
         // The last segment's graph is no longer needed: free it before the next is built.
         drop((values, self.logits));
         // Back through the earlier segments: ∂⟨out, g⟩/∂in = Jᵀg, the gradient at the segment's input.
         for (segment, input) in self.earlier.into_iter().rev() {
             let entering = Var::from_tensor(&input)?;
-            let out = run_blocks(decoder, entering.as_tensor(), segment, None, drop)?;
+            let out = progress::uncounted(|| run_blocks(decoder, entering.as_tensor(), segment.clone(), None, drop))?;
             gradient = gradient_of(&(out * &gradient)?.sum_all()?, &entering)?;
+            progress::advance(progress::share(units, segment, layers));
         }
         Ok(gradient)
     }

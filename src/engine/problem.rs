@@ -94,7 +94,6 @@ impl<'m> Problem<'m> {
         let embeds = model.decoder.embed(&ids)?;
         let per_segment = memory::layers_per_segment(model.config(), ids.len(), 1, model.graph_budget());
         let input_tape = Tape::record(&*model.decoder, &embeds.unsqueeze(0)?, per_segment)?;
-        progress::advance(progress::forward(1, ids.len()));
         let input_logits = input_tape.logits().detach();
         let probs: Vec<f32> = ops::softmax(&input_logits.squeeze(0)?, D::Minus1)?
             .to_dtype(DType::F32)?
@@ -155,7 +154,6 @@ impl<'m> Problem<'m> {
         }
         self.release_input_tape();
         let attentions = self.model.decoder.forward(&self.embeds.unsqueeze(0)?)?.attentions;
-        progress::advance(progress::forward(1, self.len()));
         Ok(self.attentions.get_or_init(|| attentions))
     }
 
@@ -171,16 +169,11 @@ impl<'m> Problem<'m> {
         let gradient = match kept {
             Some(tape) => {
                 let value = self.objective.score(tape.logits())?;
-                let gradient = tape.gradient(&*self.model.decoder, value)?;
-                progress::advance(progress::backward(1, self.len()));
-                gradient
+                tape.gradient(&*self.model.decoder, value)?
             }
             None => {
                 let embeds = self.embeds.unsqueeze(0)?;
-                let gradient =
-                    value_and_gradient(&*self.model.decoder, &embeds, self.model.graph_budget(), |l| self.objective.score(l))?.1;
-                progress::advance(progress::gradients(1, self.len()));
-                gradient
+                value_and_gradient(&*self.model.decoder, &embeds, self.model.graph_budget(), |l| self.objective.score(l))?.1
             }
         };
         Ok(gradient.squeeze(0)?)
@@ -237,7 +230,6 @@ impl<'m> Problem<'m> {
             for (&i, value) in members.iter().zip(scores) {
                 values[i] = value;
             }
-            progress::advance(progress::forward(members.len(), self.len() - start));
         }
         Ok(values)
     }
@@ -254,7 +246,6 @@ impl<'m> Problem<'m> {
             return Ok(keys_values);
         }
         let keys_values = self.model.decoder.keys_values(&self.embeds.unsqueeze(0)?)?;
-        progress::advance(progress::forward(1, self.len()));
         Ok(self.keys_values.get_or_init(|| keys_values))
     }
 
@@ -269,7 +260,6 @@ impl<'m> Problem<'m> {
                 value_and_gradient(&*self.model.decoder, &Tensor::stack(batch, 0)?, self.model.graph_budget(), |logits| {
                     self.objective.score(logits)
                 })?;
-            progress::advance(progress::gradients(batch.len(), self.len()));
             let scores = scores.to_dtype(DType::F64)?.to_vec1::<f64>()?;
             for (i, value) in scores.into_iter().enumerate() {
                 visit(b * rows + i, value, &gradient.get(i)?)?;

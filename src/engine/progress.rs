@@ -4,15 +4,21 @@
 //! Work is counted in positions through the model: a forward pass over `p` positions of `r`
 //! sequences is `r · p` units, its backward pass ([`backward`]) twice that. Whoever starts a
 //! computation says how much work to expect ([`begin`], with the methods' own estimates,
-//! `AttributionMethod::work`); the passes count what they do as they go ([`advance`], in
-//! `Problem`). An adaptive method may finish below its estimate; a caller that left something out
-//! of the estimate sees `done` pass `expected`, which a front end shows as nearly done.
+//! `AttributionMethod::work`); the passes count what they do as they go ([`advance`]): a forward
+//! pass block by block (`arch::run_blocks`), a backward pass a segment of blocks at a time
+//! (`gradient::Tape`), each its [`share`] of the pass, so that one long pass (saliency on 512
+//! tokens in the page) moves too. A segment's forward pass run again for its backward pass is not
+//! counted ([`uncounted`]): the estimates do not depend on how the graph is cut. An adaptive
+//! method may finish below its estimate; a caller that left something out of the estimate sees
+//! `done` pass `expected`, which a front end shows as nearly done.
 //!
 //! The count belongs to the thread that runs the computation (the one that calls `Problem`'s
 //! passes), so computations on different threads (the tests) do not mix. A front end that wants
-//! to hear of it sets a listener once ([`listen`]); it is called on that thread after each pass.
+//! to hear of it sets a listener once ([`listen`]); it is called on that thread at every step of
+//! the count (every block: a front end shows only the steps that change what it shows).
 
 use std::cell::Cell;
+use std::ops::Range;
 use std::sync::OnceLock;
 
 
@@ -33,6 +39,8 @@ impl Progress {
 
 thread_local! {
     static PROGRESS: Cell<Progress> = const { Cell::new(Progress { done: 0, expected: 0 }) };
+    /// Whether this thread's passes are not counted now ([`uncounted`]).
+    static PAUSED: Cell<bool> = const { Cell::new(false) };
 }
 
 static LISTENER: OnceLock<fn(Progress)> = OnceLock::new();
@@ -55,10 +63,37 @@ pub fn current() -> Progress {
 
 /// Counts `units` of work done on this thread.
 pub(crate) fn advance(units: u64) {
+    if PAUSED.get() {
+        return;
+    }
     let progress = PROGRESS.get();
     let progress = Progress { done: progress.done + units, ..progress };
     PROGRESS.set(progress);
     tell(progress);
+}
+
+/// Runs `run` without counting its passes: work done again, which no estimate includes.
+pub(crate) fn uncounted<T>(run: impl FnOnce() -> T) -> T {
+    /// Restores the previous state however `run` ends.
+    struct Resume(bool);
+    impl Drop for Resume {
+        fn drop(&mut self) {
+            PAUSED.set(self.0);
+        }
+    }
+    let _resume = Resume(PAUSED.replace(true));
+    run()
+}
+
+/// The part of a pass's `units` done by its blocks `blocks` of `layers`: the pass's units spread
+/// over its blocks in whole units, so that the blocks' parts add up to the pass's exactly. A model
+/// without blocks does the whole pass in its (empty) range of them.
+pub(crate) fn share(units: u64, blocks: Range<usize>, layers: usize) -> u64 {
+    if layers == 0 {
+        return units;
+    }
+    let until = |block: usize| units * block as u64 / layers as u64;
+    until(blocks.end) - until(blocks.start)
 }
 
 fn tell(progress: Progress) {

@@ -25,12 +25,20 @@ thread_local! {
 
 /// The name of the channel the page listens on beside the worker's messages: the worker's own.
 static CHANNEL_NAME: OnceLock<String> = OnceLock::new();
-/// What the engine's count is about: a run's id, and the method whose map's faithfulness it
-/// measures (`None`: the run's maps). Shared: the count is reported from the computing thread.
-static COUNTED: Mutex<Option<(u64, Option<String>)>> = Mutex::new(None);
+/// What the engine's count is about: a run's id, the method whose map's faithfulness it measures
+/// (`None`: the run's maps), and the whole percent last sent. Shared: the count is reported from
+/// the computing thread.
+static COUNTED: Mutex<Option<Counted>> = Mutex::new(None);
+
+struct Counted {
+    id: u64,
+    measuring: Option<String>,
+    sent_percent: Option<u64>,
+}
 
 fn count_for(counted: Option<(u64, Option<String>)>) {
-    *COUNTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = counted;
+    *COUNTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
+        counted.map(|(id, measuring)| Counted { id, measuring, sent_percent: None });
 }
 
 fn scope() -> DedicatedWorkerGlobalScope {
@@ -178,12 +186,16 @@ fn expected_work(model: &Model, seq: usize, request: &Request, compare: &[String
     Ok(work)
 }
 
-/// Tells the page how far the current run has come, on the worker's channel. Called by the engine
-/// on the thread that computes, after each pass (a few per second at most in a long run).
-fn report_progress(Progress { done, expected }: Progress) {
-    let counted = COUNTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
-    let (Some(name), Some((id, measuring))) = (CHANNEL_NAME.get(), counted) else { return };
-    let message = FromWorker::RunProgress { id, measuring, done, expected };
+/// Tells the page how far the current run has come, on the worker's channel, when the whole
+/// percent it shows changes. Called by the engine on the thread that computes, after each block.
+fn report_progress(progress: Progress) {
+    let mut counted = COUNTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (Some(name), Some(counted)) = (CHANNEL_NAME.get(), counted.as_mut()) else { return };
+    let percent = progress.percent() as u64;
+    if counted.sent_percent.replace(percent) == Some(percent) {
+        return;
+    }
+    let message = FromWorker::RunProgress { id: counted.id, measuring: counted.measuring.clone(), done: progress.done, expected: progress.expected };
     let value = serde_wasm_bindgen::to_value(&message).expect("messages serialize");
     CHANNEL.with(|channel| {
         let mut channel = channel.borrow_mut();

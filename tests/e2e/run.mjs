@@ -264,9 +264,15 @@ async function runProgressTest(page, label, repeats) {
   check(`${label}: the status says the percentage done and the time left`,
     said.some((x) => /^Computing Occlusion.*… \d+ %/.test(x)) && said.some((x) => /\d+ %, about \d+ (s|min) left/.test(x)), J(said));
   check(`${label}: the bar is gone once the map is shown`, await page.evaluate(() => !document.querySelector('[data-testid=progress]')), '');
+  // Saliency is one forward and one backward pass: its count moves block by block, not per pass.
+  const single = await mark(page), ts = await pageNow(page);
+  await page.selectOption('[data-testid=method]', 'saliency');
+  const saliency = await settle(page, single, RUN_MS);
+  const steps = (await runProgressSince(page, ts)).filter((r) => r.done > 0 && r.done < r.expected);
+  info(`${label}: saliency's progress ${steps.length} readings between start and end`);
+  check(`${label}: saliency's passes are heard block by block`, saliency.state === 'done' && steps.length >= 10, `${steps.length} ${brief(saliency)}`);
   const back = await mark(page);
   await page.fill('[data-testid=editor]', EXAMPLE);
-  await page.selectOption('[data-testid=method]', 'saliency');
   await settle(page, back, RUN_MS);
 }
 

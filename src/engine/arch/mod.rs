@@ -9,6 +9,7 @@ use super::error::{EngineError, Result};
 use super::frozen_linear::FrozenLinear;
 use super::gguf::GgufFile;
 use super::layers::{KeyValues, LayerNorm, Projection};
+use super::progress;
 use super::weights::QuantizedMatrix;
 use candle_core::{DType, Tensor};
 use std::ops::Range;
@@ -111,7 +112,8 @@ pub trait Decoder: Send + Sync {
 /// Runs `layers` of `decoder` on `x` (the embeddings when `layers` starts at the first block,
 /// else the residual stream entering `layers.start`), continuing `past` (indexed by layer) when
 /// given, and hands what each block attended to `visit`. Returns the stream leaving the last of
-/// `layers`.
+/// `layers`. Counts each block's share of a forward pass over `x`'s sequences and positions as it
+/// finishes (`progress::share`).
 pub fn run_blocks<D: Decoder + ?Sized>(
     decoder: &D,
     x: &Tensor,
@@ -127,10 +129,15 @@ pub fn run_blocks<D: Decoder + ?Sized>(
         (0, _) => decoder.stream(x, 0)?,
         _ => x.clone(),
     };
+    let (total, units) = (decoder.config().layers, progress::forward(x.dim(0)?, x.dim(1)?));
+    if layers.is_empty() {
+        progress::advance(progress::share(units, layers.clone(), total));
+    }
     for layer in layers {
         let (next, attended) = decoder.block(layer, &x, past.map(|past| &past[layer]))?;
         x = next;
         visit(attended);
+        progress::advance(progress::share(units, layer..layer + 1, total));
     }
     Ok(x)
 }
