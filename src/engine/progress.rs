@@ -4,11 +4,11 @@
 //! Work is counted in positions through the model: a forward pass over `p` positions of `r`
 //! sequences is `r · p` units, its backward pass ([`backward`]) twice that. Whoever starts a
 //! computation says how much work to expect ([`begin`], with the methods' own estimates,
-//! `AttributionMethod::work`); the passes count what they do as they go ([`advance`]): a forward
+//! `AttributionMethod::work`); the passes count what they do as they go (`advance`): a forward
 //! pass block by block (`arch::run_blocks`), a backward pass a segment of blocks at a time
-//! (`gradient::Tape`), each its [`share`] of the pass, so that one long pass (saliency on 512
+//! (`gradient::Tape`), each its `share` of the pass, so that one long pass (saliency on 512
 //! tokens in the page) moves too. A segment's forward pass run again for its backward pass is not
-//! counted ([`uncounted`]): the estimates do not depend on how the graph is cut. An adaptive
+//! counted (`uncounted`): the estimates do not depend on how the graph is cut. An adaptive
 //! method may finish below its estimate; a caller that left something out of the estimate sees
 //! `done` pass `expected`, which a front end shows as nearly done.
 //!
@@ -20,7 +20,6 @@
 use std::cell::Cell;
 use std::ops::Range;
 use std::sync::OnceLock;
-
 
 /// The computation's work so far, and the work it expects in all.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,7 +44,8 @@ thread_local! {
 
 static LISTENER: OnceLock<fn(Progress)> = OnceLock::new();
 
-/// Calls `listener` with the count after every pass from now on (the first listener set stays).
+/// Calls `listener` with the count at every step from now on: after each block of a forward pass
+/// and each segment of a backward pass (the first listener set stays).
 pub fn listen(listener: fn(Progress)) {
     let _ = LISTENER.set(listener);
 }
