@@ -92,7 +92,9 @@ impl Reduce {
     pub fn apply(self, scores: &[f32]) -> f32 {
         match self {
             Reduce::Sum => scores.iter().sum(),
-            Reduce::MaxAbs => scores.iter().copied().max_by(|a, b| a.abs().total_cmp(&b.abs())).unwrap_or(0.0),
+            Reduce::MaxAbs => {
+                scores.iter().copied().max_by(|a, b| a.abs().total_cmp(&b.abs())).unwrap_or(0.0)
+            }
         }
     }
 }
@@ -151,7 +153,11 @@ impl Settings {
     /// The engine request for the main map (faithfulness and the continuation included).
     pub fn request(&self) -> Request {
         Request {
-            target: TargetSpec { token: self.target.clone(), kind: self.kind, foil: self.foil.clone() },
+            target: TargetSpec {
+                token: self.target.clone(),
+                kind: self.kind,
+                foil: self.foil.clone(),
+            },
             params: self.params.clone(),
             top_k: TOP_K,
             max_tokens: Some(MAX_TOKENS),
@@ -171,4 +177,3 @@ impl Settings {
         used
     }
 }
-

@@ -36,13 +36,19 @@ impl fmt::Display for LinkError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let why = match self {
             LinkError::Empty => "it holds no state".to_string(),
-            LinkError::TooLong { chars } => format!("it is {chars} characters long (at most {MAX_LINK_CHARS})"),
+            LinkError::TooLong { chars } => {
+                format!("it is {chars} characters long (at most {MAX_LINK_CHARS})")
+            }
             LinkError::UnknownVersion(tag) => {
                 format!("its format \"{tag}\" is unknown (this page reads up to v{CURRENT_VERSION}; a newer Salient made it?)")
             }
-            LinkError::NotBase64 => "it is not valid base64url: it may have been cut or altered".into(),
+            LinkError::NotBase64 => {
+                "it is not valid base64url: it may have been cut or altered".into()
+            }
             LinkError::NotDeflate => "its data is corrupt: it may have been cut or altered".into(),
-            LinkError::TooLarge => format!("its data unpacks to more than {} MiB", MAX_JSON_BYTES >> 20),
+            LinkError::TooLarge => {
+                format!("its data unpacks to more than {} MiB", MAX_JSON_BYTES >> 20)
+            }
             LinkError::NotJson(e) => format!("its content does not describe a Salient state ({e})"),
         };
         write!(f, "This share link cannot be opened: {why}.")
@@ -76,12 +82,11 @@ pub fn decode<T: DeserializeOwned>(payload: &str) -> Result<(T, u32), LinkError>
 
 fn decode_v1<T: DeserializeOwned>(body: &str) -> Result<T, LinkError> {
     let packed = URL_SAFE_NO_PAD.decode(body).map_err(|_| LinkError::NotBase64)?;
-    let json = miniz_oxide::inflate::decompress_to_vec_with_limit(&packed, MAX_JSON_BYTES).map_err(|e| {
-        match e.status {
+    let json = miniz_oxide::inflate::decompress_to_vec_with_limit(&packed, MAX_JSON_BYTES)
+        .map_err(|e| match e.status {
             miniz_oxide::inflate::TINFLStatus::HasMoreOutput => LinkError::TooLarge,
             _ => LinkError::NotDeflate,
-        }
-    })?;
+        })?;
     serde_json::from_slice(&json).map_err(|e| LinkError::NotJson(e.to_string()))
 }
 
@@ -97,7 +102,10 @@ mod tests {
     }
 
     fn state() -> State {
-        State { text: "Ünïcødé <script>alert(1)</script> 東京 🙂\n".repeat(3), scores: vec![0.5, -1.25, 3.0e-7] }
+        State {
+            text: "Ünïcødé <script>alert(1)</script> 東京 🙂\n".repeat(3),
+            scores: vec![0.5, -1.25, 3.0e-7],
+        }
     }
 
     #[test]
@@ -114,16 +122,24 @@ mod tests {
     fn hostile_links_give_messages() {
         let link = encode(&state());
         assert_eq!(decode::<State>(""), Err(LinkError::Empty));
-        assert!(matches!(decode::<State>("v9.abc"), Err(LinkError::UnknownVersion(t)) if t == "v9"));
+        assert!(
+            matches!(decode::<State>("v9.abc"), Err(LinkError::UnknownVersion(t)) if t == "v9")
+        );
         assert_eq!(decode::<State>("v1.***"), Err(LinkError::NotBase64));
         let cut = 3 + (link.len() - 3) / 2 / 4 * 4; // still whole base64 quads, half the deflate stream
         assert_eq!(decode::<State>(&link[..cut]), Err(LinkError::NotDeflate));
-        let not_state = format!("v1.{}", URL_SAFE_NO_PAD.encode(miniz_oxide::deflate::compress_to_vec(b"[1,2]", 9)));
+        let not_state = format!(
+            "v1.{}",
+            URL_SAFE_NO_PAD.encode(miniz_oxide::deflate::compress_to_vec(b"[1,2]", 9))
+        );
         assert!(matches!(decode::<State>(&not_state), Err(LinkError::NotJson(_))));
         let huge = "v1.".to_string() + &"A".repeat(MAX_LINK_CHARS);
         assert!(matches!(decode::<State>(&huge), Err(LinkError::TooLong { .. })));
         // A deflate bomb: 64 MiB of zeros packs into a few KiB and must stop at the cap.
-        let bomb = format!("v1.{}", URL_SAFE_NO_PAD.encode(miniz_oxide::deflate::compress_to_vec(&vec![b' '; 64 << 20], 9)));
+        let bomb = format!(
+            "v1.{}",
+            URL_SAFE_NO_PAD.encode(miniz_oxide::deflate::compress_to_vec(&vec![b' '; 64 << 20], 9))
+        );
         assert!(bomb.len() < MAX_LINK_CHARS);
         assert_eq!(decode::<State>(&bomb), Err(LinkError::TooLarge));
         for e in [LinkError::Empty, LinkError::NotBase64, LinkError::TooLarge] {

@@ -127,7 +127,12 @@ impl TokenList {
             .enumerate()
             .map(|(i, (&id, text))| {
                 let special = self.special.contains(&i);
-                Token { id, text: text.clone(), byte_len: if special { 0 } else { text.len() }, special }
+                Token {
+                    id,
+                    text: text.clone(),
+                    byte_len: if special { 0 } else { text.len() },
+                    special,
+                }
             })
             .collect())
     }
@@ -175,11 +180,15 @@ pub enum SnapshotError {
 impl std::fmt::Display for SnapshotError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SnapshotError::Inconsistent(what) => write!(f, "the result it holds is inconsistent ({what} do not match)"),
+            SnapshotError::Inconsistent(what) => {
+                write!(f, "the result it holds is inconsistent ({what} do not match)")
+            }
             SnapshotError::TooLong(n) => {
                 write!(f, "the result it holds has {n} tokens, more than the {MAX_TOKENS} this page explains")
             }
-            SnapshotError::UnknownMethod(m) => write!(f, "the result it holds names an unknown method \"{m}\""),
+            SnapshotError::UnknownMethod(m) => {
+                write!(f, "the result it holds names an unknown method \"{m}\"")
+            }
         }
     }
 }
@@ -201,7 +210,10 @@ impl Snapshot {
                 rows: c
                     .rows
                     .iter()
-                    .map(|r| RowSnapshot { target: r.target.clone(), scores: Quantised::new(&r.scores) })
+                    .map(|r| RowSnapshot {
+                        target: r.target.clone(),
+                        scores: Quantised::new(&r.scores),
+                    })
                     .collect(),
             }),
         }
@@ -225,13 +237,24 @@ impl Snapshot {
             None => None,
             Some(c) => {
                 let output_start = tokens.len();
-                if c.rows.len() != c.tokens.len() || c.rows.iter().enumerate().any(|(j, r)| r.scores.q.len() != output_start + j)
+                if c.rows.len() != c.tokens.len()
+                    || c.rows.iter().enumerate().any(|(j, r)| r.scores.q.len() != output_start + j)
                 {
                     return Err(SnapshotError::Inconsistent("continuation rows and tokens"));
                 }
-                let rows =
-                    c.rows.iter().map(|r| ContinuationRow { target: r.target.clone(), scores: r.scores.values() }).collect();
-                Some(Continuation { tokens: [tokens.clone(), c.tokens.tokens()?].concat(), output_start, rows })
+                let rows = c
+                    .rows
+                    .iter()
+                    .map(|r| ContinuationRow {
+                        target: r.target.clone(),
+                        scores: r.scores.values(),
+                    })
+                    .collect();
+                Some(Continuation {
+                    tokens: [tokens.clone(), c.tokens.tokens()?].concat(),
+                    output_start,
+                    rows,
+                })
             }
         };
         Ok(Attribution {
@@ -300,7 +323,8 @@ mod tests {
     }
 
     fn attribution(texts: &[&str], scores: &[f32]) -> Attribution {
-        let mut tokens: Vec<Token> = texts.iter().enumerate().map(|(i, t)| token(100 + i as u32, t)).collect();
+        let mut tokens: Vec<Token> =
+            texts.iter().enumerate().map(|(i, t)| token(100 + i as u32, t)).collect();
         tokens[0] = Token { id: 1, text: "<|im_start|>".into(), byte_len: 0, special: true };
         Attribution {
             tokens,
@@ -322,7 +346,11 @@ mod tests {
 
     fn states() -> Vec<SharedState> {
         let plain = SharedState {
-            model: ModelRef::Url { url: "models/SmolLM2-135M-Instruct.Q4_1.gguf".into(), sha256: None, bytes: None },
+            model: ModelRef::Url {
+                url: "models/SmolLM2-135M-Instruct.Q4_1.gguf".into(),
+                sha256: None,
+                bytes: None,
+            },
             settings: Settings::default(),
             snapshot: None,
         };
@@ -339,7 +367,13 @@ mod tests {
                 foil: Some(TargetChoice::Id(4)),
                 kind: TargetKind::Logit,
                 method: "integrated_gradients".into(),
-                params: MethodParams { steps: 7, baseline: Baseline::Zero, seed: 99, layer: Some(3), ..MethodParams::default() },
+                params: MethodParams {
+                    steps: 7,
+                    baseline: Baseline::Zero,
+                    seed: 99,
+                    layer: Some(3),
+                    ..MethodParams::default()
+                },
                 compare: vec!["saliency".into(), "occlusion".into()],
                 ..Settings::default()
             },
@@ -348,20 +382,34 @@ mod tests {
                 &[0.0, 1.5, -0.25, 3.0],
             ))),
         };
-        let mut unicode_result = attribution(&["x", "Ünïcødé", " 東京", " 🙂", "\n", "\\xF0"], &[0.1, 2e-9, 5e-3, 1.0, 0.0, 0.7]);
+        let mut unicode_result = attribution(
+            &["x", "Ünïcødé", " 東京", " 🙂", "\n", "\\xF0"],
+            &[0.1, 2e-9, 5e-3, 1.0, 0.0, 0.7],
+        );
         unicode_result.signed = true;
         unicode_result.foil = Some(prediction(9, " Tōkyō", 0.002));
         unicode_result.continuation = Some(Continuation {
             tokens: [unicode_result.tokens.clone(), vec![token(50, " é"), token(51, "!")]].concat(),
             output_start: 6,
             rows: vec![
-                ContinuationRow { target: prediction(50, " é", 0.5), scores: vec![0.5, -0.5, 0.25, 0.0, 1.0, -2.0] },
+                ContinuationRow {
+                    target: prediction(50, " é", 0.5),
+                    scores: vec![0.5, -0.5, 0.25, 0.0, 1.0, -2.0],
+                },
                 ContinuationRow { target: prediction(51, "!", 0.25), scores: vec![0.0; 7] },
             ],
         });
         let unicode = SharedState {
-            model: ModelRef::File { name: "mön model.gguf".into(), sha256: "0f".repeat(32), bytes: 98_362_432 },
-            settings: Settings { text: "Ünïcødé 東京 🙂\n\t".into(), continuation: " é!".into(), ..Settings::default() },
+            model: ModelRef::File {
+                name: "mön model.gguf".into(),
+                sha256: "0f".repeat(32),
+                bytes: 98_362_432,
+            },
+            settings: Settings {
+                text: "Ünïcødé 東京 🙂\n\t".into(),
+                continuation: " é!".into(),
+                ..Settings::default()
+            },
             snapshot: Some(Snapshot::of(&unicode_result)),
         };
         vec![plain, hostile, unicode]
@@ -399,7 +447,11 @@ mod tests {
         assert_eq!(q.max, max);
         for (s, v) in scores.iter().zip(q.values()) {
             let expected = if s.is_finite() { *s } else { 0.0 };
-            assert!((expected - v).abs() <= q.step() * 0.5 * (1.0 + 1e-4), "{s} → {v}, step {}", q.step());
+            assert!(
+                (expected - v).abs() <= q.step() * 0.5 * (1.0 + 1e-4),
+                "{s} → {v}, step {}",
+                q.step()
+            );
         }
         assert_eq!(Quantised::new(&[0.0, 0.0]).values(), vec![0.0, 0.0]);
         assert_eq!(Quantised::new(&[]).q, Vec::<i16>::new());
@@ -420,7 +472,10 @@ mod tests {
     fn hostile_links_and_snapshots_give_errors() {
         for link in ["", "v1.", "v1.@@@", "v2.abc", "s=v1.abc", "v1.AAAA"] {
             let error = share::decode::<SharedState>(link).unwrap_err();
-            assert!(error.to_string().starts_with("This share link cannot be opened"), "{link}: {error}");
+            assert!(
+                error.to_string().starts_with("This share link cannot be opened"),
+                "{link}: {error}"
+            );
         }
         // Valid codec, but not a state.
         let not_state = share::encode(&serde_json::json!({ "model": 3, "settings": [] }));
@@ -429,9 +484,15 @@ mod tests {
         let mut snapshot = states()[1].snapshot.clone().unwrap();
         let params = MethodParams::default();
         snapshot.scores.q.pop();
-        assert_eq!(snapshot.attribution(&params), Err(SnapshotError::Inconsistent("scores and tokens")));
+        assert_eq!(
+            snapshot.attribution(&params),
+            Err(SnapshotError::Inconsistent("scores and tokens"))
+        );
         snapshot.tokens.special = vec![usize::MAX];
-        assert_eq!(snapshot.attribution(&params), Err(SnapshotError::Inconsistent("token ids and texts")));
+        assert_eq!(
+            snapshot.attribution(&params),
+            Err(SnapshotError::Inconsistent("token ids and texts"))
+        );
         snapshot.tokens.ids = vec![0; MAX_TOKENS + 1];
         assert_eq!(snapshot.attribution(&params), Err(SnapshotError::TooLong(MAX_TOKENS + 1)));
         let mut unknown = states()[1].snapshot.clone().unwrap();
@@ -439,7 +500,10 @@ mod tests {
         assert!(matches!(unknown.attribution(&params), Err(SnapshotError::UnknownMethod(_))));
         let mut rows = states()[2].snapshot.clone().unwrap();
         rows.continuation.as_mut().unwrap().rows[1].scores.q.push(0);
-        assert_eq!(rows.attribution(&params), Err(SnapshotError::Inconsistent("continuation rows and tokens")));
+        assert_eq!(
+            rows.attribution(&params),
+            Err(SnapshotError::Inconsistent("continuation rows and tokens"))
+        );
     }
 
     #[test]
@@ -448,7 +512,12 @@ mod tests {
         let result = state.snapshot.as_ref().unwrap().attribution(&state.settings.params).unwrap();
         let saved = SavedResult {
             salient: env!("CARGO_PKG_VERSION").into(),
-            model: SavedModel { name: "m.gguf".into(), sha256: "0f".repeat(32), bytes: 1, url: None },
+            model: SavedModel {
+                name: "m.gguf".into(),
+                sha256: "0f".repeat(32),
+                bytes: 1,
+                url: None,
+            },
             settings: state.settings.clone(),
             result,
             baseline_value: Some(0.25),

@@ -8,7 +8,9 @@
 mod common;
 use candle_core::quantized::gguf_file::Value;
 use candle_core::{DType, Tensor};
-use common::gguf_builder::{rewritten, tiny_model, with_metadata, without_tensor, Family, TinyConfig, TinyModel};
+use common::gguf_builder::{
+    rewritten, tiny_model, with_metadata, without_tensor, Family, TinyConfig, TinyModel,
+};
 use common::reference::{self, Reference, Variant, EXACT};
 use salient::engine::gradient::value_and_gradient_in_segments;
 use salient::engine::tokenizer::pre_tokenize;
@@ -31,11 +33,20 @@ const GRADIENT_TOLERANCE: f64 = 1e-8;
 
 fn config(family: Family) -> TinyConfig {
     let kv_heads = if family == Family::Gpt2 { 4 } else { 2 };
-    TinyConfig { layers: 2, width: 16, heads: 4, kv_heads, hidden: 32, context_length: 24, seed: 17 }
+    TinyConfig {
+        layers: 2,
+        width: 16,
+        heads: 4,
+        kv_heads,
+        hidden: 32,
+        context_length: 24,
+        seed: 17,
+    }
 }
 
 fn load(tiny: &TinyModel, dtype: DType) -> Model {
-    Model::load_with_dtype(tiny.bytes.clone(), dtype).unwrap_or_else(|e| panic!("{:?} loads: {e}", tiny.family))
+    Model::load_with_dtype(tiny.bytes.clone(), dtype)
+        .unwrap_or_else(|e| panic!("{:?} loads: {e}", tiny.family))
 }
 
 fn max_abs_difference(a: &[f64], b: &[f64]) -> f64 {
@@ -46,13 +57,22 @@ fn max_abs_difference(a: &[f64], b: &[f64]) -> f64 {
 /// Largest differences of (logits, attention probabilities) between the engine's forward pass in
 /// `problem` and `reference`.
 fn errors(problem: &Problem, reference: &Reference) -> (f64, f64) {
-    let logits = problem.input_logits().squeeze(0).unwrap().to_dtype(DType::F64).unwrap().to_vec1::<f64>().unwrap();
+    let logits = problem
+        .input_logits()
+        .squeeze(0)
+        .unwrap()
+        .to_dtype(DType::F64)
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
     let mut attention_error: f64 = 0.0;
     for (layer, probs) in problem.attentions().unwrap().iter().enumerate() {
-        let probs = probs.squeeze(0).unwrap().to_dtype(DType::F64).unwrap().to_vec3::<f64>().unwrap();
+        let probs =
+            probs.squeeze(0).unwrap().to_dtype(DType::F64).unwrap().to_vec3::<f64>().unwrap();
         for (head, rows) in probs.iter().enumerate() {
             for (i, row) in rows.iter().enumerate() {
-                attention_error = attention_error.max(max_abs_difference(row, &reference.attentions[layer][head][i]));
+                attention_error = attention_error
+                    .max(max_abs_difference(row, &reference.attentions[layer][head][i]));
             }
         }
     }
@@ -77,15 +97,21 @@ fn every_family_computes_its_definition() {
         let width = tiny.config.width;
         for (token, row) in problem.tokens.iter().zip(problem.input().to_vec2::<f64>().unwrap()) {
             let id = token.id as usize;
-            assert_eq!(row, table[id * width..(id + 1) * width].to_vec(), "{family:?}: embedding of token {id}");
+            assert_eq!(
+                row,
+                table[id * width..(id + 1) * width].to_vec(),
+                "{family:?}: embedding of token {id}"
+            );
         }
-        let (logit_error, attention_error) = errors(&problem, &reference_for(&tiny, &problem, EXACT));
+        let (logit_error, attention_error) =
+            errors(&problem, &reference_for(&tiny, &problem, EXACT));
         println!("{family:?} f64: max |logit error| {logit_error:.2e}, max |attention error| {attention_error:.2e}");
         assert!(logit_error < F64_TOLERANCE && attention_error < F64_TOLERANCE, "{family:?}");
 
         let model = load(&tiny, DType::F32);
         let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
-        let (logit_error, attention_error) = errors(&problem, &reference_for(&tiny, &problem, EXACT));
+        let (logit_error, attention_error) =
+            errors(&problem, &reference_for(&tiny, &problem, EXACT));
         println!("{family:?} f32: max |logit error| {logit_error:.2e}, max |attention error| {attention_error:.2e}");
         assert!(logit_error < F32_TOLERANCE && attention_error < F32_TOLERANCE, "{family:?}");
     }
@@ -95,13 +121,17 @@ fn every_family_computes_its_definition() {
 fn a_wrong_rotary_layout_or_a_missing_bias_is_noticed() {
     let flipped = Variant { flip_rope: true, ..EXACT };
     let unbiased = Variant { drop_biases: true, ..EXACT };
-    for (family, variant) in
-        [(Family::Llama, flipped), (Family::Qwen2, flipped), (Family::Qwen2, unbiased), (Family::Gpt2, unbiased)]
-    {
+    for (family, variant) in [
+        (Family::Llama, flipped),
+        (Family::Qwen2, flipped),
+        (Family::Qwen2, unbiased),
+        (Family::Gpt2, unbiased),
+    ] {
         let tiny = tiny_model(family, config(family));
         let model = load(&tiny, DType::F64);
         let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
-        let (logit_error, attention_error) = errors(&problem, &reference_for(&tiny, &problem, variant));
+        let (logit_error, attention_error) =
+            errors(&problem, &reference_for(&tiny, &problem, variant));
         println!("{family:?} against {variant:?}: logits {logit_error:.2e}, attention {attention_error:.2e}");
         // Six orders of magnitude above the tolerance: the comparison above cannot miss these.
         assert!(logit_error > 1e6 * F64_TOLERANCE, "{family:?} {variant:?}");
@@ -113,7 +143,8 @@ fn a_wrong_rotary_layout_or_a_missing_bias_is_noticed() {
 /// along `directions` random unit directions.
 fn gradient_error(problem: &Problem, directions: usize, seed: u64) -> f64 {
     let grad = problem.input_gradient().unwrap();
-    let grad_norm = grad.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f64>().unwrap();
+    let grad_norm =
+        grad.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f64>().unwrap();
     let x = problem.input();
     let mut rng = common::Rng::new(seed);
     (0..directions)
@@ -121,8 +152,12 @@ fn gradient_error(problem: &Problem, directions: usize, seed: u64) -> f64 {
             let v: Vec<f64> = (0..x.elem_count()).map(|_| rng.normal()).collect();
             let v = Tensor::from_vec(v, x.shape(), x.device()).unwrap();
             let v = v.broadcast_div(&v.sqr().unwrap().sum_all().unwrap().sqrt().unwrap()).unwrap();
-            let f =
-                problem.values(&[(&x + (&v * STEP).unwrap()).unwrap(), (&x - (&v * STEP).unwrap()).unwrap()]).unwrap();
+            let f = problem
+                .values(&[
+                    (&x + (&v * STEP).unwrap()).unwrap(),
+                    (&x - (&v * STEP).unwrap()).unwrap(),
+                ])
+                .unwrap();
             let finite_difference = (f[0] - f[1]) / (2.0 * STEP);
             let analytic = (&grad * &v).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
             (finite_difference - analytic).abs() / grad_norm
@@ -151,13 +186,21 @@ fn segmented_gradients_equal_the_whole_graph_s() {
         let tiny = tiny_model(family, TinyConfig { layers: 4, ..config(family) });
         let model = load(&tiny, DType::F64);
         let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
-        let embeds = Tensor::stack(&[problem.input(), problem.baseline(salient::engine::Baseline::Zero).unwrap()], 0).unwrap();
+        let embeds = Tensor::stack(
+            &[problem.input(), problem.baseline(salient::engine::Baseline::Zero).unwrap()],
+            0,
+        )
+        .unwrap();
         let run = |per_segment| {
-            let (values, gradient) = value_and_gradient_in_segments(&*model.decoder, &embeds, per_segment, |logits| {
-                problem.objective.score(logits)
-            })
-            .unwrap();
-            (values.to_vec1::<f64>().unwrap(), gradient.flatten_all().unwrap().to_vec1::<f64>().unwrap())
+            let (values, gradient) =
+                value_and_gradient_in_segments(&*model.decoder, &embeds, per_segment, |logits| {
+                    problem.objective.score(logits)
+                })
+                .unwrap();
+            (
+                values.to_vec1::<f64>().unwrap(),
+                gradient.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+            )
         };
         let (whole_values, whole) = run(4);
         let scale = whole.iter().fold(0.0f64, |m, g| m.max(g.abs()));
@@ -165,8 +208,13 @@ fn segmented_gradients_equal_the_whole_graph_s() {
         for per_segment in [1, 2, 3] {
             let (values, gradient) = run(per_segment);
             let error = max_abs_difference(&gradient, &whole) / scale;
-            println!("{family:?}, segments of {per_segment}: relative gradient difference {error:.2e}");
-            assert_eq!(values, whole_values, "{family:?}: the values come from the same forward pass");
+            println!(
+                "{family:?}, segments of {per_segment}: relative gradient difference {error:.2e}"
+            );
+            assert_eq!(
+                values, whole_values,
+                "{family:?}: the values come from the same forward pass"
+            );
             assert!(error < F64_TOLERANCE, "{family:?}, segments of {per_segment}: {error:.2e}");
         }
     }
@@ -189,7 +237,9 @@ fn values_continuing_the_text_s_prefix_equal_whole_passes() {
             .map(|(from, copy)| match from {
                 _ if from == seq => x.clone(), // unchanged: only the last position is computed
                 _ => {
-                    let changed = (x.narrow(0, from, seq - from).unwrap() * (0.3 + 0.1 * copy as f64)).unwrap();
+                    let changed = (x.narrow(0, from, seq - from).unwrap()
+                        * (0.3 + 0.1 * copy as f64))
+                        .unwrap();
                     x.slice_assign(&[from..seq, 0..width], &changed).unwrap()
                 }
             })
@@ -202,7 +252,10 @@ fn values_continuing_the_text_s_prefix_equal_whole_passes() {
             error = error.max((value - whole).abs());
         }
         let spread = values.iter().fold(0.0f64, |m, v| m.max((v - values[0]).abs()));
-        println!("{family:?}: {} inputs, max |error| {error:.2e}, spread of values {spread:.2e}", inputs.len());
+        println!(
+            "{family:?}: {} inputs, max |error| {error:.2e}, spread of values {spread:.2e}",
+            inputs.len()
+        );
         assert!(spread > 1e-6, "{family:?}: the inputs should change the value");
         assert!(error < F64_TOLERANCE, "{family:?}: {error:.2e}");
     }
@@ -221,7 +274,8 @@ fn gpt2_refuses_positions_past_its_context() {
     // The decoder itself refuses too (callers such as continuations build token lists directly).
     let ids = vec![0u32; context + 1];
     let embeds = model.decoder.embed(&ids).unwrap().unsqueeze(0).unwrap();
-    let error = model.decoder.forward(&embeds).err().expect("no position embedding past the context");
+    let error =
+        model.decoder.forward(&embeds).err().expect("no position embedding past the context");
     println!("{error}");
     assert!(matches!(error, EngineError::TextTooLong { tokens, .. } if tokens == context + 1));
     // Exactly the context still runs.
@@ -232,9 +286,13 @@ fn gpt2_refuses_positions_past_its_context() {
 #[test]
 fn qwen2_needs_its_attention_biases() {
     let tiny = tiny_model(Family::Qwen2, config(Family::Qwen2));
-    let error = Model::load(without_tensor(&tiny.bytes, "blk.1.attn_k.bias")).err().expect("loading fails");
+    let error =
+        Model::load(without_tensor(&tiny.bytes, "blk.1.attn_k.bias")).err().expect("loading fails");
     println!("{error}");
-    assert!(matches!(&error, EngineError::MissingTensor(name) if name == "blk.1.attn_k.bias"), "{error}");
+    assert!(
+        matches!(&error, EngineError::MissingTensor(name) if name == "blk.1.attn_k.bias"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -246,8 +304,16 @@ fn pre_tokenizers_split_as_their_regexes_say() {
     // leading non-letter into a word, and newlines after punctuation; GPT-2 does none of these
     // and gives a newline run all but the last space.
     let cases: [(&str, &str, &[&str]); 6] = [
-        ("llama-bpe", text, &["Hello", " world", "'s", " ", "123", "45", " 东京", "\n\n", " ", " x"]),
-        ("qwen2", text, &["Hello", " world", "'s", " ", "1", "2", "3", "4", "5", " 东京", "\n\n", " ", " x"]),
+        (
+            "llama-bpe",
+            text,
+            &["Hello", " world", "'s", " ", "123", "45", " 东京", "\n\n", " ", " x"],
+        ),
+        (
+            "qwen2",
+            text,
+            &["Hello", " world", "'s", " ", "1", "2", "3", "4", "5", " 东京", "\n\n", " ", " x"],
+        ),
         ("gpt2", text, &["Hello", " world", "'s", " 12345", " 东京", "\n\n ", " x"]),
         ("llama-bpe", other, &["WE", "'LL", " go", "(hello", "!!\n\n", "ok"]),
         ("qwen2", other, &["WE", "'LL", " go", "(hello", "!!\n\n", "ok"]),
@@ -267,10 +333,16 @@ fn a_beginning_of_text_id_outside_the_vocabulary_is_refused() {
     for id in [1u64 << 32, (1u64 << 32) + tiny.end_of_text_id() as u64, u64::MAX] {
         let bytes = with_metadata(
             &tiny.bytes,
-            &[("tokenizer.ggml.bos_token_id", Value::U64(id)), ("tokenizer.ggml.add_bos_token", Value::Bool(true))],
+            &[
+                ("tokenizer.ggml.bos_token_id", Value::U64(id)),
+                ("tokenizer.ggml.add_bos_token", Value::Bool(true)),
+            ],
         );
         let message = Model::load(bytes).err().expect("loading fails").to_string();
-        assert!(message.contains("beginning-of-text token") && message.contains(&id.to_string()), "{message}");
+        assert!(
+            message.contains("beginning-of-text token") && message.contains(&id.to_string()),
+            "{message}"
+        );
     }
 }
 
@@ -282,17 +354,29 @@ fn weights_that_are_not_numbers_give_a_message_not_nan_scores() {
             values[3] = f32::NAN;
         }
         let dense = Tensor::from_vec(values, dims, &candle_core::Device::Cpu).unwrap();
-        Some(candle_core::quantized::QTensor::quantize(&dense, candle_core::quantized::GgmlDType::F32).unwrap())
+        Some(
+            candle_core::quantized::QTensor::quantize(
+                &dense,
+                candle_core::quantized::GgmlDType::F32,
+            )
+            .unwrap(),
+        )
     });
     let model = Model::load(damaged).expect("a NaN weight is not visible until it is used");
-    let message = Problem::new(&model, TEXT, &TargetSpec::top(), None).err().expect("the run fails").to_string();
+    let message = Problem::new(&model, TEXT, &TargetSpec::top(), None)
+        .err()
+        .expect("the run fails")
+        .to_string();
     assert!(message.contains("not numbers"), "{message}");
 }
 
 #[test]
 fn an_unknown_pre_tokenizer_is_refused_by_name() {
     let tiny = tiny_model(Family::Llama, config(Family::Llama));
-    let bytes = with_metadata(&tiny.bytes, &[("tokenizer.ggml.pre", Value::String("no-such-split".into()))]);
+    let bytes = with_metadata(
+        &tiny.bytes,
+        &[("tokenizer.ggml.pre", Value::String("no-such-split".into()))],
+    );
     let message = Model::load(bytes).err().expect("loading fails").to_string();
     println!("{message}");
     assert!(message.contains("\"no-such-split\"") && message.contains("qwen2"), "{message}");

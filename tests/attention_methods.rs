@@ -10,8 +10,15 @@ use salient::engine::methods::{by_name, Baseline, MethodParams};
 use salient::engine::{attribute, EngineError, Model, Problem, Request, TargetSpec};
 use std::time::Instant;
 
-const CONFIG: TinyConfig =
-    TinyConfig { layers: 2, width: 16, heads: 4, kv_heads: 2, hidden: 32, context_length: 64, seed: 11 };
+const CONFIG: TinyConfig = TinyConfig {
+    layers: 2,
+    width: 16,
+    heads: 4,
+    kv_heads: 2,
+    hidden: 32,
+    context_length: 64,
+    seed: 11,
+};
 const TEXT: &str = "the cat sat at the hat, then the rat";
 
 /// The engine's f64 forward pass and the reference run the same few hundred flops per value in a
@@ -60,7 +67,8 @@ fn reference_forward(tiny: &TinyModel, embeds: &[Vec<f64>]) -> Reference {
     let mut attentions = Vec::new();
     for layer in 0..layers {
         let weight = |name: &str| tiny.weight(&format!("blk.{layer}.{name}.weight"));
-        let (wq, wk, wv, wo) = (weight("attn_q"), weight("attn_k"), weight("attn_v"), weight("attn_output"));
+        let (wq, wk, wv, wo) =
+            (weight("attn_q"), weight("attn_k"), weight("attn_v"), weight("attn_output"));
         let h: Vec<Vec<f64>> = x.iter().map(|row| rms_norm(row, &weight("attn_norm"))).collect();
         let rotated = |w: &[f64], row: &[f64], position: usize| {
             let mut out = mat_vec(w, row);
@@ -76,10 +84,13 @@ fn reference_forward(tiny: &TinyModel, embeds: &[Vec<f64>]) -> Reference {
         for head in 0..heads {
             let kv = head / (heads / kv_heads); // each key/value head serves consecutive query heads
             let q_part = |i: usize| &q[i][head * head_dim..(head + 1) * head_dim];
-            let kv_part = |rows: &Vec<Vec<f64>>, j: usize| rows[j][kv * head_dim..(kv + 1) * head_dim].to_vec();
+            let kv_part = |rows: &Vec<Vec<f64>>, j: usize| {
+                rows[j][kv * head_dim..(kv + 1) * head_dim].to_vec()
+            };
             for i in 0..seq {
-                let logits: Vec<f64> =
-                    (0..=i).map(|j| dot(q_part(i), &kv_part(&k, j)) / (head_dim as f64).sqrt()).collect();
+                let logits: Vec<f64> = (0..=i)
+                    .map(|j| dot(q_part(i), &kv_part(&k, j)) / (head_dim as f64).sqrt())
+                    .collect();
                 let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
                 let exps: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
                 let total: f64 = exps.iter().sum();
@@ -96,7 +107,8 @@ fn reference_forward(tiny: &TinyModel, embeds: &[Vec<f64>]) -> Reference {
             let h = rms_norm(row, &weight("ffn_norm"));
             let gate = mat_vec(&weight("ffn_gate"), &h);
             let up = mat_vec(&weight("ffn_up"), &h);
-            let act: Vec<f64> = gate.iter().zip(&up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
+            let act: Vec<f64> =
+                gate.iter().zip(&up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
             row.iter_mut().zip(mat_vec(&weight("ffn_down"), &act)).for_each(|(r, d)| *r += d);
         }
         attentions.push(probs);
@@ -107,7 +119,8 @@ fn reference_forward(tiny: &TinyModel, embeds: &[Vec<f64>]) -> Reference {
 
 fn tiny_model() -> (TinyModel, Model) {
     let tiny = tiny_llama(CONFIG);
-    let model = Model::load_with_dtype(tiny.bytes.clone(), DType::F64).expect("the tiny model loads");
+    let model =
+        Model::load_with_dtype(tiny.bytes.clone(), DType::F64).expect("the tiny model loads");
     (tiny, model)
 }
 
@@ -143,7 +156,11 @@ fn head_mixed(reference: &Reference, layer: usize, head: Option<usize>) -> Vec<V
     };
     let seq = heads[0].len();
     (0..seq)
-        .map(|i| (0..seq).map(|j| chosen.iter().map(|m| m[i][j]).sum::<f64>() / chosen.len() as f64).collect())
+        .map(|i| {
+            (0..seq)
+                .map(|j| chosen.iter().map(|m| m[i][j]).sum::<f64>() / chosen.len() as f64)
+                .collect()
+        })
         .collect()
 }
 
@@ -151,7 +168,8 @@ fn head_mixed(reference: &Reference, layer: usize, head: Option<usize>) -> Vec<V
 /// renormalised; the scores are R's last row. `layers` lists Â_1 … Â_L's layer indices.
 fn reference_rollout(reference: &Reference, layers: &[usize], head: Option<usize>) -> Vec<f64> {
     let seq = reference.attentions[0][0].len();
-    let mut product: Vec<Vec<f64>> = (0..seq).map(|i| (0..seq).map(|j| (i == j) as u8 as f64).collect()).collect();
+    let mut product: Vec<Vec<f64>> =
+        (0..seq).map(|i| (0..seq).map(|j| (i == j) as u8 as f64).collect()).collect();
     for &layer in layers {
         let mut mixed = head_mixed(reference, layer, head);
         for (i, row) in mixed.iter_mut().enumerate() {
@@ -161,8 +179,11 @@ fn reference_rollout(reference: &Reference, layers: &[usize], head: Option<usize
             row.iter_mut().for_each(|a| *a /= total);
         }
         // product ← Â_layer · product: later layers multiply from the left.
-        product =
-            (0..seq).map(|i| (0..seq).map(|j| (0..seq).map(|m| mixed[i][m] * product[m][j]).sum()).collect()).collect();
+        product = (0..seq)
+            .map(|i| {
+                (0..seq).map(|j| (0..seq).map(|m| mixed[i][m] * product[m][j]).sum()).collect()
+            })
+            .collect();
     }
     product[seq - 1].clone()
 }
@@ -188,7 +209,8 @@ fn engine_forward_matches_the_reference_forward() {
         let engine = engine.squeeze(0).unwrap().to_vec3::<f64>().unwrap();
         for (head, rows) in engine.iter().enumerate() {
             for (i, row) in rows.iter().enumerate() {
-                attention_error = attention_error.max(max_abs_difference(row, &reference.attentions[layer][head][i]));
+                attention_error = attention_error
+                    .max(max_abs_difference(row, &reference.attentions[layer][head][i]));
             }
         }
     }
@@ -206,8 +228,10 @@ fn attention_reads_the_chosen_layer_and_head_or_their_mean() {
     let expected = |layer: Option<usize>, head: Option<usize>| {
         let layers: Vec<usize> = layer.map_or((0..layers).collect(), |l| vec![l]);
         let heads: Vec<usize> = head.map_or((0..heads).collect(), |h| vec![h]);
-        let rows: Vec<Vec<f64>> =
-            layers.iter().flat_map(|l| heads.iter().map(|h| reference.attentions[*l][*h][last].clone())).collect();
+        let rows: Vec<Vec<f64>> = layers
+            .iter()
+            .flat_map(|l| heads.iter().map(|h| reference.attentions[*l][*h][last].clone()))
+            .collect();
         mean_of(&rows)
     };
     let mut choices = vec![(None, None)];
@@ -225,7 +249,10 @@ fn attention_reads_the_chosen_layer_and_head_or_their_mean() {
 
     // The check can fail: distinct heads give distinct rows, so a wrong head would be caught.
     let (a, b) = (expected(Some(1), Some(0)), expected(Some(1), Some(3)));
-    assert!(max_abs_difference(&a, &b) > 100.0 * F32_TOLERANCE, "heads 0 and 3 attend alike: {a:?}");
+    assert!(
+        max_abs_difference(&a, &b) > 100.0 * F32_TOLERANCE,
+        "heads 0 and 3 attend alike: {a:?}"
+    );
 }
 
 #[test]
@@ -258,8 +285,18 @@ fn rollout_equals_a_plain_loop_rollout_of_the_reference_attention() {
 /// p(target) from one decoder forward pass on `embeds`.
 fn probability(model: &Model, embeds: &[Vec<f64>], target: u32) -> f64 {
     let flat: Vec<f64> = embeds.concat();
-    let input = Tensor::from_vec(flat, (1, embeds.len(), embeds[0].len()), &candle_core::Device::Cpu).unwrap();
-    let logits = model.decoder.forward(&input).unwrap().last_logits.squeeze(0).unwrap().to_vec1::<f64>().unwrap();
+    let input =
+        Tensor::from_vec(flat, (1, embeds.len(), embeds[0].len()), &candle_core::Device::Cpu)
+            .unwrap();
+    let logits = model
+        .decoder
+        .forward(&input)
+        .unwrap()
+        .last_logits
+        .squeeze(0)
+        .unwrap()
+        .to_vec1::<f64>()
+        .unwrap();
     let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let total: f64 = logits.iter().map(|l| (l - max).exp()).sum();
     (logits[target as usize] - max).exp() / total
@@ -283,13 +320,20 @@ fn occlusion_is_the_change_in_p_target_when_one_token_is_replaced() {
                 unoccluded - probability(&model, &occluded, target)
             })
             .collect();
-        let got = scores(&problem, "occlusion", &MethodParams { baseline, ..MethodParams::default() });
+        let got =
+            scores(&problem, "occlusion", &MethodParams { baseline, ..MethodParams::default() });
         let scale = expected.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let error = max_abs_difference(&got, &expected);
-        println!("occlusion ({}): max |score| {scale:.3e}, max |error| {error:.2e}", baseline.name());
+        println!(
+            "occlusion ({}): max |score| {scale:.3e}, max |error| {error:.2e}",
+            baseline.name()
+        );
         // Relative to the largest score: f32 rounding is 6e-8 of it.
         assert!(scale > 0.0 && error < F32_TOLERANCE * scale, "{got:?} vs {expected:?}");
-        assert!(got.iter().any(|s| *s > 0.0) && got.iter().any(|s| *s < 0.0), "signed scores expected: {got:?}");
+        assert!(
+            got.iter().any(|s| *s > 0.0) && got.iter().any(|s| *s < 0.0),
+            "signed scores expected: {got:?}"
+        );
     }
 }
 
@@ -298,7 +342,8 @@ fn a_layer_or_head_outside_the_model_is_an_invalid_request() {
     let (_, model) = tiny_model();
     let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
     for method in ["attention", "rollout"] {
-        let attribute = |layer, head| by_name(method).unwrap().attribute(&problem, &params(layer, head));
+        let attribute =
+            |layer, head| by_name(method).unwrap().attribute(&problem, &params(layer, head));
         assert!(attribute(Some(CONFIG.layers - 1), Some(CONFIG.heads - 1)).is_ok());
         for (layer, head, range) in [
             (Some(2), None, "layer 2: this model has 2 layers, numbered 0 to 1"),
@@ -323,12 +368,21 @@ fn the_methods_run_on_the_default_model() {
     for method in ["attention", "rollout", "occlusion"] {
         let start = Instant::now();
         let result = attribute(&model, &Request::new(text, method)).unwrap();
-        println!("{method}: {:?} for {} tokens, scores {:?}", start.elapsed(), result.tokens.len(), result.scores);
+        println!(
+            "{method}: {:?} for {} tokens, scores {:?}",
+            start.elapsed(),
+            result.tokens.len(),
+            result.scores
+        );
         assert_eq!(result.scores.len(), result.tokens.len());
         assert!(result.scores.iter().all(|s| s.is_finite()));
         assert_eq!(result.signed, method == "occlusion");
         if !result.signed {
-            assert!(result.scores.iter().all(|s| (0.0..=1.0 + 1e-6).contains(s)), "{:?}", result.scores);
+            assert!(
+                result.scores.iter().all(|s| (0.0..=1.0 + 1e-6).contains(s)),
+                "{:?}",
+                result.scores
+            );
             let total: f32 = result.scores.iter().sum();
             assert!((total - 1.0).abs() < 1e-4, "{method}: scores sum to {total}, not 1");
         }

@@ -16,10 +16,19 @@ fn load_error(bytes: Vec<u8>) -> String {
 
 /// A GGUF file with the given architecture name and one small tensor.
 fn tiny_gguf(architecture: &str) -> Vec<u8> {
-    let tensor = QTensor::quantize(&Tensor::zeros((4, 32), DType::F32, &Device::Cpu).unwrap(), GgmlDType::F32).unwrap();
+    let tensor = QTensor::quantize(
+        &Tensor::zeros((4, 32), DType::F32, &Device::Cpu).unwrap(),
+        GgmlDType::F32,
+    )
+    .unwrap();
     let arch = Value::String(architecture.into());
     let mut out = std::io::Cursor::new(Vec::new());
-    gguf_file::write(&mut out, &[("general.architecture", &arch)], &[("token_embd.weight", &tensor)]).unwrap();
+    gguf_file::write(
+        &mut out,
+        &[("general.architecture", &arch)],
+        &[("token_embd.weight", &tensor)],
+    )
+    .unwrap();
     out.into_inner()
 }
 
@@ -61,21 +70,31 @@ fn empty_too_long_and_bad_targets_are_refused_clearly() {
     let beyond_context = "a ".repeat(model.config().context_length + 1);
     let message = attribute(&model, &request(&beyond_context)).unwrap_err().to_string();
     assert!(message.contains("this model reads at most 8192"), "{message}");
-    let bad_target = Request { target: TargetSpec::of(TargetChoice::Id(1 << 20)), ..request("Hello") };
+    let bad_target =
+        Request { target: TargetSpec::of(TargetChoice::Id(1 << 20)), ..request("Hello") };
     assert!(attribute(&model, &bad_target).unwrap_err().to_string().contains("vocabulary"));
     let bad_method = Request { method: "tea-leaves".into(), ..request("Hello") };
-    assert!(attribute(&model, &bad_method).unwrap_err().to_string().contains("Unknown method \"tea-leaves\""));
+    assert!(attribute(&model, &bad_method)
+        .unwrap_err()
+        .to_string()
+        .contains("Unknown method \"tea-leaves\""));
 }
 
 fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_salient")).args(args).output().expect("the CLI runs");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_salient")).args(args).output().expect("the CLI runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 #[test]
 fn cli_prints_the_documented_json() {
     let model = common::model_path();
-    let (code, stdout, stderr) = cli(&["attribute", "--model", &model, "--text", "The capital of France is", "--json"]);
+    let (code, stdout, stderr) =
+        cli(&["attribute", "--model", &model, "--text", "The capital of France is", "--json"]);
     assert_eq!(code, 0, "{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON object");
     assert_eq!(json["target"]["text"], " Paris");
@@ -86,7 +105,16 @@ fn cli_prints_the_documented_json() {
     assert_eq!(json["model"]["file"], "SmolLM2-135M-Instruct.Q4_1.gguf");
     assert_eq!(json["model"]["sha256"].as_str().unwrap().len(), 64);
 
-    let (code, stdout, _) = cli(&["attribute", "--model", &model, "--text", "The capital of France is", "--target", " London", "--json"]);
+    let (code, stdout, _) = cli(&[
+        "attribute",
+        "--model",
+        &model,
+        "--text",
+        "The capital of France is",
+        "--target",
+        " London",
+        "--json",
+    ]);
     assert_eq!(code, 0);
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["target"]["text"], " London");
@@ -100,14 +128,26 @@ fn cli_on_a_terminal(args: &[&str]) -> (bool, String) {
         .chain(args.iter().copied())
         .map(|arg| format!("'{}'", arg.replace('\'', "'\\''")))
         .collect();
-    let out = Command::new("script").args(["-qec", &quoted.join(" "), "/dev/null"]).output().expect("script runs");
+    let out = Command::new("script")
+        .args(["-qec", &quoted.join(" "), "/dev/null"])
+        .output()
+        .expect("script runs");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into())
 }
 
 #[test]
 fn cli_shows_progress_on_a_terminal_and_nowhere_else() {
     let model = common::model_path();
-    let args = ["attribute", "--model", &model, "--text", "The capital of France is", "--method", "occlusion", "--json"];
+    let args = [
+        "attribute",
+        "--model",
+        &model,
+        "--text",
+        "The capital of France is",
+        "--method",
+        "occlusion",
+        "--json",
+    ];
     let (ok, shown) = cli_on_a_terminal(&args);
     assert!(ok, "{shown}");
     let percents: Vec<u64> = shown
@@ -115,9 +155,17 @@ fn cli_shows_progress_on_a_terminal_and_nowhere_else() {
         .skip(1)
         .map(|rest| rest.split(" %").next().unwrap().parse().expect("a percent"))
         .collect();
-    assert!(percents.len() >= 2 && percents.windows(2).all(|w| w[0] < w[1]) && percents.iter().all(|p| *p < 100), "{shown:?}");
+    assert!(
+        percents.len() >= 2
+            && percents.windows(2).all(|w| w[0] < w[1])
+            && percents.iter().all(|p| *p < 100),
+        "{shown:?}"
+    );
     let after_progress = shown.rsplit("\r\x1b[K").next().unwrap();
-    assert!(after_progress.trim_start().starts_with('{') && after_progress.contains("\"target\""), "the line is cleared before the result: {shown:?}");
+    assert!(
+        after_progress.trim_start().starts_with('{') && after_progress.contains("\"target\""),
+        "the line is cleared before the result: {shown:?}"
+    );
     let (code, stdout, stderr) = cli(&args);
     assert_eq!((code, stderr.as_str()), (0, ""), "no progress in a pipe");
     assert!(stdout.starts_with('{'));
@@ -135,10 +183,27 @@ fn cli_fails_clearly_on_bad_input() {
 
     let cases: [(&[&str], &str); 5] = [
         (&["attribute", "--model", not_gguf.to_str().unwrap(), "--text", "Hi"], "not a GGUF model"),
-        (&["attribute", "--model", unsupported.to_str().unwrap(), "--text", "Hi"], "\"mamba\" is not supported"),
+        (
+            &["attribute", "--model", unsupported.to_str().unwrap(), "--text", "Hi"],
+            "\"mamba\" is not supported",
+        ),
         (&["attribute", "--model", &model, "--text", ""], "The text is empty"),
-        (&["attribute", "--model", &model, "--text", "Hi", "--target", " Parisians and Londoners"], "a target must be one token"),
-        (&["attribute", "--model", "/nonexistent/model.gguf", "--text", "Hi"], "cannot read /nonexistent/model.gguf"),
+        (
+            &[
+                "attribute",
+                "--model",
+                &model,
+                "--text",
+                "Hi",
+                "--target",
+                " Parisians and Londoners",
+            ],
+            "a target must be one token",
+        ),
+        (
+            &["attribute", "--model", "/nonexistent/model.gguf", "--text", "Hi"],
+            "cannot read /nonexistent/model.gguf",
+        ),
     ];
     for (args, expected) in cases {
         let (code, _, stderr) = cli(args);

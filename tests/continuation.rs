@@ -5,7 +5,9 @@
 mod common;
 use candle_core::DType;
 use salient::engine::continuation::attribute_continuation;
-use salient::engine::{attribute, EngineError, MethodParams, Request, TargetChoice, TargetKind, TargetSpec};
+use salient::engine::{
+    attribute, EngineError, MethodParams, Request, TargetChoice, TargetKind, TargetSpec,
+};
 
 const PREFIX: &str = "The capital of France is";
 const CONTINUATION: &str = " Paris. It is";
@@ -47,7 +49,8 @@ fn a_contrastive_attribution_is_the_difference_of_two_attributions() {
             (contrastive.value - (paris.value - london.value)).abs() < 1e-12,
             "{kind:?}: f(x) is not the difference"
         );
-        let difference: Vec<f32> = paris.scores.iter().zip(&london.scores).map(|(p, l)| p - l).collect();
+        let difference: Vec<f32> =
+            paris.scores.iter().zip(&london.scores).map(|(p, l)| p - l).collect();
         let scale = largest_abs(&paris.scores).max(largest_abs(&london.scores));
         let error = max_difference(&contrastive.scores, &difference) / scale;
         eprintln!(
@@ -56,7 +59,10 @@ fn a_contrastive_attribution_is_the_difference_of_two_attributions() {
         );
         assert!(error < TOLERANCE, "{kind:?}: relative error {error:.2e}");
         // The check has teeth: the target's scores alone are far from the contrastive ones.
-        assert!(relative_difference(&contrastive.scores, &paris.scores) > 100.0 * TOLERANCE, "{kind:?}");
+        assert!(
+            relative_difference(&contrastive.scores, &paris.scores) > 100.0 * TOLERANCE,
+            "{kind:?}"
+        );
     }
 }
 
@@ -84,12 +90,21 @@ fn continuation_rows_are_attributions_of_each_token_given_the_text_before_it() {
     for (j, (row, token)) in c.rows.iter().zip(&continuation).enumerate() {
         // The same question asked on its own: the prefix and the tokens before j as text.
         let target = TargetSpec { token: TargetChoice::Id(token.id), kind, foil: None };
-        let alone = attribute(&model, &Request { target, ..Request::new(text.clone(), "grad_x_input") }).unwrap();
-        assert_eq!(alone.tokens, c.tokens[..c.output_start + j], "row {j}: the text re-tokenizes differently");
+        let alone =
+            attribute(&model, &Request { target, ..Request::new(text.clone(), "grad_x_input") })
+                .unwrap();
+        assert_eq!(
+            alone.tokens,
+            c.tokens[..c.output_start + j],
+            "row {j}: the text re-tokenizes differently"
+        );
         assert_eq!(row.target, alone.target, "row {j}");
         // Same tokens, same computation: equal up to rounding (1e-6 of the largest score).
         let error = relative_difference(&row.scores, &alone.scores);
-        eprintln!("row {j} {:?} p = {:.4}: relative difference {error:.1e}", row.target.text, row.target.prob);
+        eprintln!(
+            "row {j} {:?} p = {:.4}: relative difference {error:.1e}",
+            row.target.text, row.target.prob
+        );
         assert!(error < 1e-6, "row {j}: {:?} vs {:?}", row.scores, alone.scores);
         text.push_str(&token.text);
     }
@@ -99,10 +114,31 @@ fn continuation_rows_are_attributions_of_each_token_given_the_text_before_it() {
 fn max_tokens_bounds_the_prefix_and_the_continuation_together() {
     let model = common::load_model(DType::F32);
     let params = MethodParams::default();
-    let result = attribute_continuation(&model, PREFIX, CONTINUATION, TargetKind::Prob, "saliency", &params, Some(8));
-    assert!(matches!(result, Err(EngineError::TextTooLong { tokens: 9, max: 8, .. })), "{:?}", result.err());
-    let result = attribute_continuation(&model, PREFIX, "", TargetKind::Prob, "saliency", &params, None);
+    let result = attribute_continuation(
+        &model,
+        PREFIX,
+        CONTINUATION,
+        TargetKind::Prob,
+        "saliency",
+        &params,
+        Some(8),
+    );
+    assert!(
+        matches!(result, Err(EngineError::TextTooLong { tokens: 9, max: 8, .. })),
+        "{:?}",
+        result.err()
+    );
+    let result =
+        attribute_continuation(&model, PREFIX, "", TargetKind::Prob, "saliency", &params, None);
     assert!(matches!(result, Err(EngineError::InvalidRequest(_))), "{:?}", result.err());
-    let result = attribute_continuation(&model, PREFIX, CONTINUATION, TargetKind::Prob, "tea-leaves", &params, None);
+    let result = attribute_continuation(
+        &model,
+        PREFIX,
+        CONTINUATION,
+        TargetKind::Prob,
+        "tea-leaves",
+        &params,
+        None,
+    );
     assert!(matches!(result, Err(EngineError::UnknownMethod { .. })), "{:?}", result.err());
 }

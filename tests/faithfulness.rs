@@ -58,9 +58,17 @@ fn faithfulness_numbers_match_a_recomputation_by_hand() {
     for (k, (fraction, _)) in curve.iter().enumerate() {
         assert_eq!(*fraction, k as f32 / 10.0);
     }
-    assert!((curve[0].1 - p_x).abs() < TOLERANCE, "curve starts at {} but p(x) = {p_x}", curve[0].1);
+    assert!(
+        (curve[0].1 - p_x).abs() < TOLERANCE,
+        "curve starts at {} but p(x) = {p_x}",
+        curve[0].1
+    );
     let p_all_pad = p_target(&model, &vec![pad; ids.len()], target);
-    assert!((curve[10].1 - p_all_pad).abs() < TOLERANCE, "curve ends at {} but p(all pad) = {p_all_pad}", curve[10].1);
+    assert!(
+        (curve[10].1 - p_all_pad).abs() < TOLERANCE,
+        "curve ends at {} but p(all pad) = {p_all_pad}",
+        curve[10].1
+    );
 
     // Comprehensiveness and sufficiency from the top-k tokens by score, replaced or kept.
     let mut order: Vec<usize> = (0..ids.len()).collect();
@@ -72,7 +80,10 @@ fn faithfulness_numbers_match_a_recomputation_by_hand() {
         }))
     };
     let (comprehensiveness, sufficiency) = (drops(&order, false), drops(&order, true));
-    assert!((result.comprehensiveness - comprehensiveness).abs() < TOLERANCE, "{result:?} vs {comprehensiveness}");
+    assert!(
+        (result.comprehensiveness - comprehensiveness).abs() < TOLERANCE,
+        "{result:?} vs {comprehensiveness}"
+    );
     assert!((result.sufficiency - sufficiency).abs() < TOLERANCE, "{result:?} vs {sufficiency}");
     // Every point of the curve is that many top tokens replaced.
     for (k, (_, p)) in curve.iter().enumerate() {
@@ -90,7 +101,10 @@ fn faithfulness_numbers_match_a_recomputation_by_hand() {
     // Another seed draws other orders.
     let other = measure(&problem, &scores, Baseline::Pad, params.seed + 1).unwrap();
     assert_ne!(other.random_comprehensiveness, result.random_comprehensiveness);
-    assert_eq!((other.comprehensiveness, other.sufficiency), (result.comprehensiveness, result.sufficiency));
+    assert_eq!(
+        (other.comprehensiveness, other.sufficiency),
+        (result.comprehensiveness, result.sufficiency)
+    );
 }
 
 #[test]
@@ -113,7 +127,10 @@ fn saliency_on_the_eiffel_tower() {
     let request = Request { faithfulness: true, ..Request::new(TEXT, "saliency") };
     let result = attribute(&model, &request).unwrap();
     let f = result.faithfulness.as_ref().expect("asked for");
-    eprintln!("target {:?} p = {:.4}, scores {:?}", result.target.text, result.target.prob, result.scores);
+    eprintln!(
+        "target {:?} p = {:.4}, scores {:?}",
+        result.target.text, result.target.prob, result.scores
+    );
     eprintln!("deletion curve {:?}", f.deletion_curve);
     eprintln!(
         "comprehensiveness {:.4} (random {:.4}), sufficiency {:.4} (random {:.4})",
@@ -128,7 +145,8 @@ fn saliency_on_the_eiffel_tower() {
     let started = Instant::now();
     let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
     let forward = started.elapsed();
-    let scores = methods::by_name("saliency").unwrap().attribute(&problem, &request.params).unwrap().values;
+    let scores =
+        methods::by_name("saliency").unwrap().attribute(&problem, &request.params).unwrap().values;
     let saliency = started.elapsed() - forward;
     let again = measure(&problem, &scores, request.params.baseline, request.params.seed).unwrap();
     let faithfulness = started.elapsed() - forward - saliency;
@@ -139,7 +157,8 @@ fn saliency_on_the_eiffel_tower() {
 #[test]
 fn short_texts_have_one_curve_point_per_token_count() {
     let model = common::load_model(DType::F32);
-    let problem = Problem::new(&model, "The capital of France is", &TargetSpec::top(), None).unwrap();
+    let problem =
+        Problem::new(&model, "The capital of France is", &TargetSpec::top(), None).unwrap();
     let scores = vec![1.0; problem.len()];
     let result = measure(&problem, &scores, Baseline::Pad, 0).unwrap();
     // 5 tokens: 10 % and 20 % are both one token (0.5 rounds up), 30 % and 40 % two, and so on.

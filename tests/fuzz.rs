@@ -224,14 +224,18 @@ where
     while start.elapsed() < limits.budget {
         let Case { what, size, input } = generate(&mut rng);
         let sent = Instant::now();
-        to_worker.send((input, (limits.memory)(size))).expect("the worker thread runs until told to stop");
+        to_worker
+            .send((input, (limits.memory)(size)))
+            .expect("the worker thread runs until told to stop");
         let result = match results.recv_timeout(limits.per_case) {
             Ok((result, growth)) => {
                 largest_growth = largest_growth.max(growth);
                 result
             }
             Err(RecvTimeoutError::Timeout) => Err(Failure::Hung),
-            Err(RecvTimeoutError::Disconnected) => Err(Failure::Panicked("the worker thread died".into())),
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(Failure::Panicked("the worker thread died".into()))
+            }
         };
         slowest_case = slowest_case.max(sent.elapsed());
         executions += 1;
@@ -244,7 +248,10 @@ where
 }
 
 fn budget() -> Duration {
-    let seconds = std::env::var("SALIENT_FUZZ_SECONDS").ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(10.0);
+    let seconds = std::env::var("SALIENT_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .unwrap_or(10.0);
     Duration::from_secs_f64(seconds.max(0.0))
 }
 
@@ -252,7 +259,9 @@ fn seed(target: &str) -> u64 {
     match std::env::var("SALIENT_FUZZ_SEED") {
         Ok(s) => s.parse().unwrap_or_else(|_| panic!("SALIENT_FUZZ_SEED={s} is not a u64")),
         // FNV-1a of the target's name: fixed, and different per target.
-        Err(_) => target.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)),
+        Err(_) => target
+            .bytes()
+            .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3)),
     }
 }
 
@@ -291,8 +300,11 @@ where
     I: Send + 'static,
     C: Fn(&I) -> Result<(), String> + Send + Clone + 'static,
 {
-    let limits =
-        Limits { budget: Duration::from_millis(300), per_case: Duration::from_millis(500), memory: memory_bound };
+    let limits = Limits {
+        budget: Duration::from_millis(300),
+        per_case: Duration::from_millis(500),
+        memory: memory_bound,
+    };
     let run = |fault: fn(&I) -> Result<(), String>| {
         let check = check.clone();
         let outcome = fuzz(
@@ -305,7 +317,9 @@ where
     };
     assert_eq!(run(|_| Ok(())), None, "the unmodified target passes its sample input");
     match run(|_| panic!("deliberate panic")) {
-        Some((0, Failure::Panicked(message))) => assert!(message.contains("deliberate panic"), "{message}"),
+        Some((0, Failure::Panicked(message))) => {
+            assert!(message.contains("deliberate panic"), "{message}")
+        }
         other => panic!("a panic was not reported: {other:?}"),
     }
     assert_eq!(run(|_| Err("deliberate".into())), Some((0, Failure::Broke("deliberate".into()))));
@@ -321,7 +335,10 @@ where
         std::hint::black_box(vec![0u8; memory_bound(0) + (1 << 20)]);
         Ok(())
     });
-    assert!(matches!(over, Some((0, Failure::Allocated { .. }))), "an over-allocation was not reported: {over:?}");
+    assert!(
+        matches!(over, Some((0, Failure::Allocated { .. }))),
+        "an over-allocation was not reported: {over:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -351,7 +368,12 @@ impl GgufParts {
             .tensor_infos
             .keys()
             .map(|name| {
-                (name.clone(), Arc::new(content.tensor(&mut reader, name, &Device::Cpu).expect("tensor reads")))
+                (
+                    name.clone(),
+                    Arc::new(
+                        content.tensor(&mut reader, name, &Device::Cpu).expect("tensor reads"),
+                    ),
+                )
             })
             .collect();
         tensors.sort_by(|a, b| a.0.cmp(&b.0));
@@ -359,10 +381,13 @@ impl GgufParts {
     }
 
     fn write(&self) -> Vec<u8> {
-        let metadata: Vec<(&str, &Value)> = self.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        let tensors: Vec<(&str, &QTensor)> = self.tensors.iter().map(|(n, t)| (n.as_str(), t.as_ref())).collect();
+        let metadata: Vec<(&str, &Value)> =
+            self.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let tensors: Vec<(&str, &QTensor)> =
+            self.tensors.iter().map(|(n, t)| (n.as_str(), t.as_ref())).collect();
         let mut out = Cursor::new(Vec::new());
-        gguf_file::write(&mut out, &metadata, &tensors).expect("candle writes any metadata and tensors");
+        gguf_file::write(&mut out, &metadata, &tensors)
+            .expect("candle writes any metadata and tensors");
         out.into_inner()
     }
 
@@ -585,7 +610,16 @@ fn interesting_value(rng: &mut SplitMix64) -> Value {
         4 => Value::U8(rng.next_u64() as u8),
         5 => Value::I8(rng.next_u64() as i8),
         6 => Value::U16(*rng.pick(&[0, 1, 8, u16::MAX])),
-        7 => Value::F32(*rng.pick(&[0.0, -0.0, -1.0, 1e-30, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX])),
+        7 => Value::F32(*rng.pick(&[
+            0.0,
+            -0.0,
+            -1.0,
+            1e-30,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::MAX,
+        ])),
         8 => Value::F64(*rng.pick(&[0.0, -1.0, f64::NAN, f64::INFINITY, 1e300])),
         9 => Value::Bool(rng.chance(1, 2)),
         10 => Value::String(rng.text(12)),
@@ -641,8 +675,16 @@ fn mutate_tokenizer(parts: &mut GgufParts, rng: &mut SplitMix64) -> String {
                 0 => String::new(),
                 1 => rng.text(6),
                 2 => String::from_utf8_lossy(&rng.bytes(6)).into_owned(),
-                3 => match &parts.metadata.iter().find(|(k, _)| k == "tokenizer.ggml.tokens").unwrap().1 {
-                    Value::Array(tokens) => tokens[rng.below(vocab)].to_string().cloned().unwrap_or_default(),
+                3 => match &parts
+                    .metadata
+                    .iter()
+                    .find(|(k, _)| k == "tokenizer.ggml.tokens")
+                    .unwrap()
+                    .1
+                {
+                    Value::Array(tokens) => {
+                        tokens[rng.below(vocab)].to_string().cloned().unwrap_or_default()
+                    }
                     _ => unreachable!("the tokens are an array"),
                 },
                 4 => "x".repeat(10_000),
@@ -676,7 +718,9 @@ fn mutate_tokenizer(parts: &mut GgufParts, rng: &mut SplitMix64) -> String {
         }
         3 => {
             let key = "tokenizer.ggml.token_type";
-            let Some(types) = parts.array_mut(key) else { return "nothing (no token types)".into() };
+            let Some(types) = parts.array_mut(key) else {
+                return "nothing (no token types)".into();
+            };
             match rng.below(4) {
                 0 => {
                     types.pop();
@@ -706,7 +750,9 @@ fn mutate_tokenizer(parts: &mut GgufParts, rng: &mut SplitMix64) -> String {
             }
         }
         4 | 5 => {
-            let Some(merges) = parts.array_mut("tokenizer.ggml.merges") else { return "nothing (no merges)".into() };
+            let Some(merges) = parts.array_mut("tokenizer.ggml.merges") else {
+                return "nothing (no merges)".into();
+            };
             let merge = match rng.below(8) {
                 0 => "zz qq".to_string(),
                 1 => "nospace".into(),
@@ -726,7 +772,9 @@ fn mutate_tokenizer(parts: &mut GgufParts, rng: &mut SplitMix64) -> String {
             format!("merge {merge:?} inserted at {at}")
         }
         6 => {
-            let name = rng.pick(&["smollm", "llama-bpe", "qwen2", "", "default", "gpt-2", "\u{0}"]).to_string();
+            let name = rng
+                .pick(&["smollm", "llama-bpe", "qwen2", "", "default", "gpt-2", "\u{0}"])
+                .to_string();
             parts.set("tokenizer.ggml.pre", Value::String(name.clone()));
             format!("pre-tokenizer {name:?}")
         }
@@ -748,7 +796,11 @@ fn mutate_tokenizer(parts: &mut GgufParts, rng: &mut SplitMix64) -> String {
             format!("{key} = {id}")
         }
         10 => {
-            let key = *rng.pick(&["tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type"]);
+            let key = *rng.pick(&[
+                "tokenizer.ggml.tokens",
+                "tokenizer.ggml.merges",
+                "tokenizer.ggml.token_type",
+            ]);
             let value = interesting_value(rng);
             let shown = format!("{key} = {value:?}");
             parts.set(key, value);
@@ -756,7 +808,9 @@ fn mutate_tokenizer(parts: &mut GgufParts, rng: &mut SplitMix64) -> String {
         }
         _ => {
             // GGUF arrays hold one type: the whole list is numbers.
-            let Some(tokens) = parts.array_mut("tokenizer.ggml.tokens") else { return "nothing (no tokens)".into() };
+            let Some(tokens) = parts.array_mut("tokenizer.ggml.tokens") else {
+                return "nothing (no tokens)".into();
+            };
             let n = tokens.len();
             *tokens = (0..n as u32).map(Value::U32).collect();
             "tokens stored as numbers".into()
@@ -783,7 +837,11 @@ fn apply_resize(bytes: &mut [u8], resize: &Resize) {
 
 /// One structural mutation (metadata or tensor list). Returns what it did, and a resize to apply
 /// to the written file.
-fn mutate_parts(base: &Base, parts: &mut GgufParts, rng: &mut SplitMix64) -> (String, Option<Resize>) {
+fn mutate_parts(
+    base: &Base,
+    parts: &mut GgufParts,
+    rng: &mut SplitMix64,
+) -> (String, Option<Resize>) {
     let config = tiny_config(base.family);
     match rng.below(10) {
         0 | 1 => {
@@ -851,7 +909,10 @@ fn mutate_parts(base: &Base, parts: &mut GgufParts, rng: &mut SplitMix64) -> (St
                     items.truncate(new);
                 }
             }
-            (format!("vocabulary of {old} cut to {new}"), Some(Resize { old: old as u64, new: new as u64 }))
+            (
+                format!("vocabulary of {old} cut to {new}"),
+                Some(Resize { old: old as u64, new: new as u64 }),
+            )
         }
         8 => {
             let layers = *rng.pick(&[0u64, 2, 1 << 20, 1 << 40, u64::MAX]);
@@ -876,14 +937,23 @@ impl Base {
     fn new(family: Family) -> Self {
         let bytes = tiny_model(family, tiny_config(family)).bytes;
         let parts = GgufParts::read(&bytes);
-        let encodings =
-            [GgmlDType::F16, GgmlDType::BF16, GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q4_1, GgmlDType::Q5_0];
+        let encodings = [
+            GgmlDType::F16,
+            GgmlDType::BF16,
+            GgmlDType::Q8_0,
+            GgmlDType::Q4_0,
+            GgmlDType::Q4_1,
+            GgmlDType::Q5_0,
+        ];
         let mut requantized = Vec::new();
         for (name, tensor) in &parts.tensors {
             let dense = tensor.dequantize(&Device::Cpu).expect("dequantizes");
             let cols = *dense.dims().last().expect("tensors have a dimension");
             for encoding in encodings.iter().filter(|e| cols % e.block_size() == 0) {
-                requantized.push((name.clone(), Arc::new(QTensor::quantize(&dense, *encoding).expect("quantizes"))));
+                requantized.push((
+                    name.clone(),
+                    Arc::new(QTensor::quantize(&dense, *encoding).expect("quantizes")),
+                ));
             }
         }
         let fields = fields(&bytes);
@@ -900,7 +970,12 @@ struct GgufMutator {
 
 impl GgufMutator {
     fn new() -> Self {
-        Self { bases: [Family::Llama, Family::Qwen2, Family::Gpt2].into_iter().map(Base::new).collect() }
+        Self {
+            bases: [Family::Llama, Family::Qwen2, Family::Gpt2]
+                .into_iter()
+                .map(Base::new)
+                .collect(),
+        }
     }
 
     fn case(&self, rng: &mut SplitMix64) -> Case<Vec<u8>> {
@@ -942,8 +1017,13 @@ fn load_gguf(bytes: &Vec<u8>) -> Result<(), String> {
     if let Ok(file) = GgufFile::parse(Arc::new(bytes.clone())) {
         for family in [Family::Llama, Family::Qwen2, Family::Gpt2] {
             for key in ENGINE_KEYS.iter().map(|key| engine_key(key, family)) {
-                let _ =
-                    (file.usize(&key), file.string(&key), file.f64(&key), file.array(&key), file.bool_or(&key, true));
+                let _ = (
+                    file.usize(&key),
+                    file.string(&key),
+                    file.f64(&key),
+                    file.array(&key),
+                    file.bool_or(&key, true),
+                );
             }
         }
     }
@@ -951,7 +1031,9 @@ fn load_gguf(bytes: &Vec<u8>) -> Result<(), String> {
         Ok(model) => model,
         Err(e) => return non_empty_message(e.to_string()),
     };
-    match Problem::new(&model, "the hat", &TargetSpec::top(), Some(16)).and_then(|p| p.input_gradient()) {
+    match Problem::new(&model, "the hat", &TargetSpec::top(), Some(16))
+        .and_then(|p| p.input_gradient())
+    {
         Ok(_) => Ok(()),
         Err(e) => non_empty_message(e.to_string()),
     }
@@ -1096,7 +1178,17 @@ fn share_case(rng: &mut SplitMix64, valid_links: &[String]) -> Case<ShareCase> {
             (what.join(", "), String::from_utf8(link).expect("ASCII stays ASCII"))
         }
         3 => {
-            let tag = *rng.pick(&["v0", "v2", "v01", "V1", "v1 ", "", "v1.v1", "v18446744073709551617", "v-1"]);
+            let tag = *rng.pick(&[
+                "v0",
+                "v2",
+                "v01",
+                "V1",
+                "v1 ",
+                "",
+                "v1.v1",
+                "v18446744073709551617",
+                "v-1",
+            ]);
             (format!("version tag {tag:?}"), format!("{tag}.{}", &rng.pick(valid_links)[3..]))
         }
         4 => ("base64 of random bytes".into(), format!("v1.{}", b64.encode(rng.bytes(300)))),
@@ -1112,7 +1204,10 @@ fn share_case(rng: &mut SplitMix64, valid_links: &[String]) -> Case<ShareCase> {
                 200.. => Expect::Refused,
                 _ => Expect::Anything,
             };
-            (format!("JSON nested {depth} deep"), link_of_json(nested_json(depth, objects).as_bytes()))
+            (
+                format!("JSON nested {depth} deep"),
+                link_of_json(nested_json(depth, objects).as_bytes()),
+            )
         }
         7 => {
             let number = match rng.below(4) {
@@ -1145,7 +1240,10 @@ fn share_case(rng: &mut SplitMix64, valid_links: &[String]) -> Case<ShareCase> {
 fn decode_link(case: &ShareCase) -> Result<(), String> {
     let value = share::decode::<serde_json::Value>(&case.link);
     let typed = share::decode::<SharedState>(&case.link);
-    for message in [value.as_ref().err().map(LinkError::to_string), typed.as_ref().err().map(LinkError::to_string)] {
+    for message in [
+        value.as_ref().err().map(LinkError::to_string),
+        typed.as_ref().err().map(LinkError::to_string),
+    ] {
         if let Some(message) = message {
             if !message.starts_with("This share link cannot be opened") {
                 return Err(format!("an error message that does not say what failed: {message}"));
@@ -1153,18 +1251,24 @@ fn decode_link(case: &ShareCase) -> Result<(), String> {
         }
     }
     match (case.expect, &value) {
-        (Expect::Parses, Err(e)) => return Err(format!("JSON nested within the limit refused: {e}")),
-        (Expect::Refused, Ok(_)) => return Err("JSON nested past the recursion limit parsed".into()),
+        (Expect::Parses, Err(e)) => {
+            return Err(format!("JSON nested within the limit refused: {e}"))
+        }
+        (Expect::Refused, Ok(_)) => {
+            return Err("JSON nested past the recursion limit parsed".into())
+        }
         _ => {}
     }
     if let Ok((value, _)) = &value {
-        let again = share::decode::<serde_json::Value>(&share::encode(value)).map_err(|e| e.to_string())?;
+        let again =
+            share::decode::<serde_json::Value>(&share::encode(value)).map_err(|e| e.to_string())?;
         if again.0 != *value {
             return Err("a decoded value did not survive encode → decode".into());
         }
     }
     if let Ok((state, _)) = &typed {
-        let again = share::decode::<SharedState>(&share::encode(state)).map_err(|e| e.to_string())?;
+        let again =
+            share::decode::<SharedState>(&share::encode(state)).map_err(|e| e.to_string())?;
         if again.0 != *state {
             return Err(format!("a decoded state did not survive encode → decode: {state:?}"));
         }
@@ -1197,7 +1301,10 @@ fn share_link_decoding_survives_hostile_links() {
         })
         .collect();
     let sample = valid_links[0].clone();
-    assert_runner_catches(move || ShareCase { link: sample.clone(), expect: Expect::Parses }, decode_link);
+    assert_runner_catches(
+        move || ShareCase { link: sample.clone(), expect: Expect::Parses },
+        decode_link,
+    );
     run_target("share", share_memory_bound, |rng| share_case(rng, &valid_links), decode_link);
 }
 
@@ -1240,26 +1347,40 @@ fn tokenizers_from_hostile_metadata_and_texts_survive() {
             Ok(tokenizer) => {
                 for text in texts {
                     // Mutated vocabularies may not cover every text: errors are fine, panics not.
-                    let _ = (tokenizer.tokenize(text), tokenizer.single_token(text), tokenizer.pad_token());
+                    let _ = (
+                        tokenizer.tokenize(text),
+                        tokenizer.single_token(text),
+                        tokenizer.pad_token(),
+                    );
                 }
                 Ok(())
             }
             Err(e) => non_empty_message(e.to_string()),
         },
-        TokenizerCase::Text { tokenizer, text } => check_spelling(&valid[*tokenizer], text).map(drop),
+        TokenizerCase::Text { tokenizer, text } => {
+            check_spelling(&valid[*tokenizer], text).map(drop)
+        }
     };
     let sample_file = llama.bytes.clone();
     assert_runner_catches(
-        move || TokenizerCase::Metadata { file: sample_file.clone(), texts: vec!["the hat".into()] },
+        move || TokenizerCase::Metadata {
+            file: sample_file.clone(),
+            texts: vec!["the hat".into()],
+        },
         check.clone(),
     );
     let generate = |rng: &mut SplitMix64| match rng.chance(1, 2) {
         true => {
             let mut parts = llama.parts.clone();
-            let what: Vec<String> = (0..1 + rng.below(3)).map(|_| mutate_tokenizer(&mut parts, rng)).collect();
+            let what: Vec<String> =
+                (0..1 + rng.below(3)).map(|_| mutate_tokenizer(&mut parts, rng)).collect();
             let file = parts.write();
             let texts = (0..3).map(|_| rng.text(30)).collect();
-            Case { what: what.join("; "), size: file.len(), input: TokenizerCase::Metadata { file, texts } }
+            Case {
+                what: what.join("; "),
+                size: file.len(),
+                input: TokenizerCase::Metadata { file, texts },
+            }
         }
         false => {
             let tokenizer = rng.below(tokenizers);

@@ -29,7 +29,16 @@ fn method(name: &str) -> &'static dyn AttributionMethod {
 }
 
 fn norm(t: &Tensor) -> f64 {
-    t.to_dtype(DType::F64).unwrap().sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f64>().unwrap()
+    t.to_dtype(DType::F64)
+        .unwrap()
+        .sqr()
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .sqrt()
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap()
 }
 
 fn dot(a: &Tensor, b: &Tensor) -> f64 {
@@ -46,7 +55,10 @@ fn directional_derivative(problem: &Problem, at: &Tensor, direction: &Tensor, st
 /// `x` with every row but `row` zeroed.
 fn only_row(x: &Tensor, row: usize) -> Tensor {
     let mask: Vec<f64> = (0..x.dim(0).unwrap()).map(|i| if i == row { 1.0 } else { 0.0 }).collect();
-    let mask = Tensor::from_vec(mask, (x.dim(0).unwrap(), 1), x.device()).unwrap().to_dtype(x.dtype()).unwrap();
+    let mask = Tensor::from_vec(mask, (x.dim(0).unwrap(), 1), x.device())
+        .unwrap()
+        .to_dtype(x.dtype())
+        .unwrap();
     x.broadcast_mul(&mask).unwrap()
 }
 
@@ -74,7 +86,8 @@ fn grad_x_input_errors(problem: &Problem, scores: &[f32]) -> (f64, Vec<f64>) {
             let direction = only_row(&x, i);
             let finite_difference = directional_derivative(problem, &x, &direction, STEP);
             println!("token {i}: score {score:+.10e}  FD {finite_difference:+.10e}");
-            (*score as f64 - finite_difference).abs() / (norm(&only_row(&gradient, i)) * norm(&direction))
+            (*score as f64 - finite_difference).abs()
+                / (norm(&only_row(&gradient, i)) * norm(&direction))
         })
         .collect();
     (total_error, token_errors)
@@ -89,14 +102,24 @@ fn grad_x_input_is_the_derivative_along_the_input() {
     assert_eq!(scores.len(), problem.len());
 
     let (total_error, token_errors) = grad_x_input_errors(&problem, &scores);
-    eprintln!("grad × input: relative error of Σ scores {total_error:.2e}, per token {}", show(&token_errors));
+    eprintln!(
+        "grad × input: relative error of Σ scores {total_error:.2e}, per token {}",
+        show(&token_errors)
+    );
     assert!(total_error < F32_SCORE_TOLERANCE, "Σ scores: relative error {total_error:e}");
-    assert!(token_errors.iter().all(|e| *e < F32_SCORE_TOLERANCE), "per token: {}", show(&token_errors));
+    assert!(
+        token_errors.iter().all(|e| *e < F32_SCORE_TOLERANCE),
+        "per token: {}",
+        show(&token_errors)
+    );
 
     // The check can fail: scores off by 1% (a wrong row, scale or term would be far worse) are caught.
     let wrong: Vec<f32> = scores.iter().map(|s| s * 1.01).collect();
     let (total_error, token_errors) = grad_x_input_errors(&problem, &wrong);
-    assert!(total_error > F32_SCORE_TOLERANCE, "a 1% error in Σ scores went unnoticed: {total_error:e}");
+    assert!(
+        total_error > F32_SCORE_TOLERANCE,
+        "a 1% error in Σ scores went unnoticed: {total_error:e}"
+    );
     assert!(
         token_errors.iter().all(|e| *e > F32_SCORE_TOLERANCE),
         "a 1% error went unnoticed: {}",
@@ -115,8 +138,10 @@ fn gradients_along_the_path_match_finite_differences() {
     for baseline in Baseline::ALL {
         let start = problem.baseline(baseline).unwrap();
         let alphas = [0.1, 0.5, 0.9];
-        let points: Vec<Tensor> =
-            alphas.iter().map(|a| (&start + ((&x - &start).unwrap() * *a).unwrap()).unwrap()).collect();
+        let points: Vec<Tensor> = alphas
+            .iter()
+            .map(|a| (&start + ((&x - &start).unwrap() * *a).unwrap()).unwrap())
+            .collect();
         let mut gradients = Vec::new();
         problem
             .gradients(&points, |_, _, g| {
@@ -135,7 +160,11 @@ fn gradients_along_the_path_match_finite_differences() {
             let error = |g: &Tensor| (dot(g, &v) - finite_difference).abs() / norm(g);
             let own = error(&gradients[k]);
             eprintln!("{} baseline, α = {alpha}: relative error {own:.2e}", baseline.name());
-            assert!(own < F64_TOLERANCE, "{} baseline, α = {alpha}: relative error {own:e}", baseline.name());
+            assert!(
+                own < F64_TOLERANCE,
+                "{} baseline, α = {alpha}: relative error {own:e}",
+                baseline.name()
+            );
             // The check can fail: the gradient at the next point of the path does not pass for this one.
             let other = error(&gradients[(k + 1) % points.len()]);
             assert!(
@@ -149,7 +178,8 @@ fn gradients_along_the_path_match_finite_differences() {
 
 /// f(x) − f(x').
 fn change_from(problem: &Problem, baseline: Baseline) -> f64 {
-    problem.input_value().unwrap() - problem.values(&[problem.baseline(baseline).unwrap()]).unwrap()[0]
+    problem.input_value().unwrap()
+        - problem.values(&[problem.baseline(baseline).unwrap()]).unwrap()[0]
 }
 
 /// |Σ scores − (f(x) − f(x'))| / |f(x) − f(x')|, recomputed here from the scores.
@@ -193,12 +223,21 @@ fn integrated_gradients_add_up_to_the_change_in_f() {
             assert!((3..=steps).contains(&gradients), "{gradients} gradients for {steps} steps");
             // The reported error is this same quantity, computed before the scores were rounded to
             // f32, which moves their sum by at most 2⁻²⁴ Σ|scoreᵢ| (and f32::EPSILON is 2⁻²³).
-            let rounding =
-                f32::EPSILON as f64 * scores.values.iter().map(|s| s.abs() as f64).sum::<f64>() / change.abs();
-            assert!((reported - error).abs() <= rounding, "reported {reported:e}, recomputed {error:e}");
+            let rounding = f32::EPSILON as f64
+                * scores.values.iter().map(|s| s.abs() as f64).sum::<f64>()
+                / change.abs();
+            assert!(
+                (reported - error).abs() <= rounding,
+                "reported {reported:e}, recomputed {error:e}"
+            );
             match p {
-                3 => assert!(error < 0.02, "{prompt:?}: completeness error {error:e} at {steps} steps"),
-                _ if steps == 32 => assert!(error < 0.01, "{prompt:?}: completeness error {error:e} at 32 steps"),
+                3 => assert!(
+                    error < 0.02,
+                    "{prompt:?}: completeness error {error:e} at {steps} steps"
+                ),
+                _ if steps == 32 => {
+                    assert!(error < 0.01, "{prompt:?}: completeness error {error:e} at 32 steps")
+                }
                 _ => {}
             }
         }
@@ -214,7 +253,10 @@ fn integrated_gradients_from_the_zero_baseline_are_finite() {
     let params = MethodParams { steps: 16, baseline: Baseline::Zero, ..MethodParams::default() };
     let scores = method("integrated_gradients").attribute(&problem, &params).unwrap();
     let error = completeness_error(&scores.values, change_from(&problem, Baseline::Zero));
-    eprintln!("IG zero baseline, 16 steps: scores {:?}, completeness error {error:.2e}", scores.values);
+    eprintln!(
+        "IG zero baseline, 16 steps: scores {:?}, completeness error {error:.2e}",
+        scores.values
+    );
     assert!(scores.values.iter().all(|s| s.is_finite()), "{:?}", scores.values);
     assert!(scores.completeness_error.is_some_and(f64::is_finite));
 }
@@ -226,7 +268,9 @@ fn integrated_gradients_refuse_bad_step_counts() {
     for steps in [0, 3, 1025] {
         let params = MethodParams { steps, ..MethodParams::default() };
         match method("integrated_gradients").attribute(&problem, &params) {
-            Err(EngineError::InvalidRequest(message)) => assert!(message.contains("steps"), "{message}"),
+            Err(EngineError::InvalidRequest(message)) => {
+                assert!(message.contains("steps"), "{message}")
+            }
             other => panic!("{steps} steps: {other:?}"),
         }
     }
@@ -261,10 +305,17 @@ fn smoothgrad_is_seeded_non_negative_and_saliency_without_noise() {
     // largest score (measured: 2.5e-5; the noisy scores below differ by about 5e-2).
     let saliency = method("saliency").attribute(&problem, &params).unwrap().values;
     let largest = saliency.iter().fold(0.0f32, |m, s| m.max(*s));
-    let difference = |a: &[f32]| a.iter().zip(&saliency).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let difference =
+        |a: &[f32]| a.iter().zip(&saliency).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     let noiseless = run(&MethodParams { sigma: 0.0, samples: 4, ..params.clone() });
-    eprintln!("SmoothGrad σ = 0 vs saliency: largest difference {:.2e} of {largest:.2e}", difference(&noiseless));
-    assert!(difference(&noiseless) <= 1e-4 * largest, "σ = 0: {noiseless:?} vs saliency {saliency:?}");
+    eprintln!(
+        "SmoothGrad σ = 0 vs saliency: largest difference {:.2e} of {largest:.2e}",
+        difference(&noiseless)
+    );
+    assert!(
+        difference(&noiseless) <= 1e-4 * largest,
+        "σ = 0: {noiseless:?} vs saliency {saliency:?}"
+    );
     // The comparison can fail: with noise the scores are not the saliency map.
     assert!(difference(&first) > 1e-4 * largest, "σ = 0.1 gave the saliency map");
 }

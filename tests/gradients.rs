@@ -17,7 +17,8 @@ const TOLERANCE: f64 = 1e-8;
 fn directional_errors(problem: &Problem, grad: &Tensor, directions: usize, seed: u64) -> Vec<f64> {
     let mut rng = common::Rng::new(seed);
     let x = problem.input();
-    let grad_norm = grad.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f64>().unwrap();
+    let grad_norm =
+        grad.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f64>().unwrap();
     (0..directions)
         .map(|_| {
             let v: Vec<f64> = (0..x.elem_count()).map(|_| rng.normal()).collect();
@@ -37,7 +38,8 @@ fn directional_errors(problem: &Problem, grad: &Tensor, directions: usize, seed:
 #[test]
 fn input_gradient_matches_finite_differences() {
     let model = common::load_model(DType::F64);
-    let problem = Problem::new(&model, "The capital of France is", &TargetSpec::top(), None).unwrap();
+    let problem =
+        Problem::new(&model, "The capital of France is", &TargetSpec::top(), None).unwrap();
     let grad = problem.input_gradient().unwrap();
     let errors = directional_errors(&problem, &grad, 4, 7);
     println!("relative errors {errors:?}");
@@ -53,8 +55,20 @@ fn input_gradient_matches_finite_differences() {
 fn f64_and_f32_models_compute_the_same_function() {
     let f32_model = common::load_model(DType::F32);
     let f64_model = Model::load_with_dtype(common::model_bytes(), DType::F64).unwrap();
-    let a = Problem::new(&f32_model, "The capital of France is", &TargetSpec::of(TargetChoice::Id(7042)), None).unwrap();
-    let b = Problem::new(&f64_model, "The capital of France is", &TargetSpec::of(TargetChoice::Id(7042)), None).unwrap();
+    let a = Problem::new(
+        &f32_model,
+        "The capital of France is",
+        &TargetSpec::of(TargetChoice::Id(7042)),
+        None,
+    )
+    .unwrap();
+    let b = Problem::new(
+        &f64_model,
+        "The capital of France is",
+        &TargetSpec::of(TargetChoice::Id(7042)),
+        None,
+    )
+    .unwrap();
     let (pa, pb) = (a.probs[7042] as f64, b.probs[7042] as f64);
     assert!((pa - pb).abs() < 1e-4, "p(Paris): f32 {pa} vs f64 {pb}");
 }

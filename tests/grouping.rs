@@ -19,7 +19,12 @@ fn spans(groups: &[Group]) -> Vec<(usize, usize)> {
 fn tokens(texts: &[&str]) -> Vec<Token> {
     texts
         .iter()
-        .map(|t| Token { id: 0, text: t.to_string(), byte_len: t.len(), special: t.starts_with("<|") })
+        .map(|t| Token {
+            id: 0,
+            text: t.to_string(),
+            byte_len: t.len(),
+            special: t.starts_with("<|"),
+        })
         .collect()
 }
 
@@ -56,7 +61,10 @@ fn words_and_sentences_of_a_real_tokenization() {
     let scores: Vec<f32> = (0..tokens.len()).map(|i| i as f32 - 3.0).collect();
 
     let words = group(&tokens, &scores, Granularity::Word);
-    assert_eq!(texts(&words), [" Hello", ",", " world", "!", "\n", "New", " line", " 12345", " 東", "京", " ok"]);
+    assert_eq!(
+        texts(&words),
+        [" Hello", ",", " world", "!", "\n", "New", " line", " 12345", " 東", "京", " ok"]
+    );
     let number = &words[7];
     assert_eq!((number.first, number.last), (7, 12));
     assert_eq!(number.sum, (7..=12).map(|i| i as f32 - 3.0).sum::<f32>());
@@ -76,14 +84,22 @@ fn words_and_sentences_of_a_real_tokenization() {
 fn hand_cases() {
     let cases: &[(&[&str], Granularity, &[&str])] = &[
         // A decimal point between digits belongs to the number and ends no sentence.
-        (&["Pi", " is", " ", "3", ".", "1", "4", "."], Granularity::Word, &["Pi", " is", " 3.14", "."]),
+        (
+            &["Pi", " is", " ", "3", ".", "1", "4", "."],
+            Granularity::Word,
+            &["Pi", " is", " 3.14", "."],
+        ),
         (&["Pi", " is", " ", "3", ".", "1", "4", "."], Granularity::Sentence, &["Pi is 3.14."]),
         // A run of one mark is one word; different marks are not.
         (&["Wow", "!", "!", "?"], Granularity::Word, &["Wow", "!!", "?"]),
         // Whitespace and closing marks after a sentence end stay with that sentence.
         (&["Hi", ".", " ", "1", "2"], Granularity::Sentence, &["Hi. ", "12"]),
         (&["Wow", "!", "!", "?"], Granularity::Sentence, &["Wow!!?"]),
-        (&["\"", "No", ".\"", " (", "Yes", ".)", " Ok"], Granularity::Sentence, &["\"No.\"", " (Yes.)", " Ok"]),
+        (
+            &["\"", "No", ".\"", " (", "Yes", ".)", " Ok"],
+            Granularity::Sentence,
+            &["\"No.\"", " (Yes.)", " Ok"],
+        ),
         (&["Yes", "。", "は", "い"], Granularity::Sentence, &["Yes。", "はい"]),
         (&["Yes", "。", "は", "い"], Granularity::Word, &["Yes", "。", "は", "い"]),
         // Special tokens stand alone; a newline ends a sentence.
@@ -147,9 +163,11 @@ fn groups_cover_every_token_once_in_order() {
     let mut rng = common::Rng::new(2024);
     for case in 0..2000 {
         let n = 1 + (rng.next_f64() * 40.0) as usize;
-        let pieces: Vec<&str> = (0..n).map(|_| POOL[(rng.next_f64() * POOL.len() as f64) as usize]).collect();
+        let pieces: Vec<&str> =
+            (0..n).map(|_| POOL[(rng.next_f64() * POOL.len() as f64) as usize]).collect();
         let tokens = tokens(&pieces);
-        let scores: Vec<f32> = (0..n).map(|_| (rng.normal() * 10f64.powf(rng.normal())) as f32).collect();
+        let scores: Vec<f32> =
+            (0..n).map(|_| (rng.normal() * 10f64.powf(rng.normal())) as f32).collect();
         let mut starts_by_granularity = Vec::new();
         for granularity in [Granularity::Token, Granularity::Word, Granularity::Sentence] {
             let groups = group(&tokens, &scores, granularity);
@@ -170,11 +188,17 @@ fn groups_cover_every_token_once_in_order() {
                 assert!((g.sum - run.iter().sum::<f32>()).abs() <= tolerance, "{context}");
                 assert_eq!(g.max_abs, run.iter().fold(0f32, |m, s| m.max(s.abs())), "{context}");
                 let special = tokens[g.first..=g.last].iter().filter(|t| t.special).count();
-                assert!(special == 0 || g.first == g.last, "a special token shares a group: {context}");
+                assert!(
+                    special == 0 || g.first == g.last,
+                    "a special token shares a group: {context}"
+                );
             }
             let total: f32 = groups.iter().map(|g| g.sum).sum();
             assert!((total - scores.iter().sum::<f32>()).abs() <= tolerance, "{context}");
-            starts_by_granularity.push((groups.iter().map(|g| g.first).collect::<Vec<_>>(), texts(&groups).concat()));
+            starts_by_granularity.push((
+                groups.iter().map(|g| g.first).collect::<Vec<_>>(),
+                texts(&groups).concat(),
+            ));
         }
         // Sentences are runs of whole words, and neither cuts a character in two: the texts of
         // words and of sentences read the same.

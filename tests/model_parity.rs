@@ -18,21 +18,31 @@ fn logits_match_candle_quantized_llama() {
     let bytes = common::model_bytes();
     let mut cursor = std::io::Cursor::new(&bytes);
     let content = candle_core::quantized::gguf_file::Content::read(&mut cursor).unwrap();
-    let mut reference =
-        candle_transformers::models::quantized_llama::ModelWeights::from_gguf(content, &mut cursor, &Device::Cpu)
-            .unwrap();
-    for text in ["The capital of France is", "The Eiffel Tower is located in the city of", "1, 2, 3, 4,"] {
+    let mut reference = candle_transformers::models::quantized_llama::ModelWeights::from_gguf(
+        content,
+        &mut cursor,
+        &Device::Cpu,
+    )
+    .unwrap();
+    for text in
+        ["The capital of France is", "The Eiffel Tower is located in the city of", "1, 2, 3, 4,"]
+    {
         let ids = model.tokenizer.encode(text).unwrap();
         let embeds = model.decoder.embed(&ids).unwrap().unsqueeze(0).unwrap();
         let ours = model.decoder.forward(&embeds).unwrap().last_logits.squeeze(0).unwrap();
-        let theirs = reference.forward(&Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap(), 0)
+        let theirs = reference
+            .forward(&Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap(), 0)
             .unwrap()
             .squeeze(0)
             .unwrap();
-        let max_diff = (&ours - &theirs).unwrap().abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
+        let max_diff =
+            (&ours - &theirs).unwrap().abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
         let scale = theirs.abs().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap();
         println!("{text:?}: max |Δlogit| = {max_diff:.2e}, max |logit| = {scale:.1}");
-        assert!(max_diff <= RELATIVE_LOGIT_TOLERANCE * scale, "{text:?}: max |Δlogit| {max_diff} > {RELATIVE_LOGIT_TOLERANCE} × {scale}");
+        assert!(
+            max_diff <= RELATIVE_LOGIT_TOLERANCE * scale,
+            "{text:?}: max |Δlogit| {max_diff} > {RELATIVE_LOGIT_TOLERANCE} × {scale}"
+        );
     }
 }
 

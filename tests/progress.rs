@@ -15,11 +15,19 @@ use salient::engine::progress::{self, Progress};
 use salient::engine::{attribute, Baseline, Model, Problem, Request, TargetSpec};
 use std::cell::RefCell;
 
-const CONFIG: TinyConfig =
-    TinyConfig { layers: 2, width: 16, heads: 4, kv_heads: 2, hidden: 32, context_length: 1024, seed: 5 };
+const CONFIG: TinyConfig = TinyConfig {
+    layers: 2,
+    width: 16,
+    heads: 4,
+    kv_heads: 2,
+    hidden: 32,
+    context_length: 1024,
+    seed: 5,
+};
 /// From one token to a few hundred, where occlusion's inputs come in several calls and batches
 /// that continue the text's keys and values.
-const TEXTS: [&str; 4] = ["a", "the cat sat", "the cat sat at the hat, then the rat ran at the cat", LONG_TEXT];
+const TEXTS: [&str; 4] =
+    ["a", "the cat sat", "the cat sat at the hat, then the rat ran at the cat", LONG_TEXT];
 const LONG_TEXT: &str = "the rat sat at the hat; the cat ran to the mat, then the hat sat on the rat. \
     at the end the cat and the rat sat at the mat, and the hat ran, then sat. the rat, the cat, the \
     hat: all sat at the mat at the end of the tale, then ran, then sat again at the hat of the cat.";
@@ -44,7 +52,10 @@ fn counted_run(model: &Model, request: &Request) -> (Progress, salient::engine::
     HEARD.with(|heard| {
         let heard = heard.borrow();
         assert_eq!(heard.first().map(|p| p.done), Some(0), "begin is heard");
-        assert!(heard.windows(2).all(|w| w[0].done <= w[1].done && w[0].expected == w[1].expected), "{heard:?}");
+        assert!(
+            heard.windows(2).all(|w| w[0].done <= w[1].done && w[0].expected == w[1].expected),
+            "{heard:?}"
+        );
         assert_eq!(heard.last(), Some(&end), "the last report is the end");
     });
     (end, attribution)
@@ -62,8 +73,14 @@ fn every_method_does_the_work_it_expects() {
             let seq = attribution.tokens.len();
             assert!(text != LONG_TEXT || seq > 150, "{seq} tokens");
             // Integrated gradients may stop before its step budget: by the gradients it did not take.
-            let untaken = attribution.path_gradients.map_or(0, |taken| request.params.steps - taken);
-            assert_eq!(end.done + progress::gradients(untaken, seq), end.expected, "{} on {text:?}", method.name());
+            let untaken =
+                attribution.path_gradients.map_or(0, |taken| request.params.steps - taken);
+            assert_eq!(
+                end.done + progress::gradients(untaken, seq),
+                end.expected,
+                "{} on {text:?}",
+                method.name()
+            );
             assert!(end.done > 0);
 
             // The map's faithfulness check, on a problem of its own (no keys and values yet).
@@ -72,7 +89,12 @@ fn every_method_does_the_work_it_expects() {
                 progress::begin(faithfulness::work(&attribution.scores, seed));
                 faithfulness::measure(&problem, &attribution.scores, Baseline::Pad, seed).unwrap();
                 let measured = progress::current();
-                assert_eq!(measured.done, measured.expected, "faithfulness of {} on {text:?}", method.name());
+                assert_eq!(
+                    measured.done,
+                    measured.expected,
+                    "faithfulness of {} on {text:?}",
+                    method.name()
+                );
             }
         }
     }
@@ -82,7 +104,8 @@ fn every_method_does_the_work_it_expects() {
 fn a_continuation_counts_every_row() {
     let model = Model::load_with_dtype(tiny_llama(CONFIG).bytes, DType::F32).unwrap();
     for method in ["saliency", "occlusion"] {
-        let request = Request { continuation: Some(" the hat".into()), ..Request::new(TEXTS[1], method) };
+        let request =
+            Request { continuation: Some(" the hat".into()), ..Request::new(TEXTS[1], method) };
         let (end, attribution) = counted_run(&model, &request);
         let rows = attribution.continuation.as_ref().map_or(0, |c| c.rows.len());
         assert!(rows > 1, "{rows} rows");
@@ -96,7 +119,11 @@ fn a_continuation_counts_every_row() {
 #[test]
 fn a_gradient_is_heard_block_by_block_and_counts_no_recomputation() {
     const LAYERS: usize = 5;
-    let model = Model::load_with_dtype(tiny_llama(TinyConfig { layers: LAYERS, ..CONFIG }).bytes, DType::F32).unwrap();
+    let model = Model::load_with_dtype(
+        tiny_llama(TinyConfig { layers: LAYERS, ..CONFIG }).bytes,
+        DType::F32,
+    )
+    .unwrap();
     let problem = Problem::new(&model, TEXTS[2], &TargetSpec::top(), None).unwrap();
     let seq = problem.len();
     assert!(seq >= LAYERS, "{seq} tokens: every block's share is at least one unit");
@@ -104,9 +131,12 @@ fn a_gradient_is_heard_block_by_block_and_counts_no_recomputation() {
     for (per_segment, segments) in [(5, 1), (2, 3), (1, 5)] {
         HEARD.with(|heard| heard.borrow_mut().clear());
         progress::begin(progress::gradients(1, seq));
-        value_and_gradient_in_segments(&*model.decoder, &problem.input().unsqueeze(0).unwrap(), per_segment, |logits| {
-            problem.objective.score(logits)
-        })
+        value_and_gradient_in_segments(
+            &*model.decoder,
+            &problem.input().unsqueeze(0).unwrap(),
+            per_segment,
+            |logits| problem.objective.score(logits),
+        )
         .unwrap();
         let end = progress::current();
         assert_eq!(end.done, end.expected, "segments of {per_segment}");
@@ -115,7 +145,11 @@ fn a_gradient_is_heard_block_by_block_and_counts_no_recomputation() {
             // begin, then each block of the forward pass, then each segment of the backward pass.
             assert_eq!(done.len(), 1 + LAYERS + segments, "segments of {per_segment}: {done:?}");
             assert!(done.windows(2).all(|w| w[0] < w[1]), "segments of {per_segment}: {done:?}");
-            assert_eq!(done[LAYERS], progress::forward(1, seq), "the forward pass ends at its units: {done:?}");
+            assert_eq!(
+                done[LAYERS],
+                progress::forward(1, seq),
+                "the forward pass ends at its units: {done:?}"
+            );
         });
     }
 }

@@ -25,19 +25,38 @@ fn json_value(rng: &mut SplitMix64, depth: usize) -> Value {
         4 => Value::Number(Number::from_f64(rng.finite_f64()).expect("finite")),
         5 => Value::String(rng.text(24)),
         6 => Value::Array((0..rng.below(6)).map(|_| json_value(rng, depth - 1)).collect()),
-        _ => Value::Object((0..rng.below(6)).map(|_| (rng.text(8), json_value(rng, depth - 1))).collect::<Map<_, _>>()),
+        _ => Value::Object(
+            (0..rng.below(6))
+                .map(|_| (rng.text(8), json_value(rng, depth - 1)))
+                .collect::<Map<_, _>>(),
+        ),
     }
 }
 
 /// Fails with the first place where the JSON of `decoded` and `original` differ.
 fn assert_same_json<T: Serialize>(decoded: &T, original: &T, case: usize) {
-    let (decoded, original) = (serde_json::to_string(decoded).unwrap(), serde_json::to_string(original).unwrap());
-    if let Some(at) = decoded.char_indices().zip(original.chars()).find(|((_, a), b)| a != b).map(|((at, _), _)| at) {
-        let context =
-            |json: &str| json.get(at.saturating_sub(30)..).unwrap_or(json).chars().take(60).collect::<String>();
-        panic!("case {case}: decoded …{}… where the original has …{}…", context(&decoded), context(&original));
+    let (decoded, original) =
+        (serde_json::to_string(decoded).unwrap(), serde_json::to_string(original).unwrap());
+    if let Some(at) = decoded
+        .char_indices()
+        .zip(original.chars())
+        .find(|((_, a), b)| a != b)
+        .map(|((at, _), _)| at)
+    {
+        let context = |json: &str| {
+            json.get(at.saturating_sub(30)..).unwrap_or(json).chars().take(60).collect::<String>()
+        };
+        panic!(
+            "case {case}: decoded …{}… where the original has …{}…",
+            context(&decoded),
+            context(&original)
+        );
     }
-    assert_eq!(decoded.len(), original.len(), "case {case}: one JSON text is a prefix of the other");
+    assert_eq!(
+        decoded.len(),
+        original.len(),
+        "case {case}: one JSON text is a prefix of the other"
+    );
 }
 
 #[test]
@@ -46,8 +65,8 @@ fn share_links_round_trip_any_json() {
     for case in 0..3000 {
         let value = json_value(&mut rng, 5);
         let link = share::encode(&value);
-        let (decoded, version) =
-            share::decode::<Value>(&link).unwrap_or_else(|e| panic!("case {case}: {e}\n  value: {value}"));
+        let (decoded, version) = share::decode::<Value>(&link)
+            .unwrap_or_else(|e| panic!("case {case}: {e}\n  value: {value}"));
         assert_eq!(version, share::CURRENT_VERSION);
         // Equal as text (a float that came back one bit off prints differently) and as values.
         assert_same_json(&decoded, &value, case);
@@ -106,7 +125,10 @@ fn page_state(rng: &mut SplitMix64, depth: usize) -> PageState {
         0 => Target::Top,
         1 => Target::Id(rng.next_u64() as u32),
         2 => Target::Text(rng.text(6)),
-        _ => Target::Contrast { target: rng.text(6), foil: rng.chance(1, 2).then(|| rng.next_u64() as u32) },
+        _ => Target::Contrast {
+            target: rng.text(6),
+            foil: rng.chance(1, 2).then(|| rng.next_u64() as u32),
+        },
     };
     PageState {
         text: rng.text(200),
@@ -120,11 +142,18 @@ fn page_state(rng: &mut SplitMix64, depth: usize) -> PageState {
             baseline: rng.chance(1, 2).then(|| rng.text(5)),
         },
         scores: (0..rng.below(64)).map(|_| finite_f32(rng)).collect(),
-        groups: (0..rng.below(8)).map(|_| (rng.below(1 << 20), rng.next_u64() as usize, rng.finite_f64())).collect(),
+        groups: (0..rng.below(8))
+            .map(|_| (rng.below(1 << 20), rng.next_u64() as usize, rng.finite_f64()))
+            .collect(),
         note: rng.chance(1, 2).then(|| rng.text(40)),
         tags: (0..rng.below(4))
             .map(|_| {
-                (rng.text(6), (0..rng.below(4)).map(|_| rng.chance(1, 2).then(|| rng.next_u64() as i64)).collect())
+                (
+                    rng.text(6),
+                    (0..rng.below(4))
+                        .map(|_| rng.chance(1, 2).then(|| rng.next_u64() as i64))
+                        .collect(),
+                )
             })
             .collect(),
         pinned: rng.chance(1, 2),
@@ -139,9 +168,12 @@ fn share_links_round_trip_any_page_state() {
     for case in 0..3000 {
         let state = page_state(&mut rng, 2);
         let link = share::encode(&state);
-        assert!(link.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)), "case {case}: not URL-safe");
-        let (decoded, _) =
-            share::decode::<PageState>(&link).unwrap_or_else(|e| panic!("case {case}: {e}\n  state: {state:?}"));
+        assert!(
+            link.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+            "case {case}: not URL-safe"
+        );
+        let (decoded, _) = share::decode::<PageState>(&link)
+            .unwrap_or_else(|e| panic!("case {case}: {e}\n  state: {state:?}"));
         // The JSON tells apart what PartialEq does not (0.0 and -0.0), and any lost bit.
         assert_same_json(&decoded, &state, case);
         assert_eq!(decoded, state, "case {case}");
@@ -221,13 +253,18 @@ fn tokens_of_any_text_spell_it() {
 fn tokens_of_ordinary_text_spell_it_without_refusal() {
     // Letters, digits, punctuation, whitespace, accents, CJK and emoji: every one has tokens.
     const ORDINARY: &[char] = &[
-        'a', 'Z', 'q', '0', '7', '.', ',', '!', '?', '"', '\'', '-', '(', ')', '<', '|', '>', '\\', ' ', ' ', '\n',
-        '\t', '\r', 'é', 'ß', 'ü', 'ñ', '東', '京', 'の', '한', '🙂', '👍', '🏽', '\u{200D}', '\u{301}', '€', '—',
+        'a', 'Z', 'q', '0', '7', '.', ',', '!', '?', '"', '\'', '-', '(', ')', '<', '|', '>', '\\',
+        ' ', ' ', '\n', '\t', '\r', 'é', 'ß', 'ü', 'ñ', '東', '京', 'の', '한', '🙂', '👍', '🏽',
+        '\u{200D}', '\u{301}', '€', '—',
     ];
     let model = common::load_model(DType::F32);
     let mut rng = SplitMix64::new(16);
     for case in 0..3000 {
         let text: String = (0..1 + rng.below(60)).map(|_| *rng.pick(ORDINARY)).collect();
-        assert_eq!(check_spelling(&model.tokenizer, &text), Ok(Spelling::Exact), "case {case}: {text:?}");
+        assert_eq!(
+            check_spelling(&model.tokenizer, &text),
+            Ok(Spelling::Exact),
+            "case {case}: {text:?}"
+        );
     }
 }

@@ -16,8 +16,15 @@ use std::collections::HashMap;
 use std::io::Cursor;
 
 /// Width and MLP width 256: every row fills whole K-quant blocks (256 values).
-const CONFIG: TinyConfig =
-    TinyConfig { layers: 2, width: 256, heads: 4, kv_heads: 2, hidden: 256, context_length: 64, seed: 29 };
+const CONFIG: TinyConfig = TinyConfig {
+    layers: 2,
+    width: 256,
+    heads: 4,
+    kv_heads: 2,
+    hidden: 256,
+    context_length: 64,
+    seed: 29,
+};
 const TEXT: &str = "the cat sat at the hat";
 
 /// Each encoding the engine claims to support, with ggml's name for it.
@@ -90,8 +97,15 @@ fn decoded_weights_compute_the_same_bits() {
     for (encoding, name) in ENCODINGS {
         let bytes = with_matrices_in(&tiny.bytes, encoding);
         let encoded = f32_results(&bytes, WeightStorage::Encoded);
-        assert!(encoded.1.iter().any(|&bits| f32::from_bits(bits) != 0.0), "{name}: all scores are zero");
-        assert_eq!(encoded, f32_results(&bytes, WeightStorage::Decoded), "{name}: decoded weights changed a result");
+        assert!(
+            encoded.1.iter().any(|&bits| f32::from_bits(bits) != 0.0),
+            "{name}: all scores are zero"
+        );
+        assert_eq!(
+            encoded,
+            f32_results(&bytes, WeightStorage::Decoded),
+            "{name}: decoded weights changed a result"
+        );
     }
 }
 
@@ -114,19 +128,32 @@ fn every_supported_encoding_computes_its_dequantized_model() {
         let table = &weights["token_embd.weight"];
         for (id, row) in ids.iter().zip(&embeds) {
             let id = *id as usize;
-            assert_eq!(row[..], table[id * CONFIG.width..(id + 1) * CONFIG.width], "{name}: embedding of {id}");
+            assert_eq!(
+                row[..],
+                table[id * CONFIG.width..(id + 1) * CONFIG.width],
+                "{name}: embedding of {id}"
+            );
         }
-        let expected = reference::forward(Family::Llama, &CONFIG, &|n| weights.get(n).cloned(), &embeds, EXACT);
+        let expected = reference::forward(
+            Family::Llama,
+            &CONFIG,
+            &|n| weights.get(n).cloned(),
+            &embeds,
+            EXACT,
+        );
         let error = relative_error(&logits, &expected.last_logits);
         // How far the encoding moved the function from the F32 original: shows the reference
         // really reads the encoded weights, so a decoding mistake could not hide.
         let original_embeds: Vec<Vec<f64>> = {
             let table = original("token_embd.weight").unwrap();
             ids.iter()
-                .map(|id| table[*id as usize * CONFIG.width..(*id as usize + 1) * CONFIG.width].to_vec())
+                .map(|id| {
+                    table[*id as usize * CONFIG.width..(*id as usize + 1) * CONFIG.width].to_vec()
+                })
                 .collect()
         };
-        let unencoded = reference::forward(Family::Llama, &CONFIG, &original, &original_embeds, EXACT);
+        let unencoded =
+            reference::forward(Family::Llama, &CONFIG, &original, &original_embeds, EXACT);
         let shift = relative_error(&unencoded.last_logits, &expected.last_logits);
         let (_, _, f32_logits) = engine_logits(&bytes, DType::F32);
         let f32_error = relative_error(&f32_logits, &expected.last_logits);
@@ -148,8 +175,10 @@ fn other_encodings_are_refused_by_name_at_load_time() {
     let tensor = "blk.0.attn_q.weight";
     // IQ4_NL and IQ2_XXS are unknown to candle's reader; Q8_1 is known to it but not a storage
     // type llama.cpp writes; 99 is no ggml type at all.
-    for (type_id, encoding) in [(20, "IQ4_NL"), (16, "IQ2_XXS"), (9, "Q8_1"), (99, "ggml type 99")] {
-        let error = Model::load(with_type_id(&tiny.bytes, tensor, type_id)).err().expect("loading fails");
+    for (type_id, encoding) in [(20, "IQ4_NL"), (16, "IQ2_XXS"), (9, "Q8_1"), (99, "ggml type 99")]
+    {
+        let error =
+            Model::load(with_type_id(&tiny.bytes, tensor, type_id)).err().expect("loading fails");
         let message = error.to_string();
         println!("{message}");
         match &error {
@@ -159,7 +188,10 @@ fn other_encodings_are_refused_by_name_at_load_time() {
             }
             other => panic!("expected UnsupportedEncoding, got {other:?}"),
         }
-        assert!(message.contains(tensor) && message.contains(encoding) && message.contains("Q4_K"), "{message}");
+        assert!(
+            message.contains(tensor) && message.contains(encoding) && message.contains("Q4_K"),
+            "{message}"
+        );
     }
     // The unpatched file loads: the refusal is the type's doing.
     assert!(Model::load(tiny.bytes.clone()).is_ok());

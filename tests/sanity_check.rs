@@ -27,7 +27,9 @@ fn ranks(values: &[f32]) -> Vec<f64> {
     let mut ranks = vec![0.0; values.len()];
     let mut start = 0;
     while start < order.len() {
-        let end = (start..order.len()).find(|&k| values[order[k]] != values[order[start]]).unwrap_or(order.len());
+        let end = (start..order.len())
+            .find(|&k| values[order[k]] != values[order[start]])
+            .unwrap_or(order.len());
         let mean_rank = (start + 1 + end) as f64 / 2.0; // mean of start+1 ..= end
         order[start..end].iter().for_each(|&i| ranks[i] = mean_rank);
         start = end;
@@ -59,7 +61,8 @@ fn spearman_matches_hand_computed_values() {
 #[test]
 fn saliency_changes_when_the_weights_are_randomised() {
     let trained = common::load_model(DType::F32);
-    let randomised = Model::load(reinitialised(&common::model_bytes(), 1)).expect("the re-initialised copy loads");
+    let randomised = Model::load(reinitialised(&common::model_bytes(), 1))
+        .expect("the re-initialised copy loads");
 
     let mut request = Request::new(PROMPT, "saliency");
     let original = attribute(&trained, &request).unwrap();
@@ -71,7 +74,9 @@ fn saliency_changes_when_the_weights_are_randomised() {
 
     let scores = &original.scores;
     let mean = scores.iter().map(|s| *s as f64).sum::<f64>() / scores.len() as f64;
-    let std = (scores.iter().map(|s| (*s as f64 - mean).powi(2)).sum::<f64>() / scores.len() as f64).sqrt();
+    let std = (scores.iter().map(|s| (*s as f64 - mean).powi(2)).sum::<f64>()
+        / scores.len() as f64)
+        .sqrt();
     let correlation = spearman(&original.scores, &random.scores);
     println!(
         "{} tokens, target {:?}; trained saliency mean {mean:.3e} std {std:.3e}; \
@@ -79,6 +84,12 @@ fn saliency_changes_when_the_weights_are_randomised() {
         scores.len(),
         original.target.text
     );
-    assert!(std > MIN_RELATIVE_SPREAD * mean, "the trained model's saliency is nearly constant: {scores:?}");
-    assert!(correlation < MAX_RANK_CORRELATION, "rank correlation {correlation:.3} ≥ {MAX_RANK_CORRELATION}");
+    assert!(
+        std > MIN_RELATIVE_SPREAD * mean,
+        "the trained model's saliency is nearly constant: {scores:?}"
+    );
+    assert!(
+        correlation < MAX_RANK_CORRELATION,
+        "rank correlation {correlation:.3} ≥ {MAX_RANK_CORRELATION}"
+    );
 }

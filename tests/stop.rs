@@ -20,7 +20,9 @@ fn a_stop_request_ends_a_run_and_clearing_it_restores_the_results() {
     stop_flag().store(1, Ordering::SeqCst);
     match attribute(&model, &saliency) {
         Err(EngineError::Stopped) => {}
-        other => panic!("a run started after a stop request must stop: {:?}", other.map(|a| a.scores)),
+        other => {
+            panic!("a run started after a stop request must stop: {:?}", other.map(|a| a.scores))
+        }
     }
     // Errors that are not the stop keep their own message while the flag is set (the page
     // leaves it set until its next run, and may load a model meanwhile).
@@ -45,7 +47,9 @@ fn a_stop_request_ends_a_run_and_clearing_it_restores_the_results() {
     stop_flag().store(0, Ordering::SeqCst);
     match outcome {
         Err(EngineError::Stopped) => {}
-        other => panic!("a stop during the run must end it with Stopped: {:?}", other.map(|a| a.scores)),
+        other => {
+            panic!("a stop during the run must end it with Stopped: {:?}", other.map(|a| a.scores))
+        }
     }
     assert_eq!(attribute(&model, &saliency).expect("the flag is cleared").scores, before.scores);
 }

@@ -18,8 +18,8 @@ struct Case {
 
 #[test]
 fn ids_match_the_reference_tokenizer() {
-    let fixtures: Fixtures =
-        serde_json::from_str(include_str!("fixtures/tokenizer_smollm2.json")).expect("fixture file parses");
+    let fixtures: Fixtures = serde_json::from_str(include_str!("fixtures/tokenizer_smollm2.json"))
+        .expect("fixture file parses");
     assert_eq!(fixtures.model_sha256.len(), 64);
     let model = common::load_model(DType::F32);
     assert!(fixtures.cases.len() >= 25);

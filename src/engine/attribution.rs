@@ -56,7 +56,11 @@ pub struct Prediction {
 impl Prediction {
     /// Token `id` as a next-token prediction of `problem`'s input.
     pub fn of(problem: &Problem, id: u32) -> Result<Self> {
-        Ok(Self { id, text: problem.model.tokenizer.token(id)?.text, prob: problem.probs[id as usize] })
+        Ok(Self {
+            id,
+            text: problem.model.tokenizer.token(id)?.text,
+            prob: problem.probs[id as usize],
+        })
     }
 }
 
@@ -116,7 +120,8 @@ pub fn explain_request(problem: &Problem, request: &Request) -> Result<Attributi
     let mut result = explain(problem, &request.method, &request.params, request.top_k)?;
     if request.faithfulness {
         let params = &request.params;
-        result.faithfulness = Some(faithfulness::measure(problem, &result.scores, params.baseline, params.seed)?);
+        result.faithfulness =
+            Some(faithfulness::measure(problem, &result.scores, params.baseline, params.seed)?);
     }
     if let Some(continuation) = &request.continuation {
         result.continuation = Some(attribute_continuation(
@@ -134,10 +139,16 @@ pub fn explain_request(problem: &Problem, request: &Request) -> Result<Attributi
 
 /// The second half of [`attribute`], for callers that time the forward pass apart or run several
 /// methods on one problem.
-pub fn explain(problem: &Problem, method: &str, params: &MethodParams, top_k: usize) -> Result<Attribution> {
+pub fn explain(
+    problem: &Problem,
+    method: &str,
+    params: &MethodParams,
+    top_k: usize,
+) -> Result<Attribution> {
     let method = methods::by_name(method)?;
     let prediction = |id: u32| Prediction::of(problem, id);
-    let top_k = top_indices(&problem.probs, top_k).into_iter().map(prediction).collect::<Result<_>>()?;
+    let top_k =
+        top_indices(&problem.probs, top_k).into_iter().map(prediction).collect::<Result<_>>()?;
     let scores = method.attribute(problem, params)?;
     debug_assert_eq!(scores.values.len(), problem.len());
     Ok(Attribution {

@@ -42,7 +42,16 @@ const DEPTH_BLOCK: usize = 256;
 /// [`available`] is true, and rows `i < m` of `out`, `n` values each from `out + i·out_stride`,
 /// are writable and nothing else reads or writes them during the call.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn multiply(out: *mut f32, out_stride: usize, x: &[f32], x_stride: usize, m: usize, panels: &[f32], n: usize, k: usize) {
+pub unsafe fn multiply(
+    out: *mut f32,
+    out_stride: usize,
+    x: &[f32],
+    x_stride: usize,
+    m: usize,
+    panels: &[f32],
+    n: usize,
+    k: usize,
+) {
     if m == 0 || n == 0 {
         return;
     }
@@ -62,7 +71,15 @@ pub unsafe fn multiply(out: *mut f32, out_stride: usize, x: &[f32], x_stride: us
             let columns = n - p * PANEL;
             let mut i = 0;
             while i < m {
-                let tile = Tile { out: out.add(i * out_stride + p * PANEL), out_stride, x: x.as_ptr().add(i * x_stride), x_stride, panels: panels.as_ptr().add(p * PANEL * k), k, columns };
+                let tile = Tile {
+                    out: out.add(i * out_stride + p * PANEL),
+                    out_stride,
+                    x: x.as_ptr().add(i * x_stride),
+                    x_stride,
+                    panels: panels.as_ptr().add(p * PANEL * k),
+                    k,
+                    columns,
+                };
                 i += match (m - i, p + 1 < panel_count) {
                     (8.., true) => tile.run::<8, 2>(depth.clone(), first),
                     (8.., false) => tile.run::<8, 1>(depth.clone(), first),
@@ -93,7 +110,11 @@ impl Tile {
     /// returns `ROWS`.
     #[inline]
     #[target_feature(enable = "avx512f")]
-    unsafe fn run<const ROWS: usize, const PANELS: usize>(&self, depth: Range<usize>, first: bool) -> usize {
+    unsafe fn run<const ROWS: usize, const PANELS: usize>(
+        &self,
+        depth: Range<usize>,
+        first: bool,
+    ) -> usize {
         let mut sums = [[_mm512_setzero_ps(); PANELS]; ROWS];
         for c in depth {
             let mut w = [_mm512_setzero_ps(); PANELS];
@@ -111,7 +132,8 @@ impl Tile {
             for (v, &sum) in row_sums.iter().enumerate() {
                 let mask = lane_mask(self.columns.saturating_sub(v * PANEL));
                 let at = self.out.add(i * self.out_stride + v * PANEL);
-                let total = if first { sum } else { _mm512_add_ps(sum, _mm512_maskz_loadu_ps(mask, at)) };
+                let total =
+                    if first { sum } else { _mm512_add_ps(sum, _mm512_maskz_loadu_ps(mask, at)) };
                 _mm512_mask_storeu_ps(at, mask, total);
             }
         }
@@ -134,9 +156,20 @@ const GRADIENT_BLOCK: usize = 128;
 /// # Safety
 /// [`available`] is true.
 #[target_feature(enable = "avx512f")]
-pub unsafe fn add_gradient_product(dxt: &mut [f32], width: usize, columns: Range<usize>, dyt: &[f32], panels: &[f32], rows: usize, cols: usize) {
+pub unsafe fn add_gradient_product(
+    dxt: &mut [f32],
+    width: usize,
+    columns: Range<usize>,
+    dyt: &[f32],
+    panels: &[f32],
+    rows: usize,
+    cols: usize,
+) {
     assert!(width % PANEL == 0 && columns.end <= cols, "avx512-matmul: gradient operands");
-    assert!(dxt.len() >= columns.len() * width && dyt.len() >= rows * width, "avx512-matmul: gradient out of bounds");
+    assert!(
+        dxt.len() >= columns.len() * width && dyt.len() >= rows * width,
+        "avx512-matmul: gradient out of bounds"
+    );
     assert!(panels.len() >= packed_len(rows, cols), "avx512-matmul: panels out of bounds");
     if columns.is_empty() {
         return;
@@ -147,7 +180,14 @@ pub unsafe fn add_gradient_product(dxt: &mut [f32], width: usize, columns: Range
         while i < width {
             let mut c = columns.start;
             while c < columns.end {
-                let tile = GradientTile { dxt: dxt.as_mut_ptr().add((c - columns.start) * width + i), width, dyt: dyt.as_ptr().add(i), panels: panels.as_ptr().add(c * PANEL), cols, columns: columns.end - c };
+                let tile = GradientTile {
+                    dxt: dxt.as_mut_ptr().add((c - columns.start) * width + i),
+                    width,
+                    dyt: dyt.as_ptr().add(i),
+                    panels: panels.as_ptr().add(c * PANEL),
+                    cols,
+                    columns: columns.end - c,
+                };
                 c += match width - i {
                     64.. => tile.run::<6, 4>(block.clone()),
                     32.. => tile.run::<8, 2>(block.clone()),
@@ -223,7 +263,18 @@ mod tests {
 
     /// The shapes: tile edges in rows and columns (1–3 beyond whole tiles or panels), `k` of 0, 1
     /// and past a depth block, a strided `x`, overwriting and adding to `out`.
-    const SHAPES: [(usize, usize, usize); 10] = [(1, 1, 1), (4, 16, 4), (5, 3, 9), (7, 0, 5), (9, 17, 33), (64, 40, 23), (13, 576, 48), (2, 31, 1), (1, 300, 70), (70, 130, 150)];
+    const SHAPES: [(usize, usize, usize); 10] = [
+        (1, 1, 1),
+        (4, 16, 4),
+        (5, 3, 9),
+        (7, 0, 5),
+        (9, 17, 33),
+        (64, 40, 23),
+        (13, 576, 48),
+        (2, 31, 1),
+        (1, 300, 70),
+        (70, 130, 150),
+    ];
 
     #[test]
     fn products_equal_the_plain_triple_loop() {
@@ -237,17 +288,28 @@ mod tests {
             let x = values(m * x_stride, &mut rng);
             let w = values(n * k, &mut rng);
             let panels = pack(&w, n, k);
-            check(m, k, n, &x, x_stride, |r, c| w[c * k + r], "x·Wᵀ", |out, out_stride, accumulate| {
-                // `multiply` overwrites: adding is the caller's, so check it by adding here.
-                let before = out.to_vec();
-                // SAFETY: checked available above; `out` holds m rows of out_stride ≥ n values.
-                unsafe { multiply(out.as_mut_ptr(), out_stride, &x, x_stride, m, &panels, n, k) };
-                if accumulate {
-                    for (o, b) in out.iter_mut().zip(before) {
-                        *o += if b.is_nan() { 0.0 } else { b };
+            check(
+                m,
+                k,
+                n,
+                &x,
+                x_stride,
+                |r, c| w[c * k + r],
+                "x·Wᵀ",
+                |out, out_stride, accumulate| {
+                    // `multiply` overwrites: adding is the caller's, so check it by adding here.
+                    let before = out.to_vec();
+                    // SAFETY: checked available above; `out` holds m rows of out_stride ≥ n values.
+                    unsafe {
+                        multiply(out.as_mut_ptr(), out_stride, &x, x_stride, m, &panels, n, k)
+                    };
+                    if accumulate {
+                        for (o, b) in out.iter_mut().zip(before) {
+                            *o += if b.is_nan() { 0.0 } else { b };
+                        }
                     }
-                }
-            });
+                },
+            );
         }
     }
 
@@ -272,19 +334,38 @@ mod tests {
                     dyt[j * width + i] = v;
                 }
             }
-            check(m, rows, cols, &dy, rows, |r, c| w[r * cols + c], "dy·W", |out, out_stride, accumulate| {
-                for columns in [0..cols / 3, cols / 3..cols] {
-                    let mut dxt = vec![0.0; columns.len() * width];
-                    // SAFETY: checked available above.
-                    unsafe { add_gradient_product(&mut dxt, width, columns.clone(), &dyt, &panels, rows, cols) };
-                    for i in 0..m {
-                        for (u, c) in columns.clone().enumerate() {
-                            let o = &mut out[i * out_stride + c];
-                            *o = dxt[u * width + i] + if accumulate { *o } else { 0.0 };
+            check(
+                m,
+                rows,
+                cols,
+                &dy,
+                rows,
+                |r, c| w[r * cols + c],
+                "dy·W",
+                |out, out_stride, accumulate| {
+                    for columns in [0..cols / 3, cols / 3..cols] {
+                        let mut dxt = vec![0.0; columns.len() * width];
+                        // SAFETY: checked available above.
+                        unsafe {
+                            add_gradient_product(
+                                &mut dxt,
+                                width,
+                                columns.clone(),
+                                &dyt,
+                                &panels,
+                                rows,
+                                cols,
+                            )
+                        };
+                        for i in 0..m {
+                            for (u, c) in columns.clone().enumerate() {
+                                let o = &mut out[i * out_stride + c];
+                                *o = dxt[u * width + i] + if accumulate { *o } else { 0.0 };
+                            }
                         }
                     }
-                }
-            });
+                },
+            );
         }
     }
 }

@@ -15,7 +15,12 @@ pub struct CausalSoftmax {
 }
 
 impl CausalSoftmax {
-    fn forward_rows<T: Real>(&self, x: &[T], queries: usize, keys: usize) -> candle_core::Result<Vec<T>> {
+    fn forward_rows<T: Real>(
+        &self,
+        x: &[T],
+        queries: usize,
+        keys: usize,
+    ) -> candle_core::Result<Vec<T>> {
         let mut out = vec![T::zero(); x.len()];
         let scale = T::from_f64(self.scale);
         parallel::by_rows([x], keys, &mut out, |row_index, [row], out_row| {
@@ -40,10 +45,17 @@ impl CustomOp1 for CausalSoftmax {
         "causal-softmax"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (queries, keys) = match layout.shape().dims() {
             [.., queries, keys] if queries <= keys => (*queries, *keys),
-            _ => candle_core::bail!("causal-softmax: {:?} is not (..., queries, keys) with queries ≤ keys", layout.shape()),
+            _ => candle_core::bail!(
+                "causal-softmax: {:?} is not (..., queries, keys) with queries ≤ keys",
+                layout.shape()
+            ),
         };
         let range = contiguous_range(self.name(), layout)?;
         let out = match storage {
@@ -54,8 +66,16 @@ impl CustomOp1 for CausalSoftmax {
         Ok((out, layout.shape().clone()))
     }
 
-    fn bwd(&self, _arg: &Tensor, res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(res.contiguous()?.apply_op2_no_bwd(&grad_res.contiguous()?, &InputGradient { scale: self.scale })?))
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        Ok(Some(
+            res.contiguous()?
+                .apply_op2_no_bwd(&grad_res.contiguous()?, &InputGradient { scale: self.scale })?,
+        ))
     }
 }
 
@@ -85,23 +105,44 @@ impl CustomOp2 for InputGradient {
         "causal-softmax-input-gradient"
     }
 
-    fn cpu_fwd(&self, y: &CpuStorage, y_layout: &Layout, g: &CpuStorage, g_layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        y: &CpuStorage,
+        y_layout: &Layout,
+        g: &CpuStorage,
+        g_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         if y_layout.shape() != g_layout.shape() {
             candle_core::bail!("causal-softmax: the gradient's shape differs from the output's");
         }
         let keys = y_layout.shape().dims().last().copied().unwrap_or(0);
-        let (y_range, g_range) = (contiguous_range(self.name(), y_layout)?, contiguous_range(self.name(), g_layout)?);
+        let (y_range, g_range) =
+            (contiguous_range(self.name(), y_layout)?, contiguous_range(self.name(), g_layout)?);
         let grad = match (y, g) {
-            (CpuStorage::F32(y), CpuStorage::F32(g)) => CpuStorage::F32(self.rows(&y[y_range], &g[g_range], keys)?),
-            (CpuStorage::F64(y), CpuStorage::F64(g)) => CpuStorage::F64(self.rows(&y[y_range], &g[g_range], keys)?),
-            _ => candle_core::bail!("causal-softmax: only f32 and f64 operands of one type are supported"),
+            (CpuStorage::F32(y), CpuStorage::F32(g)) => {
+                CpuStorage::F32(self.rows(&y[y_range], &g[g_range], keys)?)
+            }
+            (CpuStorage::F64(y), CpuStorage::F64(g)) => {
+                CpuStorage::F64(self.rows(&y[y_range], &g[g_range], keys)?)
+            }
+            _ => candle_core::bail!(
+                "causal-softmax: only f32 and f64 operands of one type are supported"
+            ),
         };
         Ok((grad, y_layout.shape().clone()))
     }
 }
 
 /// The float operations the kernel needs, for f32 and f64.
-trait Real: Copy + Send + Sync + std::ops::Add<Output = Self> + std::ops::Sub<Output = Self> + std::ops::Mul<Output = Self> + std::ops::Div<Output = Self> {
+trait Real:
+    Copy
+    + Send
+    + Sync
+    + std::ops::Add<Output = Self>
+    + std::ops::Sub<Output = Self>
+    + std::ops::Mul<Output = Self>
+    + std::ops::Div<Output = Self>
+{
     fn zero() -> Self;
     fn from_f64(v: f64) -> Self;
     fn neg_infinity() -> Self;
@@ -112,11 +153,21 @@ trait Real: Copy + Send + Sync + std::ops::Add<Output = Self> + std::ops::Sub<Ou
 macro_rules! real {
     ($t:ty) => {
         impl Real for $t {
-            fn zero() -> Self { 0.0 }
-            fn from_f64(v: f64) -> Self { v as $t }
-            fn neg_infinity() -> Self { <$t>::NEG_INFINITY }
-            fn max(self, other: Self) -> Self { <$t>::max(self, other) }
-            fn exp(self) -> Self { <$t>::exp(self) }
+            fn zero() -> Self {
+                0.0
+            }
+            fn from_f64(v: f64) -> Self {
+                v as $t
+            }
+            fn neg_infinity() -> Self {
+                <$t>::NEG_INFINITY
+            }
+            fn max(self, other: Self) -> Self {
+                <$t>::max(self, other)
+            }
+            fn exp(self) -> Self {
+                <$t>::exp(self)
+            }
         }
     };
 }
@@ -136,11 +187,23 @@ mod tests {
         let square = Tensor::from_vec(values, (2, 5, 5), &Device::Cpu).unwrap();
         let op = || CausalSoftmax { scale: 0.5 };
         let full = square.apply_op1(op()).unwrap();
-        let last_two = square.narrow(1, 3, 2).unwrap().contiguous().unwrap().apply_op1(op()).unwrap();
+        let last_two =
+            square.narrow(1, 3, 2).unwrap().contiguous().unwrap().apply_op1(op()).unwrap();
         let expected = full.narrow(1, 3, 2).unwrap();
         assert_eq!(last_two.to_vec3::<f64>().unwrap(), expected.to_vec3::<f64>().unwrap());
         let row = |t: &Tensor| t.get(0).unwrap().get(0).unwrap().to_vec1::<f64>().unwrap();
         assert_eq!(row(&last_two)[4], 0.0, "query 3 of 5 sees keys 0..=3");
-        assert!(square.narrow(1, 0, 2).unwrap().narrow(2, 0, 1).unwrap().contiguous().unwrap().apply_op1(op()).is_err(), "more queries than keys");
+        assert!(
+            square
+                .narrow(1, 0, 2)
+                .unwrap()
+                .narrow(2, 0, 1)
+                .unwrap()
+                .contiguous()
+                .unwrap()
+                .apply_op1(op())
+                .is_err(),
+            "more queries than keys"
+        );
     }
 }

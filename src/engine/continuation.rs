@@ -47,7 +47,9 @@ pub fn attribute_continuation(
     // Tokenized on its own, as the model would have produced it token by token after the prefix.
     tokens.extend(model.tokenizer.tokenize_continuation(continuation)?);
     if tokens.len() == output_start {
-        return Err(EngineError::InvalidRequest("The continuation is empty: type the text that follows.".into()));
+        return Err(EngineError::InvalidRequest(
+            "The continuation is empty: type the text that follows.".into(),
+        ));
     }
     let context = model.config().context_length;
     let max = max_tokens.map_or(context, |m| m.min(context));

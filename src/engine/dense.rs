@@ -33,17 +33,33 @@ impl<'a, T> Output<'a, T> {
 
 /// `out (m × n) = lhs (m × k) · rhs (k × n)` on the calling thread, or `out += lhs · rhs` with
 /// `accumulate`.
-pub fn gemm_multiply<T: WithDType>(out: Output<T>, lhs: Matrix<T>, rhs: Matrix<T>, m: usize, n: usize, k: usize, accumulate: bool) {
+pub fn gemm_multiply<T: WithDType>(
+    out: Output<T>,
+    lhs: Matrix<T>,
+    rhs: Matrix<T>,
+    m: usize,
+    n: usize,
+    k: usize,
+    accumulate: bool,
+) {
     // The last element each operand's strides reach must lie inside its slice: gemm reads through
     // raw pointers.
-    let last = |rows: usize, cols: usize, row_stride: usize, col_stride: usize| (rows - 1) * row_stride + (cols - 1) * col_stride;
+    let last = |rows: usize, cols: usize, row_stride: usize, col_stride: usize| {
+        (rows - 1) * row_stride + (cols - 1) * col_stride
+    };
     if m == 0 || n == 0 || k == 0 {
         // gemm would write nothing; the callers' outputs start zeroed.
         return;
     }
     assert!(out.rows == m && out.cols == n, "dense: output shape");
-    assert!(last(m, k, lhs.row_stride, lhs.col_stride) < lhs.values.len(), "dense: lhs out of bounds");
-    assert!(last(k, n, rhs.row_stride, rhs.col_stride) < rhs.values.len(), "dense: rhs out of bounds");
+    assert!(
+        last(m, k, lhs.row_stride, lhs.col_stride) < lhs.values.len(),
+        "dense: lhs out of bounds"
+    );
+    assert!(
+        last(k, n, rhs.row_stride, rhs.col_stride) < rhs.values.len(),
+        "dense: rhs out of bounds"
+    );
     // SAFETY: the asserts above keep every read inside `lhs` and `rhs`, and `out` is its writer's
     // own (`Output`), which nothing else touches meanwhile.
     unsafe {
@@ -85,21 +101,36 @@ pub mod kernel_check {
     /// Runs `kernel(out, out_stride, accumulate)`, once overwriting and once adding to `out`, and
     /// checks `out[i][c] = Σ_r lhs[i·lhs_stride + r] · rhs(r, c)` for `i < m`, `c < n`, `r < k`.
     /// `out` has rows of `n + 2` values: the two beyond the columns are NaN and must stay so.
-    pub fn check(m: usize, k: usize, n: usize, lhs: &[f32], lhs_stride: usize, rhs: impl Fn(usize, usize) -> f32, what: &str, kernel: impl Fn(&mut [f32], usize, bool)) {
+    pub fn check(
+        m: usize,
+        k: usize,
+        n: usize,
+        lhs: &[f32],
+        lhs_stride: usize,
+        rhs: impl Fn(usize, usize) -> f32,
+        what: &str,
+        kernel: impl Fn(&mut [f32], usize, bool),
+    ) {
         let out_stride = n + 2;
         for accumulate in [false, true] {
             // Within the columns, what `accumulate` adds to.
-            let start = |i: usize, c: usize| if c >= n { f32::NAN } else { (i * 31 + c) as f32 / 64.0 };
-            let mut out: Vec<f32> = (0..m * out_stride).map(|at| start(at / out_stride, at % out_stride)).collect();
+            let start =
+                |i: usize, c: usize| if c >= n { f32::NAN } else { (i * 31 + c) as f32 / 64.0 };
+            let mut out: Vec<f32> =
+                (0..m * out_stride).map(|at| start(at / out_stride, at % out_stride)).collect();
             kernel(&mut out, out_stride, accumulate);
             for i in 0..m {
                 for c in 0..out_stride {
                     let got = out[i * out_stride + c];
                     if c >= n {
-                        assert!(got.is_nan(), "{what} ({m}, {k}, {n}): out[{i}][{c}] beyond the columns was written");
+                        assert!(
+                            got.is_nan(),
+                            "{what} ({m}, {k}, {n}): out[{i}][{c}] beyond the columns was written"
+                        );
                         continue;
                     }
-                    let product: f64 = (0..k).map(|r| lhs[i * lhs_stride + r] as f64 * rhs(r, c) as f64).sum();
+                    let product: f64 =
+                        (0..k).map(|r| lhs[i * lhs_stride + r] as f64 * rhs(r, c) as f64).sum();
                     let want = product + if accumulate { start(i, c) as f64 } else { 0.0 };
                     assert!((got as f64 - want).abs() <= 1e-5 * (k as f64).max(1.0), "{what} ({m}, {k}, {n}) accumulate={accumulate}: out[{i}][{c}] = {got}, want {want}");
                 }

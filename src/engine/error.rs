@@ -6,21 +6,41 @@ use std::fmt;
 #[derive(Debug)]
 pub enum EngineError {
     /// The bytes are not a GGUF file at all.
-    NotGguf { first_bytes: String },
+    NotGguf {
+        first_bytes: String,
+    },
     /// A GGUF file that candle's reader rejects (truncated, corrupt header or tensor table).
     CorruptGguf(String),
-    UnsupportedArchitecture { found: String, supported: Vec<&'static str> },
+    UnsupportedArchitecture {
+        found: String,
+        supported: Vec<&'static str>,
+    },
     UnsupportedTokenizer(String),
     /// A tensor stored in an encoding the engine cannot decode (llama.cpp's IQ types, say).
-    UnsupportedEncoding { tensor: String, encoding: String, supported: Vec<&'static str> },
+    UnsupportedEncoding {
+        tensor: String,
+        encoding: String,
+        supported: Vec<&'static str>,
+    },
     MissingMetadata(String),
     MissingTensor(String),
-    BadTensorShape { name: String, expected: Vec<usize>, found: Vec<usize> },
+    BadTensorShape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
     EmptyText,
     /// `max` is the model's context, or a smaller limit the caller set (the page's memory bound).
-    TextTooLong { tokens: usize, max: usize, context: usize },
+    TextTooLong {
+        tokens: usize,
+        max: usize,
+        context: usize,
+    },
     UnknownTarget(String),
-    UnknownMethod { found: String, known: Vec<&'static str> },
+    UnknownMethod {
+        found: String,
+        known: Vec<&'static str>,
+    },
     InvalidRequest(String),
     /// A stop was requested (`parallel::stop_flag`) before the computation ended.
     Stopped,

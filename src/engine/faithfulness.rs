@@ -38,15 +38,22 @@ pub struct Faithfulness {
 
 /// The faithfulness numbers of `scores` (one per token of `problem`), replacing tokens by
 /// `baseline`; `seed` picks the random orders. All forward passes go through one batched call.
-pub fn measure(problem: &Problem, scores: &[f32], baseline: Baseline, seed: u64) -> Result<Faithfulness> {
+pub fn measure(
+    problem: &Problem,
+    scores: &[f32],
+    baseline: Baseline,
+    seed: u64,
+) -> Result<Faithfulness> {
     let n = problem.len();
     if scores.len() != n {
         return Err(EngineError::Internal(format!("{} scores for {n} tokens", scores.len())));
     }
     let Perturbations { curve_counts, replaced } = perturbations(scores, seed);
     let (input, substitute) = (problem.input(), problem.baseline(baseline)?);
-    let inputs =
-        replaced.iter().map(|positions| replace_rows(&input, &substitute, positions)).collect::<Result<Vec<_>>>()?;
+    let inputs = replaced
+        .iter()
+        .map(|positions| replace_rows(&input, &substitute, positions))
+        .collect::<Result<Vec<_>>>()?;
     let probs = problem.probabilities_of_target(&inputs)?;
 
     let (curve, rest) = probs.split_at(curve_counts.len());
@@ -55,7 +62,10 @@ pub fn measure(problem: &Problem, scores: &[f32], baseline: Baseline, seed: u64)
     let on_curve: Vec<f64> = SUMMARY_PERCENTS
         .iter()
         .map(|s| {
-            curve[curve_counts.iter().position(|k| *k == count(*s, n)).expect("summary percents lie on the curve")]
+            curve[curve_counts
+                .iter()
+                .position(|k| *k == count(*s, n))
+                .expect("summary percents lie on the curve")]
         })
         .collect();
     let per_random: Vec<(f64, f64)> = random
@@ -66,10 +76,15 @@ pub fn measure(problem: &Problem, scores: &[f32], baseline: Baseline, seed: u64)
         })
         .collect();
     Ok(Faithfulness {
-        deletion_curve: curve_counts.iter().zip(curve).map(|(k, p)| (*k as f32 / n as f32, *p)).collect(),
+        deletion_curve: curve_counts
+            .iter()
+            .zip(curve)
+            .map(|(k, p)| (*k as f32 / n as f32, *p))
+            .collect(),
         comprehensiveness: mean_drop(p_x, &on_curve),
         sufficiency: mean_drop(p_x, kept),
-        random_comprehensiveness: per_random.iter().map(|r| r.0).sum::<f64>() / RANDOM_ORDERS as f64,
+        random_comprehensiveness: per_random.iter().map(|r| r.0).sum::<f64>()
+            / RANDOM_ORDERS as f64,
         random_sufficiency: per_random.iter().map(|r| r.1).sum::<f64>() / RANDOM_ORDERS as f64,
     })
 }
@@ -141,7 +156,8 @@ fn replace_rows(input: &Tensor, substitute: &Tensor, positions: &[usize]) -> Res
     for p in positions {
         mask[*p] = 1;
     }
-    let mask = Tensor::from_vec(mask, (input.dim(0)?, 1), input.device())?.broadcast_as(input.shape())?;
+    let mask =
+        Tensor::from_vec(mask, (input.dim(0)?, 1), input.device())?.broadcast_as(input.shape())?;
     Ok(mask.where_cond(substitute, input)?)
 }
 

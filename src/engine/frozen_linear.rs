@@ -13,14 +13,14 @@
 //! matrices (the vocabulary's) are taken a group of rows at a time (`QuantizedMatrix::row_groups`),
 //! which bounds the dequantized values alive at once.
 
+#[cfg(target_arch = "x86_64")]
+use super::avx512_matmul;
 use super::custom_op::contiguous_range;
 use super::dense::{gemm_multiply, Matrix, Output};
 use super::error::Result;
-use super::parallel;
-#[cfg(target_arch = "x86_64")]
-use super::avx512_matmul;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 use super::panel_matmul;
+use super::parallel;
 use super::weights::{QuantizedMatrix, PANEL};
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, WithDType};
 use std::borrow::Cow;
@@ -56,9 +56,18 @@ impl FrozenLinear {
         let outputs = self.out_features();
         let mut y = vec![T::zero(); n * outputs];
         let out = ColumnBlocks::new(&mut y, n, outputs);
-        let blocks = self.weight.row_groups().flat_map(|group| parallel::split(group, parallel::pieces(), COLUMN_UNIT)).collect();
-        let pieces = parallel::map(blocks, |rows: Range<usize>| T::forward_block(&self.weight, out.columns(rows.clone()), x, rows));
-        pieces.map_err(candle_core::Error::wrap)?.into_iter().collect::<candle_core::Result<()>>()?;
+        let blocks = self
+            .weight
+            .row_groups()
+            .flat_map(|group| parallel::split(group, parallel::pieces(), COLUMN_UNIT))
+            .collect();
+        let pieces = parallel::map(blocks, |rows: Range<usize>| {
+            T::forward_block(&self.weight, out.columns(rows.clone()), x, rows)
+        });
+        pieces
+            .map_err(candle_core::Error::wrap)?
+            .into_iter()
+            .collect::<candle_core::Result<()>>()?;
         Ok(y)
     }
 
@@ -81,9 +90,19 @@ impl FrozenLinear {
             parallel::map(columns, |columns: Range<usize>| {
                 for (b, (rows, w)) in blocks.iter().enumerate() {
                     // grad[:, columns] (+)= dy[:, rows] (n × len) · w_block[:, columns] (len × width).
-                    let lhs = Matrix { values: &dy[rows.start..], row_stride: outputs, col_stride: 1 };
-                    let rhs = Matrix { values: &w[columns.start..], row_stride: inputs, col_stride: 1 };
-                    T::multiply(out.columns(columns.clone()), lhs, rhs, n, columns.len(), rows.len(), g > 0 || b > 0);
+                    let lhs =
+                        Matrix { values: &dy[rows.start..], row_stride: outputs, col_stride: 1 };
+                    let rhs =
+                        Matrix { values: &w[columns.start..], row_stride: inputs, col_stride: 1 };
+                    T::multiply(
+                        out.columns(columns.clone()),
+                        lhs,
+                        rhs,
+                        n,
+                        columns.len(),
+                        rows.len(),
+                        g > 0 || b > 0,
+                    );
                 }
             })
             .map_err(candle_core::Error::wrap)?;
@@ -112,22 +131,38 @@ impl FrozenLinear {
         // dyᵀ: row j holds column j of dy, padded with zeros to `width`; a block of rows per piece.
         let mut dyt = vec![0.0f32; outputs * width];
         let per_piece = outputs.div_ceil(parallel::pieces()).max(1);
-        parallel::map(dyt.chunks_mut(per_piece * width).enumerate().collect(), |(b, rows): (usize, &mut [f32])| {
-            for (at, row) in rows.chunks_exact_mut(width).enumerate() {
-                for (i, value) in row.iter_mut().take(n).enumerate() {
-                    *value = dy[i * outputs + b * per_piece + at];
+        parallel::map(
+            dyt.chunks_mut(per_piece * width).enumerate().collect(),
+            |(b, rows): (usize, &mut [f32])| {
+                for (at, row) in rows.chunks_exact_mut(width).enumerate() {
+                    for (i, value) in row.iter_mut().take(n).enumerate() {
+                        *value = dy[i * outputs + b * per_piece + at];
+                    }
                 }
-            }
-        })
+            },
+        )
         .map_err(candle_core::Error::wrap)?;
         let columns = parallel::split(0..inputs, parallel::pieces(), COLUMN_UNIT);
-        let mut sums: Vec<(Range<usize>, Vec<f32>)> = columns.into_iter().map(|c| (c.clone(), vec![0.0; c.len() * width])).collect();
+        let mut sums: Vec<(Range<usize>, Vec<f32>)> =
+            columns.into_iter().map(|c| (c.clone(), vec![0.0; c.len() * width])).collect();
         for group in self.weight.row_groups() {
-            let blocks = row_blocks(group, PANEL, |rows| self.weight.panels(rows).map_err(candle_core::Error::wrap))?;
+            let blocks = row_blocks(group, PANEL, |rows| {
+                self.weight.panels(rows).map_err(candle_core::Error::wrap)
+            })?;
             sums = parallel::map(sums, |(columns, mut dxt)| {
                 for (rows, w) in &blocks {
                     // SAFETY: the caller checked that the CPU has AVX-512.
-                    unsafe { avx512_matmul::add_gradient_product(&mut dxt, width, columns.clone(), &dyt[rows.start * width..], w, rows.len(), inputs) };
+                    unsafe {
+                        avx512_matmul::add_gradient_product(
+                            &mut dxt,
+                            width,
+                            columns.clone(),
+                            &dyt[rows.start * width..],
+                            w,
+                            rows.len(),
+                            inputs,
+                        )
+                    };
                 }
                 (columns, dxt)
             })
@@ -139,7 +174,9 @@ impl FrozenLinear {
             let out = out.columns(columns.clone());
             for i in 0..n {
                 // SAFETY: row i of this piece's own columns (`ColumnBlocks::columns`).
-                let row = unsafe { std::slice::from_raw_parts_mut(out.first.add(i * out.row_stride), out.cols) };
+                let row = unsafe {
+                    std::slice::from_raw_parts_mut(out.first.add(i * out.row_stride), out.cols)
+                };
                 for (u, value) in row.iter_mut().enumerate() {
                     *value = dxt[u * width + i];
                 }
@@ -176,8 +213,17 @@ impl<'a, T> ColumnBlocks<'a, T> {
     /// The output rows' values in `range`: each piece of a map asks for a different range (the
     /// blocks of `row_chunks` do not overlap), so no value has two writers.
     fn columns(&self, range: Range<usize>) -> Output<'_, T> {
-        assert!(range.start <= range.end && range.end <= self.cols, "frozen-linear: columns out of bounds");
-        Output { first: self.values.wrapping_add(range.start), row_stride: self.cols, rows: self.rows, cols: range.len(), _borrow: PhantomData }
+        assert!(
+            range.start <= range.end && range.end <= self.cols,
+            "frozen-linear: columns out of bounds"
+        );
+        Output {
+            first: self.values.wrapping_add(range.start),
+            row_stride: self.cols,
+            rows: self.rows,
+            cols: range.len(),
+            _borrow: PhantomData,
+        }
     }
 }
 
@@ -187,32 +233,59 @@ trait Element: WithDType {
 
     /// `out (m × n) = lhs (m × k) · rhs (k × n)` on the calling thread, or `out += lhs · rhs`
     /// with `accumulate`.
-    fn multiply(out: Output<Self>, lhs: Matrix<Self>, rhs: Matrix<Self>, m: usize, n: usize, k: usize, accumulate: bool) {
+    fn multiply(
+        out: Output<Self>,
+        lhs: Matrix<Self>,
+        rhs: Matrix<Self>,
+        m: usize,
+        n: usize,
+        k: usize,
+        accumulate: bool,
+    ) {
         gemm_multiply(out, lhs, rhs, m, n, k, accumulate)
     }
 
     /// `out` (the result's columns `rows`, one per row of `W`) = `x · W[rows]ᵀ`.
-    fn forward_block(weight: &QuantizedMatrix, out: Output<Self>, x: &[Self], rows: Range<usize>) -> candle_core::Result<()> {
+    fn forward_block(
+        weight: &QuantizedMatrix,
+        out: Output<Self>,
+        x: &[Self],
+        rows: Range<usize>,
+    ) -> candle_core::Result<()> {
         dequantized_forward_block(weight, out, x, rows)
     }
 }
 
 /// A group of `W`'s rows cut into one block per thread (whole `unit`s), each fetched by `fetch`
 /// (dequantized, borrowed or packed) on its thread: the blocks every piece of `dy · W` reads.
-fn row_blocks<B: Send>(group: Range<usize>, unit: usize, fetch: impl Fn(Range<usize>) -> candle_core::Result<B> + Sync + Send) -> candle_core::Result<Vec<(Range<usize>, B)>> {
-    parallel::map(parallel::split(group, parallel::threads(), unit), |rows: Range<usize>| Ok((rows.clone(), fetch(rows)?)))
-        .map_err(candle_core::Error::wrap)?
-        .into_iter()
-        .collect()
+fn row_blocks<B: Send>(
+    group: Range<usize>,
+    unit: usize,
+    fetch: impl Fn(Range<usize>) -> candle_core::Result<B> + Sync + Send,
+) -> candle_core::Result<Vec<(Range<usize>, B)>> {
+    parallel::map(parallel::split(group, parallel::threads(), unit), |rows: Range<usize>| {
+        Ok((rows.clone(), fetch(rows)?))
+    })
+    .map_err(candle_core::Error::wrap)?
+    .into_iter()
+    .collect()
 }
 
 /// Rows `rows` of `weight`, row-major, in the op's precision (borrowed when kept decoded in f32).
-fn dequantized<T: Element>(weight: &QuantizedMatrix, rows: Range<usize>) -> candle_core::Result<Cow<'_, [T]>> {
+fn dequantized<T: Element>(
+    weight: &QuantizedMatrix,
+    rows: Range<usize>,
+) -> candle_core::Result<Cow<'_, [T]>> {
     Ok(T::from_f32s(weight.dequantize_rows_f32(rows).map_err(candle_core::Error::wrap)?))
 }
 
 /// [`Element::forward_block`] on `W`'s rows dequantized (or borrowed) row-major, by `multiply`.
-fn dequantized_forward_block<T: Element>(weight: &QuantizedMatrix, out: Output<T>, x: &[T], rows: Range<usize>) -> candle_core::Result<()> {
+fn dequantized_forward_block<T: Element>(
+    weight: &QuantizedMatrix,
+    out: Output<T>,
+    x: &[T],
+    rows: Range<usize>,
+) -> candle_core::Result<()> {
     let inputs = weight.cols();
     let w = dequantized::<T>(weight, rows.clone())?;
     // out (n × len) = x (n × in) · w_blockᵀ (in × len): wᵀ is w read with its strides swapped.
@@ -236,21 +309,47 @@ impl Element for f32 {
     /// `rhs` into panels (the output projection of one position, `m` = 1, would copy the whole
     /// vocabulary matrix for one row).
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    fn multiply(out: Output<Self>, lhs: Matrix<Self>, rhs: Matrix<Self>, m: usize, n: usize, k: usize, accumulate: bool) {
+    fn multiply(
+        out: Output<Self>,
+        lhs: Matrix<Self>,
+        rhs: Matrix<Self>,
+        m: usize,
+        n: usize,
+        k: usize,
+        accumulate: bool,
+    ) {
         if m < panel_matmul::MIN_ROWS && !panel_matmul::reads_in_place(n, rhs.col_stride) {
             return gemm_multiply(out, lhs, rhs, m, n, k, accumulate);
         }
-        assert!(out.rows == m && out.cols == n && lhs.col_stride == 1, "frozen-linear: operand shapes");
+        assert!(
+            out.rows == m && out.cols == n && lhs.col_stride == 1,
+            "frozen-linear: operand shapes"
+        );
         let rhs = panel_matmul::Panels::new(rhs.values, k, n, rhs.row_stride, rhs.col_stride);
         // SAFETY: `out` is this piece's own block of columns (`ColumnBlocks::columns`): m rows of
         // n values, row_stride apart, that nothing else reads or writes meanwhile.
-        unsafe { panel_matmul::multiply(out.first, out.row_stride, lhs.values, lhs.row_stride, m, &rhs, accumulate) };
+        unsafe {
+            panel_matmul::multiply(
+                out.first,
+                out.row_stride,
+                lhs.values,
+                lhs.row_stride,
+                m,
+                &rhs,
+                accumulate,
+            )
+        };
     }
 
     /// Natively, on CPUs with AVX-512, our kernel on `W` as panels (`avx512_matmul`); otherwise
     /// gemm.
     #[cfg(target_arch = "x86_64")]
-    fn forward_block(weight: &QuantizedMatrix, out: Output<Self>, x: &[Self], rows: Range<usize>) -> candle_core::Result<()> {
+    fn forward_block(
+        weight: &QuantizedMatrix,
+        out: Output<Self>,
+        x: &[Self],
+        rows: Range<usize>,
+    ) -> candle_core::Result<()> {
         if !avx512_matmul::available() {
             return dequantized_forward_block(weight, out, x, rows);
         }
@@ -258,7 +357,18 @@ impl Element for f32 {
         // SAFETY: the CPU has AVX-512 (checked above), and `out` is this piece's own block of
         // columns (`ColumnBlocks::columns`): its rows of `rows.len()` values, row_stride apart,
         // that nothing else reads or writes meanwhile. The kernel checks the operands' bounds.
-        unsafe { avx512_matmul::multiply(out.first, out.row_stride, x, weight.cols(), out.rows, &w, rows.len(), weight.cols()) };
+        unsafe {
+            avx512_matmul::multiply(
+                out.first,
+                out.row_stride,
+                x,
+                weight.cols(),
+                out.rows,
+                &w,
+                rows.len(),
+                weight.cols(),
+            )
+        };
         Ok(())
     }
 }
@@ -274,7 +384,11 @@ impl CustomOp1 for FrozenLinear {
         "frozen-linear"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let (range, n, shape) = rows(self.name(), layout, self.in_features(), self.out_features())?;
         let out = match storage {
             CpuStorage::F32(v) => CpuStorage::F32(self.product(&v[range], n)?),
@@ -284,7 +398,12 @@ impl CustomOp1 for FrozenLinear {
         Ok((out, shape))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         let grad = grad_res.contiguous()?.apply_op1_no_bwd(&InputGradient(self))?;
         Ok(Some(grad.reshape(arg.shape())?))
     }
@@ -298,9 +417,14 @@ impl CustomOp1 for InputGradient<'_> {
         "frozen-linear-input-gradient"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let linear = self.0;
-        let (range, n, shape) = rows(self.name(), layout, linear.out_features(), linear.in_features())?;
+        let (range, n, shape) =
+            rows(self.name(), layout, linear.out_features(), linear.in_features())?;
         let grad = match storage {
             CpuStorage::F32(v) => CpuStorage::F32(linear.f32_input_gradient(&v[range], n)?),
             CpuStorage::F64(v) => CpuStorage::F64(linear.input_gradient(&v[range], n)?),
@@ -312,9 +436,16 @@ impl CustomOp1 for InputGradient<'_> {
 
 /// An operand `(..., width)` as `n` rows: where its values lie, `n`, and the shape of the `n` rows
 /// of `out_width` values the op returns.
-fn rows(op: &str, layout: &Layout, width: usize, out_width: usize) -> candle_core::Result<(Range<usize>, usize, Shape)> {
+fn rows(
+    op: &str,
+    layout: &Layout,
+    width: usize,
+    out_width: usize,
+) -> candle_core::Result<(Range<usize>, usize, Shape)> {
     let dims = layout.shape().dims();
-    let (&last, batch_dims) = dims.split_last().ok_or_else(|| candle_core::Error::Msg(format!("{op}: scalar operand")))?;
+    let (&last, batch_dims) = dims
+        .split_last()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: scalar operand")))?;
     if last != width {
         candle_core::bail!("{op}: the operand has {last} features, the weight takes {width}");
     }
@@ -361,18 +492,46 @@ mod tests {
     #[test]
     fn products_equal_the_plain_sums() {
         let mut rng = SplitMix64::new(3);
-        for (rows, cols, n) in [(3, 32, 2), (40, 64, 5), (576, 96, 33), (50, 40, 70), ((16 << 20) / (32 * 4) + 9, 32, 2)] {
+        for (rows, cols, n) in [
+            (3, 32, 2),
+            (40, 64, 5),
+            (576, 96, 33),
+            (50, 40, 70),
+            ((16 << 20) / (32 * 4) + 9, 32, 2),
+        ] {
             let (linear, w) = weight(rows, cols, &mut rng);
             let x = values(n * cols, &mut rng);
             let dy = values(n * rows, &mut rng);
-            let want_y: Vec<f64> = (0..n * rows).map(|at| (0..cols).map(|c| x[at / rows * cols + c] * w[at % rows * cols + c]).sum()).collect();
-            let want_grad: Vec<f64> = (0..n * cols).map(|at| (0..rows).map(|r| dy[at / cols * rows + r] * w[r * cols + at % cols]).sum()).collect();
+            let want_y: Vec<f64> = (0..n * rows)
+                .map(|at| {
+                    (0..cols).map(|c| x[at / rows * cols + c] * w[at % rows * cols + c]).sum()
+                })
+                .collect();
+            let want_grad: Vec<f64> = (0..n * cols)
+                .map(|at| {
+                    (0..rows).map(|r| dy[at / cols * rows + r] * w[r * cols + at % cols]).sum()
+                })
+                .collect();
             for storage in WeightStorage::ALL {
                 let linear = FrozenLinear::new(linear.weight.clone().stored(storage).unwrap());
-                for (dtype, tolerance) in [(DType::F64, 1e-12), (DType::F32, 1e-6 * (rows.max(cols) as f64).sqrt())] {
+                for (dtype, tolerance) in
+                    [(DType::F64, 1e-12), (DType::F32, 1e-6 * (rows.max(cols) as f64).sqrt())]
+                {
                     let what = format!("{rows}×{cols}, {n} rows, {storage:?}, {dtype:?}");
-                    let input = |values: &[f64], width: usize| Tensor::from_vec(values.to_vec(), (n, width), &Device::Cpu).unwrap().to_dtype(dtype).unwrap();
-                    let as_f64 = |t: Tensor| t.to_dtype(DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap();
+                    let input = |values: &[f64], width: usize| {
+                        Tensor::from_vec(values.to_vec(), (n, width), &Device::Cpu)
+                            .unwrap()
+                            .to_dtype(dtype)
+                            .unwrap()
+                    };
+                    let as_f64 = |t: Tensor| {
+                        t.to_dtype(DType::F64)
+                            .unwrap()
+                            .flatten_all()
+                            .unwrap()
+                            .to_vec1::<f64>()
+                            .unwrap()
+                    };
                     let y = input(&x, cols).apply_op1(linear.clone()).unwrap();
                     assert_eq!(y.dims(), [n, rows]);
                     close(&as_f64(y), &want_y, tolerance, &format!("{what}: x·Wᵀ"));

@@ -3,7 +3,9 @@
 //! turns its errors into ones a user can act on.
 
 use super::error::{EngineError, Result};
-use super::weights::{encoding_name, is_supported_encoding, QuantizedMatrix, WeightStorage, SUPPORTED_ENCODINGS};
+use super::weights::{
+    encoding_name, is_supported_encoding, QuantizedMatrix, WeightStorage, SUPPORTED_ENCODINGS,
+};
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::{DType, Tensor};
 use std::io::Cursor;
@@ -76,7 +78,11 @@ impl GgufFile {
     }
 
     pub fn usize_or(&self, key: &str, default: usize) -> Result<usize> {
-        if self.get(key).is_some() { self.usize(key) } else { Ok(default) }
+        if self.get(key).is_some() {
+            self.usize(key)
+        } else {
+            Ok(default)
+        }
     }
 
     pub fn f64(&self, key: &str) -> Result<f64> {
@@ -88,7 +94,11 @@ impl GgufFile {
     }
 
     pub fn f64_or(&self, key: &str, default: f64) -> Result<f64> {
-        if self.get(key).is_some() { self.f64(key) } else { Ok(default) }
+        if self.get(key).is_some() {
+            self.f64(key)
+        } else {
+            Ok(default)
+        }
     }
 
     pub fn bool_or(&self, key: &str, default: bool) -> Result<bool> {
@@ -117,10 +127,16 @@ impl GgufFile {
         let found = info.shape.dims();
         let expected = if found.len() == 1 { vec![cols] } else { vec![rows, cols] };
         if found != expected.as_slice() {
-            return Err(EngineError::BadTensorShape { name: name.to_string(), expected, found: found.to_vec() });
+            return Err(EngineError::BadTensorShape {
+                name: name.to_string(),
+                expected,
+                found: found.to_vec(),
+            });
         }
         let start = usize::try_from(self.content.tensor_data_offset.saturating_add(info.offset))
-            .map_err(|_| EngineError::CorruptGguf(format!("tensor {name} starts past the end of the file")))?;
+            .map_err(|_| {
+                EngineError::CorruptGguf(format!("tensor {name} starts past the end of the file"))
+            })?;
         QuantizedMatrix::new(self.file.clone(), start, info.ggml_dtype, rows, cols)
             .map_err(|e| EngineError::CorruptGguf(format!("tensor {name}: {e}")))?
             .stored(self.storage)
@@ -173,7 +189,8 @@ fn unusable_alignment(bytes: &[u8]) -> Option<u64> {
         // Integers (u8 … i32, u64, i64), read as unsigned: a negative one is no power of two.
         if key == b"general.alignment" && matches!(value_type, 0..=5 | 10 | 11) {
             let le_bytes = header.take(fixed_value_size(value_type)?)?;
-            let alignment = le_bytes.iter().rev().fold(0u64, |value, byte| value << 8 | *byte as u64);
+            let alignment =
+                le_bytes.iter().rev().fold(0u64, |value, byte| value << 8 | *byte as u64);
             if !alignment.is_power_of_two() {
                 return Some(alignment);
             }
@@ -231,7 +248,9 @@ impl<'a> HeaderCursor<'a> {
                 match fixed_value_size(element_type) {
                     Some(size) => self.skip(len.checked_mul(size)?),
                     // Each element takes at least one byte, so the loop ends within the file.
-                    None => (0..len).try_for_each(|_| self.skip_value(element_type, version, depth + 1)),
+                    None => {
+                        (0..len).try_for_each(|_| self.skip_value(element_type, version, depth + 1))
+                    }
                 }
             }
             _ => self.skip(fixed_value_size(value_type)?),

@@ -23,7 +23,12 @@ pub fn value_and_gradient(
     score: impl Fn(&Tensor) -> Result<Tensor>,
 ) -> Result<(Tensor, Tensor)> {
     let (rows, tokens, _) = embeds.dims3()?;
-    value_and_gradient_in_segments(decoder, embeds, layers_per_segment(decoder.config(), tokens, rows, budget), score)
+    value_and_gradient_in_segments(
+        decoder,
+        embeds,
+        layers_per_segment(decoder.config(), tokens, rows, budget),
+        score,
+    )
 }
 
 /// [`value_and_gradient`] with segments of `per_segment` blocks (tests compare segmentations).
@@ -86,7 +91,9 @@ impl Tape {
         // Back through the earlier segments: ∂⟨out, g⟩/∂in = Jᵀg, the gradient at the segment's input.
         for (segment, input) in self.earlier.into_iter().rev() {
             let entering = Var::from_tensor(&input)?;
-            let out = progress::uncounted(|| run_blocks(decoder, entering.as_tensor(), segment.clone(), None, drop))?;
+            let out = progress::uncounted(|| {
+                run_blocks(decoder, entering.as_tensor(), segment.clone(), None, drop)
+            })?;
             gradient = gradient_of(&(out * &gradient)?.sum_all()?, &entering)?;
             progress::advance(progress::share(units, segment, layers));
         }
@@ -104,16 +111,15 @@ fn segments(layers: usize, per_segment: usize) -> Vec<Range<usize>> {
         remainder => remainder,
     };
     let mut segments = vec![0..first_end];
-    segments.extend((first_end..layers).step_by(per_segment).map(|start| start..start + per_segment));
+    segments
+        .extend((first_end..layers).step_by(per_segment).map(|start| start..start + per_segment));
     segments
 }
 
 fn gradient_of(value: &Tensor, wrt: &Var) -> Result<Tensor> {
-    value
-        .backward()?
-        .get(wrt.as_tensor())
-        .cloned()
-        .ok_or_else(|| EngineError::Internal("the gradient did not reach the input embeddings".into()))
+    value.backward()?.get(wrt.as_tensor()).cloned().ok_or_else(|| {
+        EngineError::Internal("the gradient did not reach the input embeddings".into())
+    })
 }
 
 #[cfg(test)]

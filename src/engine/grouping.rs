@@ -19,7 +19,8 @@ pub enum Granularity {
 }
 
 impl Granularity {
-    pub const ALL: [Granularity; 3] = [Granularity::Token, Granularity::Word, Granularity::Sentence];
+    pub const ALL: [Granularity; 3] =
+        [Granularity::Token, Granularity::Word, Granularity::Sentence];
 
     /// The name used in the CLI's `--group` and the page.
     pub fn name(self) -> &'static str {
@@ -147,7 +148,8 @@ fn group_starts(infos: &[TokenInfo], granularity: Granularity) -> Vec<bool> {
     // A "." or "," between digits belongs to the number ("3.14", "12,000"), not to the sentence.
     let separates_digits = |i: usize| {
         let is_digit = |c: Option<char>| c.is_some_and(|c| c.is_ascii_digit());
-        let (before, token, after) = (i.checked_sub(1).map(|p| &infos[p]), &infos[i], infos.get(i + 1));
+        let (before, token, after) =
+            (i.checked_sub(1).map(|p| &infos[p]), &infos[i], infos.get(i + 1));
         matches!(token.first, Some('.' | ','))
             && token.bytes.len() == 1
             && before.is_some_and(|b| is_digit(b.last))
@@ -158,8 +160,9 @@ fn group_starts(infos: &[TokenInfo], granularity: Granularity) -> Vec<bool> {
     for (i, info) in infos.iter().enumerate() {
         if i > 0 {
             let previous = &infos[i - 1];
-            sentence_starts[i] =
-                info.special || previous.special || (ended && info.starts_char && !info.trails_sentence);
+            sentence_starts[i] = info.special
+                || previous.special
+                || (ended && info.starts_char && !info.trails_sentence);
         }
         ended = (ended && !sentence_starts[i]) || (info.ends_sentence && !separates_digits(i));
     }

@@ -174,7 +174,8 @@ pub fn exp(x: Lanes) -> Lanes {
     // ln 2 in two parts: n · LN2_HIGH is exact for the n that occur.
     const LN2_HIGH: f32 = 0.693_359_4;
     const LN2_LOW: f32 = -2.121_944_4e-4;
-    const TERMS: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5];
+    const TERMS: [f32; 6] =
+        [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5];
     let x = clamp(x, -87.0, 88.0);
     let n = nearest(mul(x, splat(std::f32::consts::LOG2_E)));
     let r = sub(sub(x, mul(n, splat(LN2_HIGH))), mul(n, splat(LN2_LOW)));

@@ -65,21 +65,32 @@ impl CustomOp1 for GeluTanh {
         "gelu-tanh"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let f = match self {
             GeluTanh::Value => gelu,
             GeluTanh::Derivative => gelu_derivative,
         };
         let range = contiguous_range(self.name(), layout)?;
         let out = match storage {
-            CpuStorage::F32(v) => CpuStorage::F32(v[range].iter().map(|x| f(*x as f64) as f32).collect()),
+            CpuStorage::F32(v) => {
+                CpuStorage::F32(v[range].iter().map(|x| f(*x as f64) as f32).collect())
+            }
             CpuStorage::F64(v) => CpuStorage::F64(v[range].iter().map(|x| f(*x)).collect()),
             _ => candle_core::bail!("gelu-tanh: only f32 and f64 are supported"),
         };
         Ok((out, layout.shape().clone()))
     }
 
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    fn bwd(
+        &self,
+        arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
         Ok(Some((grad_res * arg.apply_op1_no_bwd(&GeluTanh::Derivative)?)?))
     }
 }
@@ -118,7 +129,12 @@ pub struct Rope {
 }
 
 impl Rope {
-    pub fn new(head_dim: usize, theta: f64, freq_factors: Option<Vec<f64>>, layout: RopeLayout) -> Self {
+    pub fn new(
+        head_dim: usize,
+        theta: f64,
+        freq_factors: Option<Vec<f64>>,
+        layout: RopeLayout,
+    ) -> Self {
         let inv_freq = (0..head_dim / 2)
             .map(|i| {
                 let base = 1.0 / theta.powf(2.0 * i as f64 / head_dim as f64);
@@ -133,11 +149,21 @@ impl Rope {
     pub fn apply(&self, x: &Tensor, start: usize) -> Result<Tensor> {
         let (seq, head_dim) = (x.dim(2)?, x.dim(3)?);
         if head_dim != 2 * self.inv_freq.len() {
-            return Err(EngineError::Internal(format!("rope: heads of {head_dim} values, tables for {}", 2 * self.inv_freq.len())));
+            return Err(EngineError::Internal(format!(
+                "rope: heads of {head_dim} values, tables for {}",
+                2 * self.inv_freq.len()
+            )));
         }
-        let angles = (start..start + seq).flat_map(|pos| self.inv_freq.iter().map(move |f| pos as f64 * f));
+        let angles =
+            (start..start + seq).flat_map(|pos| self.inv_freq.iter().map(move |f| pos as f64 * f));
         let (cos, sin) = angles.map(|angle| (angle.cos(), angle.sin())).unzip();
-        let rotation = Rotation { cos: Arc::new(cos), sin: Arc::new(sin), seq, layout: self.layout, inverse: false };
+        let rotation = Rotation {
+            cos: Arc::new(cos),
+            sin: Arc::new(sin),
+            seq,
+            layout: self.layout,
+            inverse: false,
+        };
         Ok(x.contiguous()?.apply_op1(rotation)?)
     }
 }
@@ -163,7 +189,8 @@ impl Rotation {
         parallel::by_rows([x], 2 * pairs, &mut out, |row_index, [row], out| {
             let at = row_index % self.seq * pairs;
             for i in 0..pairs {
-                let (cos, sin) = (T::from_f64(self.cos[at + i]), T::from_f64(sign * self.sin[at + i]));
+                let (cos, sin) =
+                    (T::from_f64(self.cos[at + i]), T::from_f64(sign * self.sin[at + i]));
                 let (first, second) = match self.layout {
                     RopeLayout::Interleaved => (2 * i, 2 * i + 1),
                     RopeLayout::Halves => (i, i + pairs),
@@ -183,10 +210,18 @@ impl CustomOp1 for Rotation {
         "rope"
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         let range = contiguous_range(self.name(), layout)?;
         if layout.shape().dims().len() != 4 || layout.shape().dims()[2] != self.seq {
-            candle_core::bail!("rope: input {:?} is not (batch, heads, {}, head_dim)", layout.shape(), self.seq);
+            candle_core::bail!(
+                "rope: input {:?} is not (batch, heads, {}, head_dim)",
+                layout.shape(),
+                self.seq
+            );
         }
         let out = match storage {
             CpuStorage::F32(v) => CpuStorage::F32(self.rotate(&v[range])?),
@@ -196,8 +231,19 @@ impl CustomOp1 for Rotation {
         Ok((out, layout.shape().clone()))
     }
 
-    fn bwd(&self, _arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<Option<Tensor>> {
-        let inverse = Rotation { cos: self.cos.clone(), sin: self.sin.clone(), seq: self.seq, layout: self.layout, inverse: !self.inverse };
+    fn bwd(
+        &self,
+        _arg: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<Option<Tensor>> {
+        let inverse = Rotation {
+            cos: self.cos.clone(),
+            sin: self.sin.clone(),
+            seq: self.seq,
+            layout: self.layout,
+            inverse: !self.inverse,
+        };
         Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&inverse)?))
     }
 }
@@ -217,7 +263,10 @@ impl KeyValues {
 
     /// Those of the first `positions` positions.
     pub fn prefix(&self, positions: usize) -> Result<Self> {
-        Ok(Self { keys: self.keys.narrow(2, 0, positions)?, values: self.values.narrow(2, 0, positions)? })
+        Ok(Self {
+            keys: self.keys.narrow(2, 0, positions)?,
+            values: self.values.narrow(2, 0, positions)?,
+        })
     }
 }
 
@@ -226,7 +275,12 @@ impl KeyValues {
 /// `q`: `(b, heads, seq, hd)`, `k`, `v`: `(b, kv_heads, seq, hd)`. Returns the mixed values
 /// `(b, seq, heads · hd)`, the attention probabilities `(b, heads, seq, past + seq)`, and the keys
 /// and values of all `past + seq` positions.
-pub fn causal_attention(q: &Tensor, k: &Tensor, v: &Tensor, past: Option<&KeyValues>) -> Result<(Tensor, Tensor, KeyValues)> {
+pub fn causal_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    past: Option<&KeyValues>,
+) -> Result<(Tensor, Tensor, KeyValues)> {
     let (b, heads, seq, hd) = q.dims4()?;
     let after = |past: &Tensor, new: &Tensor| -> Result<Tensor> {
         let (_, kv_heads, positions, _) = past.dims4()?;
@@ -261,23 +315,49 @@ mod tests {
     fn rope_equals_candle_s_slow_rotations() {
         let device = Device::Cpu;
         let mut rng = SplitMix64::new(7);
-        let mut values = |count: usize| (0..count).map(|_| (rng.next_u64() % 2001) as f64 / 1000.0 - 1.0).collect::<Vec<f64>>();
+        let mut values = |count: usize| {
+            (0..count).map(|_| (rng.next_u64() % 2001) as f64 / 1000.0 - 1.0).collect::<Vec<f64>>()
+        };
         let shape = (1, 2, 5, 8);
         let x = Var::from_vec(values(80), shape, &device).unwrap();
         let mixing = Tensor::from_vec(values(80), shape, &device).unwrap();
         for layout in [RopeLayout::Interleaved, RopeLayout::Halves] {
             let rope = Rope::new(8, 10_000.0, None, layout);
-            let angles: Vec<f64> = (0..5).flat_map(|pos| rope.inv_freq.iter().map(move |f| pos as f64 * f)).collect();
-            let table = |f: fn(f64) -> f64| Tensor::from_vec(angles.iter().map(|&a| f(a)).collect::<Vec<_>>(), (5, 4), &device).unwrap().to_dtype(DType::F64).unwrap();
+            let angles: Vec<f64> =
+                (0..5).flat_map(|pos| rope.inv_freq.iter().map(move |f| pos as f64 * f)).collect();
+            let table = |f: fn(f64) -> f64| {
+                Tensor::from_vec(angles.iter().map(|&a| f(a)).collect::<Vec<_>>(), (5, 4), &device)
+                    .unwrap()
+                    .to_dtype(DType::F64)
+                    .unwrap()
+            };
             let (cos, sin) = (table(f64::cos), table(f64::sin));
             let theirs = match layout {
-                RopeLayout::Interleaved => candle_nn::rotary_emb::rope_i_slow(x.as_tensor(), &cos, &sin).unwrap(),
-                RopeLayout::Halves => candle_nn::rotary_emb::rope_slow(x.as_tensor(), &cos, &sin).unwrap(),
+                RopeLayout::Interleaved => {
+                    candle_nn::rotary_emb::rope_i_slow(x.as_tensor(), &cos, &sin).unwrap()
+                }
+                RopeLayout::Halves => {
+                    candle_nn::rotary_emb::rope_slow(x.as_tensor(), &cos, &sin).unwrap()
+                }
             };
             let ours = rope.apply(x.as_tensor(), 0).unwrap();
             let list = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
-            let gradient = |y: &Tensor| list(y.mul(&mixing).unwrap().sum_all().unwrap().backward().unwrap().get(&x).expect("a gradient"));
-            for (what, a, b) in [("values", list(&ours), list(&theirs)), ("gradients", gradient(&ours), gradient(&theirs))] {
+            let gradient = |y: &Tensor| {
+                list(
+                    y.mul(&mixing)
+                        .unwrap()
+                        .sum_all()
+                        .unwrap()
+                        .backward()
+                        .unwrap()
+                        .get(&x)
+                        .expect("a gradient"),
+                )
+            };
+            for (what, a, b) in [
+                ("values", list(&ours), list(&theirs)),
+                ("gradients", gradient(&ours), gradient(&theirs)),
+            ] {
                 for (i, (p, q)) in a.iter().zip(&b).enumerate() {
                     assert!((p - q).abs() <= 1e-12, "{layout:?} {what}[{i}]: {p} vs {q}");
                 }

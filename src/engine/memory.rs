@@ -91,7 +91,9 @@ const GRADIENT_BATCH_TOKENS: usize = 256;
 /// Bytes one layer's forward graph keeps for one sequence of `tokens` tokens.
 fn layer_graph_bytes(config: &DecoderConfig, tokens: usize) -> f64 {
     let n = tokens as f64;
-    F32_BYTES * (KEPT_VALUES_FACTOR * values_per_token(config) * n + ATTENTION_MAPS * config.heads as f64 * n * n)
+    F32_BYTES
+        * (KEPT_VALUES_FACTOR * values_per_token(config) * n
+            + ATTENTION_MAPS * config.heads as f64 * n * n)
 }
 
 /// How many sequences of `tokens` tokens one gradient batch holds: as many whole graphs as fit
@@ -103,7 +105,12 @@ pub fn gradient_batch_rows(config: &DecoderConfig, tokens: usize, budget: GraphB
 
 /// How many blocks' graphs a gradient of `rows` sequences of `tokens` tokens keeps at once: all of
 /// them when they fit `budget`, else as many as fit, at least one.
-pub fn layers_per_segment(config: &DecoderConfig, tokens: usize, rows: usize, budget: GraphBudget) -> usize {
+pub fn layers_per_segment(
+    config: &DecoderConfig,
+    tokens: usize,
+    rows: usize,
+    budget: GraphBudget,
+) -> usize {
     let per_layer = rows as f64 * layer_graph_bytes(config, tokens);
     ((budget.0 / per_layer) as usize).clamp(1, config.layers.max(1))
 }
@@ -129,8 +136,15 @@ pub fn estimate_load_bytes(file_bytes: u64) -> u64 {
 /// The peak of a run on `tokens` tokens: the model and a gradient of `batch_rows` sequences of
 /// that length (a batch of [`method_batch_rows`]; 0, for methods that take only the text's own
 /// gradient, counts as one).
-pub fn estimate_run_bytes(config: &DecoderConfig, file_bytes: u64, tokens: usize, batch_rows: usize, budget: GraphBudget) -> u64 {
-    estimate_load_bytes(file_bytes) + gradient_bytes(config, tokens, batch_rows.max(1), budget).ceil() as u64
+pub fn estimate_run_bytes(
+    config: &DecoderConfig,
+    file_bytes: u64,
+    tokens: usize,
+    batch_rows: usize,
+    budget: GraphBudget,
+) -> u64 {
+    estimate_load_bytes(file_bytes)
+        + gradient_bytes(config, tokens, batch_rows.max(1), budget).ceil() as u64
 }
 
 /// How many inputs of `tokens` tokens `method` takes gradients at in one batch, besides the text
@@ -156,7 +170,10 @@ pub fn max_tokens_within(
     batch_rows: impl Fn(usize) -> usize,
 ) -> usize {
     // Not a binary search: batches hold fewer rows as texts grow, so the estimate is not monotone.
-    (1..=up_to).take_while(|&n| estimate_run_bytes(config, file_bytes, n, batch_rows(n), budget) <= limit).last().unwrap_or(0)
+    (1..=up_to)
+        .take_while(|&n| estimate_run_bytes(config, file_bytes, n, batch_rows(n), budget) <= limit)
+        .last()
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -184,15 +201,23 @@ mod tests {
     /// (tokens, wasm memory in bytes) after one saliency run in a fresh worker, Chromium 156, when
     /// the whole graph was kept at every length (the points the factors were fitted on; graphs of
     /// these lengths still fit the budget whole).
-    const MEASURED_WHOLE_GRAPH: [(usize, u64); 3] = [(31, 233_963_520), (61, 349_306_880), (123, 606_011_392)];
+    const MEASURED_WHOLE_GRAPH: [(usize, u64); 3] =
+        [(31, 233_963_520), (61, 349_306_880), (123, 606_011_392)];
 
     #[test]
     fn whole_graph_estimates_are_close_to_measured_memory() {
         for (tokens, measured) in MEASURED_WHOLE_GRAPH {
-            assert_eq!(layers_per_segment(&smollm2(), tokens, 1, PAGE), 30, "{tokens} tokens: the whole graph fits");
+            assert_eq!(
+                layers_per_segment(&smollm2(), tokens, 1, PAGE),
+                30,
+                "{tokens} tokens: the whole graph fits"
+            );
             let estimate = estimate_run_bytes(&smollm2(), SMOLLM2_FILE, tokens, 0, PAGE);
             let error = estimate as f64 / measured as f64 - 1.0;
-            assert!(error.abs() < 0.05, "{tokens} tokens: estimated {estimate}, measured {measured}");
+            assert!(
+                error.abs() < 0.05,
+                "{tokens} tokens: estimated {estimate}, measured {measured}"
+            );
         }
     }
 
@@ -223,7 +248,13 @@ mod tests {
         let config = smollm2();
         for (method, tokens, measured) in MEASURED_WITH_BUDGET {
             let params = MethodParams { steps: 2, ..MethodParams::default() };
-            let rows = method_batch_rows(methods::by_name(method).unwrap(), &params, &config, tokens, PAGE);
+            let rows = method_batch_rows(
+                methods::by_name(method).unwrap(),
+                &params,
+                &config,
+                tokens,
+                PAGE,
+            );
             let estimate = estimate_run_bytes(&config, SMOLLM2_FILE, tokens, rows, PAGE);
             let error = estimate as f64 / measured as f64 - 1.0;
             let tolerance = if method == "attention" { 0.6 } else { 0.05 };
@@ -243,7 +274,10 @@ mod tests {
         let one = estimate_run_bytes(&config, file, 40, 1, PAGE) - estimate_load_bytes(file);
         let three = estimate_run_bytes(&config, file, 40, 3, PAGE) - estimate_load_bytes(file);
         assert!(three.abs_diff(3 * one) <= 3, "{one} {three}");
-        assert_eq!(estimate_run_bytes(&config, file, 40, 0, PAGE), estimate_run_bytes(&config, file, 40, 1, PAGE));
+        assert_eq!(
+            estimate_run_bytes(&config, file, 40, 0, PAGE),
+            estimate_run_bytes(&config, file, 40, 1, PAGE)
+        );
     }
 
     #[test]
@@ -254,7 +288,10 @@ mod tests {
             assert!(per_segment < config.layers, "{tokens} tokens: {per_segment}");
             let graph = per_segment as f64 * layer_graph_bytes(&config, tokens);
             // One segment's graph within the budget (a single block may exceed it on huge texts).
-            assert!(per_segment == 1 || graph <= GRAPH_BUDGET_BYTES * 1.01, "{tokens} tokens: {graph}");
+            assert!(
+                per_segment == 1 || graph <= GRAPH_BUDGET_BYTES * 1.01,
+                "{tokens} tokens: {graph}"
+            );
         }
         assert_eq!(gradient_batch_rows(&config, 512, PAGE), 1);
     }
@@ -263,8 +300,14 @@ mod tests {
     fn a_larger_budget_keeps_more_of_the_graph() {
         let (config, larger) = (smollm2(), GraphBudget(1.5 * GRAPH_BUDGET_BYTES));
         for tokens in [64, 200, 256, 512] {
-            let (page, more) = (layers_per_segment(&config, tokens, 1, PAGE), layers_per_segment(&config, tokens, 1, larger));
-            assert!(more >= page && (page == config.layers || more > page), "{tokens} tokens: {page} → {more}");
+            let (page, more) = (
+                layers_per_segment(&config, tokens, 1, PAGE),
+                layers_per_segment(&config, tokens, 1, larger),
+            );
+            assert!(
+                more >= page && (page == config.layers || more > page),
+                "{tokens} tokens: {page} → {more}"
+            );
         }
         assert!(gradient_batch_rows(&config, 64, larger) > gradient_batch_rows(&config, 64, PAGE));
         assert_eq!(GraphBudget::default(), PAGE);
@@ -276,12 +319,16 @@ mod tests {
         let by_name = |name| methods::by_name(name).unwrap();
         assert_eq!(method_batch_rows(by_name("saliency"), &params, &config, 64, PAGE), 0);
         assert_eq!(method_batch_rows(by_name("occlusion"), &params, &config, 64, PAGE), 0);
-        let ig_rows = method_batch_rows(by_name("integrated_gradients"), &params, &config, 64, PAGE);
+        let ig_rows =
+            method_batch_rows(by_name("integrated_gradients"), &params, &config, 64, PAGE);
         assert_eq!(ig_rows, gradient_batch_rows(&config, 64, PAGE));
         assert!((1..=4).contains(&ig_rows), "{ig_rows}");
         // Never more rows than the method has inputs: 4 steps fill a batch of 4.
         let few_steps = MethodParams { steps: 4, ..params.clone() };
-        assert_eq!(method_batch_rows(by_name("integrated_gradients"), &few_steps, &config, 10, PAGE), 4);
+        assert_eq!(
+            method_batch_rows(by_name("integrated_gradients"), &few_steps, &config, 10, PAGE),
+            4
+        );
         assert_eq!(method_batch_rows(by_name("smoothgrad"), &params, &config, 512, PAGE), 1);
     }
 
@@ -291,7 +338,10 @@ mod tests {
         let limit = estimate_run_bytes(&config, file, 100, 0, PAGE);
         assert_eq!(max_tokens_within(&config, file, limit, 512, PAGE, |_| 0), 100);
         assert_eq!(max_tokens_within(&config, file, limit, 80, PAGE, |_| 0), 80);
-        assert_eq!(max_tokens_within(&config, file, estimate_load_bytes(file), 512, PAGE, |_| 0), 0);
+        assert_eq!(
+            max_tokens_within(&config, file, estimate_load_bytes(file), 512, PAGE, |_| 0),
+            0
+        );
     }
 
     #[test]
@@ -300,7 +350,9 @@ mod tests {
         let (config, file) = (smollm2(), SMOLLM2_FILE);
         for method in methods::METHODS {
             let params = MethodParams::default();
-            let fits = max_tokens_within(&config, file, 1 << 30, 512, PAGE, |n| method_batch_rows(*method, &params, &config, n, PAGE));
+            let fits = max_tokens_within(&config, file, 1 << 30, 512, PAGE, |n| {
+                method_batch_rows(*method, &params, &config, n, PAGE)
+            });
             assert_eq!(fits, 512, "{}", method.name());
         }
     }

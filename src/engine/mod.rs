@@ -38,7 +38,7 @@ pub mod weights;
 
 pub use attribution::{attribute, explain, explain_request, Attribution, Prediction, Request};
 pub use error::{EngineError, Result};
-pub use model::Model;
 pub use methods::{Baseline, MethodParams};
+pub use model::Model;
 pub use objective::TargetKind;
 pub use problem::{Problem, TargetChoice, TargetSpec};

@@ -46,7 +46,10 @@ impl<'a> Panels<'a> {
         if k == 0 || n == 0 {
             return Self { values: Cow::Borrowed(&[]), k, n, row_stride: PANEL, panel_stride: 0 };
         }
-        assert!((k - 1) * row_stride + (n - 1) * col_stride < rhs.len(), "panel-matmul: rhs out of bounds");
+        assert!(
+            (k - 1) * row_stride + (n - 1) * col_stride < rhs.len(),
+            "panel-matmul: rhs out of bounds"
+        );
         // Read in place, a panel row is 8 consecutive values of a row of `rhs`, as in a copy; the
         // rows are farther apart, which measured no slower (the backward pass of `frozen_linear`,
         // saliency at 64 tokens in Chromium, medians of 12 runs: 815 and 857 ms in place, 865
@@ -77,7 +80,15 @@ impl<'a> Panels<'a> {
 /// Rows `i < m` of `out`, `rhs.n` values each from `out + i·out_stride`, are writable and nothing
 /// else reads or writes them during the call. (A pointer, not a slice: the callers' outputs are
 /// blocks of columns of a matrix that other threads fill at the same time.)
-pub unsafe fn multiply(out: *mut f32, out_stride: usize, lhs: &[f32], lhs_stride: usize, m: usize, rhs: &Panels, accumulate: bool) {
+pub unsafe fn multiply(
+    out: *mut f32,
+    out_stride: usize,
+    lhs: &[f32],
+    lhs_stride: usize,
+    m: usize,
+    rhs: &Panels,
+    accumulate: bool,
+) {
     let (k, n) = (rhs.k, rhs.n);
     if m == 0 || n == 0 {
         return;
@@ -97,7 +108,15 @@ pub unsafe fn multiply(out: *mut f32, out_stride: usize, lhs: &[f32], lhs_stride
         let cols = PANEL.min(n - first);
         let panel = rhs.values[p * rhs.panel_stride..].as_ptr();
         for i in (0..m).step_by(TILE_ROWS) {
-            let tile = Tile { out: out.add(i * out_stride + first), out_stride, cols, lhs: lhs[i * lhs_stride..].as_ptr(), lhs_stride, k, accumulate };
+            let tile = Tile {
+                out: out.add(i * out_stride + first),
+                out_stride,
+                cols,
+                lhs: lhs[i * lhs_stride..].as_ptr(),
+                lhs_stride,
+                k,
+                accumulate,
+            };
             // The assert above bounds every row `i..i + rows` of `lhs` (`k` values), the caller
             // every row of `out` (`cols` values from `first`), and `Panels::new` every panel's
             // `k` rows of `PANEL` values.
@@ -144,7 +163,10 @@ impl Tile {
             }
         }
         for r in 0..self.k {
-            let right = [lanes::load(panel.add(r * row_stride)), lanes::load(panel.add(r * row_stride + 4))];
+            let right = [
+                lanes::load(panel.add(r * row_stride)),
+                lanes::load(panel.add(r * row_stride + 4)),
+            ];
             for (row, sum) in sums.iter_mut().enumerate() {
                 let left = lanes::splat(*self.lhs.add(row * self.lhs_stride + r));
                 sum[0] = lanes::mul_add(left, right[0], sum[0]);
@@ -178,7 +200,18 @@ mod tests {
     #[test]
     fn equals_the_plain_triple_loop() {
         let mut rng = SplitMix64::new(11);
-        for (m, k, n) in [(1, 1, 1), (4, 8, 8), (5, 3, 9), (7, 0, 5), (3, 17, 16), (64, 40, 23), (9, 576, 12), (2, 5, 1), (1, 9, 16), (MIN_ROWS, 7, 10)] {
+        for (m, k, n) in [
+            (1, 1, 1),
+            (4, 8, 8),
+            (5, 3, 9),
+            (7, 0, 5),
+            (3, 17, 16),
+            (64, 40, 23),
+            (9, 576, 12),
+            (2, 5, 1),
+            (1, 9, 16),
+            (MIN_ROWS, 7, 10),
+        ] {
             for transposed in [false, true] {
                 let lhs_stride = k + 3;
                 let lhs = values(m * lhs_stride, &mut rng);
@@ -187,10 +220,29 @@ mod tests {
                 let (row_stride, col_stride) = if transposed { (1, k) } else { (n, 1) };
                 let packed = Panels::new(&rhs, k, n, row_stride, col_stride);
                 let at = |r: usize, c: usize| rhs[r * row_stride + c * col_stride];
-                check(m, k, n, &lhs, lhs_stride, at, &format!("transposed={transposed}"), |out, out_stride, accumulate| {
-                    // SAFETY: `out` holds m rows of out_stride ≥ n values.
-                    unsafe { multiply(out.as_mut_ptr(), out_stride, &lhs, lhs_stride, m, &packed, accumulate) };
-                });
+                check(
+                    m,
+                    k,
+                    n,
+                    &lhs,
+                    lhs_stride,
+                    at,
+                    &format!("transposed={transposed}"),
+                    |out, out_stride, accumulate| {
+                        // SAFETY: `out` holds m rows of out_stride ≥ n values.
+                        unsafe {
+                            multiply(
+                                out.as_mut_ptr(),
+                                out_stride,
+                                &lhs,
+                                lhs_stride,
+                                m,
+                                &packed,
+                                accumulate,
+                            )
+                        };
+                    },
+                );
             }
         }
     }

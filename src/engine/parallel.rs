@@ -44,7 +44,11 @@ pub fn pieces() -> usize {
 
 /// `range` cut into at most `pieces` consecutive runs, each a whole number of `unit`s but the
 /// last, as even as that allows: the items of a map over rows or columns.
-pub fn split(range: std::ops::Range<usize>, pieces: usize, unit: usize) -> Vec<std::ops::Range<usize>> {
+pub fn split(
+    range: std::ops::Range<usize>,
+    pieces: usize,
+    unit: usize,
+) -> Vec<std::ops::Range<usize>> {
     let per_piece = run_length(range.len(), pieces, unit);
     let end = range.end;
     range.step_by(per_piece).map(|start| start..(start + per_piece).min(end)).collect()
@@ -71,7 +75,10 @@ impl fmt::Display for Stopped {
 
 /// `f` of each item, in the items' order, on the pool's threads; `Stopped` once a stop is
 /// requested (a piece already running finishes first).
-pub fn map<I: Send, R: Send>(items: Vec<I>, f: impl Fn(I) -> R + Sync + Send) -> Result<Vec<R>, Stopped> {
+pub fn map<I: Send, R: Send>(
+    items: Vec<I>,
+    f: impl Fn(I) -> R + Sync + Send,
+) -> Result<Vec<R>, Stopped> {
     pool::map(items, |item| match stop_requested() {
         true => Err(Stopped),
         false => Ok(f(item)),
@@ -83,11 +90,21 @@ pub fn map<I: Send, R: Send>(items: Vec<I>, f: impl Fn(I) -> R + Sync + Send) ->
 /// `f(row index, the row of each input, the same row of out)` for every row of `width` values of
 /// `out`, the rows split over the pool's threads: the engine's row-wise ops (norms, rotations,
 /// softmax) in one pass each.
-pub fn by_rows<T: Send + Sync, const N: usize>(inputs: [&[T]; N], width: usize, out: &mut [T], f: impl Fn(usize, [&[T]; N], &mut [T]) + Sync + Send) -> Result<(), Stopped> {
+pub fn by_rows<T: Send + Sync, const N: usize>(
+    inputs: [&[T]; N],
+    width: usize,
+    out: &mut [T],
+    f: impl Fn(usize, [&[T]; N], &mut [T]) + Sync + Send,
+) -> Result<(), Stopped> {
     if out.is_empty() {
         return Ok(());
     }
-    assert!(width > 0 && out.len() % width == 0 && inputs.iter().all(|values| values.len() == out.len()), "by_rows: operand lengths");
+    assert!(
+        width > 0
+            && out.len() % width == 0
+            && inputs.iter().all(|values| values.len() == out.len()),
+        "by_rows: operand lengths"
+    );
     let rows_per_piece = run_length(out.len() / width, pieces(), 1);
     let pieces = out.chunks_mut(rows_per_piece * width).enumerate().collect();
     map(pieces, |(index, out): (usize, &mut [T])| {
@@ -239,7 +256,8 @@ mod pool {
     impl Session {
         fn map<I: Send, R: Send>(&self, items: Vec<I>, f: &(impl Fn(I) -> R + Sync)) -> Vec<R> {
             let count = items.len();
-            let items: Vec<Mutex<Option<I>>> = items.into_iter().map(|item| Mutex::new(Some(item))).collect();
+            let items: Vec<Mutex<Option<I>>> =
+                items.into_iter().map(|item| Mutex::new(Some(item))).collect();
             let results: Vec<Mutex<Option<R>>> = (0..count).map(|_| Mutex::new(None)).collect();
             let run = |i: usize| {
                 let item = items[i].lock().unwrap().take().expect("each piece is claimed once");
@@ -250,7 +268,12 @@ mod pool {
             // SAFETY: see `Batch::run`: this function returns only after every claimed piece has
             // finished (`done == count` below), and the batch is unpublished before that.
             let run: &'static (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(run) };
-            let batch = Arc::new(Batch { run, count, next: AtomicUsize::new(0), done: AtomicUsize::new(0) });
+            let batch = Arc::new(Batch {
+                run,
+                count,
+                next: AtomicUsize::new(0),
+                done: AtomicUsize::new(0),
+            });
             *self.batch.lock().unwrap() = Some(batch.clone());
             self.published.fetch_add(1, Ordering::Release);
             batch.work();
@@ -260,7 +283,10 @@ mod pool {
             // The helpers' results may lie in memory they grew.
             see_memory_growth();
             *self.batch.lock().unwrap() = None;
-            results.into_iter().map(|result| result.into_inner().unwrap().expect("a piece of the map panicked")).collect()
+            results
+                .into_iter()
+                .map(|result| result.into_inner().unwrap().expect("a piece of the map panicked"))
+                .collect()
         }
 
         /// A helper thread: takes pieces of each published batch until the computation ends, and
@@ -308,13 +334,28 @@ mod tests {
     /// are no more of them than pieces.
     #[test]
     fn split_covers_the_range_in_whole_units() {
-        for (range, pieces, unit) in [(0..0, 4, 8), (0..576, 8, 8), (0..576, 2, 1), (5..23, 4, 8), (0..7, 16, 1), (3..4, 3, 8), (0..1536, 8, 8), (0..100, 0, 0)] {
+        for (range, pieces, unit) in [
+            (0..0, 4, 8),
+            (0..576, 8, 8),
+            (0..576, 2, 1),
+            (5..23, 4, 8),
+            (0..7, 16, 1),
+            (3..4, 3, 8),
+            (0..1536, 8, 8),
+            (0..100, 0, 0),
+        ] {
             let runs = split(range.clone(), pieces, unit);
             assert!(runs.len() <= pieces.max(1), "{range:?} in {pieces}: {runs:?}");
             let mut next = range.start;
             for (i, run) in runs.iter().enumerate() {
-                assert!(run.start == next && run.end > run.start, "{range:?} in {pieces}: {runs:?}");
-                assert!(i + 1 == runs.len() || run.len() % unit.max(1) == 0, "{range:?} in {pieces} of {unit}: {runs:?}");
+                assert!(
+                    run.start == next && run.end > run.start,
+                    "{range:?} in {pieces}: {runs:?}"
+                );
+                assert!(
+                    i + 1 == runs.len() || run.len() % unit.max(1) == 0,
+                    "{range:?} in {pieces} of {unit}: {runs:?}"
+                );
                 next = run.end;
             }
             assert_eq!(next, range.end, "{range:?} in {pieces}: {runs:?}");
@@ -337,7 +378,11 @@ mod tests {
             })
             .unwrap();
             for (i, value) in out.iter().enumerate() {
-                assert_eq!(*value, i as f64 * 11.0 + (i / width) as f64 * 1e6, "{rows} rows: value {i}");
+                assert_eq!(
+                    *value,
+                    i as f64 * 11.0 + (i / width) as f64 * 1e6,
+                    "{rows} rows: value {i}"
+                );
             }
         }
     }

@@ -84,7 +84,12 @@ pub struct Problem<'m> {
 }
 
 impl<'m> Problem<'m> {
-    pub fn new(model: &'m Model, text: &str, spec: &TargetSpec, max_tokens: Option<usize>) -> Result<Self> {
+    pub fn new(
+        model: &'m Model,
+        text: &str,
+        spec: &TargetSpec,
+        max_tokens: Option<usize>,
+    ) -> Result<Self> {
         Self::from_tokens(model, model.tokenize_input(text, max_tokens)?, spec)
     }
 
@@ -92,12 +97,12 @@ impl<'m> Problem<'m> {
     pub fn from_tokens(model: &'m Model, tokens: Vec<Token>, spec: &TargetSpec) -> Result<Self> {
         let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
         let embeds = model.decoder.embed(&ids)?;
-        let per_segment = memory::layers_per_segment(model.config(), ids.len(), 1, model.graph_budget());
+        let per_segment =
+            memory::layers_per_segment(model.config(), ids.len(), 1, model.graph_budget());
         let input_tape = Tape::record(&*model.decoder, &embeds.unsqueeze(0)?, per_segment)?;
         let input_logits = input_tape.logits().detach();
-        let probs: Vec<f32> = ops::softmax(&input_logits.squeeze(0)?, D::Minus1)?
-            .to_dtype(DType::F32)?
-            .to_vec1()?;
+        let probs: Vec<f32> =
+            ops::softmax(&input_logits.squeeze(0)?, D::Minus1)?.to_dtype(DType::F32)?.to_vec1()?;
         if probs.iter().any(|p| !p.is_finite()) {
             // Only damaged weights (or scales) make a finite input give no distribution at all.
             return Err(EngineError::CorruptGguf(
@@ -108,21 +113,34 @@ impl<'m> Problem<'m> {
             match choice {
                 TargetChoice::TopPrediction => Ok(top_indices(&probs, 1)[0]),
                 TargetChoice::Id(id) if (*id as usize) < probs.len() => Ok(*id),
-                TargetChoice::Id(id) => {
-                    Err(EngineError::UnknownTarget(format!("id {id} (the vocabulary has {} tokens)", probs.len())))
-                }
+                TargetChoice::Id(id) => Err(EngineError::UnknownTarget(format!(
+                    "id {id} (the vocabulary has {} tokens)",
+                    probs.len()
+                ))),
                 TargetChoice::Text(text) => model.tokenizer.single_token(text),
             }
         };
         let target = resolve(&spec.token)?;
         let foil = spec.foil.as_ref().map(resolve).transpose()?;
         if foil == Some(target) {
-            return Err(EngineError::InvalidRequest("The foil must differ from the target token.".into()));
+            return Err(EngineError::InvalidRequest(
+                "The foil must differ from the target token.".into(),
+            ));
         }
         let objective = Objective { target, kind: spec.kind, foil };
         let input_tape = Mutex::new(Some(input_tape));
         let (attentions, keys_values) = (OnceLock::new(), OnceLock::new());
-        Ok(Self { model, tokens, embeds, objective, input_logits, input_tape, attentions, keys_values, probs })
+        Ok(Self {
+            model,
+            tokens,
+            embeds,
+            objective,
+            input_logits,
+            input_tape,
+            attentions,
+            keys_values,
+            probs,
+        })
     }
 
     pub fn target(&self) -> u32 {
@@ -165,7 +183,11 @@ impl<'m> Problem<'m> {
 
     /// ∂ f / ∂ embeds at the input, `(seq, width)`. The first call uses the kept forward pass.
     pub fn input_gradient(&self) -> Result<Tensor> {
-        let kept = self.input_tape.lock().map_err(|_| EngineError::Internal("a run panicked".into()))?.take();
+        let kept = self
+            .input_tape
+            .lock()
+            .map_err(|_| EngineError::Internal("a run panicked".into()))?
+            .take();
         let gradient = match kept {
             Some(tape) => {
                 let value = self.objective.score(tape.logits())?;
@@ -173,7 +195,10 @@ impl<'m> Problem<'m> {
             }
             None => {
                 let embeds = self.embeds.unsqueeze(0)?;
-                value_and_gradient(&*self.model.decoder, &embeds, self.model.graph_budget(), |l| self.objective.score(l))?.1
+                value_and_gradient(&*self.model.decoder, &embeds, self.model.graph_budget(), |l| {
+                    self.objective.score(l)
+                })?
+                .1
             }
         };
         Ok(gradient.squeeze(0)?)
@@ -205,14 +230,18 @@ impl<'m> Problem<'m> {
     /// p(target) at each of `inputs`, whatever quantity the objective explains: checks such as
     /// the deletion curve are always read on the probability.
     pub fn probabilities_of_target(&self, inputs: &[Tensor]) -> Result<Vec<f64>> {
-        self.values_of(&Objective { target: self.target(), kind: TargetKind::Prob, foil: None }, inputs)
+        self.values_of(
+            &Objective { target: self.target(), kind: TargetKind::Prob, foil: None },
+            inputs,
+        )
     }
 
     /// Inputs that equal the text in their first positions continue its keys and values there
     /// instead of computing those positions again: batched by the prefix they share.
     fn values_of(&self, objective: &Objective, inputs: &[Tensor]) -> Result<Vec<f64>> {
         self.release_input_tape();
-        let shared = inputs.iter().map(|input| self.shared_positions(input)).collect::<Result<Vec<_>>>()?;
+        let shared =
+            inputs.iter().map(|input| self.shared_positions(input)).collect::<Result<Vec<_>>>()?;
         let mut order: Vec<usize> = (0..inputs.len()).collect();
         order.sort_by_key(|&i| shared[i]);
         let sorted_shared: Vec<usize> = order.iter().map(|&i| shared[i]).collect();
@@ -220,12 +249,21 @@ impl<'m> Problem<'m> {
         for batch in prefix_batches(&sorted_shared, self.len()) {
             let start = sorted_shared[batch.start];
             let members = &order[batch];
-            let rest = members.iter().map(|&i| inputs[i].narrow(0, start, self.len() - start)).collect::<candle_core::Result<Vec<_>>>()?;
+            let rest = members
+                .iter()
+                .map(|&i| inputs[i].narrow(0, start, self.len() - start))
+                .collect::<candle_core::Result<Vec<_>>>()?;
             let past = match start {
                 0 => None,
-                _ => Some(self.input_keys_values()?.iter().map(|kv| kv.prefix(start)).collect::<Result<Vec<_>>>()?),
+                _ => Some(
+                    self.input_keys_values()?
+                        .iter()
+                        .map(|kv| kv.prefix(start))
+                        .collect::<Result<Vec<_>>>()?,
+                ),
             };
-            let logits = self.model.decoder.logits(&Tensor::stack(&rest, 0)?.detach(), past.as_deref())?;
+            let logits =
+                self.model.decoder.logits(&Tensor::stack(&rest, 0)?.detach(), past.as_deref())?;
             let scores = objective.score(&logits)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
             for (&i, value) in members.iter().zip(scores) {
                 values[i] = value;
@@ -238,7 +276,11 @@ impl<'m> Problem<'m> {
     /// the last position (whose state gives the logits, so it is always computed).
     fn shared_positions(&self, input: &Tensor) -> Result<usize> {
         let differs = input.ne(&self.embeds)?.max(1)?.to_vec1::<u8>()?;
-        Ok(differs.iter().position(|&d| d != 0).unwrap_or(differs.len()).min(self.len().saturating_sub(1)))
+        Ok(differs
+            .iter()
+            .position(|&d| d != 0)
+            .unwrap_or(differs.len())
+            .min(self.len().saturating_sub(1)))
     }
 
     fn input_keys_values(&self) -> Result<&[KeyValues]> {
@@ -252,14 +294,20 @@ impl<'m> Problem<'m> {
     /// f and ∂ f / ∂ input at each of `inputs` (each `(seq, width)`), in bounded batches so only
     /// one batch's graph (or part of it) is alive at a time. `visit` gets each input's index,
     /// value and gradient.
-    pub fn gradients(&self, inputs: &[Tensor], mut visit: impl FnMut(usize, f64, &Tensor) -> Result<()>) -> Result<()> {
+    pub fn gradients(
+        &self,
+        inputs: &[Tensor],
+        mut visit: impl FnMut(usize, f64, &Tensor) -> Result<()>,
+    ) -> Result<()> {
         self.release_input_tape();
         let rows = self.gradient_batch_rows();
         for (b, batch) in inputs.chunks(rows).enumerate() {
-            let (scores, gradient) =
-                value_and_gradient(&*self.model.decoder, &Tensor::stack(batch, 0)?, self.model.graph_budget(), |logits| {
-                    self.objective.score(logits)
-                })?;
+            let (scores, gradient) = value_and_gradient(
+                &*self.model.decoder,
+                &Tensor::stack(batch, 0)?,
+                self.model.graph_budget(),
+                |logits| self.objective.score(logits),
+            )?;
             let scores = scores.to_dtype(DType::F64)?.to_vec1::<f64>()?;
             for (i, value) in scores.into_iter().enumerate() {
                 visit(b * rows + i, value, &gradient.get(i)?)?;
@@ -304,7 +352,8 @@ fn prefix_batches(shared: &[usize], seq: usize) -> Vec<Range<usize>> {
         while end < shared.len() {
             let tokens = (end + 1 - first) * tokens_each;
             let more = recomputed + shared[end] - shared[first];
-            let within = tokens <= VALUE_BATCH_MIN_TOKENS || more as f64 <= VALUE_BATCH_RECOMPUTED * tokens as f64;
+            let within = tokens <= VALUE_BATCH_MIN_TOKENS
+                || more as f64 <= VALUE_BATCH_RECOMPUTED * tokens as f64;
             if tokens > VALUE_BATCH_TOKENS || !within {
                 break;
             }
@@ -353,7 +402,10 @@ mod tests {
             assert_eq!(covered, (0..shared.len()).collect::<Vec<_>>(), "{shared:?}");
             for batch in &batches {
                 assert!(!batch.is_empty());
-                assert!(batch.len() == 1 || batch_tokens(&shared, seq, batch) <= VALUE_BATCH_TOKENS, "{batch:?} of {shared:?}");
+                assert!(
+                    batch.len() == 1 || batch_tokens(&shared, seq, batch) <= VALUE_BATCH_TOKENS,
+                    "{batch:?} of {shared:?}"
+                );
             }
         }
     }

@@ -30,7 +30,8 @@ fn ranks(values: &[f32]) -> Vec<f64> {
     let mut ranks = vec![0.0; values.len()];
     let mut start = 0;
     while start < order.len() {
-        let tied = order[start..].iter().take_while(|i| values[**i] == values[order[start]]).count();
+        let tied =
+            order[start..].iter().take_while(|i| values[**i] == values[order[start]]).count();
         let mean_rank = start as f64 + (tied as f64 + 1.0) / 2.0;
         for i in &order[start..start + tied] {
             ranks[*i] = mean_rank;

@@ -21,20 +21,41 @@ impl CustomOp2 for SwiGlu {
         "swiglu"
     }
 
-    fn cpu_fwd(&self, gate: &CpuStorage, gate_layout: &Layout, up: &CpuStorage, up_layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        gate: &CpuStorage,
+        gate_layout: &Layout,
+        up: &CpuStorage,
+        up_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         if gate_layout.shape() != up_layout.shape() {
-            candle_core::bail!("swiglu: gate {:?} and up {:?} differ in shape", gate_layout.shape(), up_layout.shape());
+            candle_core::bail!(
+                "swiglu: gate {:?} and up {:?} differ in shape",
+                gate_layout.shape(),
+                up_layout.shape()
+            );
         }
-        let (g, u) = (contiguous_range("swiglu", gate_layout)?, contiguous_range("swiglu", up_layout)?);
+        let (g, u) =
+            (contiguous_range("swiglu", gate_layout)?, contiguous_range("swiglu", up_layout)?);
         let out = match (gate, up) {
-            (CpuStorage::F32(gate), CpuStorage::F32(up)) => CpuStorage::F32(forward(&gate[g], &up[u])?),
-            (CpuStorage::F64(gate), CpuStorage::F64(up)) => CpuStorage::F64(forward(&gate[g], &up[u])?),
+            (CpuStorage::F32(gate), CpuStorage::F32(up)) => {
+                CpuStorage::F32(forward(&gate[g], &up[u])?)
+            }
+            (CpuStorage::F64(gate), CpuStorage::F64(up)) => {
+                CpuStorage::F64(forward(&gate[g], &up[u])?)
+            }
             _ => candle_core::bail!("swiglu: only f32 and f64 inputs of one type are supported"),
         };
         Ok((out, gate_layout.shape().clone()))
     }
 
-    fn bwd(&self, gate: &Tensor, up: &Tensor, _res: &Tensor, grad_res: &Tensor) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        gate: &Tensor,
+        up: &Tensor,
+        _res: &Tensor,
+        grad_res: &Tensor,
+    ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
         let both = gate.apply_op3_no_bwd(up, &grad_res.contiguous()?, &Gradients)?;
         Ok((Some(both.get(0)?), Some(both.get(1)?)))
     }
@@ -49,14 +70,30 @@ impl CustomOp3 for Gradients {
         "swiglu-gradients"
     }
 
-    fn cpu_fwd(&self, gate: &CpuStorage, gate_layout: &Layout, up: &CpuStorage, up_layout: &Layout, dy: &CpuStorage, dy_layout: &Layout) -> candle_core::Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        gate: &CpuStorage,
+        gate_layout: &Layout,
+        up: &CpuStorage,
+        up_layout: &Layout,
+        dy: &CpuStorage,
+        dy_layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
         if gate_layout.shape() != up_layout.shape() || gate_layout.shape() != dy_layout.shape() {
             candle_core::bail!("swiglu: gate, up and the gradient differ in shape");
         }
-        let (g, u, d) = (contiguous_range(self.name(), gate_layout)?, contiguous_range(self.name(), up_layout)?, contiguous_range(self.name(), dy_layout)?);
+        let (g, u, d) = (
+            contiguous_range(self.name(), gate_layout)?,
+            contiguous_range(self.name(), up_layout)?,
+            contiguous_range(self.name(), dy_layout)?,
+        );
         let both = match (gate, up, dy) {
-            (CpuStorage::F32(gate), CpuStorage::F32(up), CpuStorage::F32(dy)) => CpuStorage::F32(backward(&gate[g], &up[u], &dy[d])?),
-            (CpuStorage::F64(gate), CpuStorage::F64(up), CpuStorage::F64(dy)) => CpuStorage::F64(backward(&gate[g], &up[u], &dy[d])?),
+            (CpuStorage::F32(gate), CpuStorage::F32(up), CpuStorage::F32(dy)) => {
+                CpuStorage::F32(backward(&gate[g], &up[u], &dy[d])?)
+            }
+            (CpuStorage::F64(gate), CpuStorage::F64(up), CpuStorage::F64(dy)) => {
+                CpuStorage::F64(backward(&gate[g], &up[u], &dy[d])?)
+            }
             _ => candle_core::bail!("swiglu: only f32 and f64 operands of one type are supported"),
         };
         let mut dims = vec![2];
@@ -74,7 +111,8 @@ fn forward<T: Gate>(gate: &[T], up: &[T]) -> candle_core::Result<Vec<T>> {
     let mut out = vec![T::zero(); gate.len()];
     let piece = piece_len(gate.len());
     let pieces = gate.chunks(piece).zip(up.chunks(piece)).zip(out.chunks_mut(piece)).collect();
-    parallel::map(pieces, |((gate, up), out)| T::forward(gate, up, out)).map_err(candle_core::Error::wrap)?;
+    parallel::map(pieces, |((gate, up), out)| T::forward(gate, up, out))
+        .map_err(candle_core::Error::wrap)?;
     Ok(out)
 }
 
@@ -85,7 +123,10 @@ fn backward<T: Gate>(gate: &[T], up: &[T], dy: &[T]) -> candle_core::Result<Vec<
     let piece = piece_len(gate.len());
     let inputs = gate.chunks(piece).zip(up.chunks(piece)).zip(dy.chunks(piece));
     let pieces = inputs.zip(d_gate.chunks_mut(piece).zip(d_up.chunks_mut(piece))).collect();
-    parallel::map(pieces, |(((gate, up), dy), (d_gate, d_up))| T::backward(gate, up, dy, d_gate, d_up)).map_err(candle_core::Error::wrap)?;
+    parallel::map(pieces, |(((gate, up), dy), (d_gate, d_up))| {
+        T::backward(gate, up, dy, d_gate, d_up)
+    })
+    .map_err(candle_core::Error::wrap)?;
     Ok(both)
 }
 
@@ -139,9 +180,16 @@ fn sigmoid_lanes(x: Lanes) -> Lanes {
 /// `f` of each group of four values at one position of `inputs`, written to `outputs` (all of one
 /// length); a last, partial group is padded with zeros.
 #[inline(always)]
-fn by_lanes<const I: usize, const O: usize>(inputs: [&[f32]; I], mut outputs: [&mut [f32]; O], f: impl Fn([Lanes; I]) -> [Lanes; O]) {
+fn by_lanes<const I: usize, const O: usize>(
+    inputs: [&[f32]; I],
+    mut outputs: [&mut [f32]; O],
+    f: impl Fn([Lanes; I]) -> [Lanes; O],
+) {
     let len = outputs[0].len();
-    assert!(inputs.iter().all(|v| v.len() == len) && outputs.iter().all(|v| v.len() == len), "swiglu: operand lengths");
+    assert!(
+        inputs.iter().all(|v| v.len() == len) && outputs.iter().all(|v| v.len() == len),
+        "swiglu: operand lengths"
+    );
     for start in (0..len).step_by(4) {
         let take = (len - start).min(4);
         let values = f(inputs.map(|v| match take {
@@ -185,7 +233,10 @@ mod tests {
         let single = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
         let double = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
         let want = [forward(&gate, &up).unwrap(), backward(&gate, &up, &dy).unwrap()];
-        let got = [double(forward(&single(&gate), &single(&up)).unwrap()), double(backward(&single(&gate), &single(&up), &single(&dy)).unwrap())];
+        let got = [
+            double(forward(&single(&gate), &single(&up)).unwrap()),
+            double(backward(&single(&gate), &single(&up), &single(&dy)).unwrap()),
+        ];
         for (name, got, want) in [("value", &got[0], &want[0]), ("gradients", &got[1], &want[1])] {
             assert_eq!(got.len(), want.len());
             for (i, (&g, &w)) in got.iter().zip(want.iter()).enumerate() {
@@ -201,7 +252,9 @@ mod tests {
         let gate = Var::from_vec(values(LEN, 4), LEN, &device).unwrap();
         let up = Var::from_vec(values(LEN, 5), LEN, &device).unwrap();
         let weights = Tensor::from_vec(values(LEN, 6), LEN, &device).unwrap();
-        let loss = |gate: &Tensor, up: &Tensor| swiglu(gate, up).unwrap().mul(&weights).unwrap().sum_all().unwrap();
+        let loss = |gate: &Tensor, up: &Tensor| {
+            swiglu(gate, up).unwrap().mul(&weights).unwrap().sum_all().unwrap()
+        };
         let grads = loss(gate.as_tensor(), up.as_tensor()).backward().unwrap();
         let h = 1e-6;
         for (var, other, is_gate) in [(&gate, &up, true), (&up, &gate, false)] {
@@ -212,11 +265,20 @@ mod tests {
                     let mut moved = base.clone();
                     moved[i] += delta;
                     let moved = Tensor::from_vec(moved, LEN, &device).unwrap();
-                    let (g, u) = if is_gate { (&moved, other.as_tensor()) } else { (other.as_tensor(), &moved) };
+                    let (g, u) = if is_gate {
+                        (&moved, other.as_tensor())
+                    } else {
+                        (other.as_tensor(), &moved)
+                    };
                     loss(g, u).to_dtype(DType::F64).unwrap().to_scalar::<f64>().unwrap()
                 };
                 let numeric = (at(h) - at(-h)) / (2.0 * h);
-                assert!((grad[i] - numeric).abs() <= 1e-6 * numeric.abs().max(1.0), "∂/∂{}[{i}]: {} vs {numeric}", if is_gate { "gate" } else { "up" }, grad[i]);
+                assert!(
+                    (grad[i] - numeric).abs() <= 1e-6 * numeric.abs().max(1.0),
+                    "∂/∂{}[{i}]: {} vs {numeric}",
+                    if is_gate { "gate" } else { "up" },
+                    grad[i]
+                );
             }
         }
     }

@@ -25,7 +25,8 @@ pub struct ByteLevelDecoder {
 
 impl ByteLevelDecoder {
     pub fn new() -> Self {
-        let to_byte = byte_level_alphabet().iter().enumerate().map(|(b, c)| (*c, b as u8)).collect();
+        let to_byte =
+            byte_level_alphabet().iter().enumerate().map(|(b, c)| (*c, b as u8)).collect();
         Self { to_byte }
     }
 
@@ -115,7 +116,13 @@ enum Piece {
 fn pieces(bytes: &[u8]) -> Vec<Piece> {
     bytes
         .utf8_chunks()
-        .flat_map(|chunk| chunk.valid().chars().map(Piece::Char).chain(chunk.invalid().iter().map(|b| Piece::Byte(*b))))
+        .flat_map(|chunk| {
+            chunk
+                .valid()
+                .chars()
+                .map(Piece::Char)
+                .chain(chunk.invalid().iter().map(|b| Piece::Byte(*b)))
+        })
         .collect()
 }
 
@@ -124,7 +131,9 @@ fn pieces(bytes: &[u8]) -> Vec<Piece> {
 fn reads_as_escape(pieces: &[Piece]) -> bool {
     match pieces {
         [Piece::Byte(_), ..] => true,
-        [Piece::Char('x'), Piece::Char(hi), Piece::Char(lo), ..] => escaped_byte(&format!("x{hi}{lo}")).is_some(),
+        [Piece::Char('x'), Piece::Char(hi), Piece::Char(lo), ..] => {
+            escaped_byte(&format!("x{hi}{lo}")).is_some()
+        }
         _ => false,
     }
 }
@@ -185,7 +194,9 @@ mod tests {
         assert_eq!(bytes_to_text(b"\xE6"), "\\xE6");
         assert_eq!(bytes_to_text(b"\\\xE6"), "\\\\\\xE6"); // a backslash, then the byte
         assert_eq!(bytes_to_text(b"C:\\new \\x41"), "C:\\new \\x41"); // nothing to confuse: shown as is
-        for bytes in [&b"\\xE6"[..], b"\xE6", b"\\\xE6", b"\\\\xE6\\", b"a\xFF\\", b"\\x8", b"\\xe6"] {
+        for bytes in
+            [&b"\\xE6"[..], b"\xE6", b"\\\xE6", b"\\\\xE6\\", b"a\xFF\\", b"\\x8", b"\\xe6"]
+        {
             assert_eq!(text_to_bytes(&bytes_to_text(bytes)), bytes, "{bytes:?}");
         }
     }

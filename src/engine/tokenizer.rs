@@ -12,7 +12,8 @@ use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::{
-    AddedToken, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer, SplitDelimiterBehavior, Tokenizer,
+    AddedToken, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer,
+    SplitDelimiterBehavior, Tokenizer,
 };
 
 /// GGUF `tokenizer.ggml.token_type` values (llama.cpp's `llama_token_type`).
@@ -56,7 +57,9 @@ impl TextTokenizer {
             .iter()
             .map(|v| v.to_string().cloned())
             .collect::<std::result::Result<_, _>>()
-            .map_err(|_| EngineError::CorruptGguf("tokenizer.ggml.tokens holds a non-string".into()))?;
+            .map_err(|_| {
+                EngineError::CorruptGguf("tokenizer.ggml.tokens holds a non-string".into())
+            })?;
         let merges: Vec<(String, String)> = file
             .array("tokenizer.ggml.merges")?
             .iter()
@@ -69,7 +72,9 @@ impl TextTokenizer {
         let types: Vec<i32> = match file.get("tokenizer.ggml.token_type") {
             Some(v) => v
                 .to_vec()
-                .map_err(|_| EngineError::CorruptGguf("tokenizer.ggml.token_type is not an array".into()))?
+                .map_err(|_| {
+                    EngineError::CorruptGguf("tokenizer.ggml.token_type is not an array".into())
+                })?
                 .iter()
                 .map(|t| t.to_i32().unwrap_or(1))
                 .collect(),
@@ -83,7 +88,8 @@ impl TextTokenizer {
             )));
         }
 
-        let vocab: ahash::AHashMap<String, u32> = spellings.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
+        let vocab: ahash::AHashMap<String, u32> =
+            spellings.iter().enumerate().map(|(i, s)| (s.clone(), i as u32)).collect();
         if vocab.len() != spellings.len() {
             return Err(EngineError::CorruptGguf("the vocabulary has duplicate tokens".into()));
         }
@@ -110,7 +116,9 @@ impl TextTokenizer {
             .filter(|(_, t)| **t == TOKEN_TYPE_CONTROL || **t == TOKEN_TYPE_USER_DEFINED)
             .map(|(s, t)| AddedToken::from(s.clone(), *t == TOKEN_TYPE_CONTROL))
             .collect();
-        inner.add_special_tokens(added).map_err(|e| EngineError::UnsupportedTokenizer(format!("added tokens: {e}")))?;
+        inner
+            .add_special_tokens(added)
+            .map_err(|e| EngineError::UnsupportedTokenizer(format!("added tokens: {e}")))?;
 
         let decoder = ByteLevelDecoder::new();
         let token_bytes: Vec<Vec<u8>> = spellings
@@ -151,14 +159,18 @@ impl TextTokenizer {
     /// The token whose embedding stands for "no information" (the `pad` baseline).
     pub fn pad_token(&self) -> Result<u32> {
         self.pad.ok_or_else(|| {
-            EngineError::InvalidRequest("This model names no padding, unknown or end-of-text token: use the zero baseline.".into())
+            EngineError::InvalidRequest(
+                "This model names no padding, unknown or end-of-text token: use the zero baseline."
+                    .into(),
+            )
         })
     }
 
     /// Ids for a text, with the BOS token first when the model asks for one.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         self.check_spellable(text)?;
-        let encoding = self.inner.encode(text, false).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let encoding =
+            self.inner.encode(text, false).map_err(|e| EngineError::Internal(e.to_string()))?;
         Ok(self.bos.into_iter().chain(encoding.get_ids().iter().copied()).collect())
     }
 
@@ -176,10 +188,12 @@ impl TextTokenizer {
     }
 
     pub fn token(&self, id: u32) -> Result<Token> {
-        let bytes = self
-            .token_bytes
-            .get(id as usize)
-            .ok_or_else(|| EngineError::UnknownTarget(format!("id {id} (the vocabulary has {} tokens)", self.vocab_size())))?;
+        let bytes = self.token_bytes.get(id as usize).ok_or_else(|| {
+            EngineError::UnknownTarget(format!(
+                "id {id} (the vocabulary has {} tokens)",
+                self.vocab_size()
+            ))
+        })?;
         Ok(Token {
             id,
             text: bytes_to_text(bytes),
@@ -207,18 +221,23 @@ impl TextTokenizer {
     /// no BOS, since the text does not start a sequence.
     pub fn tokenize_continuation(&self, text: &str) -> Result<Vec<Token>> {
         self.check_spellable(text)?;
-        let encoding = self.inner.encode(text, false).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let encoding =
+            self.inner.encode(text, false).map_err(|e| EngineError::Internal(e.to_string()))?;
         encoding.get_ids().iter().map(|id| self.token(*id)).collect()
     }
 
     /// The one token a piece of text stands for (" Paris" → 7042), or a message saying why not.
     pub fn single_token(&self, text: &str) -> Result<u32> {
-        let encoding = self.inner.encode(text, false).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let encoding =
+            self.inner.encode(text, false).map_err(|e| EngineError::Internal(e.to_string()))?;
         match encoding.get_ids() {
             [id] => Ok(*id),
             [] => Err(EngineError::UnknownTarget("an empty token text".into())),
             ids => {
-                let pieces: Vec<String> = ids.iter().map(|id| format!("{:?}", bytes_to_text(&self.token_bytes[*id as usize]))).collect();
+                let pieces: Vec<String> = ids
+                    .iter()
+                    .map(|id| format!("{:?}", bytes_to_text(&self.token_bytes[*id as usize])))
+                    .collect();
                 Err(EngineError::UnknownTarget(format!(
                     "{text:?}: it is {} tokens ({}), a target must be one token",
                     ids.len(),
@@ -264,7 +283,8 @@ struct PreTokenization {
 /// llama.cpp's pre-tokenizer names as `tokenizers` pre-tokenizers.
 fn pre_tokenization(name: &str) -> Result<PreTokenization> {
     let byte_level = ByteLevel::new(false, true, true);
-    let plain = |pre_tokenizer| PreTokenization { pre_tokenizer, ignore_merges: false, add_bos: false };
+    let plain =
+        |pre_tokenizer| PreTokenization { pre_tokenizer, ignore_merges: false, add_bos: false };
     // The regex does the splitting; byte-level only maps bytes to GPT-2's printable alphabet.
     let regex_then_bytes = |regex: String| -> Result<PreTokenizerWrapper> {
         let split = Split::new(SplitPattern::Regex(regex), SplitDelimiterBehavior::Isolated, false)
@@ -274,7 +294,9 @@ fn pre_tokenization(name: &str) -> Result<PreTokenization> {
     match name {
         "" | "default" | "gpt2" | "gpt-2" => Ok(plain(byte_level.into())),
         // SmolLM: GPT-2's split, with every digit its own token.
-        "smollm" => Ok(plain(Sequence::new(vec![Digits::new(true).into(), byte_level.into()]).into())),
+        "smollm" => {
+            Ok(plain(Sequence::new(vec![Digits::new(true).into(), byte_level.into()]).into()))
+        }
         // Qwen2: every digit its own piece.
         "qwen2" => Ok(plain(regex_then_bytes(llama3_like_split(r"\p{N}"))?)),
         // Llama 3: digits in threes.
@@ -293,7 +315,10 @@ fn pre_tokenization(name: &str) -> Result<PreTokenization> {
 /// merges within each piece: for tests and diagnostics.
 pub fn pre_tokenize(pre: &str, text: &str) -> Result<Vec<String>> {
     let mut pieces = PreTokenizedString::from(text);
-    pre_tokenization(pre)?.pre_tokenizer.pre_tokenize(&mut pieces).map_err(|e| EngineError::Internal(e.to_string()))?;
+    pre_tokenization(pre)?
+        .pre_tokenizer
+        .pre_tokenize(&mut pieces)
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
     Ok(pieces
         .get_splits(OffsetReferential::Original, OffsetType::Byte)
         .into_iter()

@@ -78,7 +78,10 @@ pub fn packed_len(rows: usize, cols: usize) -> usize {
 
 /// `rows × cols` row-major values packed into `out` (`packed_len(rows, cols)` values).
 pub fn pack_into(values: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
-    assert!(values.len() == rows * cols && out.len() == packed_len(rows, cols), "weights: pack sizes");
+    assert!(
+        values.len() == rows * cols && out.len() == packed_len(rows, cols),
+        "weights: pack sizes"
+    );
     if cols == 0 {
         return;
     }
@@ -174,10 +177,18 @@ enum Values {
 }
 
 impl QuantizedMatrix {
-    pub fn new(file: Arc<Vec<u8>>, start: usize, dtype: GgmlDType, rows: usize, cols: usize) -> Result<Self> {
+    pub fn new(
+        file: Arc<Vec<u8>>,
+        start: usize,
+        dtype: GgmlDType,
+        rows: usize,
+        cols: usize,
+    ) -> Result<Self> {
         // No model has an empty weight, and sizes derived from one (a zero width) divide by zero.
         if rows == 0 || cols == 0 {
-            return Err(EngineError::CorruptGguf(format!("a tensor of {rows} × {cols} values is empty")));
+            return Err(EngineError::CorruptGguf(format!(
+                "a tensor of {rows} × {cols} values is empty"
+            )));
         }
         if cols % dtype.block_size() != 0 {
             return Err(EngineError::CorruptGguf(format!(
@@ -188,7 +199,9 @@ impl QuantizedMatrix {
         let row_bytes = (cols / dtype.block_size()).checked_mul(dtype.type_size());
         let end = row_bytes.and_then(|r| rows.checked_mul(r)).and_then(|n| n.checked_add(start));
         match end {
-            Some(end) if end <= file.len() => Ok(Self { values: Values::Encoded(Encoded { file, start, dtype }), rows, cols }),
+            Some(end) if end <= file.len() => {
+                Ok(Self { values: Values::Encoded(Encoded { file, start, dtype }), rows, cols })
+            }
             _ => Err(EngineError::CorruptGguf("a tensor reaches past the end of the file".into())),
         }
     }
@@ -209,12 +222,16 @@ impl QuantizedMatrix {
         };
         let panels = panel_kernels();
         // Blocks of whole panels: a block's panels are the values from its first row's on.
-        let stored_len = |rows: usize| if panels { packed_len(rows, self.cols) } else { rows * self.cols };
+        let stored_len =
+            |rows: usize| if panels { packed_len(rows, self.cols) } else { rows * self.cols };
         let mut values = vec![0.0; stored_len(self.rows)];
         let mut rest = values.as_mut_slice();
         let mut blocks = Vec::new();
-        for rows in self.row_groups().flat_map(|group| parallel::split(group, parallel::threads(), PANEL)) {
-            let (out, tail) = std::mem::take(&mut rest).split_at_mut(stored_len(rows.end) - rows.start * self.cols);
+        for rows in
+            self.row_groups().flat_map(|group| parallel::split(group, parallel::threads(), PANEL))
+        {
+            let (out, tail) = std::mem::take(&mut rest)
+                .split_at_mut(stored_len(rows.end) - rows.start * self.cols);
             blocks.push((rows, out));
             rest = tail;
         }
@@ -228,20 +245,30 @@ impl QuantizedMatrix {
         });
         decoded.map_err(|_| EngineError::Stopped)?.into_iter().collect::<Result<()>>()?;
         let values = Arc::new(values);
-        Ok(Self { values: if panels { Values::Panels(values) } else { Values::Decoded(values) }, ..self })
+        Ok(Self {
+            values: if panels { Values::Panels(values) } else { Values::Decoded(values) },
+            ..self
+        })
     }
 
     /// Rows `range` as a dense `(len, cols)` tensor of `dtype`.
     pub fn dequantize_rows(&self, range: Range<usize>, dtype: DType) -> Result<Tensor> {
         let rows = range.len();
-        Ok(Tensor::from_vec(self.dequantize_rows_f32(range)?.into_owned(), (rows, self.cols), &Device::Cpu)?.to_dtype(dtype)?)
+        Ok(Tensor::from_vec(
+            self.dequantize_rows_f32(range)?.into_owned(),
+            (rows, self.cols),
+            &Device::Cpu,
+        )?
+        .to_dtype(dtype)?)
     }
 
     /// Rows `range`, row-major: `len × cols` values, borrowed when the matrix is kept decoded.
     pub fn dequantize_rows_f32(&self, range: Range<usize>) -> Result<Cow<'_, [f32]>> {
         assert!(range.start <= range.end && range.end <= self.rows, "row range out of bounds");
         match &self.values {
-            Values::Decoded(values) => Ok(Cow::Borrowed(&values[range.start * self.cols..range.end * self.cols])),
+            Values::Decoded(values) => {
+                Ok(Cow::Borrowed(&values[range.start * self.cols..range.end * self.cols]))
+            }
             Values::Panels(values) => Ok(Cow::Owned(unpack(values, self.cols, range))),
             Values::Encoded(encoded) => Ok(Cow::Owned(encoded.decode(range, self.cols)?)),
         }
@@ -251,10 +278,19 @@ impl QuantizedMatrix {
     /// so, else decoded (or borrowed) and packed. The last panel's lanes past `range` hold zeros
     /// or, borrowed, the rows that follow; the kernels read only `range.len()` rows.
     pub fn panels(&self, range: Range<usize>) -> Result<Cow<'_, [f32]>> {
-        assert!(range.start % PANEL == 0 && range.start <= range.end && range.end <= self.rows, "panel rows out of bounds");
+        assert!(
+            range.start % PANEL == 0 && range.start <= range.end && range.end <= self.rows,
+            "panel rows out of bounds"
+        );
         match &self.values {
-            Values::Panels(values) => Ok(Cow::Borrowed(&values[range.start * self.cols..packed_len(range.end, self.cols)])),
-            _ => Ok(Cow::Owned(pack(&self.dequantize_rows_f32(range.clone())?, range.len(), self.cols))),
+            Values::Panels(values) => Ok(Cow::Borrowed(
+                &values[range.start * self.cols..packed_len(range.end, self.cols)],
+            )),
+            _ => Ok(Cow::Owned(pack(
+                &self.dequantize_rows_f32(range.clone())?,
+                range.len(),
+                self.cols,
+            ))),
         }
     }
 
@@ -274,7 +310,9 @@ impl QuantizedMatrix {
             .map(|&id| {
                 let id = id as usize;
                 if id >= self.rows {
-                    return Err(EngineError::InvalidRequest(format!("token id {id} is outside the vocabulary")));
+                    return Err(EngineError::InvalidRequest(format!(
+                        "token id {id} is outside the vocabulary"
+                    )));
                 }
                 self.dequantize_rows(id..id + 1, dtype)
             })
@@ -300,12 +338,17 @@ impl Encoded {
     /// Rows `range` of `cols` values each, decoded.
     fn decode(&self, range: Range<usize>, cols: usize) -> Result<Vec<f32>> {
         let row_bytes = cols / self.dtype.block_size() * self.dtype.type_size();
-        let bytes = &self.file[self.start + range.start * row_bytes..self.start + range.end * row_bytes];
+        let bytes =
+            &self.file[self.start + range.start * row_bytes..self.start + range.end * row_bytes];
         if let Some(values) = decode_common_blocks(self.dtype, bytes) {
             return Ok(values);
         }
         let mut scratch = Vec::new();
-        let storage = QStorage::from_data(Cow::Borrowed(aligned(bytes, &mut scratch)), &Device::Cpu, self.dtype)?;
+        let storage = QStorage::from_data(
+            Cow::Borrowed(aligned(bytes, &mut scratch)),
+            &Device::Cpu,
+            self.dtype,
+        )?;
         let dense = QTensor::new(storage, (range.len(), cols))?.dequantize(&Device::Cpu)?;
         Ok(dense.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?)
     }
@@ -317,7 +360,8 @@ impl Encoded {
 /// operations in the same order as candle's `to_float`, so the results are bit for bit the same.
 /// `None` for any other encoding.
 fn decode_common_blocks(dtype: GgmlDType, bytes: &[u8]) -> Option<Vec<f32>> {
-    let scale = |block: &[u8], at: usize| half::f16::from_le_bytes([block[at], block[at + 1]]).to_f32();
+    let scale =
+        |block: &[u8], at: usize| half::f16::from_le_bytes([block[at], block[at + 1]]).to_f32();
     let decode = |block_bytes: usize, decode_block: &dyn Fn(&[u8], &mut [f32; 32])| {
         let mut values = Vec::with_capacity(bytes.len() / block_bytes * 32);
         let mut block_values = [0f32; 32];
@@ -387,18 +431,37 @@ mod tests {
         let bytes = w.iter().flat_map(|v| v.to_le_bytes()).collect();
         let encoded = QuantizedMatrix::new(Arc::new(bytes), 0, GgmlDType::F32, rows, cols).unwrap();
         let kept = |values: Values| QuantizedMatrix { values, ..encoded.clone() };
-        let storages = [encoded.clone(), kept(Values::Decoded(Arc::new(w.clone()))), kept(Values::Panels(Arc::new(pack(&w, rows, cols))))];
+        let storages = [
+            encoded.clone(),
+            kept(Values::Decoded(Arc::new(w.clone()))),
+            kept(Values::Panels(Arc::new(pack(&w, rows, cols)))),
+        ];
         for matrix in &storages {
             for range in [0..rows, 5..21, 36..37] {
-                assert_eq!(*matrix.dequantize_rows_f32(range.clone()).unwrap(), w[range.start * cols..range.end * cols]);
+                assert_eq!(
+                    *matrix.dequantize_rows_f32(range.clone()).unwrap(),
+                    w[range.start * cols..range.end * cols]
+                );
             }
             for range in [0..rows, 16..37, 32..33] {
                 let panels = matrix.panels(range.clone()).unwrap();
                 assert_eq!(panels.len(), packed_len(range.len(), cols));
-                assert_eq!(unpack(&panels, cols, 0..range.len()), w[range.start * cols..range.end * cols]);
+                assert_eq!(
+                    unpack(&panels, cols, 0..range.len()),
+                    w[range.start * cols..range.end * cols]
+                );
             }
-            let gathered = matrix.gather_rows(&[3, 36, 3], DType::F32).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-            assert_eq!(gathered, [&w[3 * cols..4 * cols], &w[36 * cols..], &w[3 * cols..4 * cols]].concat());
+            let gathered = matrix
+                .gather_rows(&[3, 36, 3], DType::F32)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
+            assert_eq!(
+                gathered,
+                [&w[3 * cols..4 * cols], &w[36 * cols..], &w[3 * cols..4 * cols]].concat()
+            );
         }
     }
 
@@ -408,7 +471,8 @@ mod tests {
     fn packing_round_trips() {
         let mut rng = SplitMix64::new(9);
         for (rows, cols) in [(1, 1), (16, 3), (17, 5), (40, 2)] {
-            let w: Vec<f32> = (0..rows * cols).map(|_| (rng.next_u64() % 2001) as f32 / 1000.0 - 1.0).collect();
+            let w: Vec<f32> =
+                (0..rows * cols).map(|_| (rng.next_u64() % 2001) as f32 / 1000.0 - 1.0).collect();
             let mut panels = vec![f32::NAN; packed_len(rows, cols)];
             pack_into(&w, rows, cols, &mut panels);
             assert_eq!(panels, pack(&w, rows, cols));
@@ -417,7 +481,11 @@ mod tests {
             for r in 0..rows.div_ceil(PANEL) * PANEL {
                 for c in 0..cols {
                     let want = if r < rows { w[r * cols + c] } else { 0.0 };
-                    assert_eq!(panels[(r / PANEL * cols + c) * PANEL + r % PANEL], want, "({r}, {c}) of {rows} × {cols}");
+                    assert_eq!(
+                        panels[(r / PANEL * cols + c) * PANEL + r % PANEL],
+                        want,
+                        "({r}, {c}) of {rows} × {cols}"
+                    );
                 }
             }
         }
@@ -426,7 +494,9 @@ mod tests {
     /// candle's dequantization of `bytes` as `dtype`, the reference for the decoders above.
     fn candle_values(dtype: GgmlDType, bytes: &[u8], values: usize) -> Vec<f32> {
         let mut scratch = Vec::new();
-        let storage = QStorage::from_data(Cow::Borrowed(aligned(bytes, &mut scratch)), &Device::Cpu, dtype).unwrap();
+        let storage =
+            QStorage::from_data(Cow::Borrowed(aligned(bytes, &mut scratch)), &Device::Cpu, dtype)
+                .unwrap();
         let tensor = QTensor::new(storage, (values,)).unwrap().dequantize(&Device::Cpu).unwrap();
         tensor.to_vec1::<f32>().unwrap()
     }
@@ -436,7 +506,8 @@ mod tests {
         let mut rng = SplitMix64::new(7);
         for dtype in [GgmlDType::Q8_0, GgmlDType::Q4_0, GgmlDType::Q4_1] {
             let blocks = 257;
-            let mut bytes: Vec<u8> = (0..blocks * dtype.type_size()).map(|_| rng.next_u64() as u8).collect();
+            let mut bytes: Vec<u8> =
+                (0..blocks * dtype.type_size()).map(|_| rng.next_u64() as u8).collect();
             // Scales of every kind, including subnormal, infinite and NaN f16s, and ordinary ones.
             for (b, block) in bytes.chunks_exact_mut(dtype.type_size()).enumerate() {
                 if b % 4 != 0 {

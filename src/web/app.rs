@@ -58,7 +58,10 @@ pub enum Rerun {
 pub enum Measurement {
     /// With the percent done, once the worker has said.
     Measuring(Option<u32>),
-    Measured { report: Faithfulness, ms: f64 },
+    Measured {
+        report: Faithfulness,
+        ms: f64,
+    },
     Failed(String),
     /// Cancel, or a newer run, stopped the check before this map was measured.
     Stopped,
@@ -143,7 +146,10 @@ impl Ui {
     }
 
     /// One part of the settings, as a memo: readers rerender only when that part changes.
-    pub fn setting<T: Clone + PartialEq + Send + Sync + 'static>(self, part: fn(&Settings) -> T) -> Memo<T> {
+    pub fn setting<T: Clone + PartialEq + Send + Sync + 'static>(
+        self,
+        part: fn(&Settings) -> T,
+    ) -> Memo<T> {
         Memo::new(move |_| self.settings.with(part))
     }
 
@@ -162,13 +168,16 @@ impl Ui {
 
     /// The faithfulness of `method`'s map in the shown result, if it was asked for.
     pub fn measurement(self, method: &str) -> Option<Measurement> {
-        self.faithfulness.with(|all| all.iter().find(|(m, _)| m == method).map(|(_, state)| state.clone()))
+        self.faithfulness
+            .with(|all| all.iter().find(|(m, _)| m == method).map(|(_, state)| state.clone()))
     }
 
     /// Whether Cancel has something to stop: a run, or the faithfulness check after one.
     pub fn cancellable(self) -> bool {
         self.phase.get() == Phase::Running
-            || self.faithfulness.with(|all| all.iter().any(|(_, state)| matches!(state, Measurement::Measuring(_))))
+            || self
+                .faithfulness
+                .with(|all| all.iter().any(|(_, state)| matches!(state, Measurement::Measuring(_))))
     }
 
     fn status(&self, phase: Phase, message: impl Into<String>) {
@@ -187,10 +196,16 @@ impl Ui {
         let on_message = move |m| self.on_worker_message(m);
         let on_crash = move |why: String| {
             self.bridge.set_value(None);
-            self.runs.update_value(|r| *r = RunState { latest_id: r.latest_id, ..RunState::default() });
+            self.runs
+                .update_value(|r| *r = RunState { latest_id: r.latest_id, ..RunState::default() });
             self.stop_measuring();
             self.loader.reading.set(None); // a load in progress died with the worker
-            self.status(Phase::Error, format!("The worker stopped ({why}). Reload the page to try again; your text is kept."));
+            self.status(
+                Phase::Error,
+                format!(
+                    "The worker stopped ({why}). Reload the page to try again; your text is kept."
+                ),
+            );
         };
         match WorkerBridge::spawn(on_message, on_crash) {
             Ok(bridge) => self.bridge.set_value(Some(bridge)),
@@ -238,7 +253,11 @@ impl Ui {
                     .runs
                     .try_update_value(|r| {
                         r.model_ready = true;
-                        (std::mem::take(&mut r.pending), std::mem::take(&mut r.cancelled), std::mem::take(&mut r.quiet_reload))
+                        (
+                            std::mem::take(&mut r.pending),
+                            std::mem::take(&mut r.cancelled),
+                            std::mem::take(&mut r.quiet_reload),
+                        )
                     })
                     .unwrap_or_default();
                 // An error: the model loaded again after another one failed to load.
@@ -265,17 +284,26 @@ impl Ui {
                             r.model_ready = true;
                             r.pending = false;
                         });
-                        let name = self.model.with_untracked(|m| m.as_ref().map(|m| m.name.clone())).unwrap_or_default();
+                        let name = self
+                            .model
+                            .with_untracked(|m| m.as_ref().map(|m| m.name.clone()))
+                            .unwrap_or_default();
                         self.status(phase, format!("{message} {name} is still loaded."));
                     }
                     Fallback::Reload(previous) => {
                         self.runs.update_value(|r| r.pending = false);
-                        self.status(Phase::Loading, format!("{message} Loading {} again…", previous.name()));
+                        self.status(
+                            Phase::Loading,
+                            format!("{message} Loading {} again…", previous.name()),
+                        );
                         self.send(&previous.message());
                     }
                     Fallback::NoModel => {
                         self.model.set(None);
-                        self.status(phase, format!("{message} No model is loaded: choose one under Model."));
+                        self.status(
+                            phase,
+                            format!("{message} No model is loaded: choose one under Model."),
+                        );
                     }
                 }
             }
@@ -292,9 +320,17 @@ impl Ui {
                     let target = &output.attribution.target;
                     self.status(
                         Phase::Done,
-                        format!("Explained {:?} (p = {:.3}) in {:.0} ms.", target.text, target.prob, timings.total_ms),
+                        format!(
+                            "Explained {:?} (p = {:.3}) in {:.0} ms.",
+                            target.text, target.prob, timings.total_ms
+                        ),
                     );
-                    self.faithfulness.set(measuring.iter().map(|m| (m.clone(), Measurement::Measuring(None))).collect());
+                    self.faithfulness.set(
+                        measuring
+                            .iter()
+                            .map(|m| (m.clone(), Measurement::Measuring(None)))
+                            .collect(),
+                    );
                     self.row.set(None);
                     self.result.set(Some(*output));
                     self.timings.set(Some(timings));
@@ -332,7 +368,9 @@ impl Ui {
                 if self.is_current(id) {
                     let percent = Some(Progress { done, expected }.percent().round() as u32);
                     self.faithfulness.update(|all| {
-                        if let Some((_, state @ Measurement::Measuring(_))) = all.iter_mut().find(|(m, _)| *m == method) {
+                        if let Some((_, state @ Measurement::Measuring(_))) =
+                            all.iter_mut().find(|(m, _)| *m == method)
+                        {
                             *state = Measurement::Measuring(percent);
                         }
                     });
@@ -340,7 +378,9 @@ impl Ui {
             }
             FromWorker::RunProgress { id, measuring: None, done, expected } => {
                 let sent = self.runs.with_value(|r| r.sent.clone());
-                if let (true, Phase::Running, Some((label, sent_ms))) = (self.is_current(id), self.phase.get_untracked(), sent) {
+                if let (true, Phase::Running, Some((label, sent_ms))) =
+                    (self.is_current(id), self.phase.get_untracked(), sent)
+                {
                     let shown = done.min(expected);
                     self.progress.set(Some((shown as f64, Some(expected as f64))));
                     self.message.set(run_progress_text(&label, done, expected, now_ms() - sent_ms));
@@ -425,7 +465,8 @@ impl Ui {
             })
             .unwrap_or(Start::Queued);
         let settings = self.settings.get_untracked();
-        let label = methods::by_name(&settings.method).map(|m| m.label()).unwrap_or(&settings.method);
+        let label =
+            methods::by_name(&settings.method).map(|m| m.label()).unwrap_or(&settings.method);
         match start {
             Start::Now(id) => {
                 self.progress.set(None);
@@ -502,7 +543,9 @@ impl Ui {
     /// Measurements still running will never arrive.
     fn stop_measuring(self) {
         self.faithfulness.update(|all| {
-            for (_, state) in all.iter_mut().filter(|(_, state)| matches!(state, Measurement::Measuring(_))) {
+            for (_, state) in
+                all.iter_mut().filter(|(_, state)| matches!(state, Measurement::Measuring(_)))
+            {
                 *state = Measurement::Stopped;
             }
         });
@@ -514,7 +557,8 @@ impl Ui {
 /// pace so far, once there is a pace to go by.
 fn run_progress_text(label: &str, done: u64, expected: u64, elapsed_ms: f64) -> String {
     let fraction = Progress { done, expected }.percent() / 100.0;
-    let seconds_left = (fraction >= 0.02 && elapsed_ms >= 2000.0).then(|| elapsed_ms * (1.0 - fraction) / fraction / 1000.0);
+    let seconds_left = (fraction >= 0.02 && elapsed_ms >= 2000.0)
+        .then(|| elapsed_ms * (1.0 - fraction) / fraction / 1000.0);
     let left = match seconds_left {
         Some(s) if s >= 90.0 => format!(", about {:.0} min left", s / 60.0),
         Some(s) => format!(", about {:.0} s left", s.max(1.0)),

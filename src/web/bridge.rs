@@ -5,10 +5,12 @@
 
 use super::protocol::{FromWorker, ToWorker};
 use js_sys::{Atomics, Int32Array};
+use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
-use std::rc::Rc;
-use web_sys::{BroadcastChannel, ErrorEvent, Event, MessageEvent, Worker, WorkerOptions, WorkerType};
+use web_sys::{
+    BroadcastChannel, ErrorEvent, Event, MessageEvent, Worker, WorkerOptions, WorkerType,
+};
 
 /// Loads the same wasm as the page, or its multi-threaded build, and serves the engine.
 const WORKER_SCRIPT: &str = "./worker.js";
@@ -28,26 +30,35 @@ pub struct WorkerBridge {
 impl WorkerBridge {
     /// `on_message` gets every message; a worker crash arrives as `LoadFailed`/`RunFailed`-like
     /// text through `on_crash`.
-    pub fn spawn(on_message: impl Fn(FromWorker) + 'static, on_crash: impl Fn(String) + 'static) -> Result<Self, String> {
+    pub fn spawn(
+        on_message: impl Fn(FromWorker) + 'static,
+        on_crash: impl Fn(String) + 'static,
+    ) -> Result<Self, String> {
         let (on_message, on_crash) = (Rc::new(on_message), Rc::new(on_crash));
         // A pool thread that dies cannot tell the worker, which may be blocked waiting for it
         // (its error event would never be dispatched there): `public/worker.js` has each pool
         // thread post its death (a string) on a channel named after the worker, which this page
         // hears. A run's progress comes the same way (a message), whichever thread computes it.
         let name = format!("salient-engine-{}", (js_sys::Math::random() * 1e15) as u64);
-        let channel = BroadcastChannel::new(&name).map_err(|e| format!("This browser could not open a BroadcastChannel: {e:?}"))?;
+        let channel = BroadcastChannel::new(&name)
+            .map_err(|e| format!("This browser could not open a BroadcastChannel: {e:?}"))?;
         let (on_progress, on_death) = (on_message.clone(), on_crash.clone());
-        let _on_channel_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| match event.data().as_string() {
-            Some(death) => on_death(format!("one of its threads failed: {death}")),
-            None => receive(event, &*on_progress),
-        });
+        let _on_channel_message =
+            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                match event.data().as_string() {
+                    Some(death) => on_death(format!("one of its threads failed: {death}")),
+                    None => receive(event, &*on_progress),
+                }
+            });
         channel.set_onmessage(Some(_on_channel_message.as_ref().unchecked_ref()));
         let options = WorkerOptions::new();
         options.set_type(WorkerType::Module);
         options.set_name(&name);
         let worker = Worker::new_with_options(WORKER_SCRIPT, &options)
             .map_err(|e| format!("This browser could not start a Web Worker: {e:?}"))?;
-        let _on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| receive(event, &*on_message));
+        let _on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            receive(event, &*on_message)
+        });
         // An uncaught error in the worker is an `ErrorEvent`; a worker script that could not be
         // loaded fires a plain `Event`.
         let _on_error = Closure::<dyn FnMut(Event)>::new(move |event: Event| {
@@ -91,7 +102,9 @@ impl WorkerBridge {
 fn receive(event: MessageEvent, on_message: &dyn Fn(FromWorker)) {
     match serde_wasm_bindgen::from_value::<FromWorker>(event.data()) {
         Ok(message) => on_message(message),
-        Err(e) => web_sys::console::error_1(&format!("unreadable message from the worker: {e}").into()),
+        Err(e) => {
+            web_sys::console::error_1(&format!("unreadable message from the worker: {e}").into())
+        }
     }
 }
 

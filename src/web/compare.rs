@@ -47,8 +47,12 @@ pub fn CompareControls(ui: Ui) -> impl IntoView {
 fn faithfulness_line(measurement: Option<Measurement>) -> impl IntoView {
     let (state, text, numbers) = match measurement {
         None => ("off", "faithfulness not measured".to_string(), None),
-        Some(Measurement::Measuring(percent)) => ("measuring", Measurement::measuring_text(percent), None),
-        Some(Measurement::Stopped) => ("stopped", "faithfulness: stopped before it was measured".to_string(), None),
+        Some(Measurement::Measuring(percent)) => {
+            ("measuring", Measurement::measuring_text(percent), None)
+        }
+        Some(Measurement::Stopped) => {
+            ("stopped", "faithfulness: stopped before it was measured".to_string(), None)
+        }
         Some(Measurement::Failed(message)) => ("error", message, None),
         Some(Measurement::Measured { report, .. }) => (
             "done",

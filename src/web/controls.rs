@@ -51,7 +51,8 @@ pub fn MethodControls(ui: Ui) -> impl IntoView {
         ui.change(move |s| s.method = method, Rerun::Now);
     };
     let params = move || {
-        let (layers, heads) = ui.model.get().map(|m| (m.config.layers, m.config.heads)).unwrap_or_default();
+        let (layers, heads) =
+            ui.model.get().map(|m| (m.config.layers, m.config.heads)).unwrap_or_default();
         let controls = in_use.get();
         (!controls.is_empty()).then(|| view! {
             <div class="control-row">

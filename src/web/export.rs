@@ -84,14 +84,19 @@ struct Shown {
 impl Shown {
     fn of(ui: Ui) -> Option<Self> {
         let attribution = ui.result.get_untracked()?.attribution;
-        let scale = ui.settings.with_untracked(|s| Scale::new(&attribution.scores, attribution.signed, &s.view));
+        let scale = ui
+            .settings
+            .with_untracked(|s| Scale::new(&attribution.scores, attribution.signed, &s.view));
         let foil = attribution.foil.as_ref().map(|f| f.text.as_str());
         let title = format!(
             "{} of {}",
             method_label(&attribution.method),
             quantity(attribution.target_kind, &attribution.target.text, foil)
         );
-        let model = ui.model.with_untracked(|m| m.as_ref().map(|m| format!("{} · ", m.name))).unwrap_or_default();
+        let model = ui
+            .model
+            .with_untracked(|m| m.as_ref().map(|m| format!("{} · ", m.name)))
+            .unwrap_or_default();
         let credit = format!("{model}Salient {}", env!("CARGO_PKG_VERSION"));
         Some(Self { attribution, scale, title, credit })
     }
@@ -114,7 +119,12 @@ fn saved_result(ui: Ui) -> Option<SavedResult> {
     });
     Some(SavedResult {
         salient: env!("CARGO_PKG_VERSION").into(),
-        model: model.unwrap_or(SavedModel { name: String::new(), sha256: String::new(), bytes: 0, url: None }),
+        model: model.unwrap_or(SavedModel {
+            name: String::new(),
+            sha256: String::new(),
+            bytes: 0,
+            url: None,
+        }),
         settings: ui.settings.get_untracked(),
         result: output.attribution,
         baseline_value: output.baseline_value,
@@ -128,14 +138,19 @@ fn csv(shown: &Shown) -> String {
     let mut out = String::from("index,token_id,token_text,score,normalised\n");
     for (i, (token, score)) in a.tokens.iter().zip(&a.scores).enumerate() {
         let text = token.text.replace('"', "\"\"");
-        out.push_str(&format!("{i},{},\"{text}\",{score},{}\n", token.id, shown.scale.norm(*score)));
+        out.push_str(&format!(
+            "{i},{},\"{text}\",{score},{}\n",
+            token.id,
+            shown.scale.norm(*score)
+        ));
     }
     out
 }
 
 /// A legend as inline-styled HTML: the colour bar, its ends and middle, and what is explained.
 fn html_legend(shown: &Shown) -> String {
-    let ticks = shown.scale.ticks().map(|t| format!("<span>{}</span>", escape(&short(t as f64)))).join("");
+    let ticks =
+        shown.scale.ticks().map(|t| format!("<span>{}</span>", escape(&short(t as f64)))).join("");
     format!(
         "<div style=\"display:flex;gap:12px;align-items:flex-start;margin-top:8px;font:13px system-ui,sans-serif;color:#5f6368\">\
          <span style=\"display:flex;flex-direction:column;width:176px\">\
@@ -222,7 +237,13 @@ fn svg(shown: &Shown) -> (String, f32, f32) {
     let stops: String = ticks
         .iter()
         .enumerate()
-        .map(|(k, t)| format!("<stop offset=\"{}\" stop-color=\"{}\"/>", k as f32 / 2.0, shown.scale.colour(*t)))
+        .map(|(k, t)| {
+            format!(
+                "<stop offset=\"{}\" stop-color=\"{}\"/>",
+                k as f32 / 2.0,
+                shown.scale.colour(*t)
+            )
+        })
         .collect();
     let labels: String = ticks
         .iter()
@@ -286,7 +307,8 @@ async fn png(svg: &str, width: f32, height: f32) -> Result<web_sys::Blob, JsValu
     let canvas: web_sys::HtmlCanvasElement = document().create_element("canvas")?.unchecked_into();
     canvas.set_width((width as f64 * SCALE) as u32);
     canvas.set_height((height as f64 * SCALE) as u32);
-    let context: web_sys::CanvasRenderingContext2d = canvas.get_context("2d")?.ok_or("no 2d canvas")?.unchecked_into();
+    let context: web_sys::CanvasRenderingContext2d =
+        canvas.get_context("2d")?.ok_or("no 2d canvas")?.unchecked_into();
     context.scale(SCALE, SCALE)?;
     context.draw_image_with_html_image_element(&image, 0.0, 0.0)?;
     let made = js_sys::Promise::new(&mut |resolve, reject| {
@@ -301,7 +323,9 @@ async fn export(ui: Ui, format: Format) -> Result<(), JsValue> {
     let Some(shown) = Shown::of(ui) else { return Ok(()) };
     let name = format!("salient-{}.{}", shown.attribution.method, format.extension());
     let text = match format {
-        Format::Json => serde_json::to_string_pretty(&saved_result(ui)).map_err(|e| e.to_string())?,
+        Format::Json => {
+            serde_json::to_string_pretty(&saved_result(ui)).map_err(|e| e.to_string())?
+        }
         Format::Csv => csv(&shown),
         Format::Html => html(&shown),
         Format::Svg | Format::Png => svg(&shown).0,
@@ -324,10 +348,14 @@ fn import(ui: Ui, sharing: Sharing, file: web_sys::File) {
             if file.size() > MAX_JSON_BYTES as f64 {
                 return Err(format!("it is larger than {} MiB", MAX_JSON_BYTES >> 20));
             }
-            let text = JsFuture::from(file.text()).await.map_err(|_| "it could not be read".to_string())?;
+            let text = JsFuture::from(file.text())
+                .await
+                .map_err(|_| "it could not be read".to_string())?;
             let saved: SavedResult = serde_json::from_str(&text.as_string().unwrap_or_default())
                 .map_err(|e| format!("it is not a result exported by Salient ({e})"))?;
-            saved.check().map_err(|e| e.to_string().replace("the result it holds", "its result"))?;
+            saved
+                .check()
+                .map_err(|e| e.to_string().replace("the result it holds", "its result"))?;
             Ok(saved)
         };
         match loaded.await {
@@ -340,7 +368,9 @@ fn import(ui: Ui, sharing: Sharing, file: web_sys::File) {
                 };
                 show_saved(ui, sharing, name, saved.settings, output);
             }
-            Err(why) => sharing.problem.set(Some(format!("The file {name} cannot be loaded: {why}."))),
+            Err(why) => {
+                sharing.problem.set(Some(format!("The file {name} cannot be loaded: {why}.")))
+            }
         }
     });
 }
@@ -351,7 +381,9 @@ fn import(ui: Ui, sharing: Sharing, file: web_sys::File) {
 fn accept_dropped_json(ui: Ui, sharing: Sharing) {
     let on_drop = Closure::<dyn Fn(web_sys::DragEvent)>::new(move |ev: web_sys::DragEvent| {
         let file = ev.data_transfer().and_then(|d| d.files()).and_then(|files| files.get(0));
-        if let Some(file) = file.filter(|f| f.name().to_lowercase().ends_with(".json") || f.type_() == "application/json") {
+        if let Some(file) = file.filter(|f| {
+            f.name().to_lowercase().ends_with(".json") || f.type_() == "application/json"
+        }) {
             ev.prevent_default();
             ev.stop_propagation();
             import(ui, sharing, file);
@@ -369,7 +401,10 @@ pub fn ExportPanel(ui: Ui, sharing: Sharing) -> impl IntoView {
         let on_click = move |_| {
             wasm_bindgen_futures::spawn_local(async move {
                 if let Err(e) = export(ui, format).await {
-                    sharing.problem.set(Some(format!("The {} export failed: {e:?}.", format.extension().to_uppercase())));
+                    sharing.problem.set(Some(format!(
+                        "The {} export failed: {e:?}.",
+                        format.extension().to_uppercase()
+                    )));
                 }
             })
         };

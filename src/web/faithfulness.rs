@@ -42,7 +42,9 @@ pub fn FaithfulnessPanel(ui: Ui) -> impl IntoView {
             Some(Measurement::Measured { report, .. }) => Some(report.clone()),
             _ => None,
         };
-        let number = move |f: fn(&Faithfulness) -> f64| report.as_ref().map(|r| f(r).to_string()).unwrap_or_default();
+        let number = move |f: fn(&Faithfulness) -> f64| {
+            report.as_ref().map(|r| f(r).to_string()).unwrap_or_default()
+        };
         let body = match measurement {
             None => view! { <p class="muted">"Not measured: tick “measure faithfulness” to check this map."</p> }.into_any(),
             Some(Measurement::Measuring(percent)) => {
@@ -78,7 +80,13 @@ pub fn FaithfulnessPanel(ui: Ui) -> impl IntoView {
 
 /// Comprehensiveness and sufficiency beside the same numbers for random orders.
 pub fn summary_table(report: &Faithfulness) -> impl IntoView {
-    let better = |ours: f64, random: f64, higher: bool| if (ours > random) == higher { "better" } else { "worse" };
+    let better = |ours: f64, random: f64, higher: bool| {
+        if (ours > random) == higher {
+            "better"
+        } else {
+            "worse"
+        }
+    };
     view! {
         <table class="faithfulness-numbers">
             <tr><th></th><th>"map"</th><th>"random"</th></tr>
@@ -108,7 +116,11 @@ fn tick(x: f64) -> String {
 /// The smallest of 1, 2, 5 × 10ᵏ at or above `x` (> 0), for a round axis end.
 fn round_up(x: f64) -> f64 {
     let unit = 10f64.powf(x.log10().floor());
-    [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * unit).find(|v| *v >= x * (1.0 - 1e-9)).unwrap_or(10.0 * unit)
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * unit)
+        .find(|v| *v >= x * (1.0 - 1e-9))
+        .unwrap_or(10.0 * unit)
 }
 
 /// The deletion curve as an inline SVG: x = fraction of top tokens replaced, y = p(target), with
@@ -121,7 +133,11 @@ pub fn deletion_curve(report: &Faithfulness, target: &str) -> impl IntoView {
     let (plot_w, plot_h) = (WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
     let x = move |f: f64| LEFT + f * plot_w;
     let y = move |p: f64| TOP + plot_h * (1.0 - (p / y_max).clamp(0.0, 1.0));
-    let points: String = curve.iter().map(|(f, p)| format!("{:.1},{:.1}", x(*f as f64), y(*p))).collect::<Vec<_>>().join(" ");
+    let points: String = curve
+        .iter()
+        .map(|(f, p)| format!("{:.1},{:.1}", x(*f as f64), y(*p)))
+        .collect::<Vec<_>>()
+        .join(" ");
     let start = curve.first().map(|(_, p)| *p).unwrap_or(0.0);
     let x_ticks = [0.0, 0.25, 0.5, 0.75, 1.0];
     let y_ticks = [0.0, y_max / 2.0, y_max];

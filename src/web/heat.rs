@@ -47,7 +47,8 @@ impl Scale {
 
     /// CSS gradient for the legend bar.
     pub fn gradient(&self) -> String {
-        let stops: &[f32] = if self.signed { &[-1.0, -0.5, 0.0, 0.5, 1.0] } else { &[0.0, 0.5, 1.0] };
+        let stops: &[f32] =
+            if self.signed { &[-1.0, -0.5, 0.0, 0.5, 1.0] } else { &[0.0, 0.5, 1.0] };
         let stops: Vec<String> = stops.iter().map(|n| colour(*n, self.signed)).collect();
         format!("linear-gradient(to right, {})", stops.join(", "))
     }
@@ -57,7 +58,13 @@ impl Scale {
 /// signed ones. Lightness stays ≥ 50% so dark text stays readable.
 fn colour(norm: f32, signed: bool) -> String {
     let strength = norm.abs().clamp(0.0, 1.0);
-    let hue = if signed && norm < 0.0 { 215 } else if signed { 0 } else { 28 };
+    let hue = if signed && norm < 0.0 {
+        215
+    } else if signed {
+        0
+    } else {
+        28
+    };
     format!("hsl({hue} 100% {:.1}%)", 100.0 - 50.0 * strength)
 }
 

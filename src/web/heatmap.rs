@@ -64,11 +64,20 @@ struct Unit {
 
 fn units(map: &TokenMap, view: &ViewSettings) -> Vec<Unit> {
     if view.granularity == Granularity::Token {
-        return map.scores.iter().enumerate().map(|(i, s)| Unit { first: i, last: i, score: *s }).collect();
+        return map
+            .scores
+            .iter()
+            .enumerate()
+            .map(|(i, s)| Unit { first: i, last: i, score: *s })
+            .collect();
     }
     group(&map.tokens, &map.scores, view.granularity)
         .into_iter()
-        .map(|g| Unit { first: g.first, last: g.last, score: view.reduce.apply(&map.scores[g.first..=g.last]) })
+        .map(|g| Unit {
+            first: g.first,
+            last: g.last,
+            score: view.reduce.apply(&map.scores[g.first..=g.last]),
+        })
         .collect()
 }
 
@@ -146,7 +155,11 @@ fn shown_map(ui: Ui) -> Option<ShownMap> {
         let row = continuation.rows.get(j)?;
         let end = continuation.output_start + j;
         Some(ShownMap {
-            map: TokenMap { tokens: continuation.tokens[..end].to_vec(), scores: row.scores.clone(), signed: a.signed },
+            map: TokenMap {
+                tokens: continuation.tokens[..end].to_vec(),
+                scores: row.scores.clone(),
+                signed: a.signed,
+            },
             method: a.method.clone(),
             quantity: quantity(a.target_kind, &row.target.text, None),
             row: Some((j, row.target.text.clone())),
@@ -154,7 +167,11 @@ fn shown_map(ui: Ui) -> Option<ShownMap> {
     });
     row.or_else(|| {
         Some(ShownMap {
-            quantity: quantity(a.target_kind, &a.target.text, a.foil.as_ref().map(|f| f.text.as_str())),
+            quantity: quantity(
+                a.target_kind,
+                &a.target.text,
+                a.foil.as_ref().map(|f| f.text.as_str()),
+            ),
             map: TokenMap { tokens: a.tokens, scores: a.scores, signed: a.signed },
             method: a.method,
             row: None,
@@ -164,7 +181,8 @@ fn shown_map(ui: Ui) -> Option<ShownMap> {
 
 /// The text a run's input tokens spell (an inserted BOS covers no bytes and is left out).
 fn spelled(tokens: &[Token]) -> String {
-    let bytes: Vec<u8> = tokens.iter().filter(|t| t.byte_len > 0).flat_map(|t| text_to_bytes(&t.text)).collect();
+    let bytes: Vec<u8> =
+        tokens.iter().filter(|t| t.byte_len > 0).flat_map(|t| text_to_bytes(&t.text)).collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -176,10 +194,14 @@ pub fn HeatMap(ui: Ui) -> impl IntoView {
     // the editor's text and the selected method (not while a rerun is due or computing): an old
     // map stays visible until the new one arrives, and these say it is old.
     let computed_for = Memo::new(move |_| {
-        ui.result.with(|r| r.as_ref().map(|r| (spelled(&r.attribution.tokens), r.attribution.method.clone())))
+        ui.result.with(|r| {
+            r.as_ref().map(|r| (spelled(&r.attribution.tokens), r.attribution.method.clone()))
+        })
     });
     let (text, method) = (ui.setting(|s| s.text.clone()), ui.setting(|s| s.method.clone()));
-    let current = move || computed_for.with(|f| f.as_ref().map(|(t, m)| *t == text.get() && *m == method.get()));
+    let current = move || {
+        computed_for.with(|f| f.as_ref().map(|(t, m)| *t == text.get() && *m == method.get()))
+    };
     view! {
         {move || shown.get().and_then(|s| s.row).map(|(j, text)| view! {
             <p class="row-note">
@@ -212,7 +234,8 @@ pub fn Legend(ui: Ui) -> impl IntoView {
             true => String::new(),
             false => format!(", intensity ×{:.2}", view.intensity),
         };
-        let colours = if shown.map.signed { "blue = lowers it, red = raises it" } else { "darker = larger" };
+        let colours =
+            if shown.map.signed { "blue = lowers it, red = raises it" } else { "darker = larger" };
         Some(view! {
             <div class="legend" data-testid="legend" data-min=low.to_string() data-mid=mid.to_string() data-max=high.to_string()>
                 <span class="scale">

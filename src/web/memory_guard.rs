@@ -5,7 +5,8 @@
 
 use super::settings::MAX_TOKENS;
 use crate::engine::memory::{
-    estimate_load_bytes, estimate_run_bytes, max_tokens_within, method_batch_rows, USABLE_WASM_MEMORY,
+    estimate_load_bytes, estimate_run_bytes, max_tokens_within, method_batch_rows,
+    USABLE_WASM_MEMORY,
 };
 use crate::engine::{methods, Model, Request};
 
@@ -48,9 +49,22 @@ pub fn room_for_file(file_bytes: Option<f64>, loaded_bytes: Option<usize>) -> Re
 /// model is of no use here.
 pub fn fitting_tokens(model: &Model) -> Result<usize, String> {
     let up_to = MAX_TOKENS.min(model.config().context_length);
-    let fits = max_tokens_within(model.config(), model.file_bytes() as u64, USABLE_WASM_MEMORY, up_to, model.graph_budget(), |_| 0);
+    let fits = max_tokens_within(
+        model.config(),
+        model.file_bytes() as u64,
+        USABLE_WASM_MEMORY,
+        up_to,
+        model.graph_budget(),
+        |_| 0,
+    );
     if fits < MIN_USEFUL_TOKENS.min(up_to) {
-        let needed = estimate_run_bytes(model.config(), model.file_bytes() as u64, MIN_USEFUL_TOKENS, 0, model.graph_budget());
+        let needed = estimate_run_bytes(
+            model.config(),
+            model.file_bytes() as u64,
+            MIN_USEFUL_TOKENS,
+            0,
+            model.graph_budget(),
+        );
         return Err(format!(
             "This model needs about {} of memory to explain even {MIN_USEFUL_TOKENS} tokens, more than the {} \
              this page's worker can use (wasm32 memory stops at 4 GiB). Pick a smaller model.",
@@ -73,17 +87,35 @@ pub fn check_run(model: &Model, request: &Request, compare: &[String]) -> Result
     // The largest gradient batch of the run: the method's or a compared method's (a
     // continuation's prefixes are explained one after another, each no longer than the whole).
     let batch_rows = |n: usize| {
-        let rows = |name: &str| methods::by_name(name).map_or(0, |m| method_batch_rows(m, &request.params, model.config(), n, model.graph_budget()));
+        let rows = |name: &str| {
+            methods::by_name(name).map_or(0, |m| {
+                method_batch_rows(m, &request.params, model.config(), n, model.graph_budget())
+            })
+        };
         compare.iter().map(|m| rows(m)).chain([rows(&request.method)]).max().unwrap_or(0)
     };
     let file_bytes = model.file_bytes() as u64;
-    let needed = estimate_run_bytes(model.config(), file_bytes, tokens, batch_rows(tokens), model.graph_budget());
+    let needed = estimate_run_bytes(
+        model.config(),
+        file_bytes,
+        tokens,
+        batch_rows(tokens),
+        model.graph_budget(),
+    );
     if needed <= USABLE_WASM_MEMORY {
         return Ok(());
     }
-    let fits = max_tokens_within(model.config(), file_bytes, USABLE_WASM_MEMORY, tokens, model.graph_budget(), batch_rows);
+    let fits = max_tokens_within(
+        model.config(),
+        file_bytes,
+        USABLE_WASM_MEMORY,
+        tokens,
+        model.graph_budget(),
+        batch_rows,
+    );
     let label = methods::by_name(&request.method).map_or(request.method.as_str(), |m| m.label());
-    let compared = if compare.iter().any(|m| *m != request.method) { " and the compared methods" } else { "" };
+    let compared =
+        if compare.iter().any(|m| *m != request.method) { " and the compared methods" } else { "" };
     Err(format!(
         "This run needs about {} of memory ({tokens} tokens with {label}{compared}), more than the {} this \
          page's worker can use. At most {fits} tokens fit: shorten the text{}.",

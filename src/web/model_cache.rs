@@ -25,9 +25,13 @@ pub async fn open() -> Result<Cache, String> {
     let unavailable = |why: String| format!("the browser's Cache API is unavailable here ({why})");
     // Read as a property: `caches` is missing outside secure contexts, and reading it throws in an
     // opaque origin.
-    let storage = Reflect::get(&js_sys::global(), &"caches".into()).map_err(|e| unavailable(js_error_text(&e)))?;
-    let storage: CacheStorage = storage.dyn_into().map_err(|_| unavailable("not a secure context".into()))?;
-    let cache = JsFuture::from(storage.open(CACHE_NAME)).await.map_err(|e| unavailable(js_error_text(&e)))?;
+    let storage = Reflect::get(&js_sys::global(), &"caches".into())
+        .map_err(|e| unavailable(js_error_text(&e)))?;
+    let storage: CacheStorage =
+        storage.dyn_into().map_err(|_| unavailable("not a secure context".into()))?;
+    let cache = JsFuture::from(storage.open(CACHE_NAME))
+        .await
+        .map_err(|e| unavailable(js_error_text(&e)))?;
     Ok(cache.unchecked_into())
 }
 
@@ -52,7 +56,8 @@ pub async fn remove(cache: &Cache, url: &str) -> Result<(), String> {
 /// Every stored model with its size, in the order they were stored.
 pub async fn list() -> Result<Vec<CachedModel>, String> {
     let cache = open().await?;
-    let requests: js_sys::Array = JsFuture::from(cache.keys()).await.map_err(|e| js_error_text(&e))?.unchecked_into();
+    let requests: js_sys::Array =
+        JsFuture::from(cache.keys()).await.map_err(|e| js_error_text(&e))?.unchecked_into();
     let mut models = Vec::new();
     for request in requests.iter() {
         let url = request.unchecked_into::<Request>().url();
@@ -70,7 +75,10 @@ async fn body_bytes(response: &Response) -> f64 {
         return length;
     }
     match response.blob() {
-        Ok(blob) => JsFuture::from(blob).await.map(|b| b.unchecked_into::<web_sys::Blob>().size()).unwrap_or(0.0),
+        Ok(blob) => JsFuture::from(blob)
+            .await
+            .map(|b| b.unchecked_into::<web_sys::Blob>().size())
+            .unwrap_or(0.0),
         Err(_) => 0.0,
     }
 }
@@ -81,7 +89,9 @@ pub fn content_length(response: &Response) -> Option<f64> {
 
 /// The text of a JavaScript error (its `message`), or its debug form.
 pub fn js_error_text(e: &wasm_bindgen::JsValue) -> String {
-    e.dyn_ref::<js_sys::Error>().map(|e| String::from(e.message())).unwrap_or_else(|| format!("{e:?}"))
+    e.dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .unwrap_or_else(|| format!("{e:?}"))
 }
 
 /// `url` resolved against the address of the page (or of the worker, which lives next to it):
@@ -91,7 +101,8 @@ pub fn absolute_url(url: &str) -> String {
         .and_then(|location| Reflect::get(&location, &"href".into()))
         .ok()
         .and_then(|href| href.as_string());
-    base.and_then(|base| web_sys::Url::new_with_base(url, &base).ok()).map_or_else(|| url.to_string(), |u| u.href())
+    base.and_then(|base| web_sys::Url::new_with_base(url, &base).ok())
+        .map_or_else(|| url.to_string(), |u| u.href())
 }
 
 /// The last path segment of `url`: the name a model is shown under.

@@ -81,13 +81,17 @@ pub async fn load(
 ) -> Result<LoadedModel, String> {
     CONTROL.with(|c| *c.borrow_mut() = LoadControl::default());
     let opened = open(source).await?;
-    post(&FromWorker::Reading { name: opened.name.clone(), from: opened.from, total: opened.total });
+    post(&FromWorker::Reading {
+        name: opened.name.clone(),
+        from: opened.from,
+        total: opened.total,
+    });
     if memory_guard::room_for_file(opened.total, loaded_bytes)? == Room::AfterFreeing {
         free_loaded();
     }
-    let mut loaded = read_body(&opened, &post)
-        .await
-        .and_then(|file| parse(file, &opened.name, opened.url.clone(), opened.from, opened.not_cached.clone()));
+    let mut loaded = read_body(&opened, &post).await.and_then(|file| {
+        parse(file, &opened.name, opened.url.clone(), opened.from, opened.not_cached.clone())
+    });
     if let (Some((cache, storing)), Some(url)) = (opened.storing, &opened.url) {
         // The cache write ends shortly after the download (it is teed from it). Waiting for it
         // here keeps it from being lost when the page replaces this worker soon after the load.
@@ -96,7 +100,8 @@ pub async fn load(
             // Only files that load stay cached; a broken one would be read again next time.
             (Ok(_), Err(_)) => drop(model_cache::remove(&cache, url).await),
             (Err(e), Ok(model)) => {
-                model.summary.not_cached = Some(format!("storing it in the model cache failed: {}", js_error_text(&e)))
+                model.summary.not_cached =
+                    Some(format!("storing it in the model cache failed: {}", js_error_text(&e)))
             }
         }
     }
@@ -106,9 +111,18 @@ pub async fn load(
 async fn open(source: ModelSource) -> Result<Opened, String> {
     match source {
         ModelSource::File(file) => {
-            let response = Response::new_with_opt_blob(Some(&file)).map_err(|e| js_error_text(&e))?;
+            let response =
+                Response::new_with_opt_blob(Some(&file)).map_err(|e| js_error_text(&e))?;
             let total = Some(file.size());
-            Ok(Opened { name: file.name(), url: None, from: LoadedFrom::LocalFile, response, total, storing: None, not_cached: None })
+            Ok(Opened {
+                name: file.name(),
+                url: None,
+                from: LoadedFrom::LocalFile,
+                response,
+                total,
+                storing: None,
+                not_cached: None,
+            })
         }
         ModelSource::Url(url) => {
             let url = model_cache::absolute_url(&url);
@@ -117,7 +131,15 @@ async fn open(source: ModelSource) -> Result<Opened, String> {
             if let Ok(cache) = &cache {
                 if let Some(response) = model_cache::lookup(cache, &url).await {
                     let total = content_length(&response);
-                    return Ok(Opened { name, url: Some(url), from: LoadedFrom::Cache, response, total, storing: None, not_cached: None });
+                    return Ok(Opened {
+                        name,
+                        url: Some(url),
+                        from: LoadedFrom::Cache,
+                        response,
+                        total,
+                        storing: None,
+                        not_cached: None,
+                    });
                 }
             }
             let response = download(&url).await?;
@@ -127,12 +149,26 @@ async fn open(source: ModelSource) -> Result<Opened, String> {
                         let storing = model_cache::store(&cache, &url, &copy);
                         (Some((cache, storing)), None)
                     }
-                    Err(e) => (None, Some(format!("its response could not be copied into the cache: {}", js_error_text(&e)))),
+                    Err(e) => (
+                        None,
+                        Some(format!(
+                            "its response could not be copied into the cache: {}",
+                            js_error_text(&e)
+                        )),
+                    ),
                 },
                 Err(unavailable) => (None, Some(unavailable)),
             };
             let total = content_length(&response);
-            Ok(Opened { name, url: Some(url), from: LoadedFrom::Network, response, total, storing, not_cached })
+            Ok(Opened {
+                name,
+                url: Some(url),
+                from: LoadedFrom::Network,
+                response,
+                total,
+                storing,
+                not_cached,
+            })
         }
     }
 }
@@ -182,7 +218,12 @@ async fn read_body(opened: &Opened, post: &impl Fn(&FromWorker)) -> Result<FileB
     let total = opened.total;
     let broke_off = |bytes: usize, e: &wasm_bindgen::JsValue| match cancelled() {
         true => CANCELLED.to_string(),
-        false => format!("Reading {} stopped after {:.1} MB: {}", opened.name, bytes as f64 / 1e6, js_error_text(e)),
+        false => format!(
+            "Reading {} stopped after {:.1} MB: {}",
+            opened.name,
+            bytes as f64 / 1e6,
+            js_error_text(e)
+        ),
     };
     let body = opened.response.body().ok_or_else(|| format!("{} has no content", opened.name))?;
     let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
@@ -197,11 +238,16 @@ async fn read_body(opened: &Opened, post: &impl Fn(&FromWorker)) -> Result<FileB
             let _ = JsFuture::from(reader.cancel()).await;
             return Err(CANCELLED.into());
         }
-        if Reflect::get(&chunk, &"done".into()).map_err(|e| broke_off(bytes.len(), &e))?.as_bool().unwrap_or(true) {
+        if Reflect::get(&chunk, &"done".into())
+            .map_err(|e| broke_off(bytes.len(), &e))?
+            .as_bool()
+            .unwrap_or(true)
+        {
             break;
         }
-        let data: Uint8Array =
-            Reflect::get(&chunk, &"value".into()).map_err(|e| broke_off(bytes.len(), &e))?.unchecked_into();
+        let data: Uint8Array = Reflect::get(&chunk, &"value".into())
+            .map_err(|e| broke_off(bytes.len(), &e))?
+            .unchecked_into();
         let start = bytes.len();
         bytes.resize(start + data.length() as usize, 0);
         data.copy_to(&mut bytes[start..]);

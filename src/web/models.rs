@@ -195,7 +195,8 @@ impl ModelLoader {
             Some(_) => "Reading the model",
         };
         let of_total = total.map(|t| format!(" of {}", megabytes(t))).unwrap_or_default();
-        let percent = total.map(|t| format!(" ({:.0}%)", 100.0 * loaded / t.max(1.0))).unwrap_or_default();
+        let percent =
+            total.map(|t| format!(" ({:.0}%)", 100.0 * loaded / t.max(1.0))).unwrap_or_default();
         let rate = speed.map(|s| format!(" · {:.1} MB/s", s / 1e6)).unwrap_or_default();
         format!("{verb}: {}{of_total}{percent}{rate}", megabytes(loaded))
     }
@@ -248,7 +249,9 @@ impl ModelLoader {
 
     /// Lists the model cache again (after a load, which may have stored a download, or a deletion).
     pub fn refresh_cached(self) {
-        wasm_bindgen_futures::spawn_local(async move { self.cached.set(Some(model_cache::list().await)) });
+        wasm_bindgen_futures::spawn_local(async move {
+            self.cached.set(Some(model_cache::list().await))
+        });
     }
 }
 
@@ -268,7 +271,8 @@ pub fn now_ms() -> f64 {
 async fn fetch_presets() -> Result<Vec<Preset>, String> {
     let window = web_sys::window().ok_or("no window")?;
     let text = |e: wasm_bindgen::JsValue| model_cache::js_error_text(&e);
-    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(PRESETS_URL)).await.map_err(text)?.unchecked_into();
+    let response: web_sys::Response =
+        JsFuture::from(window.fetch_with_str(PRESETS_URL)).await.map_err(text)?.unchecked_into();
     if !response.ok() {
         return Err(format!("HTTP {}", response.status()));
     }
@@ -284,7 +288,9 @@ pub fn ModelPanel(ui: Ui) -> impl IntoView {
     window_event_listener(ev::dragover, |ev| ev.prevent_default());
     window_event_listener(ev::drop, move |ev| {
         ev.prevent_default();
-        if let Some(file) = ev.data_transfer().and_then(|d| d.files()).and_then(|files| files.get(0)) {
+        if let Some(file) =
+            ev.data_transfer().and_then(|d| d.files()).and_then(|files| files.get(0))
+        {
             ui.load_model(ModelSource::File(file));
         }
     });
@@ -315,7 +321,9 @@ pub fn ModelPanel(ui: Ui) -> impl IntoView {
 /// What is loaded, in text and in `data-*` attributes (the browser tests read them).
 #[component]
 fn ModelInfo(ui: Ui) -> impl IntoView {
-    let attr = move |f: fn(&ModelSummary) -> String| move || ui.model.with(|m| m.as_ref().map(f).unwrap_or_default());
+    let attr = move |f: fn(&ModelSummary) -> String| {
+        move || ui.model.with(|m| m.as_ref().map(f).unwrap_or_default())
+    };
     view! {
         <p class="model-info" data-testid="model-info"
             data-name=attr(|m| m.name.clone()) data-arch=attr(|m| m.config.architecture.clone())
@@ -352,7 +360,11 @@ fn PresetPicker(ui: Ui) -> impl IntoView {
     };
     let load = move |preset: Preset| ui.load_model(ModelSource::url(&preset.url));
     let on_load = move |_| {
-        let Some(preset) = loader.presets.with_untracked(|p| p.get(chosen.get_untracked()).cloned()) else { return };
+        let Some(preset) =
+            loader.presets.with_untracked(|p| p.get(chosen.get_untracked()).cloned())
+        else {
+            return;
+        };
         match preset.default || is_cached(&preset.url) {
             true => load(preset),
             false => loader.confirming.set(Some(preset)),
@@ -445,7 +457,9 @@ fn CachedModels(ui: Ui) -> impl IntoView {
         wasm_bindgen_futures::spawn_local(async move {
             if let Ok(cache) = model_cache::open().await {
                 if let Err(why) = model_cache::remove(&cache, &url).await {
-                    web_sys::console::warn_1(&format!("could not delete {url} from the model cache: {why}").into());
+                    web_sys::console::warn_1(
+                        &format!("could not delete {url} from the model cache: {why}").into(),
+                    );
                 }
             }
             loader.refresh_cached();

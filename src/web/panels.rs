@@ -42,7 +42,8 @@ pub fn Completeness(ui: Ui) -> impl IntoView {
         let error = attribution.completeness_error?;
         let sum: f64 = attribution.scores.iter().map(|s| *s as f64).sum();
         let change = output.baseline_value.map(|b| attribution.value - b);
-        let change_text = change.map(|c| format!(", f(x) − f(baseline) = {}", short(c))).unwrap_or_default();
+        let change_text =
+            change.map(|c| format!(", f(x) − f(baseline) = {}", short(c))).unwrap_or_default();
         let verdict = match error <= COMPLETENESS_TOLERANCE {
             true => "the path integral is accurate".to_string(),
             false => "more steps would make the scores add up".to_string(),
@@ -64,7 +65,9 @@ pub fn Completeness(ui: Ui) -> impl IntoView {
 
 #[component]
 pub fn TimingsPanel(ui: Ui) -> impl IntoView {
-    let attr = move |f: fn(&Timings) -> f64| move || ui.timings.get().map(|t| format!("{:.1}", f(&t))).unwrap_or_default();
+    let attr = move |f: fn(&Timings) -> f64| {
+        move || ui.timings.get().map(|t| format!("{:.1}", f(&t))).unwrap_or_default()
+    };
     view! {
         <div class="timings" data-testid="timings"
             data-load-ms=move || ui.load_ms.get().map(|v| format!("{v:.1}")).unwrap_or_default()

@@ -45,7 +45,9 @@ pub fn keep(ui: Ui, sharing: Sharing) {
         }
         if let Some(storage) = storage() {
             if let Err(e) = storage.set_item(STORAGE_KEY, &json) {
-                web_sys::console::warn_1(&format!("could not save the settings in localStorage: {e:?}").into());
+                web_sys::console::warn_1(
+                    &format!("could not save the settings in localStorage: {e:?}").into(),
+                );
             }
         }
         let timer = gloo::timers::callback::Timeout::new(FRAGMENT_DELAY_MS, move || {

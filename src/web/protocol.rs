@@ -34,21 +34,52 @@ pub enum FromWorker {
         stop_flag: wasm_bindgen::JsValue,
     },
     /// A load started reading `name` from `from`, `total` bytes when known. `Progress` follows.
-    Reading { name: String, from: LoadedFrom, total: Option<f64> },
-    Progress { loaded: f64, total: Option<f64> },
-    Loaded { model: ModelSummary, load_ms: f64 },
+    Reading {
+        name: String,
+        from: LoadedFrom,
+        total: Option<f64>,
+    },
+    Progress {
+        loaded: f64,
+        total: Option<f64>,
+    },
+    Loaded {
+        model: ModelSummary,
+        load_ms: f64,
+    },
     /// `model_kept`: the model loaded before is still loaded and usable.
-    LoadFailed { message: String, model_kept: bool },
+    LoadFailed {
+        message: String,
+        model_kept: bool,
+    },
     /// The maps of run `id`. `Faithfulness` messages follow for each method in `measuring`
     /// (the run's own method first); the worker is free after the last one.
-    Done { id: u64, output: Box<RunOutput>, timings: Timings, measuring: Vec<String> },
+    Done {
+        id: u64,
+        output: Box<RunOutput>,
+        timings: Timings,
+        measuring: Vec<String>,
+    },
     /// How far run `id` has come (`engine::progress` units), after each of its passes: its maps,
     /// or (`measuring`) the faithfulness check of one method's map. Posted on the worker's
     /// channel (see `WorkerBridge::spawn`): the thread that computes may be one of the pool's,
     /// which cannot post to the page.
-    RunProgress { id: u64, measuring: Option<String>, done: u64, expected: u64 },
-    Faithfulness { id: u64, method: String, outcome: Result<Faithfulness, String>, ms: f64 },
-    RunFailed { id: u64, message: String },
+    RunProgress {
+        id: u64,
+        measuring: Option<String>,
+        done: u64,
+        expected: u64,
+    },
+    Faithfulness {
+        id: u64,
+        method: String,
+        outcome: Result<Faithfulness, String>,
+        ms: f64,
+    },
+    RunFailed {
+        id: u64,
+        message: String,
+    },
 }
 
 /// Everything one run computes before the faithfulness check.

@@ -77,7 +77,8 @@ impl Sharing {
     /// Reads the address (and the saved settings) into `ui` before anything is drawn.
     pub fn open(ui: Ui) -> Self {
         let location = window().location();
-        let search = web_sys::UrlSearchParams::new_with_str(&location.search().unwrap_or_default()).ok();
+        let search =
+            web_sys::UrlSearchParams::new_with_str(&location.search().unwrap_or_default()).ok();
         let flag = |name: &str| search.as_ref().is_some_and(|s| s.has(name));
         let (key, payload) = fragment_state(&location.hash().unwrap_or_default()).unzip();
         let mut sharing = Sharing {
@@ -121,7 +122,8 @@ impl Sharing {
                 self.show(ui, "the link".into(), output_of(attribution), step, "");
             }
             Some(Ok((attribution, step))) => {
-                let pending = if ask { "choose the model above to recompute it." } else { "recomputing…" };
+                let pending =
+                    if ask { "choose the model above to recompute it." } else { "recomputing…" };
                 self.show(ui, "the link".into(), output_of(attribution), step, pending);
             }
             Some(Err(e)) => {
@@ -133,7 +135,8 @@ impl Sharing {
         if self.start_now && ask {
             self.start_now = false;
             ui.phase.set(Phase::Ready);
-            ui.message.set("This link was made with another model than the page's: choose below.".into());
+            ui.message
+                .set("This link was made with another model than the page's: choose below.".into());
             self.confirm.set(Some(model.clone()));
         }
         self.link_model.set_value(Some(model));
@@ -141,13 +144,24 @@ impl Sharing {
 
     /// Shows `output` as a result nobody computed here; the next recomputation replaces it and
     /// is compared with it.
-    pub fn show(self, ui: Ui, source: String, output: RunOutput, tolerance: f32, pending: &'static str) {
-        let measured = output
-            .attribution
-            .faithfulness
-            .clone()
-            .map(|report| (output.attribution.method.clone(), Measurement::Measured { report, ms: 0.0 }));
-        self.snapshot.set(Some(ShownSnapshot { source, output: output.clone(), pending, tolerance, recomputed: None }));
+    pub fn show(
+        self,
+        ui: Ui,
+        source: String,
+        output: RunOutput,
+        tolerance: f32,
+        pending: &'static str,
+    ) {
+        let measured = output.attribution.faithfulness.clone().map(|report| {
+            (output.attribution.method.clone(), Measurement::Measured { report, ms: 0.0 })
+        });
+        self.snapshot.set(Some(ShownSnapshot {
+            source,
+            output: output.clone(),
+            pending,
+            tolerance,
+            recomputed: None,
+        }));
         ui.row.set(None);
         ui.timings.set(None);
         ui.faithfulness.set(measured.into_iter().collect());
@@ -163,16 +177,22 @@ impl Sharing {
             self.snapshot.update(|shown| {
                 let Some(s) = shown.as_mut().filter(|s| s.output != result) else { return };
                 let (old, new) = (&s.output.attribution, &result.attribution);
-                let same_question =
-                    (&old.method, old.target.id, old.target_kind) == (&new.method, new.target.id, new.target_kind);
+                let same_question = (&old.method, old.target.id, old.target_kind)
+                    == (&new.method, new.target.id, new.target_kind);
                 if s.recomputed.is_some() || !same_question {
                     *shown = None;
                     return;
                 }
-                let ids = |a: &crate::engine::Attribution| a.tokens.iter().map(|t| t.id).collect::<Vec<_>>();
+                let ids = |a: &crate::engine::Attribution| {
+                    a.tokens.iter().map(|t| t.id).collect::<Vec<_>>()
+                };
                 s.recomputed = Some(match ids(old) == ids(new) {
                     true => Recomputed::Compared {
-                        max_diff: old.scores.iter().zip(&new.scores).fold(0f32, |m, (a, b)| m.max((a - b).abs())),
+                        max_diff: old
+                            .scores
+                            .iter()
+                            .zip(&new.scores)
+                            .fold(0f32, |m, (a, b)| m.max((a - b).abs())),
                     },
                     false => Recomputed::OtherTokens,
                 });
@@ -223,10 +243,19 @@ fn model_ref_of(model: &ModelSummary) -> ModelRef {
 
 /// The page's state now; `with_snapshot` adds the shown result.
 pub fn current_state(ui: Ui, sharing: Sharing, with_snapshot: bool) -> SharedState {
-    let model = ui.model.with_untracked(|m| m.as_ref().map(model_ref_of)).or_else(|| sharing.link_model.get_value());
-    let model = model.unwrap_or_else(|| ModelRef::Url { url: initial_model_url(), sha256: None, bytes: None });
+    let model = ui
+        .model
+        .with_untracked(|m| m.as_ref().map(model_ref_of))
+        .or_else(|| sharing.link_model.get_value());
+    let model = model.unwrap_or_else(|| ModelRef::Url {
+        url: initial_model_url(),
+        sha256: None,
+        bytes: None,
+    });
     let snapshot = match with_snapshot {
-        true => ui.result.with_untracked(|r| r.as_ref().map(|r| Snapshot::of(&with_faithfulness(ui, r).attribution))),
+        true => ui.result.with_untracked(|r| {
+            r.as_ref().map(|r| Snapshot::of(&with_faithfulness(ui, r).attribution))
+        }),
         false => None,
     };
     SharedState { model, settings: ui.settings.get_untracked(), snapshot }
@@ -245,7 +274,11 @@ pub fn with_faithfulness(ui: Ui, output: &RunOutput) -> RunOutput {
 /// Rewrites the page's own fragment to `#s=payload` without a new history entry.
 pub fn replace_fragment(payload: &str) {
     if let Ok(history) = window().history() {
-        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&format!("#{STATE_KEY}={payload}")));
+        let _ = history.replace_state_with_url(
+            &JsValue::NULL,
+            "",
+            Some(&format!("#{STATE_KEY}={payload}")),
+        );
     }
 }
 
@@ -269,14 +302,20 @@ pub fn full_page_link(ui: Ui, sharing: Sharing) -> String {
 /// contexts and in some embeds, refused without focus or permission).
 async fn copy_to_clipboard(text: &str) -> Result<(), String> {
     let navigator = window().navigator();
-    let clipboard =
-        js_sys::Reflect::get(&navigator, &"clipboard".into()).ok().filter(|c| c.is_object()).ok_or("no clipboard here")?;
+    let clipboard = js_sys::Reflect::get(&navigator, &"clipboard".into())
+        .ok()
+        .filter(|c| c.is_object())
+        .ok_or("no clipboard here")?;
     let write_text = js_sys::Reflect::get(&clipboard, &"writeText".into())
         .ok()
         .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
         .ok_or("no clipboard here")?;
-    let promise = write_text.call1(&clipboard, &text.into()).map_err(|_| "the clipboard refused")?;
-    JsFuture::from(js_sys::Promise::from(promise)).await.map(|_| ()).map_err(|_| "the clipboard refused".into())
+    let promise =
+        write_text.call1(&clipboard, &text.into()).map_err(|_| "the clipboard refused")?;
+    JsFuture::from(js_sys::Promise::from(promise))
+        .await
+        .map(|_| ())
+        .map_err(|_| "the clipboard refused".into())
 }
 
 /// The size of a model in words, when the state says it.
@@ -427,7 +466,9 @@ pub fn SharePanel(ui: Ui, sharing: Sharing) -> impl IntoView {
         ));
     };
     let select_all = |ev: leptos::ev::FocusEvent| {
-        if let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) {
+        if let Some(input) =
+            ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        {
             input.select();
         }
     };
@@ -466,7 +507,8 @@ pub fn show_saved(ui: Ui, sharing: Sharing, source: String, settings: Settings, 
     let max = output.attribution.scores.iter().fold(0f32, |m, s| m.max(s.abs()));
     ui.settings.set(settings);
     sharing.problem.set(None);
-    ui.message.set(format!("Showing the result loaded from {source}; press Run to compute it here."));
+    ui.message
+        .set(format!("Showing the result loaded from {source}; press Run to compute it here."));
     // Full-precision scores: the same result up to float rounding on another machine.
     sharing.show(ui, source, output, max * 1e-4, "press Run to compute it here.");
 }

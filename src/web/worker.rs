@@ -9,7 +9,10 @@ use super::model_loading::{self, LoadedModel, ModelSource};
 use super::protocol::{Agreement, FromWorker, MethodScores, RunOutput, Timings, ToWorker};
 use crate::engine::progress::{self, Progress};
 use crate::engine::stats::spearman;
-use crate::engine::{attribution, explain_request, faithfulness, methods, parallel, EngineError, Model, Problem, Request};
+use crate::engine::{
+    attribution, explain_request, faithfulness, methods, parallel, EngineError, Model, Problem,
+    Request,
+};
 use std::cell::RefCell;
 use std::sync::atomic::Ordering;
 use std::sync::{Mutex, OnceLock};
@@ -59,8 +62,12 @@ fn now_ms() -> f64 {
 pub fn start() {
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
         match serde_wasm_bindgen::from_value::<ToWorker>(event.data()) {
-            Ok(ToWorker::Load { url }) => wasm_bindgen_futures::spawn_local(load(ModelSource::Url(url))),
-            Ok(ToWorker::LoadFile { file }) => wasm_bindgen_futures::spawn_local(load(ModelSource::File(file))),
+            Ok(ToWorker::Load { url }) => {
+                wasm_bindgen_futures::spawn_local(load(ModelSource::Url(url)))
+            }
+            Ok(ToWorker::LoadFile { file }) => {
+                wasm_bindgen_futures::spawn_local(load(ModelSource::File(file)))
+            }
             Ok(ToWorker::CancelLoad) => model_loading::cancel(),
             Ok(ToWorker::Run { id, request, compare }) => run_request(id, &request, &compare),
             Err(e) => post(&FromWorker::LoadFailed {
@@ -98,7 +105,9 @@ async fn load(source: ModelSource) {
             MODEL.with(|m| *m.borrow_mut() = Some(model));
             FromWorker::Loaded { model: summary, load_ms: now_ms() - started }
         }
-        Err(message) => FromWorker::LoadFailed { message, model_kept: MODEL.with(|m| m.borrow().is_some()) },
+        Err(message) => {
+            FromWorker::LoadFailed { message, model_kept: MODEL.with(|m| m.borrow().is_some()) }
+        }
     };
     post(&message);
 }
@@ -171,15 +180,29 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
                 faithfulness::measure(&problem, &map.scores, params.baseline, params.seed)
             })
             .map_err(|e| e.to_string());
-            post(&FromWorker::Faithfulness { id, method: map.method, outcome, ms: now_ms() - started });
+            post(&FromWorker::Faithfulness {
+                id,
+                method: map.method,
+                outcome,
+                ms: now_ms() - started,
+            });
         }
         count_for(None);
     })
 }
 
 /// The work [`maps`] expects on a text of `seq` tokens, its problem's forward pass included.
-fn expected_work(model: &Model, seq: usize, request: &Request, compare: &[String]) -> Result<u64, EngineError> {
-    let mut work = attribution::expected_work(model, seq, &Request { faithfulness: false, ..request.clone() })?;
+fn expected_work(
+    model: &Model,
+    seq: usize,
+    request: &Request,
+    compare: &[String],
+) -> Result<u64, EngineError> {
+    let mut work = attribution::expected_work(
+        model,
+        seq,
+        &Request { faithfulness: false, ..request.clone() },
+    )?;
     for name in compare.iter().filter(|name| **name != request.method) {
         work += methods::by_name(name)?.work(seq, &request.params);
     }
@@ -195,7 +218,12 @@ fn report_progress(progress: Progress) {
     if counted.sent_percent.replace(percent) == Some(percent) {
         return;
     }
-    let message = FromWorker::RunProgress { id: counted.id, measuring: counted.measuring.clone(), done: progress.done, expected: progress.expected };
+    let message = FromWorker::RunProgress {
+        id: counted.id,
+        measuring: counted.measuring.clone(),
+        done: progress.done,
+        expected: progress.expected,
+    };
     let value = serde_wasm_bindgen::to_value(&message).expect("messages serialize");
     CHANNEL.with(|channel| {
         let mut channel = channel.borrow_mut();
@@ -210,8 +238,13 @@ fn report_progress(progress: Progress) {
 
 /// The maps of one run on `problem`: the request's own (faithfulness left for later), f(baseline)
 /// for completeness, and the compared methods with their pairwise agreement.
-fn maps(problem: &Problem, request: &Request, compare: &[String]) -> Result<RunOutput, EngineError> {
-    let attribution = explain_request(problem, &Request { faithfulness: false, ..request.clone() })?;
+fn maps(
+    problem: &Problem,
+    request: &Request,
+    compare: &[String],
+) -> Result<RunOutput, EngineError> {
+    let attribution =
+        explain_request(problem, &Request { faithfulness: false, ..request.clone() })?;
     let baseline_value = match attribution.completeness_error {
         Some(_) => Some(problem.values(&[problem.baseline(request.params.baseline)?])?[0]),
         None => None,
@@ -231,7 +264,11 @@ fn maps(problem: &Problem, request: &Request, compare: &[String]) -> Result<RunO
         .iter()
         .enumerate()
         .flat_map(|(i, a)| compared[i + 1..].iter().map(move |b| (a, b)))
-        .map(|(a, b)| Agreement { a: a.method.clone(), b: b.method.clone(), spearman: spearman(&a.scores, &b.scores) })
+        .map(|(a, b)| Agreement {
+            a: a.method.clone(),
+            b: b.method.clone(),
+            spearman: spearman(&a.scores, &b.scores),
+        })
         .collect();
     Ok(RunOutput { attribution, baseline_value, compared, agreements })
 }

@@ -142,7 +142,10 @@ pub fn tiny_llama(config: TinyConfig) -> TinyModel {
 /// q, k, v rows, as llama.cpp's converter writes them.
 pub fn tiny_model(family: Family, config: TinyConfig) -> TinyModel {
     let TinyConfig { layers, width, heads, kv_heads, hidden, context_length, seed } = config;
-    assert!(family != Family::Gpt2 || kv_heads == heads, "gpt2 has one key/value head per query head");
+    assert!(
+        family != Family::Gpt2 || kv_heads == heads,
+        "gpt2 has one key/value head per query head"
+    );
     let arch = family.name();
     let (tokens, types, merges) = vocabulary();
     let vocab = tokens.len();
@@ -189,7 +192,11 @@ pub fn tiny_model(family: Family, config: TinyConfig) -> TinyModel {
         add(format!("{p}.ffn_norm.weight"), vec![width], 0.1, 1.0);
         let biased: Vec<(String, usize)> = match family {
             Family::Llama => vec![],
-            Family::Qwen2 => vec![("attn_q".into(), width), ("attn_k".into(), kv_width), ("attn_v".into(), kv_width)],
+            Family::Qwen2 => vec![
+                ("attn_q".into(), width),
+                ("attn_k".into(), kv_width),
+                ("attn_v".into(), kv_width),
+            ],
             Family::Gpt2 => ["attn_norm", "ffn_norm"]
                 .iter()
                 .map(|n| (n.to_string(), width))
@@ -241,7 +248,10 @@ pub fn tiny_model(family: Family, config: TinyConfig) -> TinyModel {
         ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
         ("tokenizer.ggml.pre".into(), Value::String(pre_tokenizer.into())),
         ("tokenizer.ggml.tokens".into(), strings(tokens)),
-        ("tokenizer.ggml.token_type".into(), Value::Array(types.into_iter().map(Value::I32).collect())),
+        (
+            "tokenizer.ggml.token_type".into(),
+            Value::Array(types.into_iter().map(Value::I32).collect()),
+        ),
         ("tokenizer.ggml.merges".into(), strings(merges)),
         ("tokenizer.ggml.add_bos_token".into(), Value::Bool(false)),
         ("tokenizer.ggml.eos_token_id".into(), u32_value(vocab - 1)),
@@ -250,7 +260,8 @@ pub fn tiny_model(family: Family, config: TinyConfig) -> TinyModel {
     let quantized: Vec<(&str, QTensor)> = tensors
         .iter()
         .map(|(name, (shape, values))| {
-            let dense = Tensor::from_slice(values, shape.as_slice(), &Device::Cpu).expect("shape matches values");
+            let dense = Tensor::from_slice(values, shape.as_slice(), &Device::Cpu)
+                .expect("shape matches values");
             (name.as_str(), QTensor::quantize(&dense, GgmlDType::F32).expect("f32 storage"))
         })
         .collect();
@@ -276,11 +287,18 @@ pub fn rewritten(
         .into_iter()
         .filter_map(|name| {
             let original = content.tensor(&mut reader, name, &Device::Cpu).expect("tensor reads");
-            let values = original.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let values = original
+                .dequantize(&Device::Cpu)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap();
             tensor(name, values, original.shape().dims()).map(|t| (name, t))
         })
         .collect();
-    let mut metadata: BTreeMap<&str, &Value> = content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut metadata: BTreeMap<&str, &Value> =
+        content.metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     metadata.extend(overrides.iter().map(|(k, v)| (*k, v)));
     let metadata: Vec<(&str, &Value)> = metadata.into_iter().collect();
     let refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
@@ -302,7 +320,9 @@ pub fn with_matrices_in(bytes: &[u8], encoding: GgmlDType) -> Vec<u8> {
 
 /// A copy of `bytes`, tensors stored F32, without the tensor `name`.
 pub fn without_tensor(bytes: &[u8], name: &str) -> Vec<u8> {
-    rewritten(bytes, &[], |n, values, dims| (n != name).then(|| encoded(values, dims, GgmlDType::F32)))
+    rewritten(bytes, &[], |n, values, dims| {
+        (n != name).then(|| encoded(values, dims, GgmlDType::F32))
+    })
 }
 
 /// A copy of `bytes`, tensors stored F32, with the metadata keys in `overrides` replaced or added.
@@ -317,7 +337,10 @@ pub fn with_type_id(bytes: &[u8], name: &str, type_id: u32) -> Vec<u8> {
     // each), type (u32), offset (u64). candle writes GGUF version 2, with 64-bit lengths.
     let mut entry = (name.len() as u64).to_le_bytes().to_vec();
     entry.extend_from_slice(name.as_bytes());
-    let at = bytes.windows(entry.len()).position(|w| w == entry).unwrap_or_else(|| panic!("no tensor {name}"));
+    let at = bytes
+        .windows(entry.len())
+        .position(|w| w == entry)
+        .unwrap_or_else(|| panic!("no tensor {name}"));
     let dims_at = at + entry.len();
     let dims = u32::from_le_bytes(bytes[dims_at..dims_at + 4].try_into().unwrap()) as usize;
     let type_at = dims_at + 4 + 8 * dims;
@@ -335,7 +358,8 @@ pub fn reinitialised(bytes: &[u8], seed: u64) -> Vec<u8> {
         let n = values.len() as f64;
         let mean = values.iter().map(|v| *v as f64).sum::<f64>() / n;
         let std = (values.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt();
-        let noise: Vec<f32> = (0..values.len()).map(|_| (mean + std * rng.normal()) as f32).collect();
+        let noise: Vec<f32> =
+            (0..values.len()).map(|_| (mean + std * rng.normal()) as f32).collect();
         let storage = match dims {
             [_, cols] if cols % GgmlDType::Q8_0.block_size() == 0 => GgmlDType::Q8_0,
             _ => GgmlDType::F32,

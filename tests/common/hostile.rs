@@ -13,8 +13,14 @@ pub struct SplitMix64(salient::engine::stats::SplitMix64);
 /// whitespace, Latin-1 and combining marks, CJK, emoji (with joiners and variation selectors),
 /// the byte-level alphabet's own characters, and the pieces of a literal `\xNN` escape.
 const CHAR_POOLS: &[&[char]] = &[
-    &['a', 'b', 'e', 'h', 't', 'x', 'A', 'Z', '0', '7', '9', '.', ',', '!', '?', '<', '>', '|', '"', '\''],
-    &['\0', '\u{1}', '\u{7}', '\u{8}', '\u{1B}', '\u{7F}', '\u{80}', '\u{9F}', '\u{AD}', '\u{FEFF}'],
+    &[
+        'a', 'b', 'e', 'h', 't', 'x', 'A', 'Z', '0', '7', '9', '.', ',', '!', '?', '<', '>', '|',
+        '"', '\'',
+    ],
+    &[
+        '\0', '\u{1}', '\u{7}', '\u{8}', '\u{1B}', '\u{7F}', '\u{80}', '\u{9F}', '\u{AD}',
+        '\u{FEFF}',
+    ],
     &[' ', '\n', '\r', '\t', '\u{A0}', '\u{2028}', '\u{3000}', '\u{200B}', '\u{2003}', '\u{85}'],
     &['é', 'ß', 'ÿ', 'Ā', 'ı', '\u{300}', '\u{301}', '\u{308}', '\u{20DD}', '\u{FE0F}'],
     &['東', '京', '日', '本', 'の', 'ア', '한', '국', '中', '\u{2A6D6}'],
@@ -24,8 +30,16 @@ const CHAR_POOLS: &[&[char]] = &[
 ];
 
 /// Special token spellings worth splicing into texts (the model's control tokens and near misses).
-const SPECIAL_SNIPPETS: &[&str] =
-    &["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|im_start", "<|endoftext|", "<||>", "\\xE6", "\\\\xFF"];
+const SPECIAL_SNIPPETS: &[&str] = &[
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|im_start",
+    "<|endoftext|",
+    "<||>",
+    "\\xE6",
+    "\\\\xFF",
+];
 
 impl SplitMix64 {
     pub fn new(seed: u64) -> Self {
@@ -58,7 +72,16 @@ impl SplitMix64 {
     pub fn finite_f64(&mut self) -> f64 {
         match self.below(4) {
             0 => self.unit() * 2.0 - 1.0,
-            1 => *self.pick(&[0.0, -0.0, f64::MIN_POSITIVE, 5e-324, f64::MAX, f64::MIN, f64::EPSILON, 1e300]),
+            1 => *self.pick(&[
+                0.0,
+                -0.0,
+                f64::MIN_POSITIVE,
+                5e-324,
+                f64::MAX,
+                f64::MIN,
+                f64::EPSILON,
+                1e300,
+            ]),
             _ => loop {
                 let x = f64::from_bits(self.next_u64());
                 if x.is_finite() {
@@ -117,7 +140,10 @@ impl SplitMix64 {
                 1 if at < bytes.len() => {
                     bytes.remove(at);
                 }
-                _ => bytes.insert(at, *self.pick(&[0x80, 0xBF, 0xC0, 0xC3, 0xE6, 0xF0, 0xF4, 0xF8, 0xFF])),
+                _ => bytes.insert(
+                    at,
+                    *self.pick(&[0x80, 0xBF, 0xC0, 0xC3, 0xE6, 0xF0, 0xF4, 0xF8, 0xFF]),
+                ),
             }
         }
         bytes
@@ -143,7 +169,9 @@ pub fn check_spelling(tokenizer: &TextTokenizer, text: &str) -> Result<Spelling,
         Err(e) if !e.to_string().trim().is_empty() => return Ok(Spelling::Refused(e.to_string())),
         Err(_) => return Err(format!("tokenize({text:?}) failed with an empty message")),
     };
-    let ids = tokenizer.encode(text).map_err(|e| format!("encode({text:?}) failed where tokenize did not: {e}"))?;
+    let ids = tokenizer
+        .encode(text)
+        .map_err(|e| format!("encode({text:?}) failed where tokenize did not: {e}"))?;
     if ids != tokens.iter().map(|t| t.id).collect::<Vec<_>>() {
         return Err(format!("tokenize and encode disagree on {text:?}"));
     }

@@ -9,13 +9,16 @@ use salient::engine::Model;
 
 /// The default model, fetched by `make model` (never committed).
 pub fn model_path() -> String {
-    std::env::var("SALIENT_MODEL")
-        .unwrap_or_else(|_| format!("{}/models/SmolLM2-135M-Instruct.Q4_1.gguf", env!("CARGO_MANIFEST_DIR")))
+    std::env::var("SALIENT_MODEL").unwrap_or_else(|_| {
+        format!("{}/models/SmolLM2-135M-Instruct.Q4_1.gguf", env!("CARGO_MANIFEST_DIR"))
+    })
 }
 
 pub fn model_bytes() -> Vec<u8> {
     let path = model_path();
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read the default model at {path} ({e}); run `make model`"))
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!("cannot read the default model at {path} ({e}); run `make model`")
+    })
 }
 
 pub fn load_model(dtype: DType) -> Model {

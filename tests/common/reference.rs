@@ -46,8 +46,11 @@ fn layer_norm(x: &[f64], gain: &[f64], bias: Option<&[f64]>) -> Vec<f64> {
     let n = x.len() as f64;
     let mean = x.iter().sum::<f64>() / n;
     let variance = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
-    let normed: Vec<f64> =
-        x.iter().zip(gain).map(|(v, g)| (v - mean) / (variance + LAYER_NORM_EPS as f64).sqrt() * g).collect();
+    let normed: Vec<f64> = x
+        .iter()
+        .zip(gain)
+        .map(|(v, g)| (v - mean) / (variance + LAYER_NORM_EPS as f64).sqrt() * g)
+        .collect();
     match bias {
         Some(b) => normed.iter().zip(b).map(|(v, b)| v + b).collect(),
         None => normed,
@@ -82,10 +85,13 @@ fn attention(
     let mut mixed = vec![vec![0.0; heads * head_dim]; seq];
     for head in 0..heads {
         let kv = head / (heads / kv_heads);
-        let part = |rows: &[Vec<f64>], i: usize, h: usize| rows[i][h * head_dim..(h + 1) * head_dim].to_vec();
+        let part = |rows: &[Vec<f64>], i: usize, h: usize| {
+            rows[i][h * head_dim..(h + 1) * head_dim].to_vec()
+        };
         for i in 0..seq {
-            let logits: Vec<f64> =
-                (0..=i).map(|j| dot(&part(q, i, head), &part(k, j, kv)) / (head_dim as f64).sqrt()).collect();
+            let logits: Vec<f64> = (0..=i)
+                .map(|j| dot(&part(q, i, head), &part(k, j, kv)) / (head_dim as f64).sqrt())
+                .collect();
             let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let exps: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
             let total: f64 = exps.iter().sum();
@@ -138,25 +144,33 @@ pub fn forward(
     for layer in 0..layers {
         let name = |n: &str| format!("blk.{layer}.{n}");
         let linear = |n: &str, row: &[f64]| {
-            affine(&require(&name(&format!("{n}.weight"))), bias(&name(&format!("{n}.bias"))).as_deref(), row)
+            affine(
+                &require(&name(&format!("{n}.weight"))),
+                bias(&name(&format!("{n}.bias"))).as_deref(),
+                row,
+            )
         };
         let norm = |n: &str, row: &[f64]| match family {
-            Family::Gpt2 => {
-                layer_norm(row, &require(&name(&format!("{n}.weight"))), bias(&name(&format!("{n}.bias"))).as_deref())
-            }
+            Family::Gpt2 => layer_norm(
+                row,
+                &require(&name(&format!("{n}.weight"))),
+                bias(&name(&format!("{n}.bias"))).as_deref(),
+            ),
             _ => rms_norm(row, &require(&name(&format!("{n}.weight")))),
         };
         let h: Vec<Vec<f64>> = x.iter().map(|row| norm("attn_norm", row)).collect();
         let (q, k, v): (Vec<_>, Vec<_>, Vec<_>) = match family {
             Family::Gpt2 => {
                 let qkv: Vec<Vec<f64>> = h.iter().map(|row| linear("attn_qkv", row)).collect();
-                let third = |t: usize| qkv.iter().map(|r| r[t * width..(t + 1) * width].to_vec()).collect();
+                let third =
+                    |t: usize| qkv.iter().map(|r| r[t * width..(t + 1) * width].to_vec()).collect();
                 (third(0), third(1), third(2))
             }
             _ => {
                 let rotated = |n: &str, row: &[f64], position: usize| {
                     let mut out = linear(n, row);
-                    out.chunks_exact_mut(head_dim).for_each(|head| rotate(head, position, interleaved));
+                    out.chunks_exact_mut(head_dim)
+                        .for_each(|head| rotate(head, position, interleaved));
                     out
                 };
                 (
@@ -172,7 +186,11 @@ pub fn forward(
             let h = norm("ffn_norm", row);
             let inner: Vec<f64> = match family {
                 Family::Gpt2 => linear("ffn_up", &h).into_iter().map(gelu).collect(),
-                _ => linear("ffn_gate", &h).iter().zip(linear("ffn_up", &h)).map(|(g, u)| silu(*g) * u).collect(),
+                _ => linear("ffn_gate", &h)
+                    .iter()
+                    .zip(linear("ffn_up", &h))
+                    .map(|(g, u)| silu(*g) * u)
+                    .collect(),
             };
             add_into(row, &linear("ffn_down", &inner));
         }
@@ -180,7 +198,9 @@ pub fn forward(
     }
     let last = &x[x.len() - 1];
     let last = match family {
-        Family::Gpt2 => layer_norm(last, &require("output_norm.weight"), bias("output_norm.bias").as_deref()),
+        Family::Gpt2 => {
+            layer_norm(last, &require("output_norm.weight"), bias("output_norm.bias").as_deref())
+        }
         _ => rms_norm(last, &require("output_norm.weight")),
     };
     // Tied models have no output matrix: the token embedding is the output projection.

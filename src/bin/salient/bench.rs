@@ -39,7 +39,8 @@ each time, until the tale of the letters had become something close to a legend 
 
 /// The prompts of the convergence study: short (its cost is steps × tokens; 5 tokens each), each
 /// with a clear next token (" Paris", " cold", " Celsius").
-const CONVERGENCE_PROMPTS: [&str; 3] = ["The capital of France is", "The opposite of hot is", "Water freezes at zero degrees"];
+const CONVERGENCE_PROMPTS: [&str; 3] =
+    ["The capital of France is", "The opposite of hot is", "Water freezes at zero degrees"];
 
 /// Not a method: `Problem::new` alone (tokenize, embed, forward with its graph).
 pub const FORWARD: &str = "forward";
@@ -223,17 +224,20 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     for &n in &args.tokens {
         let text = text_of_tokens(&model, n)?;
         for method in &args.methods {
-            let (mut forward, mut attribute, mut total, mut cpu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            let (mut forward, mut attribute, mut total, mut cpu) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             let (mut token_count, mut completeness, mut gradients) = (0, Vec::new(), Vec::new());
             for _ in 0..args.runs.max(1) {
                 let c = cpu_ms();
                 let t = Instant::now();
-                let problem = Problem::new(&model, &text, &TargetSpec::top(), None).map_err(|e| e.to_string())?;
+                let problem = Problem::new(&model, &text, &TargetSpec::top(), None)
+                    .map_err(|e| e.to_string())?;
                 forward.push(ms_since(t));
                 token_count = problem.len();
                 if method != FORWARD {
                     let t2 = Instant::now();
-                    let result = explain(&problem, method, &params, 5).map_err(|e| e.to_string())?;
+                    let result =
+                        explain(&problem, method, &params, 5).map_err(|e| e.to_string())?;
                     attribute.push(ms_since(t2));
                     completeness.extend(result.completeness_error);
                     gradients.extend(result.path_gradients.map(|g| g as f64));
@@ -297,18 +301,26 @@ impl FlopModel {
     /// Reads only the GGUF's header (metadata and tensor table) from `path`.
     fn of(path: &str, model: &Model) -> Result<Self, String> {
         let file = std::fs::File::open(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-        let content = candle_core::quantized::gguf_file::Content::read(&mut std::io::BufReader::new(file))
-            .map_err(|e| format!("cannot read the GGUF's tensor table: {e}"))?;
-        let elems = |name: &str| content.tensor_infos.get(name).map(|t| t.shape.elem_count() as f64);
+        let content =
+            candle_core::quantized::gguf_file::Content::read(&mut std::io::BufReader::new(file))
+                .map_err(|e| format!("cannot read the GGUF's tensor table: {e}"))?;
+        let elems =
+            |name: &str| content.tensor_infos.get(name).map(|t| t.shape.elem_count() as f64);
         let block_params = content
             .tensor_infos
             .iter()
             .filter(|(name, t)| name.starts_with("blk.") && t.shape.rank() == 2)
             .map(|(_, t)| t.shape.elem_count() as f64)
             .sum();
-        let output_params = elems("output.weight").or_else(|| elems("token_embd.weight")).unwrap_or(0.0);
+        let output_params =
+            elems("output.weight").or_else(|| elems("token_embd.weight")).unwrap_or(0.0);
         let config = model.config();
-        Ok(Self { block_params, output_params, width: config.width as f64, layers: config.layers as f64 })
+        Ok(Self {
+            block_params,
+            output_params,
+            width: config.width as f64,
+            layers: config.layers as f64,
+        })
     }
 
     /// One forward pass on n tokens: 2·n·P (projections) + 4·n²·width·layers/2 (causal QKᵀ and
@@ -323,7 +335,9 @@ impl FlopModel {
     fn continuation(&self, m: usize, n: usize) -> f64 {
         let (m, n) = (m as f64, n as f64);
         let keys_seen = m * n - m * (m - 1.0) / 2.0;
-        2.0 * m * self.block_params + 4.0 * keys_seen * self.width * self.layers + 2.0 * self.output_params
+        2.0 * m * self.block_params
+            + 4.0 * keys_seen * self.width * self.layers
+            + 2.0 * self.output_params
     }
 
     /// One request: the problem's forward pass plus the method's passes; a backward pass for the
@@ -355,7 +369,10 @@ impl FlopModel {
 /// An n×n by n×n f32 matmul through candle, `runs` times after one warm-up.
 fn matmul(n: usize, args: &BenchArgs) -> Result<(), String> {
     let err = |e: candle_core::Error| e.to_string();
-    let a = (Tensor::arange(0u32, (n * n) as u32, &Device::Cpu).map_err(err)?.to_dtype(DType::F32).map_err(err)?
+    let a = (Tensor::arange(0u32, (n * n) as u32, &Device::Cpu)
+        .map_err(err)?
+        .to_dtype(DType::F32)
+        .map_err(err)?
         / (n * n) as f64)
         .map_err(err)?
         .reshape((n, n))

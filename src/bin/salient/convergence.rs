@@ -15,21 +15,32 @@ use salient::engine::methods::Path;
 use salient::engine::{explain, Baseline, MethodParams, Model, Problem, TargetSpec};
 use std::time::Instant;
 
-pub fn study(model: &Model, prompts: &[&str], steps: &[usize], args: &BenchArgs) -> Result<(), String> {
+pub fn study(
+    model: &Model,
+    prompts: &[&str],
+    steps: &[usize],
+    args: &BenchArgs,
+) -> Result<(), String> {
     let max = *steps.iter().max().ok_or("--convergence: no step counts")?;
     if let Some(bad) = steps.iter().find(|&&n| n < 3 || max % n != 0) {
-        return Err(format!("--convergence: every step count must be at least 3 and divide the largest ({bad})"));
+        return Err(format!(
+            "--convergence: every step count must be at least 3 and divide the largest ({bad})"
+        ));
     }
     for prompt in prompts {
-        let problem = Problem::new(model, prompt, &TargetSpec::top(), None).map_err(|e| e.to_string())?;
+        let problem =
+            Problem::new(model, prompt, &TargetSpec::top(), None).map_err(|e| e.to_string())?;
         let path = PathDots::new(&problem)?;
         let relative = |sum: f64| (sum - path.change).abs() / path.change.abs();
 
-        let (mut adaptive, mut adaptive_gradients, mut adaptive_ms) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut adaptive, mut adaptive_gradients, mut adaptive_ms) =
+            (Vec::new(), Vec::new(), Vec::new());
         for &n in steps {
-            let params = MethodParams { steps: n, baseline: Baseline::Pad, ..MethodParams::default() };
+            let params =
+                MethodParams { steps: n, baseline: Baseline::Pad, ..MethodParams::default() };
             let t = Instant::now();
-            let result = explain(&problem, "integrated_gradients", &params, 1).map_err(|e| e.to_string())?;
+            let result =
+                explain(&problem, "integrated_gradients", &params, 1).map_err(|e| e.to_string())?;
             adaptive_ms.push(ms_since(t));
             adaptive.push(result.completeness_error);
             adaptive_gradients.push(result.path_gradients);
@@ -50,8 +61,11 @@ pub fn study(model: &Model, prompts: &[&str], steps: &[usize], args: &BenchArgs)
         let midpoint: Vec<Option<f64>> = steps
             .iter()
             .map(|&n| {
-                (max % (2 * n) == 0)
-                    .then(|| relative((0..n).map(|k| grid[(2 * k + 1) * max / (2 * n)]).sum::<f64>() / n as f64))
+                (max % (2 * n) == 0).then(|| {
+                    relative(
+                        (0..n).map(|k| grid[(2 * k + 1) * max / (2 * n)]).sum::<f64>() / n as f64,
+                    )
+                })
             })
             .collect();
         let trapezoid: Vec<f64> = steps
@@ -158,7 +172,10 @@ mod tests {
             let degree = 2 * n as i32 - 1;
             let integral: f64 = rule.iter().map(|(x, w)| w * x.powi(degree)).sum();
             let exact = 1.0 / (2 * n) as f64;
-            assert!((integral - exact).abs() < 1e-12 * exact, "n = {n}: ∫x^{degree} = {integral}, not {exact}");
+            assert!(
+                (integral - exact).abs() < 1e-12 * exact,
+                "n = {n}: ∫x^{degree} = {integral}, not {exact}"
+            );
         }
     }
 }

@@ -8,14 +8,16 @@
 mod bench;
 mod convergence;
 
+use candle_core::DType;
 use salient::engine::attribution::expected_work;
 use salient::engine::grouping::{self, Granularity};
 use salient::engine::memory::GraphBudget;
 use salient::engine::parallel;
 use salient::engine::progress::{self, Progress};
 use salient::engine::weights::WeightStorage;
-use salient::engine::{self, methods, Attribution, Baseline, Model, Request, TargetChoice, TargetKind};
-use candle_core::DType;
+use salient::engine::{
+    self, methods, Attribution, Baseline, Model, Request, TargetChoice, TargetKind,
+};
 use sha2::{Digest, Sha256};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -101,7 +103,12 @@ fn main() -> ExitCode {
         },
         Some("methods") => {
             for m in methods::METHODS {
-                println!("{:<12} {}{}", m.name(), m.label(), if m.signed() { " (signed)" } else { "" });
+                println!(
+                    "{:<12} {}{}",
+                    m.name(),
+                    m.label(),
+                    if m.signed() { " (signed)" } else { "" }
+                );
             }
             ExitCode::SUCCESS
         }
@@ -154,14 +161,16 @@ fn parse(argv: &[String]) -> Result<Args, String> {
             "--foil-id" => request.target.foil = Some(TargetChoice::Id(number(flag, &value()?)?)),
             "--target-kind" => {
                 let v = value()?;
-                request.target.kind = TargetKind::from_name(&v).ok_or_else(|| format!("--target-kind: {v:?} is not prob, logprob or logit"))?;
+                request.target.kind = TargetKind::from_name(&v)
+                    .ok_or_else(|| format!("--target-kind: {v:?} is not prob, logprob or logit"))?;
             }
             "--method" => request.method = value()?,
             "--top-k" => request.top_k = number(flag, &value()?)?,
             "--steps" => params.steps = number(flag, &value()?)?,
             "--baseline" => {
                 let v = value()?;
-                params.baseline = Baseline::from_name(&v).ok_or_else(|| format!("--baseline: {v:?} is not pad or zero"))?;
+                params.baseline = Baseline::from_name(&v)
+                    .ok_or_else(|| format!("--baseline: {v:?} is not pad or zero"))?;
             }
             "--samples" => params.samples = number(flag, &value()?)?,
             "--sigma" => params.sigma = number(flag, &value()?)?,
@@ -172,8 +181,8 @@ fn parse(argv: &[String]) -> Result<Args, String> {
             "--continuation" => request.continuation = Some(value()?),
             "--group" => {
                 let v = value()?;
-                let granularity =
-                    Granularity::from_name(&v).ok_or_else(|| format!("--group: {v:?} is not token, word or sentence"))?;
+                let granularity = Granularity::from_name(&v)
+                    .ok_or_else(|| format!("--group: {v:?} is not token, word or sentence"))?;
                 group = Some(granularity).filter(|g| *g != Granularity::Token);
             }
             "--json" => json = true,
@@ -185,7 +194,8 @@ fn parse(argv: &[String]) -> Result<Args, String> {
     let (texts, batch) = match (text, texts_file) {
         (Some(t), None) => (vec![t], false),
         (None, Some(path)) => {
-            let all = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+            let all =
+                std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
             (all.lines().filter(|l| !l.is_empty()).map(String::from).collect(), true)
         }
         _ => return Err("give exactly one of --text and --texts".into()),
@@ -205,7 +215,8 @@ fn load_model(bytes: Vec<u8>, weights: WeightStorage) -> Result<Model, engine::E
 }
 
 fn weight_storage(value: &str) -> Result<WeightStorage, String> {
-    WeightStorage::from_name(value).ok_or_else(|| format!("--weights: {value:?} is not decoded or encoded"))
+    WeightStorage::from_name(value)
+        .ok_or_else(|| format!("--weights: {value:?} is not decoded or encoded"))
 }
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
@@ -278,7 +289,9 @@ fn run(args: Args) -> ExitCode {
         if terminal {
             // A text the engine refuses fails in `attribute` below, with its message.
             let tokens = model.tokenize_input(text, request.max_tokens).map(|tokens| tokens.len());
-            progress::begin(tokens.and_then(|seq| expected_work(&model, seq, &request)).unwrap_or(0));
+            progress::begin(
+                tokens.and_then(|seq| expected_work(&model, seq, &request)).unwrap_or(0),
+            );
         }
         let attribution = engine::attribute(&model, &request);
         clear_progress();
@@ -292,7 +305,11 @@ fn run(args: Args) -> ExitCode {
             Err(e) => return fail(&e.to_string()),
         }
     }
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// The percent `show_progress` last printed; `u64::MAX` once the line is cleared.
@@ -319,7 +336,11 @@ fn fail(message: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn to_json(result: &Attribution, model: &serde_json::Value, group: Option<Granularity>) -> serde_json::Value {
+fn to_json(
+    result: &Attribution,
+    model: &serde_json::Value,
+    group: Option<Granularity>,
+) -> serde_json::Value {
     let mut json = serde_json::json!({
         "tokens": result.tokens.iter().map(|t| serde_json::json!({ "id": t.id, "text": t.text })).collect::<Vec<_>>(),
         "target": result.target,
@@ -346,32 +367,49 @@ fn to_json(result: &Attribution, model: &serde_json::Value, group: Option<Granul
     }
     if let Some(granularity) = group {
         json["group"] = granularity.name().into();
-        json["groups"] = serde_json::json!(grouping::group(&result.tokens, &result.scores, granularity));
+        json["groups"] =
+            serde_json::json!(grouping::group(&result.tokens, &result.scores, granularity));
     }
     json
 }
 
 fn print_table(result: &Attribution, group: Option<Granularity>) {
     use engine::token_text::visible;
-    println!("target {:?} (id {}, p = {:.4}), method {}", result.target.text, result.target.id, result.target.prob, result.method);
+    println!(
+        "target {:?} (id {}, p = {:.4}), method {}",
+        result.target.text, result.target.id, result.target.prob, result.method
+    );
     let max = result.scores.iter().fold(0f32, |m, s| m.max(s.abs())).max(f32::MIN_POSITIVE);
     let bar = |score: f32| "█".repeat((score.abs() / max * 30.0).round() as usize);
     match group {
         None => {
             for (token, score) in result.tokens.iter().zip(&result.scores) {
-                println!("{:>16} {:>7} {:>+12.6} {}", visible(&token.text), token.id, score, bar(*score));
+                println!(
+                    "{:>16} {:>7} {:>+12.6} {}",
+                    visible(&token.text),
+                    token.id,
+                    score,
+                    bar(*score)
+                );
             }
         }
         Some(granularity) => {
             // Sums can exceed the largest token score: the bar is capped at the scale's end.
             for g in grouping::group(&result.tokens, &result.scores, granularity) {
                 let tokens = format!("{}-{}", g.first, g.last);
-                println!("{:>32} {:>7} {:>+12.6} {}", visible(&g.text), tokens, g.sum, bar(g.sum.abs().min(max)));
+                println!(
+                    "{:>32} {:>7} {:>+12.6} {}",
+                    visible(&g.text),
+                    tokens,
+                    g.sum,
+                    bar(g.sum.abs().min(max))
+                );
             }
         }
     }
     if let Some(f) = &result.faithfulness {
-        let curve: Vec<String> = f.deletion_curve.iter().map(|(fraction, p)| format!("{fraction:.2}:{p:.4}")).collect();
+        let curve: Vec<String> =
+            f.deletion_curve.iter().map(|(fraction, p)| format!("{fraction:.2}:{p:.4}")).collect();
         println!("deletion curve (fraction replaced: p) {}", curve.join(" "));
         println!(
             "comprehensiveness {:+.4} (random {:+.4}), sufficiency {:+.4} (random {:+.4})",
@@ -382,7 +420,12 @@ fn print_table(result: &Attribution, group: Option<Granularity>) {
         println!("continuation: each token's scores over the tokens before it");
         for row in &c.rows {
             let scores: Vec<String> = row.scores.iter().map(|s| format!("{s:+.4}")).collect();
-            println!("{:>16} p = {:.4}  {}", visible(&row.target.text), row.target.prob, scores.join(" "));
+            println!(
+                "{:>16} p = {:.4}  {}",
+                visible(&row.target.text),
+                row.target.prob,
+                scores.join(" ")
+            );
         }
     }
 }

@@ -4,13 +4,15 @@
 //! its own.
 
 use super::{
-    head_dim, hyper, layer_norm, output_projection, projection, token_embedding, Attended, Bias, Decoder,
-    DecoderConfig,
+    head_dim, hyper, layer_norm, output_projection, projection, token_embedding, Attended, Bias,
+    Decoder, DecoderConfig,
 };
 use crate::engine::error::{EngineError, Result};
 use crate::engine::frozen_linear::FrozenLinear;
 use crate::engine::gguf::GgufFile;
-use crate::engine::layers::{causal_attention, gelu_tanh, split_heads, KeyValues, LayerNorm, Projection};
+use crate::engine::layers::{
+    causal_attention, gelu_tanh, split_heads, KeyValues, LayerNorm, Projection,
+};
 use crate::engine::weights::QuantizedMatrix;
 use candle_core::{DType, Tensor};
 
@@ -42,7 +44,8 @@ impl Gpt2 {
         let width = hyper(file, ARCH, "embedding_length")?;
         let heads = hyper(file, ARCH, "attention.head_count")?;
         let layers = hyper(file, ARCH, "block_count")?;
-        let hidden = file.usize_or(&format!("{ARCH}.feed_forward_length"), width.saturating_mul(4))?;
+        let hidden =
+            file.usize_or(&format!("{ARCH}.feed_forward_length"), width.saturating_mul(4))?;
         let context_length = hyper(file, ARCH, "context_length")?;
         let eps = file.f64(&format!("{ARCH}.attention.layer_norm_epsilon"))?;
         head_dim(width, heads, heads)?; // the heads must split the width evenly
@@ -113,12 +116,19 @@ impl Decoder for Gpt2 {
         Ok(embeds.broadcast_add(&self.positions.dequantize_rows(start..end, self.dtype)?)?)
     }
 
-    fn block(&self, layer: usize, x: &Tensor, past: Option<&KeyValues>) -> Result<(Tensor, Attended)> {
+    fn block(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        past: Option<&KeyValues>,
+    ) -> Result<(Tensor, Attended)> {
         let block = &self.blocks[layer];
         let width = self.config.width;
         let qkv = block.qkv.forward(&block.attn_norm.forward(x)?)?;
-        let heads_of = |part: usize| split_heads(&qkv.narrow(2, part * width, width)?, self.config.heads);
-        let (mixed, probs, keys_values) = causal_attention(&heads_of(0)?, &heads_of(1)?, &heads_of(2)?, past)?;
+        let heads_of =
+            |part: usize| split_heads(&qkv.narrow(2, part * width, width)?, self.config.heads);
+        let (mixed, probs, keys_values) =
+            causal_attention(&heads_of(0)?, &heads_of(1)?, &heads_of(2)?, past)?;
         let x = (x + block.o.forward(&mixed)?)?;
         let h = gelu_tanh(&block.up.forward(&block.ffn_norm.forward(&x)?)?)?;
         let x = (&x + block.down.forward(&h)?)?;

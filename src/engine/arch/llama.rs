@@ -3,12 +3,15 @@
 //! tells a relative apart (qwen2.rs is one).
 
 use super::{
-    head_dim, hyper, output_projection, projection, token_embedding, Attended, Bias, Decoder, DecoderConfig,
+    head_dim, hyper, output_projection, projection, token_embedding, Attended, Bias, Decoder,
+    DecoderConfig,
 };
 use crate::engine::error::Result;
 use crate::engine::frozen_linear::FrozenLinear;
 use crate::engine::gguf::GgufFile;
-use crate::engine::layers::{causal_attention, rms_norm, split_heads, KeyValues, Projection, Rope, RopeLayout};
+use crate::engine::layers::{
+    causal_attention, rms_norm, split_heads, KeyValues, Projection, Rope, RopeLayout,
+};
 use crate::engine::swiglu::swiglu;
 use crate::engine::weights::QuantizedMatrix;
 use candle_core::{DType, Tensor};
@@ -22,7 +25,8 @@ pub(super) struct Family {
     pub qkv_bias: Bias,
 }
 
-const LLAMA: Family = Family { name: "llama", rope: RopeLayout::Interleaved, qkv_bias: Bias::IfPresent };
+const LLAMA: Family =
+    Family { name: "llama", rope: RopeLayout::Interleaved, qkv_bias: Bias::IfPresent };
 
 struct Block {
     attn_norm: Tensor,
@@ -52,7 +56,11 @@ impl Llama {
         Self::load_family(file, dtype, &LLAMA)
     }
 
-    pub(super) fn load_family(file: &GgufFile, dtype: DType, family: &Family) -> Result<Box<dyn Decoder>> {
+    pub(super) fn load_family(
+        file: &GgufFile,
+        dtype: DType,
+        family: &Family,
+    ) -> Result<Box<dyn Decoder>> {
         let arch = family.name;
         let width = hyper(file, arch, "embedding_length")?;
         let heads = hyper(file, arch, "attention.head_count")?;
@@ -65,7 +73,9 @@ impl Llama {
         let eps = file.f64(&format!("{arch}.attention.layer_norm_rms_epsilon"))?;
         let theta = file.f64_or(&format!("{arch}.rope.freq_base"), 10_000.0)?;
         let freq_factors = match file.has_tensor("rope_freqs.weight") {
-            true => Some(file.vector("rope_freqs.weight", head_dim / 2, DType::F64)?.to_vec1::<f64>()?),
+            true => {
+                Some(file.vector("rope_freqs.weight", head_dim / 2, DType::F64)?.to_vec1::<f64>()?)
+            }
             false => None,
         };
 
@@ -74,8 +84,9 @@ impl Llama {
         let blocks = (0..layers)
             .map(|l| {
                 let p = format!("blk.{l}");
-                let linear =
-                    |name: &str, rows, cols, bias| projection(file, &format!("{p}.{name}"), rows, cols, bias, dtype);
+                let linear = |name: &str, rows, cols, bias| {
+                    projection(file, &format!("{p}.{name}"), rows, cols, bias, dtype)
+                };
                 Ok(Block {
                     attn_norm: file.vector(&format!("{p}.attn_norm.weight"), width, dtype)?,
                     q: linear("attn_q", width, width, family.qkv_bias)?,
@@ -130,12 +141,18 @@ impl Decoder for Llama {
         Ok(embeds.clone())
     }
 
-    fn block(&self, layer: usize, x: &Tensor, past: Option<&KeyValues>) -> Result<(Tensor, Attended)> {
+    fn block(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        past: Option<&KeyValues>,
+    ) -> Result<(Tensor, Attended)> {
         let block = &self.blocks[layer];
         let start = past.map(KeyValues::positions).transpose()?.unwrap_or(0);
         let h = rms_norm(x, &block.attn_norm, self.eps)?;
         let q = self.rope.apply(&split_heads(&block.q.forward(&h)?, self.config.heads)?, start)?;
-        let k = self.rope.apply(&split_heads(&block.k.forward(&h)?, self.config.kv_heads)?, start)?;
+        let k =
+            self.rope.apply(&split_heads(&block.k.forward(&h)?, self.config.kv_heads)?, start)?;
         let v = split_heads(&block.v.forward(&h)?, self.config.kv_heads)?;
         let (mixed, probs, keys_values) = causal_attention(&q, &k, &v, past)?;
         let x = (x + block.o.forward(&mixed)?)?;

@@ -26,10 +26,9 @@ pub fn supported() -> Vec<&'static str> {
 
 pub fn load(file: &GgufFile, dtype: DType) -> Result<Box<dyn Decoder>> {
     let arch = file.architecture()?;
-    let (_, loader) = ARCHITECTURES
-        .iter()
-        .find(|(name, _)| *name == arch)
-        .ok_or_else(|| EngineError::UnsupportedArchitecture { found: arch.clone(), supported: supported() })?;
+    let (_, loader) = ARCHITECTURES.iter().find(|(name, _)| *name == arch).ok_or_else(|| {
+        EngineError::UnsupportedArchitecture { found: arch.clone(), supported: supported() }
+    })?;
     loader(file, dtype)
 }
 
@@ -80,7 +79,12 @@ pub trait Decoder: Send + Sync {
     fn stream(&self, embeds: &Tensor, start: usize) -> Result<Tensor>;
     /// Block `layer` on the residual stream `x` `(batch, seq, width)` at the positions after
     /// `past`'s (this block's keys and values of a shared prefix; `None`: from position 0).
-    fn block(&self, layer: usize, x: &Tensor, past: Option<&KeyValues>) -> Result<(Tensor, Attended)>;
+    fn block(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        past: Option<&KeyValues>,
+    ) -> Result<(Tensor, Attended)>;
     /// Next-token logits `(batch, vocab)` from the last position's state `(batch, width)`.
     fn head(&self, last: &Tensor) -> Result<Tensor>;
 
@@ -88,7 +92,9 @@ pub trait Decoder: Send + Sync {
     /// probabilities. It keeps a graph only when `embeds` is a variable.
     fn forward(&self, embeds: &Tensor) -> Result<DecoderOutput> {
         let mut attentions = Vec::with_capacity(self.config().layers);
-        let last = run_blocks(self, embeds, 0..self.config().layers, None, |out| attentions.push(out.probs))?;
+        let last = run_blocks(self, embeds, 0..self.config().layers, None, |out| {
+            attentions.push(out.probs)
+        })?;
         Ok(DecoderOutput { last_logits: self.head(&last_position(&last)?)?, attentions })
     }
 
@@ -96,7 +102,9 @@ pub trait Decoder: Send + Sync {
     /// inputs that share its positions continue ([`Self::logits`]).
     fn keys_values(&self, embeds: &Tensor) -> Result<Vec<KeyValues>> {
         let mut keys_values = Vec::with_capacity(self.config().layers);
-        run_blocks(self, embeds, 0..self.config().layers, None, |out| keys_values.push(out.keys_values))?;
+        run_blocks(self, embeds, 0..self.config().layers, None, |out| {
+            keys_values.push(out.keys_values)
+        })?;
         Ok(keys_values)
     }
 
@@ -155,7 +163,11 @@ fn hyper(file: &GgufFile, arch: &str, key: &str) -> Result<usize> {
 
 /// The width of one attention head, after checking that the head counts fit the width.
 fn head_dim(width: usize, heads: usize, kv_heads: usize) -> Result<usize> {
-    if heads == 0 || kv_heads == 0 || !width.is_multiple_of(heads) || !heads.is_multiple_of(kv_heads) {
+    if heads == 0
+        || kv_heads == 0
+        || !width.is_multiple_of(heads)
+        || !heads.is_multiple_of(kv_heads)
+    {
         return Err(EngineError::CorruptGguf(format!(
             "{heads} heads / {kv_heads} key-value heads do not divide width {width}"
         )));
@@ -173,7 +185,9 @@ fn token_embedding(file: &GgufFile, width: usize) -> Result<QuantizedMatrix> {
 /// Qwen2 0.5B, GPT-2), which have none.
 fn output_projection(file: &GgufFile, embedding: &QuantizedMatrix) -> Result<FrozenLinear> {
     Ok(match file.has_tensor("output.weight") {
-        true => FrozenLinear::new(file.matrix("output.weight", embedding.rows(), embedding.cols())?),
+        true => {
+            FrozenLinear::new(file.matrix("output.weight", embedding.rows(), embedding.cols())?)
+        }
         false => FrozenLinear::new(embedding.clone()),
     })
 }
@@ -188,17 +202,33 @@ enum Bias {
 }
 
 /// The projection `{name}.weight` `(rows, cols)` and its bias `{name}.bias` `(rows,)`.
-fn projection(file: &GgufFile, name: &str, rows: usize, cols: usize, bias: Bias, dtype: DType) -> Result<Projection> {
+fn projection(
+    file: &GgufFile,
+    name: &str,
+    rows: usize,
+    cols: usize,
+    bias: Bias,
+    dtype: DType,
+) -> Result<Projection> {
     let bias_name = format!("{name}.bias");
     let bias = match bias == Bias::Required || file.has_tensor(&bias_name) {
         true => Some(file.vector(&bias_name, rows, dtype)?),
         false => None,
     };
-    Ok(Projection { weight: FrozenLinear::new(file.matrix(&format!("{name}.weight"), rows, cols)?), bias })
+    Ok(Projection {
+        weight: FrozenLinear::new(file.matrix(&format!("{name}.weight"), rows, cols)?),
+        bias,
+    })
 }
 
 /// The LayerNorm `{name}.weight` and `{name}.bias`, each `(width,)`.
-fn layer_norm(file: &GgufFile, name: &str, width: usize, eps: f64, dtype: DType) -> Result<LayerNorm> {
+fn layer_norm(
+    file: &GgufFile,
+    name: &str,
+    width: usize,
+    eps: f64,
+    dtype: DType,
+) -> Result<LayerNorm> {
     Ok(LayerNorm {
         weight: file.vector(&format!("{name}.weight"), width, dtype)?,
         bias: file.vector(&format!("{name}.bias"), width, dtype)?,

@@ -50,7 +50,9 @@ impl AttributionMethod for Attention {
 /// `InvalidRequest`, naming the valid range, when `params.layer` or `params.head` is not in the model.
 pub(super) fn check_layer_and_head(problem: &Problem, params: &MethodParams) -> Result<()> {
     let config = problem.model.config();
-    for (what, chosen, count) in [("layer", params.layer, config.layers), ("head", params.head, config.heads)] {
+    for (what, chosen, count) in
+        [("layer", params.layer, config.layers), ("head", params.head, config.heads)]
+    {
         match chosen {
             Some(index) if index >= count => {
                 return Err(EngineError::InvalidRequest(format!(
@@ -66,7 +68,11 @@ pub(super) fn check_layer_and_head(problem: &Problem, params: &MethodParams) -> 
 
 /// Layer `layer`'s attention probabilities `(seq, seq)` on the input: head `head`'s, or the mean
 /// over heads.
-pub(super) fn layer_attention(problem: &Problem, layer: usize, head: Option<usize>) -> Result<Tensor> {
+pub(super) fn layer_attention(
+    problem: &Problem,
+    layer: usize,
+    head: Option<usize>,
+) -> Result<Tensor> {
     let heads = problem.attentions()?[layer].squeeze(0)?; // (heads, seq, seq)
     Ok(match head {
         Some(head) => heads.get(head)?,

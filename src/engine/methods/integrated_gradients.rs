@@ -60,7 +60,9 @@ impl AttributionMethod for IntegratedGradients {
     /// At most: the input's gradient from the kept forward pass, f at the baseline, and every
     /// other step's gradient (the rule stops early once the scores add up).
     fn work(&self, seq: usize, params: &MethodParams) -> u64 {
-        progress::backward(1, seq) + progress::forward(1, seq) + progress::gradients(params.steps.saturating_sub(1), seq)
+        progress::backward(1, seq)
+            + progress::forward(1, seq)
+            + progress::gradients(params.steps.saturating_sub(1), seq)
     }
 
     fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {
@@ -78,8 +80,8 @@ impl AttributionMethod for IntegratedGradients {
         let integral = adaptive_quadrature(params.steps, batch, ends, |alphas| path.nodes(alphas))?;
         let change = integral.change;
         // A relative error of an exactly zero change is undefined; report none rather than ∞.
-        let completeness_error =
-            (change != 0.0).then(|| (integral.scores.iter().sum::<f64>() - change).abs() / change.abs());
+        let completeness_error = (change != 0.0)
+            .then(|| (integral.scores.iter().sum::<f64>() - change).abs() / change.abs());
         Ok(Scores {
             values: integral.scores.into_iter().map(|s| s as f32).collect(),
             completeness_error,
@@ -113,7 +115,8 @@ fn adaptive_quadrature(
         if mesh.iter().map(|i| i.error).sum::<f64>() <= TOLERANCE * change.abs() {
             break;
         }
-        let split = worst_intervals(&mesh, &nodes, ((steps - gradients(&nodes)) / 2).min(batch_intervals));
+        let split =
+            worst_intervals(&mesh, &nodes, ((steps - gradients(&nodes)) / 2).min(batch_intervals));
         if split.is_empty() {
             break;
         }
@@ -165,14 +168,22 @@ impl<'p, 'm> Path<'p, 'm> {
 
     /// The baseline, α = 0: only its value, by a forward pass.
     pub fn start(&self) -> Result<PathNode> {
-        Ok(PathNode { alpha: 0.0, value: self.problem.values(&[self.baseline.clone()])?[0], per_token: Vec::new() })
+        Ok(PathNode {
+            alpha: 0.0,
+            value: self.problem.values(&[self.baseline.clone()])?[0],
+            per_token: Vec::new(),
+        })
     }
 
     /// α = 1 is the input itself: its gradient comes from the forward pass already kept, and its
     /// embeddings are exact rather than x' + (x − x'), which may round differently in f32.
     fn input_node(&self) -> Result<PathNode> {
         let gradient = self.problem.input_gradient()?;
-        Ok(PathNode { alpha: 1.0, value: self.problem.input_value()?, per_token: self.project(&gradient)? })
+        Ok(PathNode {
+            alpha: 1.0,
+            value: self.problem.input_value()?,
+            per_token: self.project(&gradient)?,
+        })
     }
 
     /// x' + α (x − x') at each α (the end too: there it may differ from x by f32 rounding).
@@ -226,11 +237,17 @@ impl Interval {
         let h = |k: usize| nodes[k].per_token.iter();
         match self.rule {
             Rule::Simpson(m) => Box::new(
-                h(self.start).zip(h(m)).zip(h(self.end)).map(move |((a, m), b)| w / 6.0 * (a + 4.0 * m + b)),
+                h(self.start)
+                    .zip(h(m))
+                    .zip(h(self.end))
+                    .map(move |((a, m), b)| w / 6.0 * (a + 4.0 * m + b)),
             ),
-            Rule::Milne([q1, m, q3]) => {
-                Box::new(h(q1).zip(h(m)).zip(h(q3)).map(move |((q1, m), q3)| w / 3.0 * (2.0 * q1 - m + 2.0 * q3)))
-            }
+            Rule::Milne([q1, m, q3]) => Box::new(
+                h(q1)
+                    .zip(h(m))
+                    .zip(h(q3))
+                    .map(move |((q1, m), q3)| w / 3.0 * (2.0 * q1 - m + 2.0 * q3)),
+            ),
         }
     }
 
@@ -262,7 +279,8 @@ impl Interval {
 /// Up to `budget` intervals to split next: the worst, and those within [`ROUND_SHARE`] of it,
 /// worst first; never one too narrow to split.
 fn worst_intervals(mesh: &[Interval], nodes: &[PathNode], budget: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..mesh.len()).filter(|&k| mesh[k].width(nodes) >= 2.0 * MIN_WIDTH).collect();
+    let mut order: Vec<usize> =
+        (0..mesh.len()).filter(|&k| mesh[k].width(nodes) >= 2.0 * MIN_WIDTH).collect();
     order.sort_by(|&i, &j| mesh[j].error.total_cmp(&mesh[i].error));
     let worst = order.first().map_or(0.0, |&k| mesh[k].error);
     order.truncate(budget);
@@ -278,12 +296,24 @@ mod tests {
     /// gentle parabola. PathNode values are f = f₁ + f₂; per-token integrands their derivatives.
     fn steep_path(alpha: f64) -> PathNode {
         let s = 1.0 / (1.0 + (-200.0 * (alpha - 0.85)).exp());
-        PathNode { alpha, value: s + 0.3 * alpha * alpha, per_token: vec![200.0 * s * (1.0 - s), 0.6 * alpha] }
+        PathNode {
+            alpha,
+            value: s + 0.3 * alpha * alpha,
+            per_token: vec![200.0 * s * (1.0 - s), 0.6 * alpha],
+        }
     }
 
     /// Runs the rule on `node`, whose gradient at α = 0 must never be asked for (it is NaN here).
-    fn integrate(steps: usize, batch: usize, node: impl Fn(f64) -> PathNode) -> (Integral, Vec<f64>) {
-        let start = PathNode { alpha: 0.0, value: node(0.0).value, per_token: vec![f64::NAN; node(1.0).per_token.len()] };
+    fn integrate(
+        steps: usize,
+        batch: usize,
+        node: impl Fn(f64) -> PathNode,
+    ) -> (Integral, Vec<f64>) {
+        let start = PathNode {
+            alpha: 0.0,
+            value: node(0.0).value,
+            per_token: vec![f64::NAN; node(1.0).per_token.len()],
+        };
         let mut evaluated = Vec::new();
         let integral = adaptive_quadrature(steps, batch, [start, node(1.0)], |alphas| {
             evaluated.extend_from_slice(alphas);
@@ -310,8 +340,13 @@ mod tests {
         let exact = [steep_path(1.0).value - 0.3 - steep_path(0.0).value, 0.3];
         for batch in [1, 4] {
             let (integral, evaluated) = integrate(32, batch, steep_path);
-            assert!(integral.gradients <= 32 && integral.gradients == evaluated.len() + 1, "{batch}: {}", integral.gradients);
-            let errors: Vec<f64> = integral.scores.iter().zip(exact).map(|(s, e)| (s - e).abs()).collect();
+            assert!(
+                integral.gradients <= 32 && integral.gradients == evaluated.len() + 1,
+                "{batch}: {}",
+                integral.gradients
+            );
+            let errors: Vec<f64> =
+                integral.scores.iter().zip(exact).map(|(s, e)| (s - e).abs()).collect();
             let uniform = (uniform_simpson(30, |a| steep_path(a).per_token[0]) - exact[0]).abs();
             let near_step = evaluated.iter().filter(|&&a| (0.7..=1.0).contains(&a)).count();
             eprintln!("batch {batch}: errors {errors:?}, uniform Simpson {uniform:.1e}, {near_step} of {} nodes in [0.7, 1]", evaluated.len());
@@ -324,10 +359,17 @@ mod tests {
     /// A path that is steep right at its start (where no gradient is taken) is refined towards it.
     #[test]
     fn refines_towards_the_start_without_evaluating_it() {
-        let sqrt_path = |alpha: f64| PathNode { alpha, value: alpha.sqrt(), per_token: vec![0.5 / alpha.sqrt()] };
+        let sqrt_path = |alpha: f64| PathNode {
+            alpha,
+            value: alpha.sqrt(),
+            per_token: vec![0.5 / alpha.sqrt()],
+        };
         let (integral, evaluated) = integrate(40, 2, sqrt_path);
         let smallest = evaluated.iter().copied().fold(1.0, f64::min);
-        eprintln!("√α: integral {:?}, {} gradients, smallest node {smallest:e}", integral.scores, integral.gradients);
+        eprintln!(
+            "√α: integral {:?}, {} gradients, smallest node {smallest:e}",
+            integral.scores, integral.gradients
+        );
         assert!((integral.scores[0] - 1.0).abs() < 1e-2, "{:?}", integral.scores);
         assert!(smallest < 1e-3, "never went near the start: {evaluated:?}");
     }
@@ -335,10 +377,18 @@ mod tests {
     /// Both rules are exact for cubics: the first mesh already adds up, so no more gradients.
     #[test]
     fn stops_as_soon_as_the_scores_add_up() {
-        let cubic = |alpha: f64| PathNode { alpha, value: alpha.powi(3) - alpha, per_token: vec![3.0 * alpha * alpha, -1.0] };
+        let cubic = |alpha: f64| PathNode {
+            alpha,
+            value: alpha.powi(3) - alpha,
+            per_token: vec![3.0 * alpha * alpha, -1.0],
+        };
         let (integral, _) = integrate(64, 1, cubic);
         assert_eq!(integral.gradients, 4);
-        assert!((integral.scores[0] - 1.0).abs() < 1e-15 && (integral.scores[1] + 1.0).abs() < 1e-15, "{:?}", integral.scores);
+        assert!(
+            (integral.scores[0] - 1.0).abs() < 1e-15 && (integral.scores[1] + 1.0).abs() < 1e-15,
+            "{:?}",
+            integral.scores
+        );
         // A path that never adds up (the values disagree with the gradients) uses the whole budget.
         let inconsistent = |alpha: f64| PathNode { alpha, value: 0.0, per_token: vec![1.0] };
         assert_eq!(integrate(64, 2, inconsistent).0.gradients, 64);

@@ -137,7 +137,15 @@ pub struct MethodParams {
 
 impl Default for MethodParams {
     fn default() -> Self {
-        Self { steps: 32, baseline: Baseline::Pad, samples: 16, sigma: 0.1, seed: 0, layer: None, head: None }
+        Self {
+            steps: 32,
+            baseline: Baseline::Pad,
+            samples: 16,
+            sigma: 0.1,
+            seed: 0,
+            layer: None,
+            head: None,
+        }
     }
 }
 

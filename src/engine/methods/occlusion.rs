@@ -44,7 +44,8 @@ impl AttributionMethod for Occlusion {
         let value = problem.input_value()?;
         let mut scores = Vec::with_capacity(problem.len());
         for chunk in chunks(problem.len()) {
-            let occluded = chunk.map(|i| occlude(&input, &baseline, i)).collect::<Result<Vec<_>>>()?;
+            let occluded =
+                chunk.map(|i| occlude(&input, &baseline, i)).collect::<Result<Vec<_>>>()?;
             scores.extend(problem.values(&occluded)?.into_iter().map(|v| (value - v) as f32));
         }
         Ok(scores.into())

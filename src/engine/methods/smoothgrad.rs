@@ -57,16 +57,19 @@ impl AttributionMethod for SmoothGrad {
         let deviation = params.sigma as f64 * rms;
         let mut normal = Normal::new(params.seed);
         let mut noisy_copy = || -> Result<Tensor> {
-            let noise: Vec<f64> = (0..input.elem_count()).map(|_| deviation * normal.sample()).collect();
-            let noise = Tensor::from_vec(noise, input.shape(), input.device())?.to_dtype(input.dtype())?;
+            let noise: Vec<f64> =
+                (0..input.elem_count()).map(|_| deviation * normal.sample()).collect();
+            let noise =
+                Tensor::from_vec(noise, input.shape(), input.device())?.to_dtype(input.dtype())?;
             Ok((&input + noise)?)
         };
 
         let mut total = Tensor::zeros(problem.len(), DType::F64, input.device())?;
         let batch = problem.gradient_batch_rows();
         for start in (0..params.samples).step_by(batch) {
-            let copies =
-                (start..params.samples.min(start + batch)).map(|_| noisy_copy()).collect::<Result<Vec<_>>>()?;
+            let copies = (start..params.samples.min(start + batch))
+                .map(|_| noisy_copy())
+                .collect::<Result<Vec<_>>>()?;
             problem.gradients(&copies, |_, _, gradient| {
                 total = (&total + row_norms(gradient)?.to_dtype(DType::F64)?)?;
                 Ok(())
@@ -154,7 +157,10 @@ mod tests {
                 continue;
             }
             let (ours, platform) = (ln(s), s.ln());
-            assert!((ours - platform).abs() <= 4e-16 * platform.abs() + 1e-17, "ln({s}): {ours} vs {platform}");
+            assert!(
+                (ours - platform).abs() <= 4e-16 * platform.abs() + 1e-17,
+                "ln({s}): {ours} vs {platform}"
+            );
         }
     }
 
@@ -165,7 +171,8 @@ mod tests {
         let mut normal = Normal::new(42);
         let samples: Vec<f64> = (0..200_000).map(|_| normal.sample()).collect();
         let mean = samples.iter().sum::<f64>() / samples.len() as f64;
-        let variance = samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / samples.len() as f64;
+        let variance =
+            samples.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / samples.len() as f64;
         assert!(mean.abs() < 0.01, "mean {mean}");
         assert!((variance - 1.0).abs() < 0.015, "variance {variance}");
     }
