@@ -22,7 +22,7 @@ use hostile::{check_spelling, SplitMix64};
 use salient::engine::gguf::GgufFile;
 use salient::engine::tokenizer::TextTokenizer;
 use salient::engine::{Model, Problem, TargetSpec};
-use salient::share::{self, LinkError, MAX_JSON_BYTES};
+use salient::state::link::{self, LinkError, MAX_JSON_BYTES};
 use serde::{Deserialize, Serialize};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Cursor;
@@ -1238,8 +1238,8 @@ fn share_case(rng: &mut SplitMix64, valid_links: &[String]) -> Case<ShareCase> {
 /// within serde_json's limit parses and beyond it is refused; a decoded value re-encodes to a
 /// link that decodes to the same value.
 fn decode_link(case: &ShareCase) -> Result<(), String> {
-    let value = share::decode::<serde_json::Value>(&case.link);
-    let typed = share::decode::<SharedState>(&case.link);
+    let value = link::decode::<serde_json::Value>(&case.link);
+    let typed = link::decode::<SharedState>(&case.link);
     for message in [
         value.as_ref().err().map(LinkError::to_string),
         typed.as_ref().err().map(LinkError::to_string),
@@ -1261,14 +1261,13 @@ fn decode_link(case: &ShareCase) -> Result<(), String> {
     }
     if let Ok((value, _)) = &value {
         let again =
-            share::decode::<serde_json::Value>(&share::encode(value)).map_err(|e| e.to_string())?;
+            link::decode::<serde_json::Value>(&link::encode(value)).map_err(|e| e.to_string())?;
         if again.0 != *value {
             return Err("a decoded value did not survive encode → decode".into());
         }
     }
     if let Ok((state, _)) = &typed {
-        let again =
-            share::decode::<SharedState>(&share::encode(state)).map_err(|e| e.to_string())?;
+        let again = link::decode::<SharedState>(&link::encode(state)).map_err(|e| e.to_string())?;
         if again.0 != *state {
             return Err(format!("a decoded state did not survive encode → decode: {state:?}"));
         }
@@ -1297,7 +1296,7 @@ fn share_link_decoding_survives_hostile_links() {
                 scores: (0..rng.below(20)).map(|_| rng.unit() as f32).collect(),
                 tags: [(rng.text(3), i as i64)].into_iter().collect(),
             };
-            share::encode(&state)
+            link::encode(&state)
         })
         .collect();
     let sample = valid_links[0].clone();

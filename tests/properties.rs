@@ -9,7 +9,7 @@ mod hostile;
 use candle_core::DType;
 use hostile::{check_spelling, Spelling, SplitMix64};
 use salient::engine::token_text::{bytes_to_text, text_to_bytes};
-use salient::share;
+use salient::state::link;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};
 use std::collections::BTreeMap;
@@ -64,10 +64,10 @@ fn share_links_round_trip_any_json() {
     let mut rng = SplitMix64::new(11);
     for case in 0..3000 {
         let value = json_value(&mut rng, 5);
-        let link = share::encode(&value);
-        let (decoded, version) = share::decode::<Value>(&link)
+        let link = link::encode(&value);
+        let (decoded, version) = link::decode::<Value>(&link)
             .unwrap_or_else(|e| panic!("case {case}: {e}\n  value: {value}"));
-        assert_eq!(version, share::CURRENT_VERSION);
+        assert_eq!(version, link::CURRENT_VERSION);
         // Equal as text (a float that came back one bit off prints differently) and as values.
         assert_same_json(&decoded, &value, case);
         assert_eq!(decoded, value, "case {case}");
@@ -167,12 +167,12 @@ fn share_links_round_trip_any_page_state() {
     let mut rng = SplitMix64::new(12);
     for case in 0..3000 {
         let state = page_state(&mut rng, 2);
-        let link = share::encode(&state);
+        let link = link::encode(&state);
         assert!(
             link.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
             "case {case}: not URL-safe"
         );
-        let (decoded, _) = share::decode::<PageState>(&link)
+        let (decoded, _) = link::decode::<PageState>(&link)
             .unwrap_or_else(|e| panic!("case {case}: {e}\n  state: {state:?}"));
         // The JSON tells apart what PartialEq does not (0.0 and -0.0), and any lost bit.
         assert_same_json(&decoded, &state, case);

@@ -12,12 +12,12 @@ use super::models::{now_ms, Fallback, ModelLoader, ModelPanel, ModelSource};
 use super::panels::{Completeness, ModelLine, Status, TimingsPanel};
 use super::persist;
 use super::protocol::{FromWorker, ModelSummary, RunOutput, Timings, ToWorker};
-use super::settings::Settings;
 use super::share_link::{LinkNotes, SharePanel, Sharing};
 use super::targets::{Predictions, TargetPanel};
 use crate::engine::faithfulness::Faithfulness;
 use crate::engine::methods;
 use crate::engine::progress::Progress;
+use crate::state::settings::Settings;
 use leptos::prelude::*;
 
 const DEBOUNCE_MS: u32 = 400;

@@ -2,9 +2,9 @@
 //! faithfulness, and how much each pair agrees (Spearman's rank correlation of the scores).
 
 use super::app::{Measurement, Rerun, Ui};
-use super::heat::short;
 use super::heatmap::{map_spans, method_label, SpanIds, TokenMap};
 use crate::engine::methods::METHODS;
+use crate::state::colour::short;
 use leptos::prelude::*;
 
 const COMPARED_MAP: SpanIds = SpanIds { token: "compared-token", group: "compared-group" };

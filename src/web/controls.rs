@@ -2,9 +2,9 @@
 //! Cancel, and how the map is shown. Each writes one part of `Settings` through `Ui::change`.
 
 use super::app::{Rerun, Ui};
-use super::settings::{Normalisation, Reduce, Settings};
 use crate::engine::grouping::Granularity;
 use crate::engine::methods::{Baseline, Param, METHODS};
+use crate::state::settings::{Normalisation, Reduce, Settings};
 use leptos::prelude::*;
 use std::str::FromStr;
 

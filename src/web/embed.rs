@@ -5,10 +5,10 @@
 
 use super::app::Ui;
 use super::controls::Editor;
-use super::heat::short;
 use super::heatmap::{HeatMap, Legend};
 use super::panels::Status;
 use super::share_link::{full_page_link, LinkNotes, Sharing};
+use crate::state::colour::short;
 use leptos::prelude::*;
 
 #[component]

@@ -7,13 +7,13 @@
 //! like a link's snapshot, with its settings.
 
 use super::app::Ui;
-use super::heat::{short, Scale};
 use super::heatmap::{method_label, quantity};
 use super::share_link::{show_saved, with_faithfulness, Sharing};
 use crate::engine::token_text::visible;
 use crate::engine::Attribution;
-use crate::share::MAX_JSON_BYTES;
-use crate::shared_state::{SavedModel, SavedResult};
+use crate::state::colour::{short, Scale};
+use crate::state::link::MAX_JSON_BYTES;
+use crate::state::shared::{SavedModel, SavedResult};
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;

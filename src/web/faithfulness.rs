@@ -3,10 +3,10 @@
 //! against random orders. Measured by the worker after the map is shown.
 
 use super::app::{Measurement, Ui};
-use super::heat::short;
 use crate::engine::faithfulness::Faithfulness;
 use crate::engine::methods::Baseline;
 use crate::engine::token_text::visible;
+use crate::state::colour::short;
 use leptos::prelude::*;
 
 /// Plot size and margins (SVG user units).

@@ -2,13 +2,13 @@
 //! that says what the colours mean.
 
 use super::app::Ui;
-use super::heat::{short, Scale};
-use super::settings::ViewSettings;
 use crate::engine::grouping::{group, Granularity};
 use crate::engine::methods;
 use crate::engine::token_text::{text_to_bytes, visible};
 use crate::engine::tokenizer::Token;
 use crate::engine::TargetKind;
+use crate::state::colour::{short, Scale};
+use crate::state::settings::ViewSettings;
 use leptos::prelude::*;
 
 /// One map: tokens and one score each.

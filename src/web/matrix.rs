@@ -2,8 +2,8 @@
 //! continuation token j from every token before it; clicking a row shows it on the text.
 
 use super::app::Ui;
-use super::heat::{short, Scale};
 use crate::engine::token_text::visible;
+use crate::state::colour::{short, Scale};
 use leptos::prelude::*;
 
 #[component]

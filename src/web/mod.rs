@@ -9,7 +9,6 @@ mod controls;
 mod embed;
 mod export;
 mod faithfulness;
-mod heat;
 mod heatmap;
 mod matrix;
 mod memory_guard;
@@ -22,9 +21,6 @@ mod protocol;
 mod share_link;
 mod targets;
 mod worker;
-
-/// `Settings` compiles natively (share-state tests); the page's files name it `super::settings`.
-use crate::settings;
 
 use wasm_bindgen::JsCast;
 

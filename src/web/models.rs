@@ -11,7 +11,7 @@ use super::app::{megabytes, Ui};
 use super::memory_guard::human_bytes;
 use super::model_cache::{self, absolute_url, file_name, CachedModel};
 use super::protocol::{LoadedFrom, ModelSummary, ToWorker};
-use super::settings::MAX_TOKENS;
+use crate::state::settings::MAX_TOKENS;
 use leptos::ev;
 use leptos::prelude::*;
 use serde::Deserialize;

@@ -1,8 +1,8 @@
 //! Small read-outs around the map: the status line, the completeness check, timings, the model.
 
 use super::app::{megabytes, Phase, Ui};
-use super::heat::short;
 use super::protocol::Timings;
+use crate::state::colour::short;
 use leptos::prelude::*;
 
 /// Above this relative completeness error the integral is too coarse to trust the scores' sum.

@@ -6,7 +6,7 @@
 
 use super::app::Ui;
 use super::share_link::{self, Sharing};
-use crate::settings::Settings;
+use crate::state::settings::Settings;
 use leptos::prelude::*;
 
 const STORAGE_KEY: &str = "salient.settings.v1";
@@ -52,7 +52,7 @@ pub fn keep(ui: Ui, sharing: Sharing) {
         }
         let timer = gloo::timers::callback::Timeout::new(FRAGMENT_DELAY_MS, move || {
             let state = share_link::current_state(ui, sharing, false);
-            share_link::replace_fragment(&crate::share::encode(&state));
+            share_link::replace_fragment(&crate::state::link::encode(&state));
         });
         fragment_timer.set_value(Some(timer));
     });

@@ -1,5 +1,5 @@
 //! Share links: the page's state (model, settings, optionally the result as a snapshot) in the
-//! address's fragment, `#s=v1.…` (`crate::share`), which browsers never send to a server.
+//! address's fragment, `#s=v1.…` (`crate::state::link`), which browsers never send to a server.
 //!
 //! Opening a page decides what it starts from: a link's state, else the settings saved by the last
 //! visit (`persist`), else the defaults. A link that cannot be decoded shows the codec's message
@@ -14,9 +14,9 @@ use super::model_cache::{absolute_url, file_name};
 use super::models::{initial_model_url, ModelSource};
 use super::persist;
 use super::protocol::{ModelSummary, RunOutput};
-use crate::settings::Settings;
-use crate::share;
-use crate::shared_state::{ModelRef, SharedState, Snapshot};
+use crate::state::link;
+use crate::state::settings::Settings;
+use crate::state::shared::{ModelRef, SharedState, Snapshot};
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -90,7 +90,7 @@ impl Sharing {
             snapshot: RwSignal::new(None),
             problem: RwSignal::new(None),
         };
-        match payload.map(|p| share::decode::<SharedState>(&p)) {
+        match payload.map(|p| link::decode::<SharedState>(&p)) {
             Some(Ok((state, _))) => sharing.restore(ui, state),
             Some(Err(e)) => sharing.problem.set(Some(e.to_string())),
             None if !sharing.embed => {
@@ -288,7 +288,7 @@ fn link_to(state: &SharedState, embed: Option<bool>) -> String {
         Some(false) => "?embed",
         Some(true) => "?embed&editable",
     };
-    format!("{}{query}#{STATE_KEY}={}", page_address(), share::encode(state))
+    format!("{}{query}#{STATE_KEY}={}", page_address(), link::encode(state))
 }
 
 /// The full page with the state shown (for the embed's "open in Salient").
@@ -434,7 +434,7 @@ fn SnapshotNote(sharing: Sharing) -> impl IntoView {
 }
 
 fn short(x: f32) -> String {
-    super::heat::short(x as f64)
+    crate::state::colour::short(x as f64)
 }
 
 /// Share link, embed snippet, exports.

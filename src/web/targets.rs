@@ -2,10 +2,10 @@
 //! "compare with…" to explain its difference from the target), the quantity, the foil.
 
 use super::app::{Rerun, Ui};
-use super::heat::short;
 use super::heatmap::quantity;
 use crate::engine::token_text::visible;
 use crate::engine::{TargetChoice, TargetKind};
+use crate::state::colour::short;
 use leptos::prelude::*;
 
 fn kind_label(kind: TargetKind) -> &'static str {

@@ -1,7 +1,7 @@
 //! What a share link, an embed or an exported file carries: which model, every setting, and
 //! optionally the computed result. Links hold a compact [`Snapshot`] (scores quantised to 16 bits);
 //! exported files hold the full [`SavedResult`]. Both are plain serde values, so they are tested
-//! natively; `crate::share` turns a [`SharedState`] into a link and back.
+//! natively; `crate::state::link` turns a [`SharedState`] into a link and back.
 //!
 //! Everything here may come from a hostile link or file: [`Snapshot::attribution`] checks that the
 //! parts fit together before anything is drawn, and refuses more tokens than the page explains.
@@ -11,7 +11,7 @@ use crate::engine::continuation::{Continuation, ContinuationRow};
 use crate::engine::methods::{self, MethodParams};
 use crate::engine::tokenizer::Token;
 use crate::engine::TargetKind;
-use crate::settings::{Settings, MAX_TOKENS};
+use crate::state::settings::{Settings, MAX_TOKENS};
 use serde::{Deserialize, Serialize};
 
 /// The page state in a link (`#s=`), an embed (`?embed#s=`) or the page's own fragment.
@@ -312,7 +312,7 @@ mod tests {
     use super::*;
     use crate::engine::methods::Baseline;
     use crate::engine::TargetChoice;
-    use crate::share::{self, LinkError};
+    use crate::state::link::{self, LinkError};
 
     fn token(id: u32, text: &str) -> Token {
         Token { id, text: text.into(), byte_len: text.len(), special: false }
@@ -418,8 +418,8 @@ mod tests {
     #[test]
     fn shared_states_round_trip_through_links() {
         for state in states() {
-            let link = share::encode(&state);
-            assert_eq!(share::decode::<SharedState>(&link).unwrap(), (state.clone(), 1));
+            let link = link::encode(&state);
+            assert_eq!(link::decode::<SharedState>(&link).unwrap(), (state.clone(), 1));
             if let Some(snapshot) = &state.snapshot {
                 // And the snapshot's result survives too (scores up to quantisation).
                 let shown = snapshot.attribution(&state.settings.params).unwrap();
@@ -457,13 +457,13 @@ mod tests {
         assert_eq!(Quantised::new(&[]).q, Vec::<i16>::new());
     }
 
-    /// `share::encode(&states()[1])` as v1 wrote it, committed: a future format change must keep
+    /// `link::encode(&states()[1])` as v1 wrote it, committed: a future format change must keep
     /// opening it (a new format gets a new tag and a decoder beside v1's).
     const V1_FIXTURE: &str = "v1.pVJNj9owFPwrkStVrZSFfFDYRSk9V-qhh95YhJzkkVg4dtZ2trC7-e8dm0agniotKEr88t7MvJm8sk7XJNn6lQ3memOtc71dz-d04l0vaaZNM-dR6J01zXD4dvpanDcfXljMbMuzL0vM8PJ9f2CVZ0eWrfP7ZRJ-4wh8ck6oxnpxjk4OTIWtjOjdhksy7lP6uZj_LRTl5lTMy030yJ4GDaxHFn2MsAIZy1VtQeG4ach5sF8XsMgPMBAdhapxlroRDo0HLYIh31Fc4HVHrtW-QShHjeGO6j1utSDlPHDPDe-CSuuox8MK-3BLUijC1AsZ7d0KfuJtusRBNB1n62SW-jUJ4A8PMZP8TAYmxKwljpoapAR_pRV8GLgTWgHPK-TCtYdBKrIAdGYg39VBCAi3oJLQVp3RqatKDtYP7mL2LOi3lwnxgOZGuDPwnD6SQquheqi8YDt0OCptOuDYibbjpzte-n29DcqG4XR2SUrx3rY6mBvgghsCtq-3aZwm_spw5RDhk_R1VryJbm-RinvbAHWKFo9Tur76b8B-D9tTJTgy2ia78TZYAdNWySKLp-8l-oktQ0ZGl97vRZ6l18RD9SbgG-OQkPK5HLi0cPeZy4EmAMDrfn8E__9TXjoX17YfWtVa3fQl6eh3q7ShYB8Mx7cwS2L25DeN02V-v4jvslWexnm2Wq524zj-AQ";
 
     #[test]
     fn the_committed_v1_link_still_opens() {
-        let (state, version) = share::decode::<SharedState>(V1_FIXTURE).unwrap();
+        let (state, version) = link::decode::<SharedState>(V1_FIXTURE).unwrap();
         assert_eq!(version, 1);
         assert_eq!(state, states()[1], "the v1 fixture decodes to the state it was made from");
     }
@@ -471,15 +471,15 @@ mod tests {
     #[test]
     fn hostile_links_and_snapshots_give_errors() {
         for link in ["", "v1.", "v1.@@@", "v2.abc", "s=v1.abc", "v1.AAAA"] {
-            let error = share::decode::<SharedState>(link).unwrap_err();
+            let error = link::decode::<SharedState>(link).unwrap_err();
             assert!(
                 error.to_string().starts_with("This share link cannot be opened"),
                 "{link}: {error}"
             );
         }
         // Valid codec, but not a state.
-        let not_state = share::encode(&serde_json::json!({ "model": 3, "settings": [] }));
-        assert!(matches!(share::decode::<SharedState>(&not_state), Err(LinkError::NotJson(_))));
+        let not_state = link::encode(&serde_json::json!({ "model": 3, "settings": [] }));
+        assert!(matches!(link::decode::<SharedState>(&not_state), Err(LinkError::NotJson(_))));
         // Valid state whose snapshot does not hold together: an error to show, never a panic.
         let mut snapshot = states()[1].snapshot.clone().unwrap();
         let params = MethodParams::default();

@@ -1,6 +1,6 @@
 //! Scores → colours, the same rule for every map, its legend and the matrix.
 
-use super::settings::{Normalisation, ViewSettings};
+use crate::state::settings::{Normalisation, ViewSettings};
 
 /// The colour scale of one map (or one matrix row).
 #[derive(Clone, Copy, Debug, PartialEq)]
