@@ -50,3 +50,5 @@ if (!engine) {
   await engine.default();
 }
 engine.serve_engine();
+// For the tests of what a bug does to the worker (src/web/crash.rs); nothing else calls it.
+self.salientTestPanic = engine.test_panic;

@@ -11,7 +11,10 @@ static host would: the page then computes on one thread), and uncached; --cors a
 Cross-Origin-Resource-Policy: cross-origin) so another origin can fetch the files (e.g. models).
 When DIR/index.html holds a <meta http-equiv="Content-Security-Policy">, every response also
 carries that policy as a header (the worker's script gets its policy from its own response).
-Request logs go to stderr.
+The full page (any .html but embed.html, and /) adds frame-ancestors 'none' and X-Frame-Options:
+DENY: it downloads models and deletes cached ones, so no other site may frame it; embed.html, the
+embed view, may be framed (frame-ancestors is ignored in a <meta> policy, so only a header can say
+this). Request logs go to stderr.
 """
 import argparse
 import functools
@@ -70,10 +73,19 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             self.send_header("Cross-Origin-Resource-Policy", "cross-origin")
         else:
             self.send_header("Cross-Origin-Resource-Policy", "same-origin")
+        framable = not self.is_full_page()
         if self.csp:
-            self.send_header("Content-Security-Policy", self.csp)
+            self.send_header("Content-Security-Policy", self.csp + ("" if framable else "; frame-ancestors 'none'"))
+        elif not framable:
+            self.send_header("Content-Security-Policy", "frame-ancestors 'none'")
+        if not framable:
+            self.send_header("X-Frame-Options", "DENY")
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()
+
+    def is_full_page(self):
+        path = self.path.split("?", 1)[0].split("#", 1)[0]
+        return path.endswith("/") or (path.endswith(".html") and not path.endswith("/embed.html"))
 
     def do_OPTIONS(self):  # CORS preflight
         self.send_response(204 if self.cors else 405)

@@ -2,9 +2,10 @@
 # Salient's test suite: native Rust tests, release page build, browser end-to-end tests.
 # Expects the tools (scripts/setup.sh) and the model (scripts/fetch-model.sh); `make test` does both.
 # Groups: cargo-test, native-reference, trunk-build, serve (headers), e2e-browser, e2e-methods,
-# e2e-models, e2e-share, e2e-hardening.
+# e2e-models, e2e-share, e2e-hardening, e2e-safety.
 # Artifacts and logs: test-out/.
-# Last line: `N passed, M failed` (groups); exit status non-zero on any failure.
+# Last line: `N passed, M failed, K checks skipped` (groups; a skipped check is one that cannot run
+# on this machine and says SKIP, never counted as passed); exit status non-zero on any failure.
 #   SKIP_CARGO_TEST=1   skip the native tests     SKIP_BUILD=1   test the existing dist/
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -13,13 +14,17 @@ OUT="$ROOT/test-out"
 rm -rf "$OUT"; mkdir -p "$OUT"
 export TEST_OUT="$OUT"
 
-passed=0; failed=0; summary=()
+passed=0; failed=0; skipped_checks=0; summary=()
 group() {  # group NAME CMD...: run, time, log to test-out/NAME.log (and the console)
   local name="$1"; shift
   local s=$SECONDS rc=0
   echo "=== [$name] $*"
   "$@" 2>&1 | tee "$OUT/$name.log" || rc=$?
-  if [ $rc -eq 0 ]; then passed=$((passed + 1)); summary+=("ok   $name ($(( SECONDS - s ))s)")
+  local skips
+  skips=$(grep -c '^SKIP ' "$OUT/$name.log" || true)
+  skipped_checks=$((skipped_checks + skips))
+  local skip_note=""; [ "$skips" -gt 0 ] && skip_note=", $skips skipped"
+  if [ $rc -eq 0 ]; then passed=$((passed + 1)); summary+=("ok   $name ($(( SECONDS - s ))s$skip_note)")
   else failed=$((failed + 1)); summary+=("FAIL $name ($(( SECONDS - s ))s, rc=$rc, log: test-out/$name.log)"); fi
   echo "=== [$name] $([ $rc -eq 0 ] && echo ok || echo FAIL) in $(( SECONDS - s ))s"
   return $rc
@@ -65,6 +70,7 @@ if [ $build_ok = 1 ]; then
     skipped e2e-models "no server"
     skipped e2e-share "no server"
     skipped e2e-hardening "no server"
+    skipped e2e-safety "no server"
   else
     echo "serving dist/ at $URL"
     check_headers() {  # the bundle is served with the right types, isolation headers and index.html's CSP
@@ -78,6 +84,10 @@ if [ $build_ok = 1 ]; then
       grep -qi '^cross-origin-embedder-policy: require-corp' <<<"$h" || { echo "no COEP"; rc=1; }
       page="$(curl -sfI "$URL" | tr -d '\r')"
       grep -qi "^content-security-policy: default-src 'none';" <<<"$page" || { echo "page: no Content-Security-Policy header"; rc=1; }
+      grep -qi "^content-security-policy: .*frame-ancestors 'none'" <<<"$page" || { echo "page: framing not refused (frame-ancestors)"; rc=1; }
+      embed="$(curl -sfI "${URL}embed.html" | tr -d '\r')" || { echo "no embed.html"; rc=1; }
+      grep -qi "frame-ancestors" <<<"$embed" && { echo "embed.html: framing refused, but the embed is made to be framed"; rc=1; }
+      curl -sf -o /dev/null "${URL}_headers" || { echo "no _headers file for static hosts"; rc=1; }
       curl -sfI -o /dev/null "${URL}models/$MODEL_FILE" || { echo "model not served at models/$MODEL_FILE"; rc=1; }
       curl -sfI -o /dev/null "${URL}threads/salient-web_bg.wasm" || { echo "no multi-threaded build at threads/"; rc=1; }
       curl -sfI -o /dev/null "${URL}threads-relaxed/salient-web_bg.wasm" || { echo "no relaxed-SIMD build at threads-relaxed/"; rc=1; }
@@ -90,6 +100,7 @@ if [ $build_ok = 1 ]; then
     group e2e-models node tests/e2e/models.mjs "$URL" "$ROOT/dist"
     group e2e-share node tests/e2e/share.mjs "$URL" "$ROOT/dist"
     group e2e-hardening node tests/e2e/hardening.mjs "$URL" "$ROOT/dist"
+    group e2e-safety node tests/e2e/safety.mjs "$URL" "$ROOT/dist"
   fi
 else
   skipped e2e-browser "no dist/index.html (trunk build failed)"
@@ -97,10 +108,11 @@ else
   skipped e2e-models "no dist/index.html (trunk build failed)"
   skipped e2e-share "no dist/index.html (trunk build failed)"
   skipped e2e-hardening "no dist/index.html (trunk build failed)"
+  skipped e2e-safety "no dist/index.html (trunk build failed)"
 fi
 
 echo
 echo "=== summary (artifacts in test-out/)"
 printf '%s\n' "${summary[@]}"
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped_checks checks skipped"
 [ "$failed" -eq 0 ]

@@ -214,3 +214,20 @@ fn cli_fails_clearly_on_bad_input() {
     assert_eq!(code, 2, "usage errors exit 2: {stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A model file names things the CLI prints (its architecture, in the error here): an escape
+/// sequence or a text-reordering mark from the file reaches the terminal as `\u{…}`, never as
+/// the control character itself.
+#[test]
+fn cli_never_prints_control_characters_from_a_file() {
+    let dir = std::env::temp_dir().join(format!("salient-escape-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("hostile.gguf");
+    std::fs::write(&path, tiny_gguf("\u{1b}]0;pwned\u{7}\u{1b}[2J\u{202e}mamba")).unwrap();
+    let (code, _, stderr) = cli(&["attribute", "--model", path.to_str().unwrap(), "--text", "Hi"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("is not supported"), "{stderr}");
+    assert!(!stderr.chars().any(|c| c.is_control() && c != '\n' || c == '\u{202e}'), "{stderr:?}");
+    assert!(stderr.contains("\\u{1b}]0;pwned\\u{7}") && stderr.contains("\\u{202e}"), "{stderr:?}");
+}

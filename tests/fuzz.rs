@@ -19,10 +19,25 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Device;
 use common::gguf_builder::{tiny_model, Family, TinyConfig};
 use hostile::{check_spelling, SplitMix64};
+use salient::engine::attribution::{Attribution, Prediction};
+use salient::engine::continuation::{Continuation, ContinuationRow};
+use salient::engine::faithfulness::Faithfulness;
 use salient::engine::gguf::GgufFile;
+use salient::engine::grouping::Granularity;
+use salient::engine::methods::{MethodParams, MAX_SAMPLES, MAX_STEPS, METHODS, MIN_STEPS};
 use salient::engine::tokenizer::TextTokenizer;
+use salient::engine::tokenizer::Token;
+use salient::engine::TargetKind;
 use salient::engine::{Model, Problem, TargetSpec};
+use salient::state::colour::Scale;
+use salient::state::export::{csv, html, svg, Shown};
 use salient::state::link::{self, LinkError, MAX_JSON_BYTES};
+use salient::state::result::{check, Agreement, Checked, MethodScores, RunOutput};
+use salient::state::settings::{Normalisation, Reduce, Settings, ViewSettings, MAX_TEXT_BYTES};
+use salient::state::shared::{open_link, SavedModel, SavedResult, SharedState, Snapshot};
+use salient::state::view::{
+    compare_recomputed, matrix, shown_map, spelled, units, Precision, Recomputed, TokenMap,
+};
 use serde::{Deserialize, Serialize};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Cursor;
@@ -1060,10 +1075,10 @@ fn gguf_parsing_and_loading_survive_hostile_files() {
 
 /// A page state like the one the page shares: text, settings, an enum, options, vectors.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-struct SharedState {
+struct CodecState {
     text: String,
     method: String,
-    target: Option<SharedTarget>,
+    target: Option<CodecTarget>,
     steps: u32,
     sigma: f64,
     scores: Vec<f32>,
@@ -1071,7 +1086,7 @@ struct SharedState {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-enum SharedTarget {
+enum CodecTarget {
     Top,
     Id(u32),
     Text { text: String, foil: Option<String> },
@@ -1239,7 +1254,7 @@ fn share_case(rng: &mut SplitMix64, valid_links: &[String]) -> Case<ShareCase> {
 /// link that decodes to the same value.
 fn decode_link(case: &ShareCase) -> Result<(), String> {
     let value = link::decode::<serde_json::Value>(&case.link);
-    let typed = link::decode::<SharedState>(&case.link);
+    let typed = link::decode::<CodecState>(&case.link);
     for message in [
         value.as_ref().err().map(LinkError::to_string),
         typed.as_ref().err().map(LinkError::to_string),
@@ -1267,7 +1282,7 @@ fn decode_link(case: &ShareCase) -> Result<(), String> {
         }
     }
     if let Ok((state, _)) = &typed {
-        let again = link::decode::<SharedState>(&link::encode(state)).map_err(|e| e.to_string())?;
+        let again = link::decode::<CodecState>(&link::encode(state)).map_err(|e| e.to_string())?;
         if again.0 != *state {
             return Err(format!("a decoded state did not survive encode → decode: {state:?}"));
         }
@@ -1287,10 +1302,10 @@ fn share_link_decoding_survives_hostile_links() {
     let mut rng = SplitMix64::new(3);
     let valid_links: Vec<String> = (0..16)
         .map(|i| {
-            let state = SharedState {
+            let state = CodecState {
                 text: rng.text(40),
                 method: "saliency".into(),
-                target: Some(SharedTarget::Text { text: rng.text(3), foil: None }),
+                target: Some(CodecTarget::Text { text: rng.text(3), foil: None }),
                 steps: i,
                 sigma: rng.finite_f64(),
                 scores: (0..rng.below(20)).map(|_| rng.unit() as f32).collect(),
@@ -1395,4 +1410,360 @@ fn tokenizers_from_hostile_metadata_and_texts_survive() {
         }
     };
     run_target("tokenizer", memory_bound, generate, check);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The page's state, from outside to what the views compute
+
+/// The three ways a result reaches the page from outside: a link's state (with its snapshot), an
+/// exported file, and a run's output as the worker posts it (checked the same way).
+#[derive(Clone, Copy, Debug)]
+enum PageForm {
+    Link,
+    Saved,
+    Output,
+}
+
+struct PageCase {
+    form: PageForm,
+    /// The link's payload, or the file's JSON.
+    data: String,
+}
+
+fn token(rng: &mut SplitMix64, id: u32) -> Token {
+    let text = rng.text(4);
+    Token { id, byte_len: text.len(), text, special: false }
+}
+
+fn prediction(rng: &mut SplitMix64, id: u32) -> Prediction {
+    Prediction { id, text: rng.text(3), prob: rng.unit() as f32 }
+}
+
+/// A result as the engine makes one: any method, a continuation, a faithfulness report.
+fn valid_output(rng: &mut SplitMix64) -> RunOutput {
+    let method = *rng.pick(METHODS);
+    let signed = method.signed();
+    let score = |rng: &mut SplitMix64| match signed {
+        true => rng.unit() as f32 * 2.0 - 1.0,
+        false => rng.unit() as f32,
+    };
+    let n = 1 + rng.below(30);
+    let tokens: Vec<Token> = (0..n).map(|i| token(rng, 100 + i as u32)).collect();
+    let scores = (0..n).map(|_| score(rng)).collect();
+    let continuation = rng.chance(1, 2).then(|| {
+        let extra: Vec<Token> = (0..1 + rng.below(6)).map(|i| token(rng, 900 + i as u32)).collect();
+        let rows = (0..extra.len())
+            .map(|j| ContinuationRow {
+                target: Prediction { id: extra[j].id, ..prediction(rng, 0) },
+                scores: (0..n + j).map(|_| score(rng)).collect(),
+            })
+            .collect();
+        Continuation { tokens: [tokens.clone(), extra].concat(), output_start: n, rows }
+    });
+    let faithfulness = rng.chance(1, 2).then(|| Faithfulness {
+        deletion_curve: (0..=10).map(|k| (k as f32 / 10.0, rng.unit())).collect(),
+        comprehensiveness: rng.unit() - 0.5,
+        sufficiency: rng.unit() - 0.5,
+        random_comprehensiveness: rng.unit() - 0.5,
+        random_sufficiency: rng.unit() - 0.5,
+    });
+    let chosen: Vec<_> = METHODS.iter().filter(|_| rng.chance(1, 3)).collect();
+    let compared: Vec<MethodScores> = chosen
+        .into_iter()
+        .map(|m| MethodScores {
+            method: m.name().into(),
+            signed: m.signed(),
+            scores: (0..n)
+                .map(|_| if m.signed() { rng.unit() as f32 - 0.5 } else { rng.unit() as f32 })
+                .collect(),
+        })
+        .collect();
+    let agreements = compared
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| compared[i + 1..].iter().map(move |b| (a, b)))
+        .map(|(a, b)| Agreement { a: a.method.clone(), b: b.method.clone(), spearman: Some(0.5) })
+        .collect();
+    RunOutput {
+        attribution: Attribution {
+            tokens,
+            target: prediction(rng, 7),
+            foil: rng.chance(1, 3).then(|| prediction(rng, 8)),
+            target_kind: TargetKind::Prob,
+            value: rng.unit(),
+            top_k: (0..5).map(|i| prediction(rng, i)).collect(),
+            method: method.name().into(),
+            params: MethodParams::default(),
+            signed,
+            scores,
+            completeness_error: rng.chance(1, 3).then(|| rng.unit()),
+            path_gradients: rng.chance(1, 3).then(|| rng.below(32)),
+            faithfulness,
+            continuation,
+        },
+        baseline_value: rng.chance(1, 3).then(|| rng.unit()),
+        compared,
+        agreements,
+    }
+}
+
+fn valid_settings(rng: &mut SplitMix64) -> Settings {
+    Settings {
+        text: rng.text(40),
+        method: rng.pick(METHODS).name().into(),
+        compare: METHODS.iter().filter(|_| rng.chance(1, 3)).map(|m| m.name().into()).collect(),
+        continuation: rng.text(10),
+        ..Settings::default()
+    }
+}
+
+/// A hostile JSON value for one place in a page state.
+fn hostile_json(rng: &mut SplitMix64, current: &serde_json::Value) -> (String, serde_json::Value) {
+    use serde_json::{json, Value};
+    let value = match rng.below(12) {
+        0 => json!(-1),
+        1 => json!(u64::MAX),
+        2 => json!(1e308),
+        3 => json!(-1e-300),
+        4 => json!(""),
+        5 => Value::String("é".repeat(1 + rng.below(3000))),
+        6 => Value::String(rng.text(20)),
+        7 => Value::Null,
+        8 => json!([]),
+        9 => json!({}),
+        10 => match current {
+            // Many copies of an element: lists past every bound, repeats to deduplicate.
+            Value::Array(items) if !items.is_empty() => {
+                let item = items[rng.below(items.len())].clone();
+                Value::Array(vec![item; 1 + rng.below(1500)])
+            }
+            _ => json!(0.5),
+        },
+        _ => match current {
+            Value::Array(items) if !items.is_empty() => {
+                let mut items = items.clone();
+                items.truncate(rng.below(items.len()));
+                Value::Array(items)
+            }
+            Value::Number(n) => json!(-n.as_f64().unwrap_or(0.0)),
+            _ => json!(true),
+        },
+    };
+    (format!("{}", value).chars().take(60).collect(), value)
+}
+
+/// Every JSON pointer in `value`.
+fn pointers(value: &serde_json::Value, at: String, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                pointers(item, format!("{at}/{i}"), out);
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for (key, item) in fields {
+                pointers(item, format!("{at}/{key}"), out);
+            }
+        }
+        _ => {}
+    }
+    out.push(at);
+}
+
+fn mutate_json(rng: &mut SplitMix64, mut value: serde_json::Value) -> (String, serde_json::Value) {
+    let mut what = Vec::new();
+    for _ in 0..1 + rng.below(3) {
+        let mut all = Vec::new();
+        pointers(&value, String::new(), &mut all);
+        let at = rng.pick(&all).clone();
+        let Some(place) = value.pointer_mut(&at) else { continue };
+        let (shown, hostile) = hostile_json(rng, place);
+        *place = hostile;
+        what.push(format!("{at} = {shown}"));
+    }
+    (what.join("; "), value)
+}
+
+fn page_case(rng: &mut SplitMix64) -> Case<PageCase> {
+    let output = valid_output(rng);
+    let settings = valid_settings(rng);
+    let (form, value) = match rng.below(3) {
+        0 => {
+            let state = SharedState {
+                model: serde_json::from_value(serde_json::json!({ "url": { "url": "models/m.gguf", "sha256": "ab".repeat(32), "bytes": 1 } })).unwrap(),
+                settings: settings.clone(),
+                snapshot: Some(Snapshot::of(&output.attribution)),
+            };
+            (PageForm::Link, serde_json::to_value(state).unwrap())
+        }
+        1 => {
+            let saved = SavedResult {
+                salient: "0".into(),
+                model: SavedModel {
+                    name: "m".into(),
+                    sha256: "ab".repeat(32),
+                    bytes: 1,
+                    url: None,
+                },
+                settings,
+                result: output.attribution,
+                baseline_value: output.baseline_value,
+            };
+            (PageForm::Saved, serde_json::to_value(saved).unwrap())
+        }
+        _ => (PageForm::Output, serde_json::to_value(output).unwrap()),
+    };
+    let (what, value) = match rng.chance(1, 8) {
+        true => ("unchanged".into(), value),
+        false => mutate_json(rng, value),
+    };
+    let json = serde_json::to_string(&value).unwrap();
+    let data = match form {
+        PageForm::Link => link_of_json(json.as_bytes()),
+        _ => json,
+    };
+    Case { what: format!("{form:?}: {what}"), size: data.len(), input: PageCase { form, data } }
+}
+
+/// What every view computes from a checked result, with the invariants the views rely on: each
+/// shown map (the next-token map, each continuation row, one past the last) has one score per
+/// token, its spans cover every token once in order under every grouping, colours stay on the
+/// scale, the matrix's rows fit its columns, compared maps group like the main one, the exports
+/// write, and a result compared with itself is the same.
+fn view_everything(output: &Checked<RunOutput>, settings: &Settings) -> Result<(), String> {
+    let a = &output.attribution;
+    let rows = a.continuation.as_ref().map_or(0, |c| c.rows.len());
+    let mut maps: Vec<TokenMap> =
+        (0..=rows + 1).map(|j| shown_map(output, j.checked_sub(1)).map).collect();
+    maps.extend(output.compared.iter().map(|c| TokenMap {
+        tokens: a.tokens.clone(),
+        scores: c.scores.clone(),
+        signed: c.signed,
+    }));
+    for map in &maps {
+        if map.tokens.len() != map.scores.len() {
+            return Err(format!("{} tokens, {} scores", map.tokens.len(), map.scores.len()));
+        }
+        for granularity in Granularity::ALL {
+            for reduce in Reduce::ALL {
+                for normalisation in Normalisation::ALL {
+                    let view = ViewSettings {
+                        granularity,
+                        reduce,
+                        normalisation,
+                        ..settings.view.clone()
+                    };
+                    let (units, scale) = units(map, &view);
+                    let mut next = 0;
+                    for unit in &units {
+                        if unit.first != next || unit.last < unit.first {
+                            return Err(format!("spans skip or overlap at token {next}"));
+                        }
+                        next = unit.last + 1;
+                        let norm = scale.norm(unit.score);
+                        if !(-1.0..=1.0).contains(&norm) {
+                            return Err(format!("a colour off the scale: {norm}"));
+                        }
+                        let _ = scale.colour(unit.score);
+                    }
+                    if next != map.tokens.len() {
+                        return Err(format!("spans cover {next} of {} tokens", map.tokens.len()));
+                    }
+                    let _ = (scale.ticks(), scale.gradient());
+                }
+            }
+        }
+        let _ = spelled(&map.tokens);
+    }
+    if let Some(m) = matrix(output) {
+        if m.rows.iter().any(|r| r.scores.len() > m.columns.len()) {
+            return Err("a matrix row longer than its columns".into());
+        }
+    }
+    let scale = Scale::new(&a.scores, a.signed, &settings.view);
+    let shown = Shown::new(a, scale, Some("m"));
+    let svg_text = svg(&shown).0;
+    // XML 1.0's characters: no C0 control but tab, newline and return; no U+FFFE or U+FFFF.
+    let xml_char = |c: char| !matches!(c, '\0'..='\u{8}' | '\u{b}' | '\u{c}' | '\u{e}'..='\u{1f}' | '\u{fffe}' | '\u{ffff}');
+    if !svg_text.chars().all(xml_char) {
+        return Err("the SVG holds a character XML forbids".into());
+    }
+    let _ = (csv(&shown), html(&shown));
+    match compare_recomputed(a, a, 0.0, Precision::Cpu) {
+        Recomputed::Same { .. } => Ok(()),
+        other => Err(format!("a result differs from itself: {other:?}")),
+    }
+}
+
+/// Settings within the page's bounds, whatever the link asked for.
+fn settings_bounded(s: &Settings) -> Result<(), String> {
+    let known = |m: &String| METHODS.iter().any(|r| r.name() == m);
+    let p = &s.params;
+    let ok = known(&s.method)
+        && s.compare.iter().all(known)
+        && s.compare.windows(2).all(|w| w[0] != w[1])
+        && s.compare.len() <= METHODS.len()
+        && (MIN_STEPS..=MAX_STEPS).contains(&p.steps)
+        && (1..=MAX_SAMPLES).contains(&p.samples)
+        && p.sigma.is_finite()
+        && s.view.intensity.is_finite()
+        && s.text.len() <= MAX_TEXT_BYTES
+        && s.continuation.len() <= MAX_TEXT_BYTES;
+    ok.then_some(()).ok_or_else(|| format!("settings past the bounds: {s:?}"))
+}
+
+fn open_page_state(case: &PageCase) -> Result<(), String> {
+    let shown = match case.form {
+        PageForm::Link => match open_link(&case.data) {
+            Err(e) => return non_empty_message(e.to_string()),
+            Ok((state, _)) => {
+                settings_bounded(&state.settings)?;
+                match state.snapshot.map(|s| s.output(&state.settings.params)) {
+                    Some(Ok(output)) => Some((output, state.settings)),
+                    Some(Err(e)) => return non_empty_message(e.to_string()),
+                    None => None,
+                }
+            }
+        },
+        PageForm::Saved => match serde_json::from_str::<SavedResult>(&case.data) {
+            Err(e) => return non_empty_message(e.to_string()),
+            Ok(saved) => {
+                settings_bounded(&saved.settings)?;
+                match saved.output() {
+                    Ok(output) => Some((output, saved.settings)),
+                    Err(e) => return non_empty_message(e.to_string()),
+                }
+            }
+        },
+        PageForm::Output => match serde_json::from_str::<RunOutput>(&case.data).map(check) {
+            Err(e) => return non_empty_message(e.to_string()),
+            Ok(Err(e)) => return non_empty_message(e.to_string()),
+            Ok(Ok(output)) => Some((output, Settings::default())),
+        },
+    };
+    match shown {
+        Some((output, settings)) => {
+            REACHED_VIEWS.fetch_add(1, Relaxed);
+            view_everything(&output, &settings)
+        }
+        None => Ok(()),
+    }
+}
+
+/// Cases whose result passed the check and went through every view function.
+static REACHED_VIEWS: AtomicUsize = AtomicUsize::new(0);
+
+#[test]
+fn page_state_from_outside_survives_to_the_views() {
+    let _serial = serial();
+    let mut rng = SplitMix64::new(5);
+    let sample = page_case(&mut rng).input.data;
+    assert_runner_catches(
+        move || PageCase { form: PageForm::Saved, data: sample.clone() },
+        open_page_state,
+    );
+    run_target("page-state", share_memory_bound, page_case, open_page_state);
+    let reached = REACHED_VIEWS.load(Relaxed);
+    eprintln!("fuzz page-state: {reached} cases passed the check and went through every view");
+    assert!(reached > 0, "no case reached the views: the generator makes nothing valid");
 }

@@ -64,8 +64,8 @@ fn share_links_round_trip_any_json() {
     let mut rng = SplitMix64::new(11);
     for case in 0..3000 {
         let value = json_value(&mut rng, 5);
-        let link = link::encode(&value);
-        let (decoded, version) = link::decode::<Value>(&link)
+        let payload = link::encode(&value);
+        let (decoded, version) = link::decode::<Value>(&payload)
             .unwrap_or_else(|e| panic!("case {case}: {e}\n  value: {value}"));
         assert_eq!(version, link::CURRENT_VERSION);
         // Equal as text (a float that came back one bit off prints differently) and as values.
@@ -167,12 +167,12 @@ fn share_links_round_trip_any_page_state() {
     let mut rng = SplitMix64::new(12);
     for case in 0..3000 {
         let state = page_state(&mut rng, 2);
-        let link = link::encode(&state);
+        let payload = link::encode(&state);
         assert!(
-            link.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+            payload.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
             "case {case}: not URL-safe"
         );
-        let (decoded, _) = link::decode::<PageState>(&link)
+        let (decoded, _) = link::decode::<PageState>(&payload)
             .unwrap_or_else(|e| panic!("case {case}: {e}\n  state: {state:?}"));
         // The JSON tells apart what PartialEq does not (0.0 and -0.0), and any lost bit.
         assert_same_json(&decoded, &state, case);

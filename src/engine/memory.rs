@@ -130,7 +130,7 @@ fn gradient_bytes(config: &DecoderConfig, tokens: usize, rows: usize, budget: Gr
 
 /// What a model needs before any run: its file and the runtime.
 pub fn estimate_load_bytes(file_bytes: u64) -> u64 {
-    file_bytes + RUNTIME_BYTES as u64
+    file_bytes.saturating_add(RUNTIME_BYTES as u64)
 }
 
 /// The peak of a run on `tokens` tokens: the model and a gradient of `batch_rows` sequences of

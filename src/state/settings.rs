@@ -1,11 +1,18 @@
 //! Every choice the user makes on the page, in one serialisable value. A run is always built from
 //! it by [`Settings::request`], so a share link or a saved state that restores `Settings`
 //! restores the same computation and the same view.
+//!
+//! Settings from outside (a link, the saved state, an imported file) may ask for anything: every
+//! deserialised `Settings` is [`Settings::checked`] first, so no text, list or number in it is
+//! past the page's bounds, whatever path it came by.
 
 use crate::engine::grouping::Granularity;
-use crate::engine::methods::{self, MethodParams, Param, METHODS};
+use crate::engine::methods::{
+    self, MethodParams, Param, MAX_SAMPLES, MAX_STEPS, METHODS, MIN_STEPS,
+};
 use crate::engine::{Request, TargetChoice, TargetKind, TargetSpec};
-use serde::{Deserialize, Serialize};
+use crate::state::result::MAX_TOKEN_TEXT_BYTES;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const EXAMPLE_TEXT: &str = "The Eiffel Tower is located in the city of";
 const TOP_K: usize = 5;
@@ -14,9 +21,20 @@ const TOP_K: usize = 5;
 /// grows faster than length on one thread (about half a minute for saliency at 491 tokens), so
 /// the page stops here and says so.
 pub const MAX_TOKENS: usize = 512;
+/// Longest text or continuation taken from outside, in bytes: what a link's JSON can hold at
+/// most (4 MiB inflated), and more than a browser's local storage keeps.
+pub const MAX_TEXT_BYTES: usize = 4 << 20;
+/// SmoothGrad's noise level, as a fraction of the embeddings' RMS: past this the input is noise.
+pub const MAX_SIGMA: f32 = 10.0;
+/// A layer or head index past any model's.
+const MAX_INDEX: usize = 1 << 16;
+/// The colour intensity's range (the page's slider).
+pub const INTENSITY: (f32, f32) = (0.2, 5.0);
 
+// `remote = "Self"`: serde writes inherent `serialize`/`deserialize` functions, and the trait
+// impls below wrap them, so deserialising always checks.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, remote = "Self")]
 pub struct Settings {
     pub text: String,
     pub target: TargetChoice,
@@ -149,7 +167,128 @@ impl Default for ViewSettings {
     }
 }
 
+impl Serialize for Settings {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        Settings::serialize(self, serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Settings {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Settings::deserialize(deserializer)?.checked().0)
+    }
+}
+
+/// `value` within `low..=high`, and a note when it was not.
+fn clamp<T: PartialOrd + Copy + std::fmt::Display>(
+    value: &mut T,
+    (low, high): (T, T),
+    what: &str,
+    notes: &mut Vec<String>,
+) {
+    let bounded = if *value < low {
+        low
+    } else if *value > high {
+        high
+    } else {
+        *value
+    };
+    if bounded != *value {
+        notes.push(format!("{what} {value} is out of range; using {bounded}"));
+        *value = bounded;
+    }
+}
+
+/// `text` cut to at most `max` bytes (at a character boundary), and a note when it was longer.
+fn truncate(text: &mut String, max: usize, what: &str, notes: &mut Vec<String>) {
+    if text.len() > max {
+        let cut = (0..=max).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+        notes.push(format!("the {what} is {} bytes long; keeping its first {cut}", text.len()));
+        text.truncate(cut);
+    }
+}
+
+/// A typed token must be one token's text: a longer one is no token, and is dropped.
+fn token_choice(choice: TargetChoice, what: &str, notes: &mut Vec<String>) -> Option<TargetChoice> {
+    match choice {
+        TargetChoice::Text(text) if text.len() > MAX_TOKEN_TEXT_BYTES => {
+            notes.push(format!(
+                "the {what} token's text is {} bytes long, longer than any token",
+                text.len()
+            ));
+            None
+        }
+        choice => Some(choice),
+    }
+}
+
 impl Settings {
+    /// These settings within the page's bounds, and what had to change, in words: a known method;
+    /// known compared methods, each once, in the registry's order; numbers within the ranges the
+    /// engine and the page accept (finite); texts within [`MAX_TEXT_BYTES`].
+    pub fn checked(mut self) -> (Self, Vec<String>) {
+        let mut notes = Vec::new();
+        if methods::by_name(&self.method).is_err() {
+            let shown: String = self.method.chars().take(40).collect();
+            notes.push(format!("the method \"{shown}\" is unknown; using {}", METHODS[0].label()));
+            self.method = METHODS[0].name().into();
+        }
+        let asked = self.compare.len();
+        let mut compare: Vec<String> = Vec::new();
+        for m in METHODS.iter().map(|m| m.name()) {
+            if self.compare.iter().any(|c| c == m) {
+                compare.push(m.into());
+            }
+        }
+        if compare.len() != asked {
+            notes.push(format!(
+                "the comparison listed {asked} methods; comparing the {} known ones, each once",
+                compare.len()
+            ));
+        }
+        self.compare = compare;
+        let p = &mut self.params;
+        clamp(&mut p.steps, (MIN_STEPS, MAX_STEPS), "steps", &mut notes);
+        clamp(&mut p.samples, (1, MAX_SAMPLES), "samples", &mut notes);
+        if !p.sigma.is_finite() {
+            notes.push("σ is not a number; using the default".into());
+            p.sigma = MethodParams::default().sigma;
+        }
+        clamp(&mut p.sigma, (0.0, MAX_SIGMA), "σ", &mut notes);
+        for (index, what) in [(&mut p.layer, "layer"), (&mut p.head, "head")] {
+            if index.is_some_and(|i| i >= MAX_INDEX) {
+                notes.push(format!(
+                    "{what} {} is past any model's; using the mean",
+                    index.unwrap_or(0)
+                ));
+                *index = None;
+            }
+        }
+        let view = &mut self.view;
+        if !view.intensity.is_finite() {
+            view.intensity = ViewSettings::default().intensity;
+        }
+        clamp(&mut view.intensity, INTENSITY, "intensity", &mut notes);
+        truncate(&mut self.text, MAX_TEXT_BYTES, "text", &mut notes);
+        truncate(&mut self.continuation, MAX_TEXT_BYTES, "continuation", &mut notes);
+        let target = std::mem::replace(&mut self.target, TargetChoice::TopPrediction);
+        self.target =
+            token_choice(target, "target", &mut notes).unwrap_or(TargetChoice::TopPrediction);
+        self.foil = self.foil.take().and_then(|foil| token_choice(foil, "foil", &mut notes));
+        if self.foil.is_some() && self.foil == Some(self.target.clone()) {
+            notes.push("the foil is the target; explaining the target alone".into());
+            self.foil = None;
+        }
+        (self, notes)
+    }
+
+    /// Settings from outside as JSON, checked, with what had to change.
+    pub fn from_outside(
+        value: serde_json::Value,
+    ) -> Result<(Self, Vec<String>), serde_json::Error> {
+        Ok(Settings::deserialize(value)?.checked())
+    }
+
     /// The engine request for the main map (faithfulness and the continuation included).
     pub fn request(&self) -> Request {
         Request {
@@ -175,5 +314,55 @@ impl Settings {
         let mut used: Vec<Param> = own.to_vec();
         used.extend(check.iter().filter(|p| !own.contains(p)));
         used
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_json(json: serde_json::Value) -> (Settings, Vec<String>) {
+        Settings::from_outside(json).unwrap()
+    }
+
+    #[test]
+    fn settings_from_outside_stay_within_the_bounds() {
+        let (s, notes) = from_json(serde_json::json!({
+            "method": "tea-leaves",
+            "compare": vec!["occlusion"; 5000].into_iter().chain(["saliency", "<b>", "saliency"]).collect::<Vec<_>>(),
+            "params": { "steps": 1_000_000_000u64, "samples": 0, "sigma": 1e30, "layer": 1u64 << 40 },
+            "view": { "intensity": -3.0 },
+            "target": { "Text": "x".repeat(5000) },
+            "foil": { "Id": 7 },
+        }));
+        assert_eq!(s.method, "saliency");
+        assert_eq!(
+            s.compare,
+            ["saliency", "occlusion"],
+            "known methods, once each, registry order"
+        );
+        assert_eq!((s.params.steps, s.params.samples, s.params.sigma), (MAX_STEPS, 1, MAX_SIGMA));
+        assert_eq!(s.params.layer, None);
+        assert_eq!(s.view.intensity, INTENSITY.0);
+        assert_eq!(s.target, TargetChoice::TopPrediction);
+        assert_eq!(s.foil, Some(TargetChoice::Id(7)));
+        assert_eq!(notes.len(), 8, "{notes:#?}");
+        // The same bounds whatever the path: plain deserialisation checks too.
+        let plain: Settings =
+            serde_json::from_str(r#"{"compare":["rollout","rollout"],"params":{"steps":1}}"#)
+                .unwrap();
+        assert_eq!((plain.compare.len(), plain.params.steps), (1, MIN_STEPS));
+        // Settings within the bounds come back unchanged, without notes.
+        let default = Settings::default();
+        assert_eq!(default.clone().checked(), (default, vec![]));
+    }
+
+    #[test]
+    fn texts_from_outside_are_cut_at_a_character() {
+        let mut text = "é".repeat(MAX_TEXT_BYTES / 2 + 10);
+        let mut notes = vec![];
+        truncate(&mut text, MAX_TEXT_BYTES - 1, "text", &mut notes);
+        assert_eq!(text.len(), MAX_TEXT_BYTES - 2, "never inside a two-byte character");
+        assert_eq!(notes.len(), 1);
     }
 }

@@ -3,18 +3,38 @@
 //! exported files hold the full [`SavedResult`]. Both are plain serde values, so they are tested
 //! natively; `crate::state::link` turns a [`SharedState`] into a link and back.
 //!
-//! Everything here may come from a hostile link or file: [`Snapshot::attribution`] checks that the
-//! parts fit together before anything is drawn, and refuses more tokens than the page explains.
+//! Everything here may come from a hostile link or file. Deserialising checks what each field
+//! can check alone (a sha256 is 64 hex digits, a model URL is a path or an http(s) address, the
+//! settings are [`Settings::checked`]); [`Snapshot::output`] and [`SavedResult::output`] then
+//! check the result as the views will show it (`result::check`), and refuse more tokens than the
+//! page explains.
 
 use crate::engine::attribution::{Attribution, Prediction};
 use crate::engine::continuation::{Continuation, ContinuationRow};
-use crate::engine::methods::{self, MethodParams};
+use crate::engine::methods::MethodParams;
 use crate::engine::tokenizer::Token;
 use crate::engine::TargetKind;
+use crate::state::link::{self, LinkError};
+use crate::state::result::{check, Checked, ResultError, RunOutput};
 use crate::state::settings::{Settings, MAX_TOKENS};
 use serde::{Deserialize, Serialize};
+use std::fmt;
 
-/// The page state in a link (`#s=`), an embed (`?embed#s=`) or the page's own fragment.
+/// A link's state, and what its settings asked for beyond the page's bounds, in words (the state
+/// holds them within the bounds).
+pub fn open_link(payload: &str) -> Result<(SharedState, Vec<String>), LinkError> {
+    let (value, _) = link::decode::<serde_json::Value>(payload)?;
+    let notes = match value.get("settings") {
+        Some(settings) => {
+            Settings::from_outside(settings.clone()).map(|(_, notes)| notes).unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    let state = serde_json::from_value(value).map_err(|e| LinkError::NotJson(e.to_string()))?;
+    Ok((state, notes))
+}
+
+/// The page state in a link (`#s=`), an embed (`embed.html#s=`) or the page's own fragment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SharedState {
     pub model: ModelRef,
@@ -31,20 +51,118 @@ pub enum ModelRef {
     /// keeps working on another copy of the page). `sha256` and `bytes` say which file was loaded;
     /// they are absent when the state was saved before any model had loaded.
     Url {
-        url: String,
+        url: ModelUrl,
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        sha256: Option<String>,
+        sha256: Option<Sha256>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         bytes: Option<u64>,
     },
     /// A file from the sharer's disk: whoever opens the link has to pick it themselves.
-    File { name: String, sha256: String, bytes: u64 },
+    File { name: FileName, sha256: Sha256, bytes: u64 },
 }
 
+/// Why a field from outside is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldError(String);
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A string from outside that passed its check, as its own type: one per kind of field.
+macro_rules! checked_string {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl TryFrom<String> for $name {
+            type Error = FieldError;
+
+            fn try_from(text: String) -> Result<Self, FieldError> {
+                let check: fn(&str) -> Result<(), FieldError> = $check;
+                check(&text).map(|()| $name(text))
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(field: $name) -> String {
+                field.0
+            }
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+checked_string!(
+    /// A file's sha256: exactly 64 lowercase hex digits.
+    Sha256,
+    |hex| match hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        true => Ok(()),
+        false => Err(FieldError("a sha256 must be 64 lowercase hex digits".into())),
+    }
+);
+
+impl Sha256 {
+    /// The first 12 digits, as the page shows a model's hash.
+    pub fn short(&self) -> &str {
+        &self.0[..12]
+    }
+}
+
+/// Longest model URL or file name a link may name.
+pub const MAX_MODEL_NAME_BYTES: usize = 2048;
+
+/// Text of at most [`MAX_MODEL_NAME_BYTES`] with no control characters.
+fn plain_text(text: &str, what: &str) -> Result<(), FieldError> {
+    match text.len() <= MAX_MODEL_NAME_BYTES && !text.chars().any(char::is_control) {
+        true => Ok(()),
+        false => Err(FieldError(format!(
+            "a model {what} must be at most {MAX_MODEL_NAME_BYTES} bytes without control characters"
+        ))),
+    }
+}
+
+checked_string!(
+    /// Where a model is fetched from: a path relative to the page, or an http(s) address.
+    ModelUrl,
+    |url| {
+        plain_text(url, "URL")?;
+        // A scheme is letters, digits, `+`, `-` and `.` before the first `:`, starting with a
+        // letter; a relative path has none (or a `/`, `?` or `#` comes first).
+        let scheme = url
+            .split_once(':')
+            .map(|(s, _)| s)
+            .filter(|s| s.starts_with(|c: char| c.is_ascii_alphabetic()))
+            .filter(|s| s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)));
+        match scheme.map(str::to_ascii_lowercase).as_deref() {
+            None | Some("http") | Some("https") => Ok(()),
+            Some(other) => Err(FieldError(format!(
+                "a model URL must be http(s) or relative to the page, not \"{}:\"",
+                other.chars().take(16).collect::<String>()
+            ))),
+        }
+    }
+);
+
+checked_string!(
+    /// A model file's name as the sharer's disk had it.
+    FileName,
+    |name| plain_text(name, "file name")
+);
+
 impl ModelRef {
-    pub fn sha256(&self) -> Option<&str> {
+    pub fn sha256(&self) -> Option<&Sha256> {
         match self {
-            ModelRef::Url { sha256, .. } => sha256.as_deref(),
+            ModelRef::Url { sha256, .. } => sha256.as_ref(),
             ModelRef::File { sha256, .. } => Some(sha256),
         }
     }
@@ -68,6 +186,8 @@ pub struct Quantised {
 
 impl Quantised {
     const LEVELS: f32 = i16::MAX as f32;
+    /// How exact the dequantised scores are, relative to the largest |score|: half a step.
+    pub const RESOLUTION: f32 = 0.5 / Self::LEVELS;
 
     pub fn new(scores: &[f32]) -> Self {
         let max = scores.iter().filter(|s| s.is_finite()).fold(0f32, |m, s| m.max(s.abs()));
@@ -116,9 +236,9 @@ impl TokenList {
 
     /// The tokens; `byte_len` is not kept (no view reads it), so it is the text's length, or 0
     /// for a control token.
-    fn tokens(&self) -> Result<Vec<Token>, SnapshotError> {
+    fn tokens(&self) -> Result<Vec<Token>, ResultError> {
         if self.texts.len() != self.ids.len() || self.special.iter().any(|&i| i >= self.ids.len()) {
-            return Err(SnapshotError::Inconsistent("token ids and texts"));
+            return Err(ResultError::Inconsistent("token ids and texts"));
         }
         Ok(self
             .ids
@@ -169,30 +289,6 @@ pub struct RowSnapshot {
     pub scores: Quantised,
 }
 
-/// Why a snapshot cannot be shown.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum SnapshotError {
-    Inconsistent(&'static str),
-    TooLong(usize),
-    UnknownMethod(String),
-}
-
-impl std::fmt::Display for SnapshotError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SnapshotError::Inconsistent(what) => {
-                write!(f, "the result it holds is inconsistent ({what} do not match)")
-            }
-            SnapshotError::TooLong(n) => {
-                write!(f, "the result it holds has {n} tokens, more than the {MAX_TOKENS} this page explains")
-            }
-            SnapshotError::UnknownMethod(m) => {
-                write!(f, "the result it holds names an unknown method \"{m}\"")
-            }
-        }
-    }
-}
-
 impl Snapshot {
     pub fn of(a: &Attribution) -> Self {
         Self {
@@ -219,45 +315,30 @@ impl Snapshot {
         }
     }
 
-    /// The attribution this snapshot shows (scores dequantised, `params` as given: a snapshot
-    /// keeps them in its settings), after checking that its parts fit together.
-    pub fn attribution(&self, params: &MethodParams) -> Result<Attribution, SnapshotError> {
+    /// The result this snapshot shows (scores dequantised, `params` as given: a snapshot keeps
+    /// them in its settings), checked as the views will show it.
+    pub fn output(&self, params: &MethodParams) -> Result<Checked<RunOutput>, ResultError> {
         let total = self.tokens.len() + self.continuation.as_ref().map_or(0, |c| c.tokens.len());
         if total > MAX_TOKENS {
-            return Err(SnapshotError::TooLong(total));
-        }
-        if methods::by_name(&self.method).is_err() {
-            return Err(SnapshotError::UnknownMethod(self.method.chars().take(40).collect()));
+            return Err(ResultError::TooLong(total));
         }
         let tokens = self.tokens.tokens()?;
-        if self.scores.q.len() != tokens.len() {
-            return Err(SnapshotError::Inconsistent("scores and tokens"));
-        }
         let continuation = match &self.continuation {
             None => None,
-            Some(c) => {
-                let output_start = tokens.len();
-                if c.rows.len() != c.tokens.len()
-                    || c.rows.iter().enumerate().any(|(j, r)| r.scores.q.len() != output_start + j)
-                {
-                    return Err(SnapshotError::Inconsistent("continuation rows and tokens"));
-                }
-                let rows = c
+            Some(c) => Some(Continuation {
+                tokens: [tokens.clone(), c.tokens.tokens()?].concat(),
+                output_start: tokens.len(),
+                rows: c
                     .rows
                     .iter()
                     .map(|r| ContinuationRow {
                         target: r.target.clone(),
                         scores: r.scores.values(),
                     })
-                    .collect();
-                Some(Continuation {
-                    tokens: [tokens.clone(), c.tokens.tokens()?].concat(),
-                    output_start,
-                    rows,
-                })
-            }
+                    .collect(),
+            }),
         };
-        Ok(Attribution {
+        check(RunOutput::of(Attribution {
             tokens,
             target: self.target.clone(),
             foil: self.foil.clone(),
@@ -272,7 +353,7 @@ impl Snapshot {
             path_gradients: None,
             faithfulness: None,
             continuation,
-        })
+        }))
     }
 }
 
@@ -301,9 +382,13 @@ pub struct SavedModel {
 }
 
 impl SavedResult {
-    /// Checks a loaded file as a link's snapshot is checked (the same limits and consistency).
-    pub fn check(&self) -> Result<(), SnapshotError> {
-        Snapshot::of(&self.result).attribution(&self.result.params).map(|_| ())
+    /// The result this file holds, checked exactly as the views will show it (the same limits
+    /// and consistency as a link's snapshot, and its faithfulness report too).
+    pub fn output(&self) -> Result<Checked<RunOutput>, ResultError> {
+        check(RunOutput {
+            baseline_value: self.baseline_value,
+            ..RunOutput::of(self.result.clone())
+        })
     }
 }
 
@@ -312,7 +397,6 @@ mod tests {
     use super::*;
     use crate::engine::methods::Baseline;
     use crate::engine::TargetChoice;
-    use crate::state::link::{self, LinkError};
 
     fn token(id: u32, text: &str) -> Token {
         Token { id, text: text.into(), byte_len: text.len(), special: false }
@@ -344,10 +428,18 @@ mod tests {
         }
     }
 
+    fn url(text: &str) -> ModelUrl {
+        text.to_string().try_into().unwrap()
+    }
+
+    fn sha(hex: String) -> Sha256 {
+        hex.try_into().unwrap()
+    }
+
     fn states() -> Vec<SharedState> {
         let plain = SharedState {
             model: ModelRef::Url {
-                url: "models/SmolLM2-135M-Instruct.Q4_1.gguf".into(),
+                url: url("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
                 sha256: None,
                 bytes: None,
             },
@@ -357,8 +449,8 @@ mod tests {
         let hostile_text = "<script>alert(1)</script><b>x</b> \"quotes\" & ampersands";
         let hostile = SharedState {
             model: ModelRef::Url {
-                url: "https://example.org/a model.gguf?x=<y>#z".into(),
-                sha256: Some("ab".repeat(32)),
+                url: url("https://example.org/a model.gguf?x=<y>#z"),
+                sha256: Some(sha("ab".repeat(32))),
                 bytes: Some(386_000_000),
             },
             settings: Settings {
@@ -387,6 +479,7 @@ mod tests {
             &[0.1, 2e-9, 5e-3, 1.0, 0.0, 0.7],
         );
         unicode_result.signed = true;
+        unicode_result.method = "grad_x_input".into();
         unicode_result.foil = Some(prediction(9, " Tōkyō", 0.002));
         unicode_result.continuation = Some(Continuation {
             tokens: [unicode_result.tokens.clone(), vec![token(50, " é"), token(51, "!")]].concat(),
@@ -401,8 +494,8 @@ mod tests {
         });
         let unicode = SharedState {
             model: ModelRef::File {
-                name: "mön model.gguf".into(),
-                sha256: "0f".repeat(32),
+                name: "mön model.gguf".to_string().try_into().unwrap(),
+                sha256: sha("0f".repeat(32)),
                 bytes: 98_362_432,
             },
             settings: Settings {
@@ -418,14 +511,14 @@ mod tests {
     #[test]
     fn shared_states_round_trip_through_links() {
         for state in states() {
-            let link = link::encode(&state);
-            assert_eq!(link::decode::<SharedState>(&link).unwrap(), (state.clone(), 1));
-            if let Some(snapshot) = &state.snapshot {
-                // And the snapshot's result survives too (scores up to quantisation).
-                let shown = snapshot.attribution(&state.settings.params).unwrap();
-                assert_eq!(Snapshot::of(&shown), *snapshot);
-            }
+            let payload = link::encode(&state);
+            assert_eq!(link::decode::<SharedState>(&payload).unwrap(), (state.clone(), 1));
         }
+        // And a snapshot's result survives too (scores up to quantisation).
+        let state = &states()[2];
+        let snapshot = state.snapshot.as_ref().unwrap();
+        let shown = snapshot.output(&state.settings.params).unwrap();
+        assert_eq!(Snapshot::of(&shown.attribution), *snapshot);
     }
 
     #[test]
@@ -470,46 +563,70 @@ mod tests {
 
     #[test]
     fn hostile_links_and_snapshots_give_errors() {
-        for link in ["", "v1.", "v1.@@@", "v2.abc", "s=v1.abc", "v1.AAAA"] {
-            let error = link::decode::<SharedState>(link).unwrap_err();
+        for payload in ["", "v1.", "v1.@@@", "v2.abc", "s=v1.abc", "v1.AAAA"] {
+            let error = link::decode::<SharedState>(payload).unwrap_err();
             assert!(
                 error.to_string().starts_with("This share link cannot be opened"),
-                "{link}: {error}"
+                "{payload}: {error}"
             );
         }
         // Valid codec, but not a state.
         let not_state = link::encode(&serde_json::json!({ "model": 3, "settings": [] }));
         assert!(matches!(link::decode::<SharedState>(&not_state), Err(LinkError::NotJson(_))));
         // Valid state whose snapshot does not hold together: an error to show, never a panic.
-        let mut snapshot = states()[1].snapshot.clone().unwrap();
         let params = MethodParams::default();
-        snapshot.scores.q.pop();
+        let good = states()[2].snapshot.clone().unwrap();
+        let refused = |edit: &dyn Fn(&mut Snapshot)| {
+            let mut snapshot = good.clone();
+            edit(&mut snapshot);
+            snapshot.output(&params).unwrap_err()
+        };
         assert_eq!(
-            snapshot.attribution(&params),
-            Err(SnapshotError::Inconsistent("scores and tokens"))
+            refused(&|s| {
+                s.scores.q.pop();
+            }),
+            ResultError::Inconsistent("scores and tokens")
         );
-        snapshot.tokens.special = vec![usize::MAX];
         assert_eq!(
-            snapshot.attribution(&params),
-            Err(SnapshotError::Inconsistent("token ids and texts"))
+            refused(&|s| s.tokens.special = vec![usize::MAX]),
+            ResultError::Inconsistent("token ids and texts")
         );
-        snapshot.tokens.ids = vec![0; MAX_TOKENS + 1];
-        assert_eq!(snapshot.attribution(&params), Err(SnapshotError::TooLong(MAX_TOKENS + 1)));
-        let mut unknown = states()[1].snapshot.clone().unwrap();
-        unknown.method = "<img src=x onerror=alert(1)>".into();
-        assert!(matches!(unknown.attribution(&params), Err(SnapshotError::UnknownMethod(_))));
-        let mut rows = states()[2].snapshot.clone().unwrap();
-        rows.continuation.as_mut().unwrap().rows[1].scores.q.push(0);
         assert_eq!(
-            rows.attribution(&params),
-            Err(SnapshotError::Inconsistent("continuation rows and tokens"))
+            refused(&|s| s.tokens.ids = vec![0; MAX_TOKENS + 1]),
+            ResultError::TooLong(MAX_TOKENS + 3)
+        );
+        assert!(matches!(
+            refused(&|s| s.method = "<img src=x onerror=alert(1)>".into()),
+            ResultError::UnknownMethod(_)
+        ));
+        assert_eq!(
+            refused(&|s| s.continuation.as_mut().unwrap().rows[1].scores.q.push(0)),
+            ResultError::Inconsistent("continuation rows and tokens")
+        );
+        // A continuation with no tokens (the matrix would have no columns to show).
+        assert_eq!(
+            refused(&|s| {
+                let c = s.continuation.as_mut().unwrap();
+                (c.tokens.ids, c.tokens.texts, c.rows) = (vec![], vec![], vec![]);
+            }),
+            ResultError::Inconsistent("continuation rows and tokens")
+        );
+        assert_eq!(refused(&|s| s.scores.max = f32::NAN), ResultError::BadNumber("a score"));
+        assert_eq!(
+            refused(&|s| s.signed = false),
+            ResultError::Inconsistent("the method and its sign")
+        );
+        // The hostile fixture's snapshot claims an unsigned method with a negative score.
+        assert_eq!(
+            states()[1].snapshot.as_ref().unwrap().output(&params).unwrap_err(),
+            ResultError::BadNumber("a negative score of an unsigned method")
         );
     }
 
     #[test]
     fn saved_results_round_trip() {
         let state = &states()[2];
-        let result = state.snapshot.as_ref().unwrap().attribution(&state.settings.params).unwrap();
+        let result = state.snapshot.as_ref().unwrap().output(&state.settings.params).unwrap();
         let saved = SavedResult {
             salient: env!("CARGO_PKG_VERSION").into(),
             model: SavedModel {
@@ -519,12 +636,12 @@ mod tests {
                 url: None,
             },
             settings: state.settings.clone(),
-            result,
+            result: result.attribution.clone(),
             baseline_value: Some(0.25),
         };
         let json = serde_json::to_string(&saved).unwrap();
         let back: SavedResult = serde_json::from_str(&json).unwrap();
         assert_eq!(back, saved);
-        assert_eq!(back.check(), Ok(()));
+        assert_eq!(back.output().unwrap().attribution, result.attribution);
     }
 }

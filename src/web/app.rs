@@ -17,6 +17,8 @@ use super::targets::{Predictions, TargetPanel};
 use crate::engine::faithfulness::Faithfulness;
 use crate::engine::methods;
 use crate::engine::progress::Progress;
+use crate::state::result::{check, Checked};
+use crate::state::run_queue::{AfterMaps, Cancel, Replaced, RunQueue, Start};
 use crate::state::settings::Settings;
 use leptos::prelude::*;
 
@@ -76,7 +78,8 @@ pub struct Ui {
     pub model: RwSignal<Option<ModelSummary>>,
     /// Every choice the user made; runs are built from it alone.
     pub settings: RwSignal<Settings>,
-    pub result: RwSignal<Option<RunOutput>>,
+    /// The shown result, checked (`state::result`) whatever its origin.
+    pub result: RwSignal<Option<Checked<RunOutput>>>,
     /// The faithfulness of the shown maps, by method name, in the order they are measured.
     pub faithfulness: RwSignal<Vec<(String, Measurement)>>,
     /// The continuation row shown on the text; `None`: the next-token map.
@@ -85,41 +88,11 @@ pub struct Ui {
     pub load_ms: RwSignal<Option<f64>>,
     /// Which model to load, and the model panel's state.
     pub loader: ModelLoader,
-    runs: StoredValue<RunState, LocalStorage>,
+    runs: StoredValue<RunQueue, LocalStorage>,
+    /// The latest run's method label and when it was sent, for its progress line.
+    sent: StoredValue<Option<(String, f64)>, LocalStorage>,
     bridge: StoredValue<Option<WorkerBridge>, LocalStorage>,
     debounce: StoredValue<Option<gloo::timers::callback::Timeout>, LocalStorage>,
-}
-
-/// Bookkeeping that keeps at most one run in the worker and never shows a stale result.
-#[derive(Default)]
-struct RunState {
-    model_ready: bool,
-    latest_id: u64,
-    /// The worker is computing: a run's maps, or the faithfulness measurements after them.
-    busy: bool,
-    /// Faithfulness messages still to come from the run in the worker.
-    measurements_due: usize,
-    /// A run was asked for while the worker was busy or loading: start it when it is free.
-    pending: bool,
-    /// The worker was replaced to stop a run; say so once the model is back.
-    cancelled: bool,
-    /// The worker is being replaced to drop a faithfulness check that a newer run supersedes
-    /// (the check can take many seconds, and a worker without a stop flag reads no messages while
-    /// busy): the model's reloading is not shown, the newer run is.
-    quiet_reload: bool,
-    /// The latest run's method label and when it was sent, for its progress line.
-    sent: Option<(String, f64)>,
-}
-
-/// What `Ui::run` can do with a new run.
-enum Start {
-    Now(u64),
-    /// The worker loads the model, or computes maps and cannot be stopped: the run starts when it
-    /// is free.
-    Queued,
-    /// The worker works for an older run: stop it (or, measuring faithfulness without a stop
-    /// flag, replace it), then run.
-    Supersede,
 }
 
 const CANCELLED: &str = "Run cancelled. Edit the text or press Run to start again.";
@@ -138,8 +111,8 @@ impl Ui {
             timings: RwSignal::new(None),
             load_ms: RwSignal::new(None),
             loader: ModelLoader::new(),
-            // The example runs as soon as the model is loaded.
-            runs: StoredValue::new_local(RunState { pending: true, ..RunState::default() }),
+            runs: StoredValue::new_local(RunQueue::new()),
+            sent: StoredValue::new_local(None),
             bridge: StoredValue::new_local(None),
             debounce: StoredValue::new_local(None),
         }
@@ -187,29 +160,32 @@ impl Ui {
 
     /// Starts a fresh worker and loads the model into it.
     fn start_worker(self) {
-        self.runs.update_value(|r| {
-            r.model_ready = false;
-            r.busy = false;
-            r.measurements_due = 0;
-        });
+        self.runs.update_value(RunQueue::worker_started);
         self.bridge.set_value(None); // terminates the old worker, if any
         let on_message = move |m| self.on_worker_message(m);
-        let on_crash = move |why: String| {
-            self.bridge.set_value(None);
-            self.runs
-                .update_value(|r| *r = RunState { latest_id: r.latest_id, ..RunState::default() });
-            self.stop_measuring();
-            self.loader.reading.set(None); // a load in progress died with the worker
-            self.status(
-                Phase::Error,
-                format!(
-                    "The worker stopped ({why}). Reload the page to try again; your text is kept."
-                ),
-            );
-        };
+        let on_crash = move |why: String| self.worker_crashed(why);
         match WorkerBridge::spawn(on_message, on_crash) {
             Ok(bridge) => self.bridge.set_value(Some(bridge)),
             Err(message) => self.status(Phase::Error, message),
+        }
+    }
+
+    /// The worker died (a trap, a panic on any of its threads, a script that failed to load):
+    /// terminate it and start another, which loads the model again, unless it keeps dying.
+    fn worker_crashed(self, why: String) {
+        self.bridge.set_value(None);
+        self.stop_measuring();
+        self.progress.set(None);
+        self.loader.reading.set(None); // a load in progress died with the worker
+        let restart = self.runs.try_update_value(|r| r.crashed(&why, now_ms())).unwrap_or(false);
+        if restart {
+            self.status(Phase::Loading, format!("The worker stopped ({why}); restarting it…"));
+            self.start_worker();
+        } else {
+            self.status(
+                Phase::Error,
+                format!("The worker stopped again ({why}). Reload the page to try again; your text is kept."),
+            );
         }
     }
 
@@ -249,22 +225,19 @@ impl Ui {
             FromWorker::Loaded { model, load_ms } => {
                 self.progress.set(None);
                 self.load_ms.set(Some(load_ms));
-                let (run_now, cancelled, quiet) = self
-                    .runs
-                    .try_update_value(|r| {
-                        r.model_ready = true;
-                        (
-                            std::mem::take(&mut r.pending),
-                            std::mem::take(&mut r.cancelled),
-                            std::mem::take(&mut r.quiet_reload),
-                        )
-                    })
-                    .unwrap_or_default();
+                let Some(loaded) = self.runs.try_update_value(RunQueue::model_loaded) else {
+                    return;
+                };
+                let (run_now, quiet) = (loaded.run_now, loaded.quiet);
                 // An error: the model loaded again after another one failed to load.
-                let (phase, message) = match (self.loader.loaded(&model, load_ms), cancelled) {
+                let (phase, message) = match (self.loader.loaded(&model, load_ms), loaded.replaced) {
                     (Err(failed), _) => (Phase::Error, failed),
-                    (Ok(_), true) => (Phase::Ready, CANCELLED.to_string()),
-                    (Ok(loaded), false) => (Phase::Ready, loaded),
+                    (Ok(_), Some(Replaced::Cancelled)) => (Phase::Ready, CANCELLED.to_string()),
+                    (Ok(_), Some(Replaced::Crashed(why))) => (
+                        Phase::Error,
+                        format!("The worker stopped ({why}) and was restarted with the model. Your text is kept: edit it or press Run to try again."),
+                    ),
+                    (Ok(loaded), None) => (Phase::Ready, loaded),
                 };
                 if !(quiet && run_now) {
                     self.status(phase, message);
@@ -280,10 +253,7 @@ impl Ui {
                 match self.loader.failed(&message, model_kept) {
                     Fallback::KeepLoaded => {
                         // Back to the model still loaded; the text waits for an edit or Run.
-                        self.runs.update_value(|r| {
-                            r.model_ready = true;
-                            r.pending = false;
-                        });
+                        self.runs.update_value(|r| r.load_failed(true));
                         let name = self
                             .model
                             .with_untracked(|m| m.as_ref().map(|m| m.name.clone()))
@@ -291,7 +261,7 @@ impl Ui {
                         self.status(phase, format!("{message} {name} is still loaded."));
                     }
                     Fallback::Reload(previous) => {
-                        self.runs.update_value(|r| r.pending = false);
+                        self.runs.update_value(|r| r.load_failed(false));
                         self.status(
                             Phase::Loading,
                             format!("{message} Loading {} again…", previous.name()),
@@ -308,48 +278,49 @@ impl Ui {
                 }
             }
             FromWorker::Done { id, output, timings, measuring } => {
-                let superseded = self
+                let (current, after) = self
                     .runs
-                    .try_update_value(|r| {
-                        r.measurements_due = measuring.len();
-                        r.pending && r.measurements_due > 0
-                    })
-                    .unwrap_or(false);
-                if self.is_current(id) {
+                    .try_update_value(|r| r.maps_done(id, measuring.len()))
+                    .unwrap_or((false, AfterMaps::Free));
+                if current {
                     self.progress.set(None);
-                    let target = &output.attribution.target;
-                    self.status(
-                        Phase::Done,
-                        format!(
-                            "Explained {:?} (p = {:.3}) in {:.0} ms.",
-                            target.text, target.prob, timings.total_ms
+                    match check(*output) {
+                        Ok(output) => {
+                            let target = &output.attribution.target;
+                            self.status(
+                                Phase::Done,
+                                format!(
+                                    "Explained {:?} (p = {:.3}) in {:.0} ms.",
+                                    target.text, target.prob, timings.total_ms
+                                ),
+                            );
+                            self.faithfulness.set(
+                                measuring
+                                    .iter()
+                                    .map(|m| (m.clone(), Measurement::Measuring(None)))
+                                    .collect(),
+                            );
+                            self.row.set(None);
+                            self.result.set(Some(output));
+                            self.timings.set(Some(timings));
+                        }
+                        // The engine's own result: a bug, said rather than drawn.
+                        Err(e) => self.status(
+                            Phase::Error,
+                            format!("The worker's result cannot be shown: {e}."),
                         ),
-                    );
-                    self.faithfulness.set(
-                        measuring
-                            .iter()
-                            .map(|m| (m.clone(), Measurement::Measuring(None)))
-                            .collect(),
-                    );
-                    self.row.set(None);
-                    self.result.set(Some(*output));
-                    self.timings.set(Some(timings));
+                    }
                 }
-                if superseded {
-                    self.supersede();
-                } else if measuring.is_empty() {
-                    self.worker_free();
+                match after {
+                    AfterMaps::Supersede => self.supersede(),
+                    AfterMaps::Free => self.worker_free(),
+                    AfterMaps::Wait => {}
                 }
             }
             FromWorker::Faithfulness { id, method, outcome, ms } => {
-                let last = self
-                    .runs
-                    .try_update_value(|r| {
-                        r.measurements_due = r.measurements_due.saturating_sub(1);
-                        r.measurements_due == 0
-                    })
-                    .unwrap_or(true);
-                if self.is_current(id) {
+                let (current, last) =
+                    self.runs.try_update_value(|r| r.measured(id)).unwrap_or((false, true));
+                if current {
                     let measured = match outcome {
                         Ok(report) => Measurement::Measured { report, ms },
                         Err(message) => Measurement::Failed(message),
@@ -377,7 +348,7 @@ impl Ui {
                 }
             }
             FromWorker::RunProgress { id, measuring: None, done, expected } => {
-                let sent = self.runs.with_value(|r| r.sent.clone());
+                let sent = self.sent.get_value();
                 if let (true, Phase::Running, Some((label, sent_ms))) =
                     (self.is_current(id), self.phase.get_untracked(), sent)
                 {
@@ -398,14 +369,13 @@ impl Ui {
         }
     }
 
-    /// Whether run `id`'s messages are the ones to show: it is the latest run and no newer one
-    /// waits for the worker.
+    /// Whether run `id`'s messages are the ones to show.
     fn is_current(self, id: u64) -> bool {
-        self.runs.with_value(|r| id == r.latest_id && !r.pending)
+        self.runs.with_value(|r| r.is_current(id))
     }
 
     fn quiet_reload(self) -> bool {
-        self.runs.with_value(|r| r.quiet_reload)
+        self.runs.with_value(RunQueue::quiet_reload)
     }
 
     /// Stops the worker's work for a run that a newer one (pending) supersedes: through its
@@ -413,16 +383,16 @@ impl Ui {
     /// one, by replacing the worker, and the newer run starts once the model is loaded again.
     fn supersede(self) {
         self.stop_measuring();
-        if self.stop_worker() {
+        let through = self.runs.with_value(RunQueue::latest_id);
+        if self.stop_worker(through) {
             return;
         }
-        self.runs.update_value(|r| r.quiet_reload = true);
+        self.runs.update_value(RunQueue::replace_quietly);
         self.start_worker();
     }
 
-    /// Asks the worker to stop every run sent so far; false when it has no stop flag.
-    fn stop_worker(self) -> bool {
-        let through = self.runs.with_value(|r| r.latest_id);
+    /// Asks the worker to stop every run up to `through`; false when it has no stop flag.
+    fn stop_worker(self, through: u64) -> bool {
         self.bridge.with_value(|b| b.as_ref().is_some_and(|bridge| bridge.stop(through)))
     }
 
@@ -432,14 +402,7 @@ impl Ui {
 
     /// The worker finished everything it was asked; start the run that waited, if any.
     fn worker_free(self) {
-        let pending = self
-            .runs
-            .try_update_value(|r| {
-                r.busy = false;
-                std::mem::take(&mut r.pending)
-            })
-            .unwrap_or(false);
-        if pending {
+        if self.runs.try_update_value(RunQueue::free).unwrap_or(false) {
             self.run();
         }
     }
@@ -449,28 +412,14 @@ impl Ui {
     pub fn run(self) {
         self.debounce.set_value(None);
         let stoppable = self.worker_stoppable();
-        let start = self
-            .runs
-            .try_update_value(|r| {
-                if r.model_ready && !r.busy {
-                    r.busy = true;
-                    r.latest_id += 1;
-                    return Start::Now(r.latest_id);
-                }
-                r.pending = true;
-                match r.busy && (r.measurements_due > 0 || stoppable) {
-                    true => Start::Supersede,
-                    false => Start::Queued,
-                }
-            })
-            .unwrap_or(Start::Queued);
+        let start = self.runs.try_update_value(|r| r.request(stoppable)).unwrap_or(Start::Queued);
         let settings = self.settings.get_untracked();
         let label =
             methods::by_name(&settings.method).map(|m| m.label()).unwrap_or(&settings.method);
         match start {
             Start::Now(id) => {
                 self.progress.set(None);
-                self.runs.update_value(|r| r.sent = Some((label.to_string(), now_ms())));
+                self.sent.set_value(Some((label.to_string(), now_ms())));
                 self.status(Phase::Running, format!("Computing {label}…"));
                 let (request, compare) = (settings.request(), settings.compare.clone());
                 self.send(&ToWorker::Run { id, request, compare });
@@ -488,16 +437,7 @@ impl Ui {
     /// does, and the new worker loads the new model.
     pub fn load_model(self, source: ModelSource) {
         self.debounce.set_value(None);
-        let idle = self
-            .runs
-            .try_update_value(|r| {
-                let idle = r.model_ready && !r.busy;
-                r.model_ready = false;
-                r.pending = true;
-                r.quiet_reload = false;
-                idle
-            })
-            .unwrap_or(false);
+        let idle = self.runs.try_update_value(RunQueue::load_model).unwrap_or(false);
         self.status(Phase::Loading, format!("Loading {}…", source.name()));
         self.loader.begin(source.clone());
         if idle {
@@ -518,26 +458,24 @@ impl Ui {
     /// Stops the running computation, through the worker's stop flag (the model stays loaded)
     /// or by replacing the worker; the text and settings stay.
     pub fn cancel(self) {
-        let busy = self.runs.with_value(|r| r.busy || r.pending);
-        if !busy {
+        let stoppable = self.worker_stoppable();
+        let cancel = self.runs.try_update_value(|r| r.cancel(stoppable)).unwrap_or(Cancel::Nothing);
+        if cancel == Cancel::Nothing {
             return;
         }
         self.debounce.set_value(None);
-        self.runs.update_value(|r| r.pending = false);
         self.stop_measuring();
-        if self.stop_worker() {
-            // What the stopped run still reports is not current; the worker is free after it.
-            self.runs.update_value(|r| r.latest_id += 1);
-            self.progress.set(None);
-            self.status(Phase::Ready, CANCELLED);
-            return;
+        match cancel {
+            Cancel::Stop { through } => {
+                self.stop_worker(through);
+                self.progress.set(None);
+                self.status(Phase::Ready, CANCELLED);
+            }
+            _ => {
+                self.start_worker();
+                self.status(Phase::Loading, "Run cancelled; restarting the worker…");
+            }
         }
-        self.runs.update_value(|r| {
-            r.cancelled = true;
-            r.quiet_reload = false;
-        });
-        self.start_worker();
-        self.status(Phase::Loading, "Run cancelled; restarting the worker…");
     }
 
     /// Measurements still running will never arrive.
@@ -581,12 +519,26 @@ pub fn megabytes(bytes: f64) -> String {
     format!("{:.1} MB", bytes / 1e6)
 }
 
+/// The full page inside another site's frame: nothing starts, and a link opens it on its own.
 #[component]
-pub fn App() -> impl IntoView {
+pub fn Framed() -> impl IntoView {
+    let address = window().location().href().unwrap_or_default();
+    view! {
+        <main class="framed" data-testid="framed">
+            <h1>"Salient"</h1>
+            <p>"Salient's full page does not run inside another site's frame: it downloads models and manages the ones this browser keeps. Sites embed Salient through its embed view (“Embed” under “Share, embed, export”)."</p>
+            <p><a href=address target="_blank" rel="noopener">"Open Salient in its own tab ↗"</a></p>
+        </main>
+    }
+}
+
+/// The page: the full one, or (`embed`) the embed view.
+#[component]
+pub fn App(embed: bool) -> impl IntoView {
     let ui = Ui::new();
-    // A share link, the saved settings or the defaults; the worker waits while a link's model
-    // needs the user's word.
-    let sharing = Sharing::open(ui);
+    // A share link, the saved settings or the defaults; the worker waits while a model needs the
+    // person's word.
+    let sharing = Sharing::open(ui, embed);
     persist::keep(ui, sharing);
     if sharing.start_now {
         ui.start_worker();

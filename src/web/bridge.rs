@@ -46,7 +46,11 @@ impl WorkerBridge {
         let _on_channel_message =
             Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
                 match event.data().as_string() {
-                    Some(death) => on_death(format!("one of its threads failed: {death}")),
+                    // The worker's own panic hook (`crash.rs`) says what went wrong.
+                    Some(death) => on_death(match death.strip_prefix(super::crash::PANIC_NOTICE) {
+                        Some(panic) => format!("it hit a bug: {panic}"),
+                        None => format!("one of its threads failed: {death}"),
+                    }),
                     None => receive(event, &*on_progress),
                 }
             });

@@ -2,9 +2,10 @@
 //! faithfulness, and how much each pair agrees (Spearman's rank correlation of the scores).
 
 use super::app::{Measurement, Rerun, Ui};
-use super::heatmap::{map_spans, method_label, SpanIds, TokenMap};
+use super::heatmap::{map_spans, SpanIds};
 use crate::engine::methods::METHODS;
 use crate::state::colour::short;
+use crate::state::view::{method_label, TokenMap};
 use leptos::prelude::*;
 
 const COMPARED_MAP: SpanIds = SpanIds { token: "compared-token", group: "compared-group" };
@@ -84,10 +85,11 @@ pub fn ComparePanel(ui: Ui) -> impl IntoView {
             return None;
         }
         let view = view_settings.get();
-        let tokens = output.attribution.tokens;
+        let tokens = &output.attribution.tokens;
         let maps = output
             .compared
-            .into_iter()
+            .iter()
+            .cloned()
             .map(|m| {
                 let max = m.scores.iter().fold(0f32, |acc, s| acc.max(s.abs()));
                 let map = TokenMap { tokens: tokens.clone(), scores: m.scores, signed: m.signed };
@@ -105,7 +107,8 @@ pub fn ComparePanel(ui: Ui) -> impl IntoView {
             .collect_view();
         let agreements = output
             .agreements
-            .into_iter()
+            .iter()
+            .cloned()
             .map(|g| {
                 let text = g.spearman.map(|r| format!("ρ = {r:.2}")).unwrap_or_else(|| "ρ undefined (a constant map)".into());
                 view! {

@@ -15,7 +15,7 @@ use leptos::prelude::*;
 pub fn Embed(ui: Ui, sharing: Sharing) -> impl IntoView {
     let target = move || {
         let output = ui.result.get()?;
-        let target = output.attribution.target;
+        let target = output.attribution.target.clone();
         Some(view! {
             <p class="embed-target" data-testid="embed-target" data-token-id=target.id.to_string()>
                 "Next token explained: "<code>{format!("{:?}", target.text)}</code>{format!(" (p = {})", short(target.prob as f64))}

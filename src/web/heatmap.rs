@@ -2,34 +2,12 @@
 //! that says what the colours mean.
 
 use super::app::Ui;
-use crate::engine::grouping::{group, Granularity};
-use crate::engine::methods;
-use crate::engine::token_text::{text_to_bytes, visible};
-use crate::engine::tokenizer::Token;
-use crate::engine::TargetKind;
-use crate::state::colour::{short, Scale};
+use crate::engine::grouping::Granularity;
+use crate::engine::token_text::visible;
+use crate::state::colour::short;
 use crate::state::settings::ViewSettings;
+use crate::state::view::{method_label, shown_map, spelled, units, TokenMap};
 use leptos::prelude::*;
-
-/// One map: tokens and one score each.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TokenMap {
-    pub tokens: Vec<Token>,
-    pub scores: Vec<f32>,
-    /// Signed scores get the diverging colour scale.
-    pub signed: bool,
-}
-
-/// The map on the text and what it explains.
-#[derive(Clone, Debug, PartialEq)]
-struct ShownMap {
-    map: TokenMap,
-    method: String,
-    /// The explained quantity, e.g. `p(" Paris") − p(" London")`.
-    quantity: String,
-    /// Set when a continuation row is shown: (row, its token's text).
-    row: Option<(usize, String)>,
-}
 
 /// The `data-testid`s of a map's spans: the main map's are the page's contract; other maps on the
 /// page (compared methods) use their own so they never mix with it.
@@ -40,53 +18,6 @@ pub struct SpanIds {
 }
 
 pub const MAIN_MAP: SpanIds = SpanIds { token: "token", group: "group" };
-
-/// How an explained quantity reads: `p(" Paris")`, or `p(" Paris") − p(" London")` with a foil.
-pub fn quantity(kind: TargetKind, target: &str, foil: Option<&str>) -> String {
-    let value = |text: &str| format!("{}({text:?})", kind.symbol());
-    match foil {
-        Some(foil) => format!("{} − {}", value(target), value(foil)),
-        None => value(target),
-    }
-}
-
-/// A method's label from the registry (its name if unknown).
-pub fn method_label(name: &str) -> &str {
-    methods::by_name(name).map(|m| m.label()).unwrap_or(name)
-}
-
-/// A highlighted span: a token, or the tokens of a word or sentence, with its score.
-struct Unit {
-    first: usize,
-    last: usize,
-    score: f32,
-}
-
-fn units(map: &TokenMap, view: &ViewSettings) -> Vec<Unit> {
-    if view.granularity == Granularity::Token {
-        return map
-            .scores
-            .iter()
-            .enumerate()
-            .map(|(i, s)| Unit { first: i, last: i, score: *s })
-            .collect();
-    }
-    group(&map.tokens, &map.scores, view.granularity)
-        .into_iter()
-        .map(|g| Unit {
-            first: g.first,
-            last: g.last,
-            score: view.reduce.apply(&map.scores[g.first..=g.last]),
-        })
-        .collect()
-}
-
-/// The spans of `map` under `view` and the scale they are coloured with (normalised over them).
-fn scaled_units(map: &TokenMap, view: &ViewSettings) -> (Vec<Unit>, Scale) {
-    let units = units(map, view);
-    let scale = Scale::new(&units.iter().map(|u| u.score).collect::<Vec<_>>(), map.signed, view);
-    (units, scale)
-}
 
 /// A token's text as laid out in the map: a trailing newline shows as ↵ and still breaks the line.
 fn laid_out(text: &str) -> String {
@@ -101,7 +32,7 @@ fn laid_out(text: &str) -> String {
 /// different elements on purpose: Leptos updates an element of the same type in place, and would
 /// keep a token's `data-index` on a group.
 pub fn map_spans(map: &TokenMap, view: &ViewSettings, ids: SpanIds) -> impl IntoView {
-    let (units, scale) = scaled_units(map, view);
+    let (units, scale) = units(map, view);
     let grouped = view.granularity != Granularity::Token;
     units
         .into_iter()
@@ -146,50 +77,11 @@ pub fn map_spans(map: &TokenMap, view: &ViewSettings, ids: SpanIds) -> impl Into
         .collect_view()
 }
 
-/// The map on the text: the next-token map, or the continuation row chosen in the matrix.
-fn shown_map(ui: Ui) -> Option<ShownMap> {
-    let output = ui.result.get()?;
-    let a = output.attribution;
-    let row = ui.row.get().and_then(|j| {
-        let continuation = a.continuation.as_ref()?;
-        let row = continuation.rows.get(j)?;
-        let end = continuation.output_start + j;
-        Some(ShownMap {
-            map: TokenMap {
-                tokens: continuation.tokens[..end].to_vec(),
-                scores: row.scores.clone(),
-                signed: a.signed,
-            },
-            method: a.method.clone(),
-            quantity: quantity(a.target_kind, &row.target.text, None),
-            row: Some((j, row.target.text.clone())),
-        })
-    });
-    row.or_else(|| {
-        Some(ShownMap {
-            quantity: quantity(
-                a.target_kind,
-                &a.target.text,
-                a.foil.as_ref().map(|f| f.text.as_str()),
-            ),
-            map: TokenMap { tokens: a.tokens, scores: a.scores, signed: a.signed },
-            method: a.method,
-            row: None,
-        })
-    })
-}
-
-/// The text a run's input tokens spell (an inserted BOS covers no bytes and is left out).
-fn spelled(tokens: &[Token]) -> String {
-    let bytes: Vec<u8> =
-        tokens.iter().filter(|t| t.byte_len > 0).flat_map(|t| text_to_bytes(&t.text)).collect();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
 #[component]
 pub fn HeatMap(ui: Ui) -> impl IntoView {
     let view_settings = ui.setting(|s| s.view.clone());
-    let shown = Memo::new(move |_| shown_map(ui));
+    let shown =
+        Memo::new(move |_| ui.result.with(|r| r.as_ref().map(|r| shown_map(r, ui.row.get()))));
     // What the shown map was computed for, read from the map itself, and whether that is still
     // the editor's text and the selected method (not while a rerun is due or computing): an old
     // map stays visible until the new one arrives, and these say it is old.
@@ -222,9 +114,9 @@ pub fn HeatMap(ui: Ui) -> impl IntoView {
 pub fn Legend(ui: Ui) -> impl IntoView {
     let view_settings = ui.setting(|s| s.view.clone());
     move || {
-        let shown = shown_map(ui)?;
+        let shown = ui.result.with(|r| r.as_ref().map(|r| shown_map(r, ui.row.get())))?;
         let view = view_settings.get();
-        let (_, scale) = scaled_units(&shown.map, &view);
+        let (_, scale) = units(&shown.map, &view);
         let [low, mid, high] = scale.ticks();
         let grouping = match view.granularity {
             Granularity::Token => String::new(),

@@ -22,14 +22,19 @@ pub enum Room {
     AfterFreeing,
 }
 
+/// The largest model file that could load at all: a download of unknown size stops past it.
+pub fn largest_file() -> u64 {
+    USABLE_WASM_MEMORY - estimate_load_bytes(0)
+}
+
 /// Whether a file of `file_bytes` (when the server said) can load while a model of `loaded_bytes`
 /// is in memory.
-pub fn room_for_file(file_bytes: Option<f64>, loaded_bytes: Option<usize>) -> Result<Room, String> {
+pub fn room_for_file(file_bytes: Option<u64>, loaded_bytes: Option<usize>) -> Result<Room, String> {
     let Some(file_bytes) = file_bytes else {
         return Ok(Room::AfterFreeing); // unknown size: give it all the room there is
     };
-    let needed = estimate_load_bytes(file_bytes as u64);
-    let beside = needed + loaded_bytes.map_or(0, |b| b as u64);
+    let needed = estimate_load_bytes(file_bytes);
+    let beside = needed.saturating_add(loaded_bytes.map_or(0, |b| b as u64));
     if loaded_bytes.is_some() && beside <= USABLE_WASM_MEMORY {
         Ok(Room::BesideLoaded)
     } else if needed <= USABLE_WASM_MEMORY {
@@ -38,7 +43,7 @@ pub fn room_for_file(file_bytes: Option<f64>, loaded_bytes: Option<usize>) -> Re
         Err(format!(
             "This model file is {} and needs about {} of memory before any text, more than the {} this \
              page's worker can use (wasm32 memory stops at 4 GiB). Pick a smaller or more strongly quantized file.",
-            human_bytes(file_bytes as u64),
+            human_bytes(file_bytes),
             human_bytes(needed),
             human_bytes(USABLE_WASM_MEMORY)
         ))

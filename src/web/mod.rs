@@ -1,11 +1,16 @@
 //! The page (Leptos) and its worker. One wasm binary serves both (Trunk builds it single-threaded;
 //! `scripts/build-threads.sh` builds it again with threads for the worker): `start` mounts the UI
 //! on the page and does nothing in a worker, where `public/worker.js` calls `serve_engine`.
+//!
+//! The page is `index.html` (the full page, which must not run inside another site's frame: its
+//! buttons download models and delete cached ones) or `embed.html` (the embed view, made to be
+//! framed). Both files are the same bundle; `start` reads which one it is.
 
 mod app;
 mod bridge;
 mod compare;
 mod controls;
+mod crash;
 mod embed;
 mod export;
 mod faithfulness;
@@ -22,15 +27,71 @@ mod share_link;
 mod targets;
 mod worker;
 
+use leptos::prelude::*;
 use wasm_bindgen::JsCast;
 
+/// Which page this document is.
+enum PageKind {
+    Full,
+    Embed,
+    /// An older embed address (`?embed`, `#embed=`) on the full page: the same state at
+    /// `embed.html`.
+    MovedEmbed(String),
+    /// The full page inside another origin's frame: it does not start.
+    Framed,
+}
+
+/// Whether this document is the embed view's own page.
+fn is_embed_page() -> bool {
+    window().location().pathname().is_ok_and(|p| p.ends_with(share_link::EMBED_PAGE))
+}
+
+/// Whether this window is a frame of a page on another origin (whose location it cannot read).
+fn framed_by_another_origin() -> bool {
+    match window().top() {
+        Ok(Some(top)) => !js_sys::Object::is(&top, &window()) && top.location().origin().is_err(),
+        _ => false,
+    }
+}
+
+fn page_kind() -> PageKind {
+    if is_embed_page() {
+        return PageKind::Embed;
+    }
+    let location = window().location();
+    let (search, hash) =
+        (location.search().unwrap_or_default(), location.hash().unwrap_or_default());
+    let query = web_sys::UrlSearchParams::new_with_str(&search).ok();
+    let has = |name: &str| query.as_ref().is_some_and(|q| q.has(name));
+    if has(share_link::EMBED_KEY) || hash.starts_with(&format!("#{}=", share_link::EMBED_KEY)) {
+        let editable = if has("editable") { "?editable" } else { "" };
+        let state = hash.replacen(&format!("#{}=", share_link::EMBED_KEY), "#s=", 1);
+        return PageKind::MovedEmbed(format!(
+            "{}{}{editable}{state}",
+            models::page_directory(),
+            share_link::EMBED_PAGE
+        ));
+    }
+    if framed_by_another_origin() {
+        return PageKind::Framed;
+    }
+    PageKind::Full
+}
+
 pub fn start() {
-    console_error_panic_hook::set_once();
-    match js_sys::global().dyn_ref::<web_sys::DedicatedWorkerGlobalScope>() {
-        None => leptos::mount::mount_to_body(app::App),
+    if js_sys::global().dyn_ref::<web_sys::DedicatedWorkerGlobalScope>().is_some() {
         // The engine's worker (`public/worker.js` calls `serve_engine` once its thread pool, if
         // any, is up) or a thread of that pool (wasm-bindgen-rayon's script drives it).
-        Some(_) => {}
+        return;
+    }
+    crash::install_page_hook();
+    match page_kind() {
+        PageKind::Full => leptos::mount::mount_to_body(|| view! { <app::App embed=false/> }),
+        PageKind::Embed => leptos::mount::mount_to_body(|| view! { <app::App embed=true/> }),
+        PageKind::MovedEmbed(address) => {
+            let _ = window().location().replace(&address);
+        }
+        PageKind::Framed => leptos::mount::mount_to_body(app::Framed),
     }
 }
 
@@ -39,6 +100,8 @@ pub fn start() {
 pub fn serve_engine() {
     worker::start();
 }
+
+pub use crash::test_panic;
 
 /// The multi-threaded build's pool start, for `public/worker.js` (wasm-bindgen-rayon's
 /// `initThreadPool`).

@@ -72,7 +72,7 @@ pub async fn list() -> Result<Vec<CachedModel>, String> {
 /// browser knows without reading it).
 async fn body_bytes(response: &Response) -> f64 {
     if let Some(length) = content_length(response) {
-        return length;
+        return length as f64;
     }
     match response.blob() {
         Ok(blob) => JsFuture::from(blob)
@@ -83,8 +83,11 @@ async fn body_bytes(response: &Response) -> f64 {
     }
 }
 
-pub fn content_length(response: &Response) -> Option<f64> {
-    response.headers().get("content-length").ok().flatten().and_then(|v| v.parse::<f64>().ok())
+/// The body's size from its Content-Length header, when that is a plain count of bytes
+/// (`state::download::content_length`).
+pub fn content_length(response: &Response) -> Option<u64> {
+    let header = response.headers().get("content-length").ok().flatten()?;
+    crate::state::download::content_length(&header)
 }
 
 /// The text of a JavaScript error (its `message`), or its debug form.

@@ -2,6 +2,10 @@
 //! file the user picked, and are streamed into wasm memory with progress. The load can be
 //! cancelled, is checked against the memory limit before and after, stores downloads in the model
 //! cache, hashes the file (sha256) as it arrives, and ends with the parsed model.
+//!
+//! A file too large is refused before any byte is stored: from its Content-Length (a plain count,
+//! `model_cache::content_length`) before the cache write starts, the download then aborted; and,
+//! when the server names no size, as soon as more bytes arrive than could ever load.
 
 use super::memory_guard::{self, Room};
 use super::model_cache::{self, content_length, file_name, js_error_text};
@@ -63,11 +67,33 @@ struct Opened {
     url: Option<String>,
     from: LoadedFrom,
     response: Response,
-    total: Option<f64>,
-    /// The download being stored in the model cache, with that cache.
-    storing: Option<(Cache, JsFuture)>,
-    /// Why the download is not being cached.
-    not_cached: Option<String>,
+    total: Option<u64>,
+    /// Where a download is to be stored once its size is known to fit, or why it is not.
+    cache: Option<Result<Cache, String>>,
+}
+
+impl Opened {
+    /// Starts storing the download in the model cache (teed from the response being read).
+    /// Returns the write with its cache, or why the download is not being cached.
+    fn start_storing(&mut self) -> (Option<(Cache, JsFuture)>, Option<String>) {
+        let (Some(cache), Some(url)) = (self.cache.take(), &self.url) else { return (None, None) };
+        match cache {
+            Err(unavailable) => (None, Some(unavailable)),
+            Ok(cache) => match self.response.clone() {
+                Ok(copy) => {
+                    let storing = model_cache::store(&cache, url, &copy);
+                    (Some((cache, storing)), None)
+                }
+                Err(e) => (
+                    None,
+                    Some(format!(
+                        "its response could not be copied into the cache: {}",
+                        js_error_text(&e)
+                    )),
+                ),
+            },
+        }
+    }
 }
 
 /// Loads `source`. `loaded_bytes` is the file size of the model the worker holds: it stays loaded
@@ -80,19 +106,23 @@ pub async fn load(
     post: impl Fn(&FromWorker),
 ) -> Result<LoadedModel, String> {
     CONTROL.with(|c| *c.borrow_mut() = LoadControl::default());
-    let opened = open(source).await?;
-    post(&FromWorker::Reading {
-        name: opened.name.clone(),
-        from: opened.from,
-        total: opened.total,
-    });
-    if memory_guard::room_for_file(opened.total, loaded_bytes)? == Room::AfterFreeing {
-        free_loaded();
+    let mut opened = open(source).await?;
+    let total = opened.total.map(|t| t as f64);
+    post(&FromWorker::Reading { name: opened.name.clone(), from: opened.from, total });
+    match memory_guard::room_for_file(opened.total, loaded_bytes) {
+        Ok(Room::AfterFreeing) => free_loaded(),
+        Ok(Room::BesideLoaded) => {}
+        Err(refused) => {
+            // Nothing was stored: abort the transfer too.
+            cancel();
+            return Err(refused);
+        }
     }
-    let mut loaded = read_body(&opened, &post).await.and_then(|file| {
-        parse(file, &opened.name, opened.url.clone(), opened.from, opened.not_cached.clone())
-    });
-    if let (Some((cache, storing)), Some(url)) = (opened.storing, &opened.url) {
+    let (storing, not_cached) = opened.start_storing();
+    let mut loaded = read_body(&opened, &post)
+        .await
+        .and_then(|file| parse(file, &opened.name, opened.url.clone(), opened.from, not_cached));
+    if let (Some((cache, storing)), Some(url)) = (storing, &opened.url) {
         // The cache write ends shortly after the download (it is teed from it). Waiting for it
         // here keeps it from being lost when the page replaces this worker soon after the load.
         match (storing.await, &mut loaded) {
@@ -113,16 +143,10 @@ async fn open(source: ModelSource) -> Result<Opened, String> {
         ModelSource::File(file) => {
             let response =
                 Response::new_with_opt_blob(Some(&file)).map_err(|e| js_error_text(&e))?;
-            let total = Some(file.size());
-            Ok(Opened {
-                name: file.name(),
-                url: None,
-                from: LoadedFrom::LocalFile,
-                response,
-                total,
-                storing: None,
-                not_cached: None,
-            })
+            // A File's size is a count of bytes the browser knows.
+            let total = Some(file.size() as u64);
+            let from = LoadedFrom::LocalFile;
+            Ok(Opened { name: file.name(), url: None, from, response, total, cache: None })
         }
         ModelSource::Url(url) => {
             let url = model_cache::absolute_url(&url);
@@ -131,44 +155,14 @@ async fn open(source: ModelSource) -> Result<Opened, String> {
             if let Ok(cache) = &cache {
                 if let Some(response) = model_cache::lookup(cache, &url).await {
                     let total = content_length(&response);
-                    return Ok(Opened {
-                        name,
-                        url: Some(url),
-                        from: LoadedFrom::Cache,
-                        response,
-                        total,
-                        storing: None,
-                        not_cached: None,
-                    });
+                    let from = LoadedFrom::Cache;
+                    return Ok(Opened { name, url: Some(url), from, response, total, cache: None });
                 }
             }
             let response = download(&url).await?;
-            let (storing, not_cached) = match cache {
-                Ok(cache) => match response.clone() {
-                    Ok(copy) => {
-                        let storing = model_cache::store(&cache, &url, &copy);
-                        (Some((cache, storing)), None)
-                    }
-                    Err(e) => (
-                        None,
-                        Some(format!(
-                            "its response could not be copied into the cache: {}",
-                            js_error_text(&e)
-                        )),
-                    ),
-                },
-                Err(unavailable) => (None, Some(unavailable)),
-            };
             let total = content_length(&response);
-            Ok(Opened {
-                name,
-                url: Some(url),
-                from: LoadedFrom::Network,
-                response,
-                total,
-                storing,
-                not_cached,
-            })
+            let from = LoadedFrom::Network;
+            Ok(Opened { name, url: Some(url), from, response, total, cache: Some(cache) })
         }
     }
 }
@@ -227,7 +221,10 @@ async fn read_body(opened: &Opened, post: &impl Fn(&FromWorker)) -> Result<FileB
     };
     let body = opened.response.body().ok_or_else(|| format!("{} has no content", opened.name))?;
     let reader: web_sys::ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let mut bytes = Vec::with_capacity(total.unwrap_or(0.0) as usize);
+    // The room check has passed: a known size fits, and an unknown one stops at the most any
+    // file could take.
+    let limit = total.unwrap_or_else(memory_guard::largest_file);
+    let mut bytes = Vec::with_capacity(total.unwrap_or(0) as usize);
     let mut hasher = Sha256::new();
     let mut last_report = 0.0;
     loop {
@@ -249,16 +246,33 @@ async fn read_body(opened: &Opened, post: &impl Fn(&FromWorker)) -> Result<FileB
             .map_err(|e| broke_off(bytes.len(), &e))?
             .unchecked_into();
         let start = bytes.len();
+        if (start + data.length() as usize) as u64 > limit {
+            let _ = JsFuture::from(reader.cancel()).await;
+            cancel();
+            return Err(match total {
+                Some(total) => format!(
+                    "{} sent more than the {} its server announced; the download was stopped.",
+                    opened.name,
+                    memory_guard::human_bytes(total)
+                ),
+                None => format!(
+                    "{} is larger than the {} this page's worker can load (its server did not say its size); the download was stopped.",
+                    opened.name,
+                    memory_guard::human_bytes(limit)
+                ),
+            });
+        }
         bytes.resize(start + data.length() as usize, 0);
         data.copy_to(&mut bytes[start..]);
         hasher.update(&bytes[start..]);
         let loaded = bytes.len() as f64;
+        let total = total.map(|t| t as f64);
         if loaded - last_report > PROGRESS_STEP || Some(loaded) == total {
             last_report = loaded;
             post(&FromWorker::Progress { loaded, total });
         }
     }
-    post(&FromWorker::Progress { loaded: bytes.len() as f64, total });
+    post(&FromWorker::Progress { loaded: bytes.len() as f64, total: total.map(|t| t as f64) });
     let sha256 = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Ok(FileBytes { bytes, sha256 })
 }

@@ -12,6 +12,7 @@ use super::memory_guard::human_bytes;
 use super::model_cache::{self, absolute_url, file_name, CachedModel};
 use super::protocol::{LoadedFrom, ModelSummary, ToWorker};
 use crate::state::settings::MAX_TOKENS;
+use crate::state::view::prefix;
 use leptos::ev;
 use leptos::prelude::*;
 use serde::Deserialize;
@@ -19,7 +20,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 /// Served with the page (see `index.html`), loaded unless `?model=` names another.
-const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// The preset list, copied into the bundle from `public/models.json`.
 const PRESETS_URL: &str = "models.json";
 
@@ -255,13 +256,52 @@ impl ModelLoader {
     }
 }
 
-pub fn initial_model_url() -> String {
+/// `?model=` in the page's address.
+fn query_model() -> Option<String> {
     let search = web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default();
     web_sys::UrlSearchParams::new_with_str(&search)
         .ok()
         .and_then(|p| p.get("model"))
         .filter(|u| !u.is_empty())
+}
+
+/// The model the page loads by itself: `?model=` when it names a file on the page's own origin,
+/// else the default.
+pub fn initial_model_url() -> String {
+    query_model()
+        .filter(|url| foreign_host(url).is_none())
         .unwrap_or_else(|| DEFAULT_MODEL.to_string())
+}
+
+/// `?model=` naming a model anywhere but the page's own origin: it loads only once the person
+/// agrees.
+pub fn foreign_query_model() -> Option<String> {
+    query_model().filter(|url| foreign_host(url).is_some())
+}
+
+/// The host of `url` (resolved against the page) when it is not the page's own origin.
+pub fn foreign_host(url: &str) -> Option<String> {
+    let location = web_sys::window()?.location();
+    let page = location.origin().ok()?;
+    match web_sys::Url::new_with_base(url, &location.href().ok()?) {
+        Ok(resolved) if resolved.origin() == page => None,
+        Ok(resolved) => {
+            Some(resolved.host()).filter(|h| !h.is_empty()).or(Some(resolved.protocol()))
+        }
+        // Not a URL at all: not the page's own.
+        Err(_) => Some(url.chars().take(40).collect()),
+    }
+}
+
+/// The directory the page is served from; URLs under it are shared relative to it.
+pub fn page_directory() -> String {
+    let location = window().location();
+    let address = format!(
+        "{}{}",
+        location.origin().unwrap_or_default(),
+        location.pathname().unwrap_or_default()
+    );
+    address[..address.rfind('/').map_or(address.len(), |i| i + 1)].to_string()
 }
 
 pub fn now_ms() -> f64 {
@@ -328,7 +368,7 @@ fn ModelInfo(ui: Ui) -> impl IntoView {
         <p class="model-info" data-testid="model-info"
             data-name=attr(|m| m.name.clone()) data-arch=attr(|m| m.config.architecture.clone())
             data-bytes=attr(|m| m.bytes.to_string()) data-sha256=attr(|m| m.sha256.clone())
-            data-source=attr(|m| m.from.name().to_string()) data-url=attr(|m| m.url.clone().unwrap_or_default())
+            data-source=attr(|m| m.from.name().to_string()) data-url=attr(|m| m.url.clone().unwrap_or_default()) data-host=attr(|m| m.url.as_deref().and_then(foreign_host).unwrap_or_default())
             data-fitting-tokens=attr(|m| m.fitting_tokens.to_string())>
             {move || match ui.model.get() {
                 None => "No model is loaded.".to_string(),
@@ -338,7 +378,8 @@ fn ModelInfo(ui: Ui) -> impl IntoView {
                         LoadedFrom::Cache => "from the model cache",
                         LoadedFrom::LocalFile => "local file",
                     };
-                    format!("{} · {} · {} · sha256 {}… · {from}", m.name, m.config.architecture, megabytes(m.bytes as f64), &m.sha256[..12.min(m.sha256.len())])
+                    let host = m.url.as_deref().and_then(foreign_host).map(|h| format!(" from {h}")).unwrap_or_default();
+                    format!("{} · {} · {} · sha256 {}… · {from}{host}", m.name, m.config.architecture, megabytes(m.bytes as f64), prefix(&m.sha256, 12))
                 }
             }}
             {move || ui.model.get().filter(|m| m.fitting_tokens < MAX_TOKENS).map(|m| view! {

@@ -1,6 +1,7 @@
 //! Small read-outs around the map: the status line, the completeness check, timings, the model.
 
 use super::app::{megabytes, Phase, Ui};
+use super::models::foreign_host;
 use super::protocol::Timings;
 use crate::state::colour::short;
 use leptos::prelude::*;
@@ -89,9 +90,10 @@ pub fn ModelLine(ui: Ui) -> impl IntoView {
     view! {
         <p class="model-line">
             {move || ui.model.get().map(|m| format!(
-                "Model: {} · {} · {} layers · {} heads · width {} · vocabulary {} · context {} tokens · {}",
+                "Model: {} · {} · {} layers · {} heads · width {} · vocabulary {} · context {} tokens · {}{}",
                 m.name, m.config.architecture, m.config.layers, m.config.heads, m.config.width, m.config.vocab,
-                m.config.context_length, megabytes(m.bytes as f64)))}
+                m.config.context_length, megabytes(m.bytes as f64),
+                m.url.as_deref().and_then(foreign_host).map(|h| format!(" · from {h}")).unwrap_or_default()))}
             " · Everything runs in this tab; nothing is sent anywhere."
         </p>
     }

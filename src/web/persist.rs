@@ -50,9 +50,14 @@ pub fn keep(ui: Ui, sharing: Sharing) {
                 );
             }
         }
+        // A state too long for a link leaves the address without one (a reload then restores
+        // the saved settings instead of failing on a link), and the page says why.
         let timer = gloo::timers::callback::Timeout::new(FRAGMENT_DELAY_MS, move || {
             let state = share_link::current_state(ui, sharing, false);
-            share_link::replace_fragment(&crate::state::link::encode(&state));
+            let payload = crate::state::link::encode(&state);
+            let too_long = share_link::too_long_for_a_link(&payload);
+            share_link::replace_fragment(too_long.is_none().then_some(payload.as_str()));
+            sharing.unlinked.set(too_long);
         });
         fragment_timer.set_value(Some(timer));
     });

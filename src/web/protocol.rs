@@ -2,7 +2,8 @@
 
 use crate::engine::arch::DecoderConfig;
 use crate::engine::faithfulness::Faithfulness;
-use crate::engine::{Attribution, Request};
+use crate::engine::Request;
+pub use crate::state::result::{Agreement, MethodScores, RunOutput};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -80,34 +81,6 @@ pub enum FromWorker {
         id: u64,
         message: String,
     },
-}
-
-/// Everything one run computes before the faithfulness check.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunOutput {
-    /// The request's method, with the continuation when one was given.
-    pub attribution: Attribution,
-    /// f(baseline), when the method reports completeness (integrated gradients).
-    pub baseline_value: Option<f64>,
-    /// Each compared method's scores on the same problem, in the order asked for.
-    pub compared: Vec<MethodScores>,
-    /// Spearman's rank correlation for each pair of `compared`.
-    pub agreements: Vec<Agreement>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MethodScores {
-    pub method: String,
-    pub signed: bool,
-    pub scores: Vec<f32>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Agreement {
-    pub a: String,
-    pub b: String,
-    /// `None` when undefined (a constant map).
-    pub spearman: Option<f64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

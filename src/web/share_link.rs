@@ -2,53 +2,72 @@
 //! address's fragment, `#s=v1.…` (`crate::state::link`), which browsers never send to a server.
 //!
 //! Opening a page decides what it starts from: a link's state, else the settings saved by the last
-//! visit (`persist`), else the defaults. A link that cannot be decoded shows the codec's message
-//! above the default page. A link's snapshot is drawn at once; when the model has recomputed it,
-//! the page says how far the two differ. A link made with another model than the page's own asks
-//! before downloading anything. `?embed` (or `#embed=…`) opens the same state in the minimal
-//! embed view (`embed.rs`).
+//! visit (`persist`), else the defaults. A link that cannot be opened shows why above the page,
+//! which keeps the saved settings. A link's snapshot is drawn at once; when the model has
+//! recomputed it, the page says whether the two agree. A model from anywhere but the page's own
+//! origin (a link's, or `?model=`) loads only once the person agrees. `embed.html` opens the same
+//! state in the minimal embed view (`embed.rs`).
 
 use super::app::{megabytes, Measurement, Phase, Ui};
-use super::export::{escape, ExportPanel};
+use super::export::ExportPanel;
 use super::model_cache::{absolute_url, file_name};
-use super::models::{initial_model_url, ModelSource};
+use super::models::{foreign_query_model, initial_model_url, page_directory, ModelSource};
 use super::persist;
-use super::protocol::{ModelSummary, RunOutput};
-use crate::state::link;
+use super::protocol::ModelSummary;
+use crate::state::export::escape;
+use crate::state::link::{self, MAX_LINK_CHARS};
+use crate::state::result::{Checked, RunOutput};
 use crate::state::settings::Settings;
-use crate::state::shared::{ModelRef, SharedState, Snapshot};
+use crate::state::shared::{
+    open_link, ModelRef, ModelUrl, Quantised, Sha256, SharedState, Snapshot,
+};
+use crate::state::view::{compare_recomputed, method_label, prefix, Precision, Recomputed};
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-/// `#s=…`: the page's state. `#embed=…`: the same state, opened as an embed.
+/// `#s=…`: the page's state. `#embed=…` (older embeds): the same state, opened as an embed.
 const STATE_KEY: &str = "s";
-const EMBED_KEY: &str = "embed";
+pub const EMBED_KEY: &str = "embed";
+/// The embed view's own page, which may be framed (the full page may not).
+pub const EMBED_PAGE: &str = "embed.html";
 /// The size of the iframe in the embed snippet.
 const EMBED_WIDTH: u32 = 720;
 const EMBED_HEIGHT: u32 = 300;
 const EDITABLE_EMBED_HEIGHT: u32 = 460;
+
+/// A model that loads only once the person agrees, and why the page asks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Confirm {
+    pub model: ModelRef,
+    /// "This link was made with", "This page's address asks for".
+    pub asked_by: &'static str,
+}
 
 /// What the page was opened with and the snapshot it shows; all handles are `Copy`.
 #[derive(Clone, Copy)]
 pub struct Sharing {
     /// The minimal view for iframes.
     pub embed: bool,
-    /// An embed with the text editor (`&editable`).
+    /// An embed with the text editor (`?editable`).
     pub editable: bool,
-    /// Start the worker (and load the page's model) at once. False while a link's model waits
-    /// for the user's word, and for an embed that only shows its snapshot.
+    /// Start the worker (and load the page's model) at once. False while a model waits for the
+    /// person's word, and for an embed that only shows its snapshot.
     pub start_now: bool,
-    /// A model the opened link names that is not the page's own: nothing downloads until the
-    /// user chooses.
-    pub confirm: RwSignal<Option<ModelRef>>,
+    /// A model from another origin: nothing downloads until the person chooses.
+    pub confirm: RwSignal<Option<Confirm>>,
     /// The model the opened state names: shared again until a model has loaded, and compared
     /// with the one that loads.
     link_model: StoredValue<Option<ModelRef>>,
     pub snapshot: RwSignal<Option<ShownSnapshot>>,
     /// Why a link or a file could not be opened.
     pub problem: RwSignal<Option<String>>,
+    /// What the opened link asked for beyond the page's bounds, in words (the page keeps within
+    /// them).
+    pub adjusted: RwSignal<Vec<String>>,
+    /// Why the page's address holds no state now (the text is too long for a link).
+    pub unlinked: RwSignal<Option<String>>,
 }
 
 /// A result shown without computing it: a link's snapshot or a loaded export.
@@ -56,49 +75,48 @@ pub struct Sharing {
 pub struct ShownSnapshot {
     /// "the link", or the file's name.
     pub source: String,
-    pub output: RunOutput,
+    pub output: Checked<RunOutput>,
     /// What the page says while it is shown ("recomputing…", or how to recompute).
-    pub pending: &'static str,
-    /// Recomputed scores within this of the snapshot's are the same result (the link's
-    /// quantisation step).
-    pub tolerance: f32,
+    pub pending: String,
+    /// How exact the shown scores are, relative to their largest |score|: half a quantisation
+    /// step for a link's snapshot, 0 for a file's full-precision scores.
+    pub resolution: f32,
     pub recomputed: Option<Recomputed>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum Recomputed {
-    /// The largest |score difference| between the recomputed map and the snapshot.
-    Compared { max_diff: f32 },
-    /// The recomputation tokenized the text differently: another model or tokenizer.
-    OtherTokens,
-}
-
 impl Sharing {
-    /// Reads the address (and the saved settings) into `ui` before anything is drawn.
-    pub fn open(ui: Ui) -> Self {
+    /// Reads the address (and the saved settings) into `ui` before anything is drawn. `embed`:
+    /// the page is the embed view.
+    pub fn open(ui: Ui, embed: bool) -> Self {
         let location = window().location();
         let search =
             web_sys::UrlSearchParams::new_with_str(&location.search().unwrap_or_default()).ok();
-        let flag = |name: &str| search.as_ref().is_some_and(|s| s.has(name));
-        let (key, payload) = fragment_state(&location.hash().unwrap_or_default()).unzip();
+        let payload = fragment_state(&location.hash().unwrap_or_default());
         let mut sharing = Sharing {
-            embed: flag(EMBED_KEY) || key == Some(EMBED_KEY),
-            editable: flag("editable"),
+            embed,
+            editable: search.as_ref().is_some_and(|s| s.has("editable")),
             start_now: true,
             confirm: RwSignal::new(None),
             link_model: StoredValue::new(None),
             snapshot: RwSignal::new(None),
             problem: RwSignal::new(None),
+            adjusted: RwSignal::new(Vec::new()),
+            unlinked: RwSignal::new(None),
         };
-        match payload.map(|p| link::decode::<SharedState>(&p)) {
-            Some(Ok((state, _))) => sharing.restore(ui, state),
-            Some(Err(e)) => sharing.problem.set(Some(e.to_string())),
-            None if !sharing.embed => {
-                if let Some(settings) = persist::stored_settings() {
-                    ui.settings.set(settings);
-                }
+        match payload.map(|p| open_link(&p)) {
+            Some(Ok((state, adjusted))) => {
+                sharing.adjusted.set(adjusted);
+                sharing.restore(ui, state);
             }
-            None => {}
+            Some(Err(e)) => {
+                sharing.problem.set(Some(e.to_string()));
+                // The person's own work stays: what this browser saved, as without a link.
+                sharing.restore_saved(ui);
+            }
+            None => sharing.restore_saved(ui),
+        }
+        if sharing.start_now && sharing.confirm.with_untracked(Option::is_none) {
+            sharing.ask_for_query_model(ui);
         }
         sharing.watch_recomputation(ui);
         // A link pasted into the address bar of an open page changes only the fragment, and the
@@ -110,25 +128,59 @@ impl Sharing {
         sharing
     }
 
+    /// The settings saved by the last visit (never in an embed, which leaves them alone).
+    fn restore_saved(&self, ui: Ui) {
+        if let Some(settings) = persist::stored_settings().filter(|_| !self.embed) {
+            ui.settings.set(settings);
+        }
+    }
+
+    /// `?model=` naming a model on another origin: asked about like a link's model.
+    fn ask_for_query_model(&mut self, ui: Ui) {
+        let Some(url) = foreign_query_model() else { return };
+        self.start_now = false;
+        ui.phase.set(Phase::Ready);
+        match ModelUrl::try_from(url) {
+            Ok(url) => {
+                ui.message
+                    .set("This address asks for a model from another site: choose below.".into());
+                let model = ModelRef::Url { url, sha256: None, bytes: None };
+                self.confirm.set(Some(Confirm { model, asked_by: "This page's address asks for" }));
+            }
+            Err(e) => {
+                ui.message.set("No model is loaded: choose one under Model.".into());
+                self.problem.set(Some(format!("The address's model= cannot be loaded: {e}.")));
+            }
+        }
+    }
+
     fn restore(&mut self, ui: Ui, state: SharedState) {
         let SharedState { model, settings, snapshot } = state;
-        let shown = snapshot.map(|s| s.attribution(&settings.params).map(|a| (a, s.scores.step())));
+        let shown = snapshot.map(|s| s.output(&settings.params));
         ui.settings.set(settings);
         let ask = !is_page_model(&model);
+        let source = "the link".to_string();
         match shown {
-            // An embed that only shows its snapshot never loads a model.
-            Some(Ok((attribution, step))) if self.embed && !self.editable => {
+            // An embed that only shows its snapshot never loads a model: it says what the link
+            // claims computed it.
+            Some(Ok(output)) if self.embed && !self.editable => {
                 self.start_now = false;
-                self.show(ui, "the link".into(), output_of(attribution), step, "");
+                let pending = format!(
+                    "not recomputed here: {} with {}, as the link says",
+                    method_label(&output.attribution.method),
+                    model_words(&model)
+                );
+                self.show(ui, source, output, Quantised::RESOLUTION, pending);
             }
-            Some(Ok((attribution, step))) => {
+            Some(Ok(output)) => {
                 let pending =
                     if ask { "choose the model above to recompute it." } else { "recomputing…" };
-                self.show(ui, "the link".into(), output_of(attribution), step, pending);
+                self.show(ui, source, output, Quantised::RESOLUTION, pending.into());
             }
             Some(Err(e)) => {
-                self.problem
-                    .set(Some(format!("The result in this share link cannot be shown: {e}. The page computes it again.")));
+                self.problem.set(Some(format!(
+                    "The result in this share link cannot be shown: {e}. The page computes it again."
+                )));
             }
             None => {}
         }
@@ -137,7 +189,8 @@ impl Sharing {
             ui.phase.set(Phase::Ready);
             ui.message
                 .set("This link was made with another model than the page's: choose below.".into());
-            self.confirm.set(Some(model.clone()));
+            let confirm = Confirm { model: model.clone(), asked_by: "This link was made with" };
+            self.confirm.set(Some(confirm));
         }
         self.link_model.set_value(Some(model));
     }
@@ -148,9 +201,9 @@ impl Sharing {
         self,
         ui: Ui,
         source: String,
-        output: RunOutput,
-        tolerance: f32,
-        pending: &'static str,
+        output: Checked<RunOutput>,
+        resolution: f32,
+        pending: String,
     ) {
         let measured = output.attribution.faithfulness.clone().map(|report| {
             (output.attribution.method.clone(), Measurement::Measured { report, ms: 0.0 })
@@ -159,7 +212,7 @@ impl Sharing {
             source,
             output: output.clone(),
             pending,
-            tolerance,
+            resolution,
             recomputed: None,
         }));
         ui.row.set(None);
@@ -183,61 +236,49 @@ impl Sharing {
                     *shown = None;
                     return;
                 }
-                let ids = |a: &crate::engine::Attribution| {
-                    a.tokens.iter().map(|t| t.id).collect::<Vec<_>>()
-                };
-                s.recomputed = Some(match ids(old) == ids(new) {
-                    true => Recomputed::Compared {
-                        max_diff: old
-                            .scores
-                            .iter()
-                            .zip(&new.scores)
-                            .fold(0f32, |m, (a, b)| m.max((a - b).abs())),
-                    },
-                    false => Recomputed::OtherTokens,
-                });
+                s.recomputed = Some(compare_recomputed(old, new, s.resolution, Precision::Cpu));
             });
         });
     }
 }
 
-/// `(key, payload)` of a fragment `#s=…` or `#embed=…` (other `&`-separated parts are ignored).
-fn fragment_state(hash: &str) -> Option<(&'static str, String)> {
+/// A model as a person recognises it: its file name, and the start of its sha256 when known.
+fn model_words(model: &ModelRef) -> String {
+    let name = match model {
+        ModelRef::Url { url, .. } => file_name(url.as_str()),
+        ModelRef::File { name, .. } => name.as_str().to_string(),
+    };
+    match model.sha256() {
+        Some(sha256) => format!("{name} (sha256 {}…)", sha256.short()),
+        None => name,
+    }
+}
+
+/// The payload of a fragment `#s=…` or `#embed=…` (other `&`-separated parts are ignored).
+fn fragment_state(hash: &str) -> Option<String> {
     hash.trim_start_matches('#').split('&').find_map(|part| {
         let (key, value) = part.split_once('=')?;
-        [STATE_KEY, EMBED_KEY].into_iter().find(|k| *k == key).map(|k| (k, value.to_string()))
+        [STATE_KEY, EMBED_KEY].contains(&key).then(|| value.to_string())
     })
-}
-
-fn output_of(attribution: crate::engine::Attribution) -> RunOutput {
-    RunOutput { attribution, baseline_value: None, compared: Vec::new(), agreements: Vec::new() }
-}
-
-/// The page's address without query or fragment.
-fn page_address() -> String {
-    let location = window().location();
-    format!("{}{}", location.origin().unwrap_or_default(), location.pathname().unwrap_or_default())
-}
-
-/// The directory the page is served from; URLs under it are shared relative to it.
-fn page_directory() -> String {
-    let address = page_address();
-    address[..address.rfind('/').map_or(address.len(), |i| i + 1)].to_string()
 }
 
 /// Whether `model` is the model the page loads by itself (no download to confirm).
 fn is_page_model(model: &ModelRef) -> bool {
-    matches!(model, ModelRef::Url { url, .. } if absolute_url(url) == absolute_url(&initial_model_url()))
+    matches!(model, ModelRef::Url { url, .. } if absolute_url(url.as_str()) == absolute_url(&initial_model_url()))
 }
 
-fn model_ref_of(model: &ModelSummary) -> ModelRef {
-    let (sha256, bytes) = (model.sha256.clone(), model.bytes as u64);
+fn model_ref_of(model: &ModelSummary) -> Option<ModelRef> {
+    let (sha256, bytes) = (Sha256::try_from(model.sha256.clone()).ok(), model.bytes as u64);
     match &model.url {
         Some(url) => {
             let relative = url.strip_prefix(&page_directory()).unwrap_or(url).to_string();
-            ModelRef::Url { url: relative, sha256: Some(sha256), bytes: Some(bytes) }
+            let url = ModelUrl::try_from(relative).ok()?;
+            Some(ModelRef::Url { url, sha256, bytes: Some(bytes) })
         }
-        None => ModelRef::File { name: model.name.clone(), sha256, bytes },
+        None => {
+            let name = model.name.clone().try_into().ok()?;
+            Some(ModelRef::File { name, sha256: sha256?, bytes })
+        }
     }
 }
 
@@ -245,10 +286,15 @@ fn model_ref_of(model: &ModelSummary) -> ModelRef {
 pub fn current_state(ui: Ui, sharing: Sharing, with_snapshot: bool) -> SharedState {
     let model = ui
         .model
-        .with_untracked(|m| m.as_ref().map(model_ref_of))
-        .or_else(|| sharing.link_model.get_value());
+        .with_untracked(|m| m.as_ref().and_then(model_ref_of))
+        .or_else(|| sharing.link_model.get_value())
+        .or_else(|| {
+            let url = ModelUrl::try_from(initial_model_url()).ok()?;
+            Some(ModelRef::Url { url, sha256: None, bytes: None })
+        });
     let model = model.unwrap_or_else(|| ModelRef::Url {
-        url: initial_model_url(),
+        url: ModelUrl::try_from(super::models::DEFAULT_MODEL.to_string())
+            .expect("the default model's URL is a plain relative path"),
         sha256: None,
         bytes: None,
     });
@@ -271,31 +317,51 @@ pub fn with_faithfulness(ui: Ui, output: &RunOutput) -> RunOutput {
     output
 }
 
-/// Rewrites the page's own fragment to `#s=payload` without a new history entry.
-pub fn replace_fragment(payload: &str) {
+/// Rewrites the page's own fragment to `#s=payload` (or removes it: `None`) without a new
+/// history entry.
+pub fn replace_fragment(payload: Option<&str>) {
+    let location = window().location();
+    let without = format!(
+        "{}{}",
+        location.pathname().unwrap_or_default(),
+        location.search().unwrap_or_default()
+    );
+    let address = match payload {
+        Some(payload) => format!("#{STATE_KEY}={payload}"),
+        None => without,
+    };
     if let Ok(history) = window().history() {
-        let _ = history.replace_state_with_url(
-            &JsValue::NULL,
-            "",
-            Some(&format!("#{STATE_KEY}={payload}")),
-        );
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&address));
     }
 }
 
-fn link_to(state: &SharedState, embed: Option<bool>) -> String {
-    let query = match embed {
-        None => "",
-        Some(false) => "?embed",
-        Some(true) => "?embed&editable",
+/// Why `payload` cannot travel in a link, if it cannot.
+pub fn too_long_for_a_link(payload: &str) -> Option<String> {
+    (payload.len() > MAX_LINK_CHARS).then(|| {
+        format!(
+            "This state is too long for a link ({} characters encoded, at most {MAX_LINK_CHARS}): \
+             the text is kept in this browser and comes back on reload; to share it, download it \
+             as JSON under “Share, embed, export”.",
+            payload.len()
+        )
+    })
+}
+
+/// A link to `state`: the full page, or (`Some(editable)`) the embed view.
+fn link_to(payload: &str, embed: Option<bool>) -> String {
+    let page = match embed {
+        None => String::new(),
+        Some(false) => EMBED_PAGE.to_string(),
+        Some(true) => format!("{EMBED_PAGE}?editable"),
     };
-    format!("{}{query}#{STATE_KEY}={}", page_address(), link::encode(state))
+    format!("{}{page}#{STATE_KEY}={payload}", page_directory())
 }
 
 /// The full page with the state shown (for the embed's "open in Salient").
 pub fn full_page_link(ui: Ui, sharing: Sharing) -> String {
     let with_snapshot = ui.result.with(Option::is_some);
     ui.settings.track();
-    link_to(&current_state(ui, sharing, with_snapshot), None)
+    link_to(&link::encode(&current_state(ui, sharing, with_snapshot)), None)
 }
 
 /// Copies `text` with the asynchronous clipboard API; `Err` says why not (absent outside secure
@@ -318,13 +384,17 @@ async fn copy_to_clipboard(text: &str) -> Result<(), String> {
         .map_err(|_| "the clipboard refused".into())
 }
 
-/// The size of a model in words, when the state says it.
+/// The size of a model in words: a link's figure is the sharer's claim until the file loads.
 fn size_of(model: &ModelRef) -> String {
-    model.bytes().map(|b| megabytes(b as f64)).unwrap_or_else(|| "size unknown".into())
+    match model.bytes() {
+        Some(b) => format!("{}, as the link says; checked once it has loaded", megabytes(b as f64)),
+        None => "size unknown until it downloads".into(),
+    }
 }
 
-/// Above the page: the link's problem, the model to confirm, the snapshot and how its
-/// recomputation compares, and whether the loaded model is the link's.
+/// Above the page: the link's problem and what it asked for beyond the page's bounds, the model
+/// to confirm, the snapshot and how its recomputation compares, whether the loaded model is the
+/// link's, and why the address holds no state.
 #[component]
 pub fn LinkNotes(ui: Ui, sharing: Sharing) -> impl IntoView {
     // A model loaded any way (the panel, a dropped file) answers the question.
@@ -335,44 +405,60 @@ pub fn LinkNotes(ui: Ui, sharing: Sharing) -> impl IntoView {
     });
     let other_model = move || {
         let wanted = sharing.link_model.get_value()?;
-        let sha256 = wanted.sha256()?.to_string();
+        let sha256 = wanted.sha256()?.clone();
         let loaded = ui.model.get()?;
-        (loaded.sha256 != sha256).then(|| view! {
+        (loaded.sha256 != sha256.as_str()).then(|| view! {
             <p class="link-note" data-testid="link-model-differs">
                 {format!("The link was made with a model whose sha256 begins {}; {} (sha256 {}…) is loaded, so the result may differ.",
-                    &sha256[..12.min(sha256.len())], loaded.name, &loaded.sha256[..12.min(loaded.sha256.len())])}
+                    sha256.short(), loaded.name, prefix(&loaded.sha256, 12))}
+            </p>
+        })
+    };
+    let adjusted = move || {
+        let notes = sharing.adjusted.get();
+        (!notes.is_empty()).then(|| view! {
+            <p class="link-note" data-testid="link-adjusted">
+                {format!("This link asked for more than the page does, so the page keeps within its bounds: {}.", notes.join("; "))}
             </p>
         })
     };
     view! {
         {move || sharing.problem.get().map(|p| view! { <p class="link-error" data-testid="link-error" role="alert">{p}</p> })}
-        {move || sharing.confirm.get().map(|model| confirm_model(ui, sharing, model))}
+        {adjusted}
+        {move || sharing.confirm.get().map(|confirm| confirm_model(ui, sharing, confirm))}
         <SnapshotNote sharing=sharing/>
         {other_model}
+        {move || sharing.unlinked.get().map(|why| view! { <p class="link-note" data-testid="unlinked">{why}</p> })}
     }
 }
 
-fn confirm_model(ui: Ui, sharing: Sharing, model: ModelRef) -> impl IntoView {
+fn confirm_model(ui: Ui, sharing: Sharing, confirm: Confirm) -> impl IntoView {
     let use_default = move |_| {
         sharing.confirm.set(None);
         ui.load_model(ModelSource::url(&initial_model_url()));
     };
-    let (question, download) = match &model {
+    let Confirm { model, asked_by } = confirm;
+    let (question, download, host) = match &model {
         ModelRef::Url { url, .. } => {
-            let url = absolute_url(url);
+            let url = absolute_url(url.as_str());
             let host = web_sys::Url::new(&url).map(|u| u.host()).unwrap_or_default();
-            let question = format!("This link was made with the model {} ({}) from {host}. Download it to compute the result?",
-                file_name(&url), size_of(&model));
-            (question, Some(url))
+            let question = format!(
+                "{asked_by} the model {} ({}) from {host}. Download it to compute the result?",
+                file_name(&url),
+                size_of(&model)
+            );
+            (question, Some(url), host)
         }
         ModelRef::File { name, sha256, .. } => (
-            format!("This link was made with {name} ({}, sha256 {}…), a file on the sharer's disk. If you have it, choose it under Model below.",
-                size_of(&model), &sha256[..12.min(sha256.len())]),
+            format!("{asked_by} {} ({}, sha256 {}…), a file on the sharer's disk. If you have it, choose it under Model below.",
+                name.as_str(), size_of(&model), sha256.short()),
             None,
+            String::new(),
         ),
     };
     view! {
-        <p class="confirm link-model" data-testid="link-model" data-bytes=model.bytes().map(|b| b.to_string()).unwrap_or_default()>
+        <p class="confirm link-model" data-testid="link-model" data-host=host
+            data-bytes=model.bytes().map(|b| b.to_string()).unwrap_or_default()>
             {question}" "
             {download.map(|url| view! {
                 <button data-testid="link-model-download" on:click=move |_| {
@@ -389,8 +475,7 @@ fn confirm_model(ui: Ui, sharing: Sharing, model: ModelRef) -> impl IntoView {
 fn SnapshotNote(sharing: Sharing) -> impl IntoView {
     move || {
         let s = sharing.snapshot.get()?;
-        let step = short(s.tolerance);
-        let (state, text) = match &s.recomputed {
+        let (state, text, numbers) = match &s.recomputed {
             None => (
                 "shown",
                 format!(
@@ -398,35 +483,40 @@ fn SnapshotNote(sharing: Sharing) -> impl IntoView {
                     s.source,
                     if s.pending.is_empty() { ".".into() } else { format!("; {}", s.pending) }
                 ),
+                None,
             ),
-            Some(Recomputed::Compared { max_diff }) if *max_diff <= s.tolerance => (
+            Some(Recomputed::Same { max_diff, tolerance }) => (
                 "same",
                 format!(
-                    "Recomputed: the same as the snapshot from {} (largest score difference {}, tolerance {step}).",
+                    "Recomputed: the same as the snapshot from {} (largest score difference {}, tolerance {}).",
                     s.source,
-                    short(*max_diff)
+                    short(*max_diff),
+                    short(*tolerance)
                 ),
+                Some((*max_diff, *tolerance)),
             ),
-            Some(Recomputed::Compared { max_diff }) => (
+            Some(Recomputed::Differs { max_diff, tolerance }) => (
                 "differs",
                 format!(
-                    "Recomputed: differs from the snapshot from {} by up to {} (tolerance {step}): another model or version?",
+                    "Recomputed: differs from the snapshot from {} by up to {} (tolerance {}): another model or version, or an altered result.",
                     s.source,
-                    short(*max_diff)
+                    short(*max_diff),
+                    short(*tolerance)
                 ),
+                Some((*max_diff, *tolerance)),
             ),
             Some(Recomputed::OtherTokens) => (
                 "other-tokens",
                 format!("Recomputed: the text splits into other tokens than in the snapshot from {} (another model?).", s.source),
+                None,
             ),
         };
-        let max_diff = match s.recomputed {
-            Some(Recomputed::Compared { max_diff }) => max_diff.to_string(),
-            _ => String::new(),
-        };
+        let number =
+            |f: fn((f32, f32)) -> f32| numbers.map(|n| f(n).to_string()).unwrap_or_default();
         Some(view! {
             <p class="snapshot-note" data-testid="snapshot" data-state=state data-source=s.source.clone()
-                data-tokens=s.output.attribution.tokens.len().to_string() data-tolerance=s.tolerance.to_string() data-max-diff=max_diff>
+                data-tokens=s.output.attribution.tokens.len().to_string()
+                data-tolerance=number(|n| n.1) data-max-diff=number(|n| n.0)>
                 {text}
             </p>
         })
@@ -445,9 +535,15 @@ pub fn SharePanel(ui: Ui, sharing: Sharing) -> impl IntoView {
     let link = RwSignal::new(String::new());
     let copied = RwSignal::new(String::new());
     let snippet = RwSignal::new(String::new());
-    let state = move || current_state(ui, sharing, with_snapshot.get_untracked());
+    let payload = move || link::encode(&current_state(ui, sharing, with_snapshot.get_untracked()));
     let on_share = move |_| {
-        let url = link_to(&state(), None);
+        let payload = payload();
+        if let Some(why) = too_long_for_a_link(&payload) {
+            link.set(String::new());
+            copied.set(why);
+            return;
+        }
+        let url = link_to(&payload, None);
         link.set(url.clone());
         copied.set(String::new());
         wasm_bindgen_futures::spawn_local(async move {
@@ -458,7 +554,7 @@ pub fn SharePanel(ui: Ui, sharing: Sharing) -> impl IntoView {
         });
     };
     let on_embed = move |_| {
-        let src = link_to(&state(), Some(editable.get_untracked()));
+        let src = link_to(&payload(), Some(editable.get_untracked()));
         let height = if editable.get_untracked() { EDITABLE_EMBED_HEIGHT } else { EMBED_HEIGHT };
         snippet.set(format!(
             "<iframe src=\"{}\" width=\"{EMBED_WIDTH}\" height=\"{height}\" style=\"border:0\" title=\"Salient: input attribution\" loading=\"lazy\"></iframe>",
@@ -502,13 +598,18 @@ pub fn SharePanel(ui: Ui, sharing: Sharing) -> impl IntoView {
     }
 }
 
-/// Imported settings and result, shown as a snapshot.
-pub fn show_saved(ui: Ui, sharing: Sharing, source: String, settings: Settings, output: RunOutput) {
-    let max = output.attribution.scores.iter().fold(0f32, |m, s| m.max(s.abs()));
+/// Imported settings and result, shown as a snapshot. Its scores are full precision: the same
+/// result recomputed differs only by the backends' rounding.
+pub fn show_saved(
+    ui: Ui,
+    sharing: Sharing,
+    source: String,
+    settings: Settings,
+    output: Checked<RunOutput>,
+) {
     ui.settings.set(settings);
     sharing.problem.set(None);
     ui.message
         .set(format!("Showing the result loaded from {source}; press Run to compute it here."));
-    // Full-precision scores: the same result up to float rounding on another machine.
-    sharing.show(ui, source, output, max * 1e-4, "press Run to compute it here.");
+    sharing.show(ui, source, output, 0.0, "press Run to compute it here.".into());
 }

@@ -2,10 +2,10 @@
 //! "compare with…" to explain its difference from the target), the quantity, the foil.
 
 use super::app::{Rerun, Ui};
-use super::heatmap::quantity;
 use crate::engine::token_text::visible;
 use crate::engine::{TargetChoice, TargetKind};
 use crate::state::colour::short;
+use crate::state::view::quantity;
 use leptos::prelude::*;
 
 fn kind_label(kind: TargetKind) -> &'static str {
@@ -44,7 +44,7 @@ pub fn Predictions(ui: Ui) -> impl IntoView {
             <h2>"Next-token predictions"</h2>
             <ol data-testid="topk" class="topk">
                 {move || ui.result.get().map(|output| {
-                    let a = output.attribution;
+                    let a = output.attribution.clone();
                     let (target_id, foil_id) = (a.target.id, a.foil.map(|f| f.id));
                     let top = a.top_k.first().map(|p| p.prob).unwrap_or(1.0).max(f32::MIN_POSITIVE);
                     a.top_k.into_iter().map(|p| {
@@ -78,8 +78,8 @@ pub fn TargetPanel(ui: Ui) -> impl IntoView {
     let kind = ui.setting(|s| s.kind);
     let explicit = ui.setting(|s| s.target != TargetChoice::TopPrediction);
     let has_foil = ui.setting(|s| s.foil.is_some());
-    let target = move || ui.result.get().map(|r| r.attribution.target);
-    let foil = move || ui.result.get().and_then(|r| r.attribution.foil);
+    let target = move || ui.result.get().map(|r| r.attribution.target.clone());
+    let foil = move || ui.result.get().and_then(|r| r.attribution.foil.clone());
     let on_target_key = move |ev: web_sys::KeyboardEvent| {
         if ev.key() == "Enter" {
             let value = event_target_value(&ev);
@@ -95,7 +95,7 @@ pub fn TargetPanel(ui: Ui) -> impl IntoView {
     };
     let explained = move || {
         ui.result.get().map(|r| {
-            let a = r.attribution;
+            let a = &r.attribution;
             let foil = a.foil.as_ref().map(|f| f.text.as_str());
             format!("f = {} = {}", quantity(a.target_kind, &a.target.text, foil), short(a.value))
         })

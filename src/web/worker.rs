@@ -79,6 +79,7 @@ pub fn start() {
     scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget(); // lives as long as the worker
     let _ = CHANNEL_NAME.set(scope().name());
+    super::crash::install_worker_hook(scope().name());
     progress::listen(report_progress);
     post(&FromWorker::Ready { stop_flag: shared_stop_flag() });
 }
@@ -136,7 +137,9 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
         count_for(Some((id, None)));
         let computed = parallel::on_pool(|| {
             let tokens = model.tokenize_input(&request.text, request.max_tokens)?;
-            progress::begin(expected_work(model, tokens.len(), request, compare)?);
+            let work = expected_work(model, tokens.len(), request, compare)?;
+            within_budget(work, tokens.len())?;
+            progress::begin(work);
             let problem = Problem::from_tokens(model, tokens, &request.target)?;
             let forward_done = now_ms();
             let output = maps(&problem, request, compare)?;
@@ -207,6 +210,22 @@ fn expected_work(
         work += methods::by_name(name)?.work(seq, &request.params);
     }
     Ok(work)
+}
+
+/// The most a run from the page may compute, in forward passes over its text: more than any one
+/// method with the page's largest settings (integrated gradients with 1,024 steps is about
+/// 3,100), so only runs that also compare several costly methods are refused. A link could ask
+/// for a run that takes hours; this bounds it by cost, not only by count.
+const MAX_RUN_PASSES: u64 = 4096;
+
+fn within_budget(work: u64, seq: usize) -> Result<(), EngineError> {
+    let passes = work / progress::forward(1, seq).max(1);
+    match passes <= MAX_RUN_PASSES {
+        true => Ok(()),
+        false => Err(EngineError::InvalidRequest(format!(
+            "This run would compute about {passes} passes through the model, more than the {MAX_RUN_PASSES} a run here may: lower the steps or samples, or compare fewer methods."
+        ))),
+    }
 }
 
 /// Tells the page how far the current run has come, on the worker's channel, when the whole

@@ -564,8 +564,9 @@ async function originAndCspTests(labels) {
     check('csp: styles from the page\'s origin; inline style only as attributes (the token colours)',
       J(csp['style-src']) === J(["'self'"]) && J(csp['style-src-attr']) === J(["'unsafe-inline'"]) && !csp['style-src-elem'], J({ s: csp['style-src'], a: csp['style-src-attr'] }));
     check('csp: images only data: and blob: (favicon, PNG export)', csp['img-src'] && csp['img-src'].every((x) => ['data:', 'blob:'].includes(x)), J(csp['img-src']));
-    check('csp: serve.py sends the same policy as a header, for the page and for the worker\'s script',
-      !!meta && header === meta && workerHeader === meta, J({ header, workerHeader }));
+    // The full page's header adds what only a header can say: no other site may frame it.
+    check('csp: serve.py sends the same policy as a header, for the page (refusing frames) and for the worker\'s script',
+      !!meta && header === `${meta}; frame-ancestors 'none'` && workerHeader === meta, J({ header, workerHeader }));
     check('csp: the boot script is a file, not inline', (await page.$$eval('script', (ss) => ss.filter((s) => !s.src).length)) === 0
       && (await page.$$eval('script[src]', (ss) => ss.length)) >= 1);
   });
@@ -579,7 +580,7 @@ async function originAndCspTests(labels) {
     await page.waitForFunction(() => document.querySelector('[data-testid=share-link]').value.includes('#s=v1.'), null, { timeout: 10 * S });
     links.snapshot = await page.inputValue('[data-testid=share-link]');
     await page.click('[data-testid=embed]');
-    await page.waitForFunction(() => /\?embed#s=/.test(document.querySelector('[data-testid=embed-snippet]')?.value || ''), null, { timeout: 10 * S });
+    await page.waitForFunction(() => /embed\.html#s=/.test(document.querySelector('[data-testid=embed-snippet]')?.value || ''), null, { timeout: 10 * S });
     links.embed = /src="([^"]+)"/.exec(await page.inputValue('[data-testid=embed-snippet]'))?.[1];
     await page.uncheck('[data-testid=share-snapshot]');
     await page.click('[data-testid=share]');
@@ -588,10 +589,10 @@ async function originAndCspTests(labels) {
     const files = [];
     for (const f of ['json', 'csv', 'html', 'svg', 'png']) files.push(await download(page, `export-${f}`));
     check('csp flow: share links, the embed snippet and all five exports were made',
-      /#s=v1\./.test(links.snapshot || '') && /\?embed#s=v1\./.test(links.embed || '') && /#s=v1\./.test(links.plain || '') && files.length === 5,
+      /#s=v1\./.test(links.snapshot || '') && /embed\.html#s=v1\./.test(links.embed || '') && /#s=v1\./.test(links.plain || '') && files.length === 5,
       J({ links, files }));
     // The embed views: a snapshot (no model) and a plain link (loads the model and computes).
-    for (const [name, link] of [['snapshot embed', links.embed], ['computing embed', links.plain.replace('#', '?embed#')]]) {
+    for (const [name, link] of [['snapshot embed', links.embed], ['computing embed', links.plain.replace('#', 'embed.html#')]]) {
       const e = await h.context.newPage();
       e.on('pageerror', (err) => h.errors.push(`${name} pageerror: ${err.message}`));
       e.on('console', (m) => { note(`csp:${name}`, `${m.type()}: ${m.text()}`); if (m.type() === 'error') h.errors.push(`${name} console.error: ${m.text()}`); });

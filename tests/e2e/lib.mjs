@@ -2,6 +2,8 @@
 // runs to settle, a snapshot of the page's contract elements, and the test harness (createSuite).
 import { chromium } from 'playwright-core';
 import { writeFileSync, appendFileSync, readdirSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { once } from 'node:events';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -89,6 +91,18 @@ export function browserCpuSeconds() {
   return ticks / 100;   // USER_HZ is 100 on Linux
 }
 
+// A page on another origin (a blog embedding Salient, say): `html` served at `/` of a server on
+// `host` (127.0.0.1 or localhost, another origin than the page's), until `close()`.
+export async function hostPage(html, host = '127.0.0.1') {
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    res.end(html);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { url: `http://${host}:${server.address().port}/`, close: () => server.close() };
+}
+
 export const mark = (page) => page.evaluate(() => window.__salient.states.length);
 export const states = (page, since = 0) => page.evaluate((n) => window.__salient.states.slice(n), since);
 export const pageNow = (page) => page.evaluate(() => performance.now());
@@ -141,11 +155,11 @@ export function createSuite({ url, out, log, name, watchdogS }) {
   const t0 = Date.now();
   const stamp = () => ((Date.now() - t0) / 1000).toFixed(1).padStart(6);
   writeFileSync(log, `# e2e ${new Date().toISOString()} ${url}\n`);
-  let browser = null, passed = 0, failed = 0, shots = 0;
+  let browser = null, passed = 0, failed = 0, skipped = 0, shots = 0;
   // Never hang CI: past `watchdogS` (scaled like every timeout) the run ends as a failure.
   const watchdog = setTimeout(() => {
     console.log(`FAIL watchdog ${name} did not finish in ${Math.round(watchdogS * S / 1000)} s`);
-    console.log(`${passed} passed, ${failed + 1} failed`);
+    console.log(`${passed} passed, ${failed + 1} failed, ${skipped} skipped`);
     process.exit(1);
   }, watchdogS * S);
   const note = (scope, msg) => appendFileSync(log, `${stamp()} [${scope}] ${msg}\n`);
@@ -154,6 +168,12 @@ export function createSuite({ url, out, log, name, watchdogS }) {
     else { failed++; console.log(`FAIL ${name}${details ? ' ' + details : ''}`); }
     note('check', `${cond ? 'ok' : 'FAIL'} ${name} ${cond ? '' : details}`);
     return !!cond;
+  }
+  // A check that cannot run here (no such hardware, say): counted as skipped, never as passed.
+  function skip(name, why) {
+    skipped++;
+    console.log(`SKIP ${name} (${why})`);
+    note('check', `SKIP ${name} (${why})`);
   }
   const info = (msg) => console.log(`     ${msg}`);
   async function shot(page, name) {
@@ -210,8 +230,8 @@ export function createSuite({ url, out, log, name, watchdogS }) {
   function finish(extra = '') {
     clearTimeout(watchdog);
     console.log(`${name} wall ${((Date.now() - t0) / 1000).toFixed(1)} s${extra}`);
-    console.log(`${passed} passed, ${failed} failed`);
+    console.log(`${passed} passed, ${failed} failed, ${skipped} skipped`);
     process.exit(failed ? 1 : 0);
   }
-  return { note, check, info, shot, failShot, group, noErrors, openPage, browserVersion, close, finish };
+  return { note, check, skip, info, shot, failShot, group, noErrors, openPage, browserVersion, close, finish };
 }

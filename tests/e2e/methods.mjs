@@ -63,7 +63,12 @@ const view = (page) => page.evaluate(() => {
       ticks: f.querySelectorAll('svg .axis text').length,
     } : null,
     params: [...document.querySelectorAll('[data-testid^=param-]')].map((e) => e.getAttribute('data-testid').slice(6)),
-    matrixRows: qa('matrix-row').map((r) => ({ id: a(r, 'data-token-id'), cells: [...r.querySelectorAll('td')].map((td) => a(td, 'data-score')) })),
+    // Each row's scores (data-scores), padded to the matrix's columns with nulls as blank cells.
+    matrixRows: qa('matrix-row').map((r) => {
+      const scores = (a(r, 'data-scores') || '').split(' ').filter(Boolean);
+      const columns = Number(a(q('matrix'), 'data-columns'));
+      return { id: a(r, 'data-token-id'), cells: Array.from({ length: columns }, (_, i) => scores[i] ?? null) };
+    }),
     compareMaps: qa('compare-map').map((m) => ({ method: a(m, 'data-method'), scores: qa('compared-token', m).map((t) => a(t, 'data-score')) })),
     agreements: qa('agreement').map((e) => ({ a: a(e, 'data-a'), b: a(e, 'data-b'), spearman: a(e, 'data-spearman') })),
   };

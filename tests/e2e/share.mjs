@@ -12,10 +12,8 @@
 // details` per check and `N passed, M failed`; exits 1 on any failure. Artifacts go to $TEST_OUT
 // (default <repo>/test-out): share-*.png, export-*.{json,csv,html,svg,png}, embed-host.html,
 // fail-*.png, e2e-share-console.log.
-import { ROOT, URL_, OUT, S, createSuite, mark, settle, snapshot } from './lib.mjs';
+import { ROOT, URL_, OUT, S, createSuite, hostPage, mark, settle, snapshot } from './lib.mjs';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
-import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { join } from 'node:path';
@@ -153,8 +151,8 @@ async function mainPageTests() {
     await page.click('[data-testid=embed]');
     const snippet = await page.inputValue('[data-testid=embed-snippet]');
     links.embedSnippet = snippet;
-    check('the embed snippet is an iframe of ?embed#s=… with a size',
-      /^<iframe src="[^"]+\?embed#s=v1\.[^"]+" width="\d+" height="\d+"[^>]*><\/iframe>$/.test(snippet), snippet.slice(0, 160));
+    check('the embed snippet is an iframe of embed.html#s=… with a size',
+      /^<iframe src="[^"]+\/embed\.html#s=v1\.[^"]+" width="\d+" height="\d+"[^>]*><\/iframe>$/.test(snippet), snippet.slice(0, 160));
   });
 
   await group('exports', h, () => exportTests(h, original));
@@ -299,16 +297,11 @@ async function blockedModelTests({ original, links }) {
 
 // The embed inside an iframe of a page on another origin (a small server here).
 async function embedTests({ original, links }) {
-  const host = createServer((req, res) => {
-    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
-    res.end(readFileSync(join(OUT, 'embed-host.html')));
-  });
-  host.listen(0, '127.0.0.1');
-  await once(host, 'listening');
+  const html = `<!doctype html><meta charset="utf-8"><title>embed host</title><h1>A blog post</h1>\n${links.embedSnippet}\n`;
+  writeFileSync(join(OUT, 'embed-host.html'), html);
+  const host = await hostPage(html);
   try {
-    writeFileSync(join(OUT, 'embed-host.html'),
-      `<!doctype html><meta charset="utf-8"><title>embed host</title><h1>A blog post</h1>\n${links.embedSnippet}\n`);
-    const hostUrl = `http://127.0.0.1:${host.address().port}/`;
+    const hostUrl = host.url;
     const h = await openLink('share-embed', hostUrl);
     const { page } = h;
     const frame = page.frameLocator('iframe');

@@ -135,8 +135,21 @@ fn configure_threads() {
 }
 
 fn usage_error(message: &str) -> ExitCode {
-    eprintln!("salient: {message}\n{USAGE}");
+    eprintln!("salient: {}\n{USAGE}", terminal_safe(message));
     ExitCode::from(2)
+}
+
+/// `text` safe to print on a terminal: control characters (an escape sequence could recolour,
+/// move the cursor or rewrite the window title) and the marks that reorder text on screen
+/// become `\u{…}`. Errors and tables show strings from the model file and the command line.
+fn terminal_safe(text: &str) -> String {
+    let reorders = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    text.chars()
+        .map(|c| match c.is_control() || reorders(c) {
+            true => format!("\\u{{{:x}}}", c as u32),
+            false => c.to_string(),
+        })
+        .collect()
 }
 
 fn parse(argv: &[String]) -> Result<Args, String> {
@@ -332,7 +345,7 @@ fn clear_progress() {
 }
 
 fn fail(message: &str) -> ExitCode {
-    eprintln!("salient: {message}");
+    eprintln!("salient: {}", terminal_safe(message));
     ExitCode::FAILURE
 }
 
@@ -374,10 +387,13 @@ fn to_json(
 }
 
 fn print_table(result: &Attribution, group: Option<Granularity>) {
-    use engine::token_text::visible;
+    let visible = |text: &str| terminal_safe(&engine::token_text::visible(text));
     println!(
-        "target {:?} (id {}, p = {:.4}), method {}",
-        result.target.text, result.target.id, result.target.prob, result.method
+        "target \"{}\" (id {}, p = {:.4}), method {}",
+        terminal_safe(&result.target.text),
+        result.target.id,
+        result.target.prob,
+        result.method
     );
     let max = result.scores.iter().fold(0f32, |m, s| m.max(s.abs())).max(f32::MIN_POSITIVE);
     let bar = |score: f32| "█".repeat((score.abs() / max * 30.0).round() as usize);

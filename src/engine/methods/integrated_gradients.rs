@@ -22,9 +22,9 @@ use crate::engine::progress;
 use candle_core::{DType, Tensor, D};
 
 /// The first mesh takes four gradients: at α = ¼, ½, ¾ and the input's own (α = 1).
-const MIN_STEPS: usize = 4;
+pub const MIN_STEPS: usize = 4;
 /// More gradients than this buy no accuracy in f32 and only cost time.
-const MAX_STEPS: usize = 1024;
+pub const MAX_STEPS: usize = 1024;
 /// Stop once the intervals' errors add up to less than this fraction of f(x) − f(x'): well below
 /// anything a map can show, and above the noise of f32 sums.
 const TOLERANCE: f64 = 1e-4;

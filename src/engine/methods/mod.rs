@@ -8,7 +8,8 @@ mod rollout;
 mod saliency;
 mod smoothgrad;
 
-pub use integrated_gradients::{Path, PathNode};
+pub use integrated_gradients::{Path, PathNode, MAX_STEPS, MIN_STEPS};
+pub use smoothgrad::MAX_SAMPLES;
 
 use super::error::{EngineError, Result};
 use super::problem::Problem;

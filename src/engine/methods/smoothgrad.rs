@@ -10,7 +10,7 @@ use crate::engine::progress;
 use candle_core::{DType, Tensor};
 
 /// Beyond this the mean no longer changes visibly and the page would wait for nothing.
-const MAX_SAMPLES: usize = 256;
+pub const MAX_SAMPLES: usize = 256;
 
 pub struct SmoothGrad;
 
