@@ -52,3 +52,5 @@ if (!engine) {
 engine.serve_engine();
 // For the tests of what a bug does to the worker (src/web/crash.rs); nothing else calls it.
 self.salientTestPanic = engine.test_panic;
+// The GPU spike's probe (src/web/worker.rs), for tests/e2e/gpu.mjs.
+self.salientGpuProbe = engine.gpu_probe;

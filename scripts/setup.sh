@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent toolchain install for Salient (Debian 12, root). Installs what is missing, skips
 # what is present, prints how long each step took. Sources: Debian apt, crates.io, npm only.
-#   apt:   chromium chromium-driver nodejs npm curl python3 python3-pip unzip (only if missing)
+#   apt:   chromium chromium-driver nodejs npm curl python3 python3-pip unzip (only if missing), and
+#          mesa-vulkan-drivers libvulkan1 (a software Vulkan device, lavapipe, for the GPU tests)
 #   rustup target wasm32-unknown-unknown; a pinned nightly with rust-src (the threaded worker build)
 #   cargo install trunk, wasm-bindgen-cli (= Cargo.lock)
 #   npm ci: binaryen 132 (wasm-opt; Debian's binaryen 108 breaks wasm-bindgen output), playwright-core
@@ -43,10 +44,13 @@ command -v curl         >/dev/null || pkgs+=(curl)
 command -v unzip        >/dev/null || pkgs+=(unzip)
 command -v python3      >/dev/null || pkgs+=(python3)
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
+# The GPU backend's native tests run on Mesa's software Vulkan device (lavapipe) where no GPU is.
+dpkg -s mesa-vulkan-drivers >/dev/null 2>&1 || pkgs+=(mesa-vulkan-drivers)
+dpkg -s libvulkan1 >/dev/null 2>&1 || pkgs+=(libvulkan1)
 if [ ${#pkgs[@]} -gt 0 ]; then
   step apt apt_install "${pkgs[@]}"
 else
-  skip apt "chromium chromedriver node npm curl unzip python3 pip"
+  skip apt "chromium chromedriver node npm curl unzip python3 pip mesa-vulkan-drivers libvulkan1"
 fi
 for c in chromium chromedriver node npm curl unzip python3; do
   command -v "$c" >/dev/null || { echo "[setup] ERROR: $c still missing after apt"; exit 1; }

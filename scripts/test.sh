@@ -2,7 +2,7 @@
 # Salient's test suite: native Rust tests, release page build, browser end-to-end tests.
 # Expects the tools (scripts/setup.sh) and the model (scripts/fetch-model.sh); `make test` does both.
 # Groups: cargo-test, native-reference, trunk-build, serve (headers), e2e-browser, e2e-methods,
-# e2e-models, e2e-share, e2e-hardening, e2e-safety.
+# e2e-models, e2e-share, e2e-hardening, e2e-safety, e2e-gpu.
 # Artifacts and logs: test-out/.
 # Last line: `N passed, M failed, K checks skipped` (groups; a skipped check is one that cannot run
 # on this machine and says SKIP, never counted as passed); exit status non-zero on any failure.
@@ -32,6 +32,8 @@ group() {  # group NAME CMD...: run, time, log to test-out/NAME.log (and the con
 skipped() { failed=$((failed + 1)); summary+=("FAIL $1 (skipped: $2)"); echo "=== [$1] SKIPPED: $2"; }
 
 [ -f "$MODEL_PATH" ] || { echo "missing $MODEL_PATH: run scripts/fetch-model.sh (or make test)"; exit 1; }
+# Mesa's software Vulkan device (the GPU tests) warns without a runtime directory.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
 # (a) native tests (they load the model from models/)
 if [ "${SKIP_CARGO_TEST:-0}" != 1 ]; then
@@ -71,6 +73,7 @@ if [ $build_ok = 1 ]; then
     skipped e2e-share "no server"
     skipped e2e-hardening "no server"
     skipped e2e-safety "no server"
+    skipped e2e-gpu "no server"
   else
     echo "serving dist/ at $URL"
     check_headers() {  # the bundle is served with the right types, isolation headers and index.html's CSP
@@ -101,6 +104,7 @@ if [ $build_ok = 1 ]; then
     group e2e-share node tests/e2e/share.mjs "$URL" "$ROOT/dist"
     group e2e-hardening node tests/e2e/hardening.mjs "$URL" "$ROOT/dist"
     group e2e-safety node tests/e2e/safety.mjs "$URL" "$ROOT/dist"
+    group e2e-gpu node tests/e2e/gpu.mjs "$URL" "$ROOT/dist"
   fi
 else
   skipped e2e-browser "no dist/index.html (trunk build failed)"
@@ -109,6 +113,7 @@ else
   skipped e2e-share "no dist/index.html (trunk build failed)"
   skipped e2e-hardening "no dist/index.html (trunk build failed)"
   skipped e2e-safety "no dist/index.html (trunk build failed)"
+  skipped e2e-gpu "no dist/index.html (trunk build failed)"
 fi
 
 echo

@@ -44,6 +44,9 @@ pub enum EngineError {
     InvalidRequest(String),
     /// A stop was requested (`parallel::stop_flag`) before the computation ended.
     Stopped,
+    /// The GPU backend failed (no adapter, a device lost, a refused allocation or shader): the
+    /// front end says so and computes on the CPU instead.
+    Gpu(String),
     /// An error inside candle or tokenizers that none of the cases above explains.
     Internal(String),
 }
@@ -93,6 +96,7 @@ impl fmt::Display for EngineError {
             }
             InvalidRequest(what) => write!(f, "{what}"),
             Stopped => write!(f, "The run was stopped before it finished."),
+            Gpu(what) => write!(f, "The GPU could not compute this: {what}."),
             Internal(what) => write!(f, "Internal error: {what}"),
         }
     }

@@ -14,6 +14,8 @@ pub mod error;
 pub mod faithfulness;
 mod frozen_linear;
 pub mod gguf;
+pub mod gpu;
+
 pub mod gradient;
 pub mod grouping;
 mod head_product;

@@ -210,6 +210,13 @@ impl QuantizedMatrix {
         self.rows
     }
 
+    /// The matrix's bytes as the file encodes them, and the encoding; `None` once decoded.
+    pub fn encoded_bytes(&self) -> Option<(&[u8], GgmlDType)> {
+        let Values::Encoded(encoded) = &self.values else { return None };
+        let row_bytes = self.cols / encoded.dtype.block_size() * encoded.dtype.type_size();
+        Some((&encoded.file[encoded.start..encoded.start + self.rows * row_bytes], encoded.dtype))
+    }
+
     pub fn cols(&self) -> usize {
         self.cols
     }

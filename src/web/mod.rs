@@ -102,6 +102,7 @@ pub fn serve_engine() {
 }
 
 pub use crash::test_panic;
+pub use worker::gpu_probe;
 
 /// The multi-threaded build's pool start, for `public/worker.js` (wasm-bindgen-rayon's
 /// `initThreadPool`).

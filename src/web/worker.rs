@@ -14,6 +14,7 @@ use crate::engine::{
     Request,
 };
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::{Mutex, OnceLock};
 use wasm_bindgen::prelude::*;
@@ -21,7 +22,8 @@ use wasm_bindgen::JsCast;
 use web_sys::{BroadcastChannel, DedicatedWorkerGlobalScope, MessageEvent};
 
 thread_local! {
-    static MODEL: RefCell<Option<Model>> = const { RefCell::new(None) };
+    /// Shared with the runs that await the GPU while the worker reads other messages.
+    static MODEL: RefCell<Option<Rc<Model>>> = const { RefCell::new(None) };
     /// This thread's handle on the worker's channel, opened at its first report.
     static CHANNEL: RefCell<Option<BroadcastChannel>> = const { RefCell::new(None) };
 }
@@ -99,11 +101,11 @@ fn shared_stop_flag() -> JsValue {
 /// until the new one has loaded, unless the two do not fit in memory together.
 async fn load(source: ModelSource) {
     let started = now_ms();
-    let loaded_bytes = MODEL.with(|m| m.borrow().as_ref().map(Model::file_bytes));
+    let loaded_bytes = MODEL.with(|m| m.borrow().as_ref().map(|m| m.file_bytes()));
     let free_loaded = || drop(MODEL.with(|m| m.borrow_mut().take()));
     let message = match model_loading::load(source, loaded_bytes, free_loaded, post).await {
         Ok(LoadedModel { model, summary }) => {
-            MODEL.with(|m| *m.borrow_mut() = Some(model));
+            MODEL.with(|m| *m.borrow_mut() = Some(Rc::new(model)));
             FromWorker::Loaded { model: summary, load_ms: now_ms() - started }
         }
         Err(message) => {
@@ -119,7 +121,7 @@ async fn load(source: ModelSource) {
 fn run_request(id: u64, request: &Request, compare: &[String]) {
     MODEL.with(|model| {
         let model = model.borrow();
-        let Some(model) = model.as_ref() else {
+        let Some(model) = model.as_deref() else {
             return post(&FromWorker::RunFailed { id, message: "No model is loaded yet.".into() });
         };
         if let Err(message) = memory_guard::check_run(model, request, compare) {
@@ -210,6 +212,41 @@ fn expected_work(
         work += methods::by_name(name)?.work(seq, &request.params);
     }
     Ok(work)
+}
+
+/// The GPU spike's probe on the loaded model (`engine::gpu::probe`), for the tests:
+/// `public/worker.js` exposes it as `salientGpuProbe`. Resolves to the probe's JSON.
+#[wasm_bindgen]
+pub async fn gpu_probe() -> Result<String, String> {
+    let model = MODEL.with(|m| m.borrow().clone()).ok_or("no model is loaded")?;
+    let mut probe = crate::engine::gpu::probe(&model).await.map_err(|e| e.to_string())?;
+    if probe.adapter.name.is_empty() {
+        probe.adapter.name = adapter_label().await.unwrap_or_default();
+    }
+    serde_json::to_string(&probe).map_err(|e| e.to_string())
+}
+
+/// The adapter as the browser describes it (`GPUAdapterInfo`): browsers leave the description
+/// wgpu reads empty, but say the vendor and architecture ("google swiftshader").
+async fn adapter_label() -> Option<String> {
+    use js_sys::Reflect;
+    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    let gpu = Reflect::get(&navigator, &"gpu".into()).ok().filter(|g| g.is_object())?;
+    let request: js_sys::Function =
+        Reflect::get(&gpu, &"requestAdapter".into()).ok()?.dyn_into().ok()?;
+    let promise: js_sys::Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
+    let adapter =
+        wasm_bindgen_futures::JsFuture::from(promise).await.ok().filter(|a| a.is_object())?;
+    let info = Reflect::get(&adapter, &"info".into()).ok()?;
+    let field = |name: &str| {
+        Reflect::get(&info, &name.into()).ok().and_then(|v| v.as_string()).unwrap_or_default()
+    };
+    let label = [field("vendor"), field("architecture"), field("description")]
+        .into_iter()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!label.is_empty()).then_some(label)
 }
 
 /// The most a run from the page may compute, in forward passes over its text: more than any one

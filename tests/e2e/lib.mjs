@@ -25,8 +25,11 @@ export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic',
   '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
 
 // playwright passes --headless itself and gives each launch a fresh temporary user-data-dir.
-export const launchOptions = () => ({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
-export const launch = () => chromium.launch(launchOptions());
+export const launchOptions = (args = CHROMIUM_ARGS) => ({ executablePath: CHROMIUM, headless: true, args });
+export const launch = (args) => chromium.launch(launchOptions(args));
+// WebGPU on SwiftShader (Chromium's software Vulkan): slow, so the tests that use it stay small.
+export const WEBGPU_ARGS = [...CHROMIUM_ARGS.filter((a) => a !== '--disable-gpu'), '--enable-unsafe-webgpu',
+  '--enable-features=Vulkan', '--use-vulkan=swiftshader', '--use-webgpu-adapter=swiftshader'];
 
 // Runs in the page before its scripts: records every data-state transition of the status element
 // (also ones that happen within one task), the progress bar's byte counts while a model loads,
@@ -151,7 +154,8 @@ export const snapshot = (page) => page.evaluate(() => {
 // pages opened with the recorder, a watchdog, and the closing summary (`finish`).
 // `createSuite({ url, out, log, name, watchdogS })` returns closures, so a test file destructures
 // what it uses.
-export function createSuite({ url, out, log, name, watchdogS }) {
+// `args`: the browser's command line (default CHROMIUM_ARGS).
+export function createSuite({ url, out, log, name, watchdogS, args }) {
   const t0 = Date.now();
   const stamp = () => ((Date.now() - t0) / 1000).toFixed(1).padStart(6);
   writeFileSync(log, `# e2e ${new Date().toISOString()} ${url}\n`);
@@ -194,7 +198,7 @@ export function createSuite({ url, out, log, name, watchdogS }) {
   }
   // setup(context): before the page opens (e.g. routes).
   async function openPage(scope, query = '', { allowConsole = [], timeout = 30000, setup = null } = {}) {
-    browser = browser || await launch();
+    browser = browser || await launch(args);
     const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
     const page = await context.newPage();
     const h = { scope, page, context, errors: [], workers: 0 };
@@ -224,7 +228,7 @@ export function createSuite({ url, out, log, name, watchdogS }) {
     await page.goto(target, { timeout });
     return h;
   }
-  const browserVersion = async () => (browser = browser || await launch()).version();
+  const browserVersion = async () => (browser = browser || await launch(args)).version();
   const close = async () => { if (browser) await browser.close().catch(() => {}); };
   // The last lines of a run (its wall time, then `N passed, M failed`) and its exit status.
   function finish(extra = '') {

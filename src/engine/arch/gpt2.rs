@@ -104,6 +104,10 @@ impl Decoder for Gpt2 {
         self.embedding.gather_rows(ids, self.dtype)
     }
 
+    fn token_embeddings(&self) -> &QuantizedMatrix {
+        &self.embedding
+    }
+
     /// `embeds` are the token embeddings alone: the positions are added here, so attributions
     /// are taken with respect to the tokens.
     fn stream(&self, embeds: &Tensor, start: usize) -> Result<Tensor> {

@@ -136,6 +136,10 @@ impl Decoder for Llama {
         self.embedding.gather_rows(ids, self.dtype)
     }
 
+    fn token_embeddings(&self) -> &QuantizedMatrix {
+        &self.embedding
+    }
+
     /// The blocks read the embeddings as they are: positions enter through the rotation.
     fn stream(&self, embeds: &Tensor, _start: usize) -> Result<Tensor> {
         Ok(embeds.clone())

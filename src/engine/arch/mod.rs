@@ -74,6 +74,8 @@ pub trait Decoder: Send + Sync {
     fn dtype(&self) -> DType;
     /// Token embeddings `(ids.len(), width)`: the inputs attributions are taken with respect to.
     fn embed(&self, ids: &[u32]) -> Result<Tensor>;
+    /// The token embedding matrix `(vocab, width)`, as the file holds it.
+    fn token_embeddings(&self) -> &QuantizedMatrix;
     /// The residual stream entering the first block, from `embeds` `(batch, seq, width)` at the
     /// positions `start..start + seq`.
     fn stream(&self, embeds: &Tensor, start: usize) -> Result<Tensor>;
