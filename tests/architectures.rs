@@ -12,8 +12,8 @@ use common::gguf_builder::{
     rewritten, tiny_model, with_metadata, without_tensor, Family, TinyConfig, TinyModel,
 };
 use common::reference::{self, Reference, Variant, EXACT};
-use salient::engine::gradient::value_and_gradient_in_segments;
-use salient::engine::tokenizer::pre_tokenize;
+use salient::engine::cpu::gradient::value_and_gradient_in_segments;
+use salient::engine::model::tokenizer::pre_tokenize;
 use salient::engine::{EngineError, Model, Problem, TargetSpec};
 
 const FAMILIES: [Family; 3] = [Family::Llama, Family::Qwen2, Family::Gpt2];

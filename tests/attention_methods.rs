@@ -6,7 +6,7 @@
 mod common;
 use candle_core::{DType, Tensor};
 use common::gguf_builder::{tiny_llama, TinyConfig, TinyModel, RMS_EPS, ROPE_THETA};
-use salient::engine::methods::{by_name, Baseline, MethodParams};
+use salient::engine::attribution::methods::{by_name, Baseline, MethodParams};
 use salient::engine::{attribute, EngineError, Model, Problem, Request, TargetSpec};
 use std::time::Instant;
 

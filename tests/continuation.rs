@@ -4,7 +4,7 @@
 
 mod common;
 use candle_core::DType;
-use salient::engine::continuation::attribute_continuation;
+use salient::engine::attribution::continuation::attribute_continuation;
 use salient::engine::{
     attribute, EngineError, MethodParams, Request, TargetChoice, TargetKind, TargetSpec,
 };

@@ -4,9 +4,9 @@
 
 mod common;
 use candle_core::{DType, Tensor, D};
-use salient::engine::faithfulness::measure;
-use salient::engine::methods::{self, Baseline, MethodParams};
-use salient::engine::stats::SplitMix64;
+use salient::engine::attribution::faithfulness::measure;
+use salient::engine::attribution::methods::{self, Baseline, MethodParams};
+use salient::engine::attribution::stats::SplitMix64;
 use salient::engine::{attribute, Model, Problem, Request, TargetSpec};
 use std::time::Instant;
 

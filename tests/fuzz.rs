@@ -19,14 +19,16 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Device;
 use common::gguf_builder::{tiny_model, Family, TinyConfig};
 use hostile::{check_spelling, SplitMix64};
-use salient::engine::attribution::{Attribution, Prediction};
-use salient::engine::continuation::{Continuation, ContinuationRow};
-use salient::engine::faithfulness::Faithfulness;
-use salient::engine::gguf::GgufFile;
-use salient::engine::grouping::Granularity;
-use salient::engine::methods::{MethodParams, MAX_SAMPLES, MAX_STEPS, METHODS, MIN_STEPS};
-use salient::engine::tokenizer::TextTokenizer;
-use salient::engine::tokenizer::Token;
+use salient::engine::api::{Attribution, Prediction};
+use salient::engine::attribution::continuation::{Continuation, ContinuationRow};
+use salient::engine::attribution::faithfulness::Faithfulness;
+use salient::engine::attribution::grouping::Granularity;
+use salient::engine::attribution::methods::{
+    MethodParams, MAX_SAMPLES, MAX_STEPS, METHODS, MIN_STEPS,
+};
+use salient::engine::model::gguf::GgufFile;
+use salient::engine::model::tokenizer::TextTokenizer;
+use salient::engine::model::tokenizer::Token;
 use salient::engine::TargetKind;
 use salient::engine::{Model, Problem, TargetSpec};
 use salient::state::colour::Scale;

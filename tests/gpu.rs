@@ -7,7 +7,7 @@ mod common;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{Device, Tensor};
 use salient::engine::gpu::{Gpu, MatrixOnGpu};
-use salient::engine::weights::QuantizedMatrix;
+use salient::engine::model::weights::QuantizedMatrix;
 use std::sync::Arc;
 
 fn gpu(test: &str) -> Option<Gpu> {

@@ -4,8 +4,8 @@
 
 mod common;
 use candle_core::{DType, Tensor};
-use salient::engine::methods::{self, AttributionMethod, Scores};
-use salient::engine::problem::Problem;
+use salient::engine::attribution::methods::{self, AttributionMethod, Scores};
+use salient::engine::attribution::problem::Problem;
 use salient::engine::{Baseline, EngineError, MethodParams, TargetSpec};
 use std::time::Instant;
 

@@ -4,7 +4,7 @@
 
 mod common;
 use candle_core::{DType, Tensor};
-use salient::engine::problem::Problem;
+use salient::engine::attribution::problem::Problem;
 use salient::engine::{attribute, Model, Request, TargetChoice, TargetSpec};
 
 /// Central-difference step (the input embedding vector has norm ≈ 1 per token).

@@ -3,8 +3,8 @@
 
 mod common;
 use candle_core::DType;
-use salient::engine::grouping::{group, Granularity, Group};
-use salient::engine::tokenizer::Token;
+use salient::engine::attribution::grouping::{group, Granularity, Group};
+use salient::engine::model::tokenizer::Token;
 
 fn texts(groups: &[Group]) -> Vec<&str> {
     groups.iter().map(|g| g.text.as_str()).collect()

@@ -7,11 +7,11 @@
 mod common;
 use candle_core::DType;
 use common::gguf_builder::{tiny_llama, TinyConfig};
-use salient::engine::attribution::expected_work;
-use salient::engine::faithfulness;
-use salient::engine::gradient::value_and_gradient_in_segments;
-use salient::engine::methods::METHODS;
-use salient::engine::progress::{self, Progress};
+use salient::engine::api::expected_work;
+use salient::engine::attribution::faithfulness;
+use salient::engine::attribution::methods::METHODS;
+use salient::engine::cpu::gradient::value_and_gradient_in_segments;
+use salient::engine::runtime::progress::{self, Progress};
 use salient::engine::{attribute, Baseline, Model, Problem, Request, TargetSpec};
 use std::cell::RefCell;
 

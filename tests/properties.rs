@@ -8,7 +8,7 @@ mod hostile;
 
 use candle_core::DType;
 use hostile::{check_spelling, Spelling, SplitMix64};
-use salient::engine::token_text::{bytes_to_text, text_to_bytes};
+use salient::engine::model::token_text::{bytes_to_text, text_to_bytes};
 use salient::state::link;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Number, Value};

@@ -10,7 +10,7 @@ use candle_core::quantized::GgmlDType;
 use candle_core::{DType, Device};
 use common::gguf_builder::{tiny_llama, with_matrices_in, with_type_id, Family, TinyConfig};
 use common::reference::{self, EXACT};
-use salient::engine::weights::{WeightStorage, SUPPORTED_ENCODINGS};
+use salient::engine::model::weights::{WeightStorage, SUPPORTED_ENCODINGS};
 use salient::engine::{explain, EngineError, MethodParams, Model, Problem, TargetSpec};
 use std::collections::HashMap;
 use std::io::Cursor;

@@ -4,7 +4,7 @@
 
 mod common;
 use candle_core::DType;
-use salient::engine::parallel::stop_flag;
+use salient::engine::runtime::parallel::stop_flag;
 use salient::engine::{attribute, EngineError, Model, Request};
 use std::sync::atomic::Ordering;
 use std::time::Duration;

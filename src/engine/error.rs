@@ -109,7 +109,7 @@ impl From<candle_core::Error> for EngineError {
         // A stop surfaces as the failure of the candle op that was running, whose error keeps
         // only the text of `parallel::Stopped`.
         let text = e.to_string();
-        match text.contains(super::parallel::STOPPED) {
+        match text.contains(crate::engine::runtime::parallel::STOPPED) {
             true => EngineError::Stopped,
             false => EngineError::Internal(text),
         }

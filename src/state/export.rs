@@ -5,7 +5,7 @@
 
 use super::colour::{short, Scale};
 use super::view::{method_label, quantity};
-use crate::engine::token_text::visible;
+use crate::engine::model::token_text::visible;
 use crate::engine::Attribution;
 
 /// `text` safe inside HTML or XML text and attribute values. Characters XML forbids (C0 controls
@@ -63,11 +63,18 @@ impl<'a> Shown<'a> {
         Self { attribution, scale, title, credit }
     }
 
-    fn tooltip(&self, i: usize, token: &crate::engine::tokenizer::Token, score: f32) -> String {
+    fn tooltip(
+        &self,
+        i: usize,
+        token: &crate::engine::model::tokenizer::Token,
+        score: f32,
+    ) -> String {
         format!("token {i} {} · id {} · score {score:.4e}", visible(&token.text), token.id)
     }
 
-    fn tokens(&self) -> impl Iterator<Item = (usize, &crate::engine::tokenizer::Token, f32)> {
+    fn tokens(
+        &self,
+    ) -> impl Iterator<Item = (usize, &crate::engine::model::tokenizer::Token, f32)> {
         let a = self.attribution;
         a.tokens.iter().zip(&a.scores).enumerate().map(|(i, (t, s))| (i, t, *s))
     }

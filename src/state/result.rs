@@ -5,11 +5,11 @@
 //! the views read it (`Deref`) and rely on what the check proved, so they index and subtract
 //! without testing lengths again. Nothing else makes a `Checked` value.
 
-use crate::engine::attribution::{Attribution, Prediction};
-use crate::engine::continuation::Continuation;
-use crate::engine::faithfulness::Faithfulness;
-use crate::engine::methods;
-use crate::engine::tokenizer::Token;
+use crate::engine::api::{Attribution, Prediction};
+use crate::engine::attribution::continuation::Continuation;
+use crate::engine::attribution::faithfulness::Faithfulness;
+use crate::engine::attribution::methods;
+use crate::engine::model::tokenizer::Token;
 use crate::state::settings::MAX_TOKENS;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -277,8 +277,8 @@ fn check_faithfulness(f: &Faithfulness) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::continuation::ContinuationRow;
-    use crate::engine::methods::MethodParams;
+    use crate::engine::attribution::continuation::ContinuationRow;
+    use crate::engine::attribution::methods::MethodParams;
     use crate::engine::TargetKind;
 
     fn token(id: u32) -> Token {

@@ -6,8 +6,8 @@
 //! deserialised `Settings` is [`Settings::checked`] first, so no text, list or number in it is
 //! past the page's bounds, whatever path it came by.
 
-use crate::engine::grouping::Granularity;
-use crate::engine::methods::{
+use crate::engine::attribution::grouping::Granularity;
+use crate::engine::attribution::methods::{
     self, MethodParams, Param, MAX_SAMPLES, MAX_STEPS, METHODS, MIN_STEPS,
 };
 use crate::engine::{Request, TargetChoice, TargetKind, TargetSpec};

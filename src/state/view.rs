@@ -7,10 +7,10 @@
 use super::colour::Scale;
 use super::result::{Checked, RunOutput};
 use super::settings::ViewSettings;
-use crate::engine::grouping::{group, Granularity};
-use crate::engine::methods;
-use crate::engine::token_text::text_to_bytes;
-use crate::engine::tokenizer::Token;
+use crate::engine::attribution::grouping::{group, Granularity};
+use crate::engine::attribution::methods;
+use crate::engine::model::token_text::text_to_bytes;
+use crate::engine::model::tokenizer::Token;
 use crate::engine::{Attribution, TargetKind};
 
 /// One map: tokens and one score each.
@@ -118,7 +118,7 @@ pub fn spelled(tokens: &[Token]) -> String {
 pub struct Matrix<'a> {
     pub columns: &'a [Token],
     pub output_start: usize,
-    pub rows: &'a [crate::engine::continuation::ContinuationRow],
+    pub rows: &'a [crate::engine::attribution::continuation::ContinuationRow],
 }
 
 pub fn matrix(output: &Checked<RunOutput>) -> Option<Matrix<'_>> {
@@ -192,8 +192,8 @@ pub fn prefix(text: &str, n: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::attribution::Prediction;
-    use crate::engine::methods::MethodParams;
+    use crate::engine::api::Prediction;
+    use crate::engine::attribution::methods::MethodParams;
     use crate::state::shared::{Quantised, Snapshot};
 
     fn attribution(scores: &[f32]) -> Attribution {

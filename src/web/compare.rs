@@ -3,7 +3,7 @@
 
 use super::app::{Measurement, Rerun, Ui};
 use super::heatmap::{map_spans, SpanIds};
-use crate::engine::methods::METHODS;
+use crate::engine::attribution::methods::METHODS;
 use crate::state::colour::short;
 use crate::state::view::{method_label, TokenMap};
 use leptos::prelude::*;

@@ -2,8 +2,8 @@
 //! Cancel, and how the map is shown. Each writes one part of `Settings` through `Ui::change`.
 
 use super::app::{Rerun, Ui};
-use crate::engine::grouping::Granularity;
-use crate::engine::methods::{Baseline, Param, METHODS};
+use crate::engine::attribution::grouping::Granularity;
+use crate::engine::attribution::methods::{Baseline, Param, METHODS};
 use crate::state::settings::{Normalisation, Reduce, Settings};
 use leptos::prelude::*;
 use std::str::FromStr;

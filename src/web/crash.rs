@@ -88,7 +88,9 @@ pub fn install_worker_hook(channel: String) {
 #[wasm_bindgen]
 pub fn test_panic(place: &str) {
     match place {
-        "pool" => crate::engine::parallel::on_pool(|| panic!("a test panic in the engine's pool")),
+        "pool" => crate::engine::runtime::parallel::on_pool(|| {
+            panic!("a test panic in the engine's pool")
+        }),
         _ => panic!("a test panic on the {} thread", thread_name()),
     }
 }

@@ -3,9 +3,9 @@
 //! against random orders. Measured by the worker after the map is shown.
 
 use super::app::{Measurement, Ui};
-use crate::engine::faithfulness::Faithfulness;
-use crate::engine::methods::Baseline;
-use crate::engine::token_text::visible;
+use crate::engine::attribution::faithfulness::Faithfulness;
+use crate::engine::attribution::methods::Baseline;
+use crate::engine::model::token_text::visible;
 use crate::state::colour::short;
 use leptos::prelude::*;
 

@@ -2,8 +2,8 @@
 //! that says what the colours mean.
 
 use super::app::Ui;
-use crate::engine::grouping::Granularity;
-use crate::engine::token_text::visible;
+use crate::engine::attribution::grouping::Granularity;
+use crate::engine::model::token_text::visible;
 use crate::state::colour::short;
 use crate::state::settings::ViewSettings;
 use crate::state::view::{method_label, shown_map, spelled, units, TokenMap};

@@ -7,7 +7,7 @@
 //! pointer.
 
 use super::app::Ui;
-use crate::engine::token_text::visible;
+use crate::engine::model::token_text::visible;
 use crate::state::colour::{short, Scale};
 use crate::state::settings::ViewSettings;
 use crate::state::view::{matrix, Matrix};

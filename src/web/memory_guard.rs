@@ -3,11 +3,12 @@
 //! fit before it starts. A wasm worker that runs out of memory aborts in the middle of its work,
 //! so refusing with a message that says what would fit is the better outcome.
 
-use crate::engine::memory::{
+use crate::engine::attribution::memory::{
     estimate_load_bytes, estimate_run_bytes, max_tokens_within, method_batch_rows,
     USABLE_WASM_MEMORY,
 };
-use crate::engine::{methods, Model, Request};
+use crate::engine::attribution::methods;
+use crate::engine::{Model, Request};
 use crate::state::settings::MAX_TOKENS;
 
 /// A model that cannot explain even a sentence this long is refused: the page is no use with it.

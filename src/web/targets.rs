@@ -2,7 +2,7 @@
 //! "compare with…" to explain its difference from the target), the quantity, the foil.
 
 use super::app::{Rerun, Ui};
-use crate::engine::token_text::visible;
+use crate::engine::model::token_text::visible;
 use crate::engine::{TargetChoice, TargetKind};
 use crate::state::colour::short;
 use crate::state::view::quantity;

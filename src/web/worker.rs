@@ -7,12 +7,12 @@
 use super::memory_guard;
 use super::model_loading::{self, LoadedModel, ModelSource};
 use super::protocol::{Agreement, FromWorker, MethodScores, RunOutput, Timings, ToWorker};
-use crate::engine::progress::{self, Progress};
-use crate::engine::stats::spearman;
-use crate::engine::{
-    attribution, explain_request, faithfulness, methods, parallel, EngineError, Model, Problem,
-    Request,
-};
+use crate::engine::api::{self, explain_request};
+use crate::engine::attribution::stats::spearman;
+use crate::engine::attribution::{faithfulness, methods};
+use crate::engine::runtime::parallel;
+use crate::engine::runtime::progress::{self, Progress};
+use crate::engine::{EngineError, Model, Problem, Request};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -203,11 +203,8 @@ fn expected_work(
     request: &Request,
     compare: &[String],
 ) -> Result<u64, EngineError> {
-    let mut work = attribution::expected_work(
-        model,
-        seq,
-        &Request { faithfulness: false, ..request.clone() },
-    )?;
+    let mut work =
+        api::expected_work(model, seq, &Request { faithfulness: false, ..request.clone() })?;
     for name in compare.iter().filter(|name| **name != request.method) {
         work += methods::by_name(name)?.work(seq, &request.params);
     }

@@ -3,11 +3,11 @@
 //! from it, and the invariant every tokenization must keep.
 #![allow(dead_code)] // each including file uses a different part
 
-use salient::engine::token_text::text_to_bytes;
-use salient::engine::tokenizer::TextTokenizer;
+use salient::engine::model::token_text::text_to_bytes;
+use salient::engine::model::tokenizer::TextTokenizer;
 
-/// The engine's SplitMix64 (`salient::engine::stats`), with the draws the generators below need.
-pub struct SplitMix64(salient::engine::stats::SplitMix64);
+/// The engine's SplitMix64 (`salient::engine::attribution::stats`), with the draws the generators below need.
+pub struct SplitMix64(salient::engine::attribution::stats::SplitMix64);
 
 /// Characters a text generator draws from, grouped so each kind shows up often: ASCII, controls,
 /// whitespace, Latin-1 and combining marks, CJK, emoji (with joiners and variation selectors),
@@ -43,7 +43,7 @@ const SPECIAL_SNIPPETS: &[&str] = &[
 
 impl SplitMix64 {
     pub fn new(seed: u64) -> Self {
-        SplitMix64(salient::engine::stats::SplitMix64::new(seed))
+        SplitMix64(salient::engine::attribution::stats::SplitMix64::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {

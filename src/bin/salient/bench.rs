@@ -14,8 +14,9 @@
 
 use super::convergence;
 use candle_core::{DType, Device, Tensor};
-use salient::engine::weights::WeightStorage;
-use salient::engine::{explain, methods, MethodParams, Model, Problem, TargetSpec};
+use salient::engine::attribution::methods;
+use salient::engine::model::weights::WeightStorage;
+use salient::engine::{explain, MethodParams, Model, Problem, TargetSpec};
 use std::io::Write;
 use std::time::Instant;
 
@@ -157,7 +158,7 @@ fn os_threads() -> Option<usize> {
 pub(crate) fn threads_json(label: &Option<String>) -> serde_json::Value {
     serde_json::json!({
         // The engine's pool: each projection's weight rows are split this many ways.
-        "engine": salient::engine::parallel::threads(),
+        "engine": salient::engine::runtime::parallel::threads(),
         // candle-core 0.11.1 `utils::get_num_threads` (RAYON_NUM_THREADS): candle's own matmuls
         // (attention's, and `--matmul`) split their work this many ways.
         "candle_matmul": candle_core::utils::get_num_threads(),

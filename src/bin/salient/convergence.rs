@@ -11,7 +11,7 @@
 //! Σᵢ scoreᵢ = Σₖ wₖ ⟨x − x', ∇f(x(αₖ))⟩, so each fixed rule's node needs only that one dot product.
 
 use super::bench::{emit, ms_since, threads_json, BenchArgs};
-use salient::engine::methods::Path;
+use salient::engine::attribution::methods::Path;
 use salient::engine::{explain, Baseline, MethodParams, Model, Problem, TargetSpec};
 use std::time::Instant;
 

@@ -9,15 +9,15 @@ mod bench;
 mod convergence;
 
 use candle_core::DType;
-use salient::engine::attribution::expected_work;
-use salient::engine::grouping::{self, Granularity};
-use salient::engine::memory::GraphBudget;
-use salient::engine::parallel;
-use salient::engine::progress::{self, Progress};
-use salient::engine::weights::WeightStorage;
-use salient::engine::{
-    self, methods, Attribution, Baseline, Model, Request, TargetChoice, TargetKind,
-};
+use salient::engine;
+use salient::engine::api::expected_work;
+use salient::engine::attribution::grouping::{self, Granularity};
+use salient::engine::attribution::memory::GraphBudget;
+use salient::engine::attribution::methods;
+use salient::engine::model::weights::WeightStorage;
+use salient::engine::runtime::parallel;
+use salient::engine::runtime::progress::{self, Progress};
+use salient::engine::{Attribution, Baseline, Model, Request, TargetChoice, TargetKind};
 use sha2::{Digest, Sha256};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -387,7 +387,7 @@ fn to_json(
 }
 
 fn print_table(result: &Attribution, group: Option<Granularity>) {
-    let visible = |text: &str| terminal_safe(&engine::token_text::visible(text));
+    let visible = |text: &str| terminal_safe(&salient::engine::model::token_text::visible(text));
     println!(
         "target \"{}\" (id {}, p = {:.4}), method {}",
         terminal_safe(&result.target.text),

@@ -2,10 +2,10 @@
 //! inside the shader: the spike that settles the GPU backend's seam (upload, a decoding kernel,
 //! an awaited read).
 
-use super::encodings::encoding;
-use super::{gpu_error, Gpu};
 use crate::engine::error::{EngineError, Result};
-use crate::engine::weights::QuantizedMatrix;
+use crate::engine::gpu::encodings::encoding;
+use crate::engine::gpu::{gpu_error, Gpu};
+use crate::engine::model::weights::QuantizedMatrix;
 use wgpu::util::DeviceExt;
 
 /// A `rows × cols` matrix on the GPU, in its file's blocks.

@@ -11,7 +11,7 @@ mod matvec;
 
 pub use matvec::MatrixOnGpu;
 
-use super::error::{EngineError, Result};
+use crate::engine::error::{EngineError, Result};
 use wgpu::util::DeviceExt;
 
 /// Which adapter computes: what the page and the CLI show.

@@ -1,0 +1,170 @@
+//! The engine's front door: text + target + method in, tokens + prediction + scores out.
+
+use crate::engine::attribution::continuation::{attribute_continuation, Continuation};
+use crate::engine::attribution::faithfulness::{self, Faithfulness};
+use crate::engine::attribution::methods::{self, MethodParams};
+use crate::engine::attribution::objective::TargetKind;
+use crate::engine::attribution::problem::{top_indices, Problem, TargetSpec};
+use crate::engine::error::Result;
+use crate::engine::model::tokenizer::Token;
+use crate::engine::model::Model;
+use crate::engine::runtime::progress;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Request {
+    pub text: String,
+    pub target: TargetSpec,
+    pub method: String,
+    #[serde(default)]
+    pub params: MethodParams,
+    /// How many top predictions to report.
+    pub top_k: usize,
+    /// Refuse longer texts (below the model's context), to bound memory.
+    pub max_tokens: Option<usize>,
+    /// Also measure how faithful the scores are (deletion curve, comprehensiveness, sufficiency).
+    #[serde(default)]
+    pub faithfulness: bool,
+    /// Also explain each token of this text, read as the continuation of `text`.
+    #[serde(default)]
+    pub continuation: Option<String>,
+}
+
+impl Request {
+    /// `method` on `text`, explaining p(top prediction), with default settings.
+    pub fn new(text: impl Into<String>, method: &str) -> Self {
+        Self {
+            text: text.into(),
+            target: TargetSpec::top(),
+            method: method.into(),
+            params: MethodParams::default(),
+            top_k: 5,
+            max_tokens: None,
+            faithfulness: false,
+            continuation: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub id: u32,
+    pub text: String,
+    pub prob: f32,
+}
+
+impl Prediction {
+    /// Token `id` as a next-token prediction of `problem`'s input.
+    pub fn of(problem: &Problem, id: u32) -> Result<Self> {
+        Ok(Self {
+            id,
+            text: problem.model.tokenizer.token(id)?.text,
+            prob: problem.probs[id as usize],
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Attribution {
+    pub tokens: Vec<Token>,
+    pub target: Prediction,
+    /// Contrastive runs: the token the target is compared with.
+    pub foil: Option<Prediction>,
+    pub target_kind: TargetKind,
+    /// The explained quantity at the input, f(x).
+    pub value: f64,
+    pub top_k: Vec<Prediction>,
+    pub method: String,
+    pub params: MethodParams,
+    /// Whether scores can be negative (diverging colour scale) or not (sequential).
+    pub signed: bool,
+    /// One score per token, in token order.
+    pub scores: Vec<f32>,
+    /// Path methods: |Σ scores − (f(x) − f(baseline))| / |f(x) − f(baseline)|.
+    pub completeness_error: Option<f64>,
+    /// Path methods: how many gradients the path integral took.
+    #[serde(default)]
+    pub path_gradients: Option<usize>,
+    /// When the request asked for it: how faithful the scores are.
+    #[serde(default)]
+    pub faithfulness: Option<Faithfulness>,
+    /// When the request gave a continuation: one attribution per continuation token.
+    #[serde(default)]
+    pub continuation: Option<Continuation>,
+}
+
+pub fn attribute(model: &Model, request: &Request) -> Result<Attribution> {
+    methods::by_name(&request.method)?; // an unknown method fails before the forward pass
+    let problem = Problem::new(model, &request.text, &request.target, request.max_tokens)?;
+    explain_request(&problem, request)
+}
+
+/// The work (in [`progress`] units) of `request` on a text of `seq` tokens: `Problem::new`'s
+/// forward pass, then [`explain_request`]'s method and continuation rows, each row a problem of its
+/// own. The faithfulness check is left out: its passes depend on the scores.
+pub fn expected_work(model: &Model, seq: usize, request: &Request) -> Result<u64> {
+    let method = methods::by_name(&request.method)?;
+    let problem_and_method = |seq| progress::forward(1, seq) + method.work(seq, &request.params);
+    let continuation = match &request.continuation {
+        Some(text) => model.tokenizer.tokenize_continuation(text)?.len(),
+        None => 0,
+    };
+    // Row k explains continuation token k from the text and the k tokens before it.
+    let rows: u64 = (seq..seq + continuation).map(problem_and_method).sum();
+    Ok(problem_and_method(seq) + rows)
+}
+
+/// [`explain`] plus what `request` asks for beyond the scores (faithfulness, a continuation).
+/// `problem` must be `request`'s problem.
+pub fn explain_request(problem: &Problem, request: &Request) -> Result<Attribution> {
+    let mut result = explain(problem, &request.method, &request.params, request.top_k)?;
+    if request.faithfulness {
+        let params = &request.params;
+        result.faithfulness =
+            Some(faithfulness::measure(problem, &result.scores, params.baseline, params.seed)?);
+    }
+    if let Some(continuation) = &request.continuation {
+        result.continuation = Some(attribute_continuation(
+            problem.model,
+            &request.text,
+            continuation,
+            request.target.kind,
+            &request.method,
+            &request.params,
+            request.max_tokens,
+        )?);
+    }
+    Ok(result)
+}
+
+/// The second half of [`attribute`], for callers that time the forward pass apart or run several
+/// methods on one problem.
+pub fn explain(
+    problem: &Problem,
+    method: &str,
+    params: &MethodParams,
+    top_k: usize,
+) -> Result<Attribution> {
+    let method = methods::by_name(method)?;
+    let prediction = |id: u32| Prediction::of(problem, id);
+    let top_k =
+        top_indices(&problem.probs, top_k).into_iter().map(prediction).collect::<Result<_>>()?;
+    let scores = method.attribute(problem, params)?;
+    debug_assert_eq!(scores.values.len(), problem.len());
+    Ok(Attribution {
+        target: prediction(problem.objective.target)?,
+        foil: problem.objective.foil.map(prediction).transpose()?,
+        target_kind: problem.objective.kind,
+        value: problem.input_value()?,
+        top_k,
+        method: method.name().to_string(),
+        params: params.clone(),
+        signed: method.signed(),
+        scores: scores.values,
+        completeness_error: scores.completeness_error,
+        path_gradients: scores.gradients,
+        faithfulness: None,
+        continuation: None,
+        tokens: problem.tokens.clone(),
+    })
+}

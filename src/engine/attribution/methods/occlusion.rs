@@ -1,0 +1,65 @@
+//! Occlusion, leave one out (Zeiler & Fergus 2014; for text, Li et al. 2016): token i's score is
+//! how much the explained quantity drops when its embedding alone is replaced by the baseline's,
+//! f(x) − f(x with eᵢ := bᵢ). Exact forward passes, no gradients; a positive score means the
+//! token supported the prediction.
+
+use crate::engine::attribution::methods::{AttributionMethod, MethodParams, Param, Scores};
+use crate::engine::attribution::problem::{self, Problem};
+use crate::engine::error::Result;
+use candle_core::Tensor;
+use std::ops::Range;
+
+/// Occluded copies held at once, in tokens (copies × sequence length): one copy per token would
+/// be seq² embeddings, hundreds of MB on a long text.
+const CHUNK_TOKENS: usize = 4096;
+
+pub struct Occlusion;
+
+impl AttributionMethod for Occlusion {
+    fn name(&self) -> &'static str {
+        "occlusion"
+    }
+
+    fn label(&self) -> &'static str {
+        "Occlusion (leave one out)"
+    }
+
+    fn signed(&self) -> bool {
+        true
+    }
+
+    fn params(&self) -> &'static [Param] {
+        &[Param::Baseline]
+    }
+
+    /// Occluding token i leaves the i positions before it as they were, which the passes of
+    /// values continue from the text's keys and values where their batching allows.
+    fn work(&self, seq: usize, _params: &MethodParams) -> u64 {
+        problem::values_work(chunks(seq).map(|chunk| chunk.collect()), seq)
+    }
+
+    fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {
+        let input = problem.input();
+        let baseline = problem.baseline(params.baseline)?;
+        let value = problem.input_value()?;
+        let mut scores = Vec::with_capacity(problem.len());
+        for chunk in chunks(problem.len()) {
+            let occluded =
+                chunk.map(|i| occlude(&input, &baseline, i)).collect::<Result<Vec<_>>>()?;
+            scores.extend(problem.values(&occluded)?.into_iter().map(|v| (value - v) as f32));
+        }
+        Ok(scores.into())
+    }
+}
+
+/// The tokens occluded together, in one call of `Problem::values`.
+fn chunks(seq: usize) -> impl Iterator<Item = Range<usize>> {
+    let per_chunk = (CHUNK_TOKENS / seq.max(1)).max(1);
+    (0..seq).step_by(per_chunk).map(move |start| start..(start + per_chunk).min(seq))
+}
+
+/// `input` `(seq, width)` with row `i` taken from `baseline`.
+fn occlude(input: &Tensor, baseline: &Tensor, i: usize) -> Result<Tensor> {
+    let width = input.dim(1)?;
+    Ok(input.slice_assign(&[i..i + 1, 0..width], &baseline.narrow(0, i, 1)?)?)
+}

@@ -1,0 +1,425 @@
+//! One attribution problem: a token sequence, its input embeddings, the model's prediction and
+//! the objective (a scalar of the next-token logits) being explained. Methods ask it for values
+//! and gradients of that objective at any embeddings, batched so memory stays bounded.
+
+use crate::engine::attribution::memory;
+use crate::engine::attribution::methods::Baseline;
+use crate::engine::attribution::objective::{Objective, TargetKind};
+use crate::engine::cpu::gradient::{value_and_gradient, Tape};
+use crate::engine::cpu::layers::KeyValues;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::model::tokenizer::Token;
+use crate::engine::model::Model;
+use crate::engine::runtime::progress;
+use candle_core::{DType, Tensor, D};
+use candle_nn::ops;
+use serde::{Deserialize, Serialize};
+use std::ops::Range;
+use std::sync::{Mutex, OnceLock};
+
+/// Which next token to explain.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TargetChoice {
+    /// The model's most likely next token.
+    TopPrediction,
+    Id(u32),
+    /// Text that must be exactly one token (" Paris").
+    Text(String),
+}
+
+/// The question asked of the model: which token, which quantity, and optionally against which
+/// foil token.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TargetSpec {
+    pub token: TargetChoice,
+    #[serde(default)]
+    pub kind: TargetKind,
+    #[serde(default)]
+    pub foil: Option<TargetChoice>,
+}
+
+impl TargetSpec {
+    /// p(top prediction), the default question.
+    pub fn top() -> Self {
+        Self::of(TargetChoice::TopPrediction)
+    }
+
+    pub fn of(token: TargetChoice) -> Self {
+        Self { token, kind: TargetKind::Prob, foil: None }
+    }
+}
+
+/// Tokens per batched forward pass without gradients (no graph is kept: only one block's
+/// activations are alive at a time). A batch holds at least one sequence whatever its length.
+/// Gradient batches are sized by `memory::gradient_batch_rows`.
+const VALUE_BATCH_TOKENS: usize = 1024;
+
+/// Below this many tokens a batch of values takes the next input whatever it recomputes: each
+/// pass reads every weight once, which small batches do not amortise.
+const VALUE_BATCH_MIN_TOKENS: usize = 256;
+
+/// Past [`VALUE_BATCH_MIN_TOKENS`], a batch takes the next input only while the positions it
+/// recomputes although they are unchanged (those its inputs share with the text beyond the prefix
+/// the whole batch shares) stay within this fraction of its tokens.
+const VALUE_BATCH_RECOMPUTED: f64 = 0.0625;
+
+pub struct Problem<'m> {
+    pub model: &'m Model,
+    pub tokens: Vec<Token>,
+    /// `(seq, width)`.
+    embeds: Tensor,
+    pub objective: Objective,
+    /// Next-token logits `(1, vocab)` for the unperturbed input.
+    input_logits: Tensor,
+    /// The input's forward pass, kept for the input gradient until that is taken or another pass
+    /// needs the memory (its graph is within the model's `memory::GraphBudget`).
+    input_tape: Mutex<Option<Tape>>,
+    /// Every block's attention probabilities on the input, computed when a method first asks.
+    attentions: OnceLock<Vec<Tensor>>,
+    /// Every block's keys and values on the input, computed when values are first asked at
+    /// inputs that share a prefix with it.
+    keys_values: OnceLock<Vec<KeyValues>>,
+    /// Next-token probabilities for the unperturbed input.
+    pub probs: Vec<f32>,
+}
+
+impl<'m> Problem<'m> {
+    pub fn new(
+        model: &'m Model,
+        text: &str,
+        spec: &TargetSpec,
+        max_tokens: Option<usize>,
+    ) -> Result<Self> {
+        Self::from_tokens(model, model.tokenize_input(text, max_tokens)?, spec)
+    }
+
+    /// For token sequences built by the caller (a continuation's prefixes).
+    pub fn from_tokens(model: &'m Model, tokens: Vec<Token>, spec: &TargetSpec) -> Result<Self> {
+        let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
+        let embeds = model.decoder.embed(&ids)?;
+        let per_segment =
+            memory::layers_per_segment(model.config(), ids.len(), 1, model.graph_budget());
+        let input_tape = Tape::record(&*model.decoder, &embeds.unsqueeze(0)?, per_segment)?;
+        let input_logits = input_tape.logits().detach();
+        let probs: Vec<f32> =
+            ops::softmax(&input_logits.squeeze(0)?, D::Minus1)?.to_dtype(DType::F32)?.to_vec1()?;
+        if probs.iter().any(|p| !p.is_finite()) {
+            // Only damaged weights (or scales) make a finite input give no distribution at all.
+            return Err(EngineError::CorruptGguf(
+                "the model's next-token probabilities are not numbers (NaN or infinite) on this text, so some weights are not finite".into(),
+            ));
+        }
+        let resolve = |choice: &TargetChoice| -> Result<u32> {
+            match choice {
+                TargetChoice::TopPrediction => Ok(top_indices(&probs, 1)[0]),
+                TargetChoice::Id(id) if (*id as usize) < probs.len() => Ok(*id),
+                TargetChoice::Id(id) => Err(EngineError::UnknownTarget(format!(
+                    "id {id} (the vocabulary has {} tokens)",
+                    probs.len()
+                ))),
+                TargetChoice::Text(text) => model.tokenizer.single_token(text),
+            }
+        };
+        let target = resolve(&spec.token)?;
+        let foil = spec.foil.as_ref().map(resolve).transpose()?;
+        if foil == Some(target) {
+            return Err(EngineError::InvalidRequest(
+                "The foil must differ from the target token.".into(),
+            ));
+        }
+        let objective = Objective { target, kind: spec.kind, foil };
+        let input_tape = Mutex::new(Some(input_tape));
+        let (attentions, keys_values) = (OnceLock::new(), OnceLock::new());
+        Ok(Self {
+            model,
+            tokens,
+            embeds,
+            objective,
+            input_logits,
+            input_tape,
+            attentions,
+            keys_values,
+            probs,
+        })
+    }
+
+    pub fn target(&self) -> u32 {
+        self.objective.target
+    }
+
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// The input embeddings, `(seq, width)`.
+    pub fn input(&self) -> Tensor {
+        self.embeds.clone()
+    }
+
+    /// Next-token logits `(1, vocab)` at the input.
+    pub fn input_logits(&self) -> &Tensor {
+        &self.input_logits
+    }
+
+    /// Per layer, the attention probabilities `(1, heads, seq, seq)` at the input.
+    pub fn attentions(&self) -> Result<&[Tensor]> {
+        if let Some(attentions) = self.attentions.get() {
+            return Ok(attentions);
+        }
+        self.release_input_tape();
+        let attentions = self.model.decoder.forward(&self.embeds.unsqueeze(0)?)?.attentions;
+        Ok(self.attentions.get_or_init(|| attentions))
+    }
+
+    /// The explained quantity at the input, f(x).
+    pub fn input_value(&self) -> Result<f64> {
+        let value = self.objective.score(&self.input_logits)?;
+        Ok(value.to_dtype(DType::F64)?.to_vec1::<f64>()?[0])
+    }
+
+    /// ∂ f / ∂ embeds at the input, `(seq, width)`. The first call uses the kept forward pass.
+    pub fn input_gradient(&self) -> Result<Tensor> {
+        let kept = self
+            .input_tape
+            .lock()
+            .map_err(|_| EngineError::Internal("a run panicked".into()))?
+            .take();
+        let gradient = match kept {
+            Some(tape) => {
+                let value = self.objective.score(tape.logits())?;
+                tape.gradient(&*self.model.decoder, value)?
+            }
+            None => {
+                let embeds = self.embeds.unsqueeze(0)?;
+                value_and_gradient(&*self.model.decoder, &embeds, self.model.graph_budget(), |l| {
+                    self.objective.score(l)
+                })?
+                .1
+            }
+        };
+        Ok(gradient.squeeze(0)?)
+    }
+
+    /// Frees the input's kept forward pass before another pass needs the memory.
+    fn release_input_tape(&self) {
+        if let Ok(mut kept) = self.input_tape.lock() {
+            kept.take();
+        }
+    }
+
+    /// The baseline sequence, `(seq, width)`: every position replaced.
+    pub fn baseline(&self, baseline: Baseline) -> Result<Tensor> {
+        match baseline {
+            Baseline::Zero => Ok(self.embeds.zeros_like()?),
+            Baseline::Pad => {
+                let pad = self.model.tokenizer.pad_token()?;
+                Ok(self.model.decoder.embed(&vec![pad; self.len()])?)
+            }
+        }
+    }
+
+    /// f at each of `inputs` (each `(seq, width)`), without gradients, in bounded batches.
+    pub fn values(&self, inputs: &[Tensor]) -> Result<Vec<f64>> {
+        self.values_of(&self.objective, inputs)
+    }
+
+    /// p(target) at each of `inputs`, whatever quantity the objective explains: checks such as
+    /// the deletion curve are always read on the probability.
+    pub fn probabilities_of_target(&self, inputs: &[Tensor]) -> Result<Vec<f64>> {
+        self.values_of(
+            &Objective { target: self.target(), kind: TargetKind::Prob, foil: None },
+            inputs,
+        )
+    }
+
+    /// Inputs that equal the text in their first positions continue its keys and values there
+    /// instead of computing those positions again: batched by the prefix they share.
+    fn values_of(&self, objective: &Objective, inputs: &[Tensor]) -> Result<Vec<f64>> {
+        self.release_input_tape();
+        let shared =
+            inputs.iter().map(|input| self.shared_positions(input)).collect::<Result<Vec<_>>>()?;
+        let mut order: Vec<usize> = (0..inputs.len()).collect();
+        order.sort_by_key(|&i| shared[i]);
+        let sorted_shared: Vec<usize> = order.iter().map(|&i| shared[i]).collect();
+        let mut values = vec![0.0; inputs.len()];
+        for batch in prefix_batches(&sorted_shared, self.len()) {
+            let start = sorted_shared[batch.start];
+            let members = &order[batch];
+            let rest = members
+                .iter()
+                .map(|&i| inputs[i].narrow(0, start, self.len() - start))
+                .collect::<candle_core::Result<Vec<_>>>()?;
+            let past = match start {
+                0 => None,
+                _ => Some(
+                    self.input_keys_values()?
+                        .iter()
+                        .map(|kv| kv.prefix(start))
+                        .collect::<Result<Vec<_>>>()?,
+                ),
+            };
+            let logits =
+                self.model.decoder.logits(&Tensor::stack(&rest, 0)?.detach(), past.as_deref())?;
+            let scores = objective.score(&logits)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            for (&i, value) in members.iter().zip(scores) {
+                values[i] = value;
+            }
+        }
+        Ok(values)
+    }
+
+    /// How many leading positions of `input` `(seq, width)` equal the text's embeddings, short of
+    /// the last position (whose state gives the logits, so it is always computed).
+    fn shared_positions(&self, input: &Tensor) -> Result<usize> {
+        let differs = input.ne(&self.embeds)?.max(1)?.to_vec1::<u8>()?;
+        Ok(differs
+            .iter()
+            .position(|&d| d != 0)
+            .unwrap_or(differs.len())
+            .min(self.len().saturating_sub(1)))
+    }
+
+    fn input_keys_values(&self) -> Result<&[KeyValues]> {
+        if let Some(keys_values) = self.keys_values.get() {
+            return Ok(keys_values);
+        }
+        let keys_values = self.model.decoder.keys_values(&self.embeds.unsqueeze(0)?)?;
+        Ok(self.keys_values.get_or_init(|| keys_values))
+    }
+
+    /// f and ∂ f / ∂ input at each of `inputs` (each `(seq, width)`), in bounded batches so only
+    /// one batch's graph (or part of it) is alive at a time. `visit` gets each input's index,
+    /// value and gradient.
+    pub fn gradients(
+        &self,
+        inputs: &[Tensor],
+        mut visit: impl FnMut(usize, f64, &Tensor) -> Result<()>,
+    ) -> Result<()> {
+        self.release_input_tape();
+        let rows = self.gradient_batch_rows();
+        for (b, batch) in inputs.chunks(rows).enumerate() {
+            let (scores, gradient) = value_and_gradient(
+                &*self.model.decoder,
+                &Tensor::stack(batch, 0)?,
+                self.model.graph_budget(),
+                |logits| self.objective.score(logits),
+            )?;
+            let scores = scores.to_dtype(DType::F64)?.to_vec1::<f64>()?;
+            for (i, value) in scores.into_iter().enumerate() {
+                visit(b * rows + i, value, &gradient.get(i)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many inputs [`Self::gradients`] evaluates per batch. Methods that build their inputs
+    /// (path points, noisy copies) pass this many at a time, so they never hold more than a batch.
+    pub fn gradient_batch_rows(&self) -> usize {
+        memory::gradient_batch_rows(self.model.config(), self.len(), self.model.graph_budget())
+    }
+}
+
+/// The work (in [`progress`] units) of calls of [`Problem::values`] on a fresh problem of `seq`
+/// tokens, each call given by how many positions its inputs share with the text (ascending): their
+/// batches, and the text's keys and values (one forward pass, the first time a batch continues
+/// them).
+pub fn values_work(calls: impl IntoIterator<Item = Vec<usize>>, seq: usize) -> u64 {
+    let (mut work, mut keys_values) = (0, false);
+    for shared in calls {
+        for batch in prefix_batches(&shared, seq) {
+            let start = shared[batch.start];
+            work += progress::forward(batch.len(), seq - start);
+            keys_values |= start > 0;
+        }
+    }
+    work + if keys_values { progress::forward(1, seq) } else { 0 }
+}
+
+/// Batches of inputs sorted by how many positions they share with the text (`shared`, ascending),
+/// for texts of `seq` tokens: runs of consecutive inputs, each computed from the prefix its first
+/// input shares, of at most [`VALUE_BATCH_TOKENS`] tokens (at least one input) and within
+/// [`VALUE_BATCH_RECOMPUTED`] recomputed positions once past [`VALUE_BATCH_MIN_TOKENS`].
+fn prefix_batches(shared: &[usize], seq: usize) -> Vec<Range<usize>> {
+    let mut batches = Vec::new();
+    let mut first = 0;
+    while first < shared.len() {
+        let tokens_each = seq - shared[first];
+        let (mut end, mut recomputed) = (first + 1, 0);
+        while end < shared.len() {
+            let tokens = (end + 1 - first) * tokens_each;
+            let more = recomputed + shared[end] - shared[first];
+            let within = tokens <= VALUE_BATCH_MIN_TOKENS
+                || more as f64 <= VALUE_BATCH_RECOMPUTED * tokens as f64;
+            if tokens > VALUE_BATCH_TOKENS || !within {
+                break;
+            }
+            (end, recomputed) = (end + 1, more);
+        }
+        batches.push(first..end);
+        first = end;
+    }
+    batches
+}
+
+/// Indices of the `k` largest values, largest first.
+pub fn top_indices(values: &[f32], k: usize) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..values.len() as u32).collect();
+    let k = k.min(order.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    order.select_nth_unstable_by(k - 1, |a, b| values[*b as usize].total_cmp(&values[*a as usize]));
+    order.truncate(k);
+    order.sort_by(|a, b| values[*b as usize].total_cmp(&values[*a as usize]));
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tokens a batch computes: each input from the batch's shared prefix on.
+    fn batch_tokens(shared: &[usize], seq: usize, batch: &Range<usize>) -> usize {
+        batch.len() * (seq - shared[batch.start])
+    }
+
+    #[test]
+    fn prefix_batches_cover_every_input_once_within_the_budget() {
+        for (shared, seq) in [
+            ((0..64).collect::<Vec<_>>(), 64),
+            (vec![0; 40], 64),
+            (vec![5; 3], 600),
+            ((0..512).map(|i| i / 3).collect(), 512),
+            (vec![0, 0, 1, 7, 7, 30, 31], 32),
+            (vec![], 10),
+        ] {
+            let batches = prefix_batches(&shared, seq);
+            let covered: Vec<usize> = batches.iter().flat_map(|b| b.clone()).collect();
+            assert_eq!(covered, (0..shared.len()).collect::<Vec<_>>(), "{shared:?}");
+            for batch in &batches {
+                assert!(!batch.is_empty());
+                assert!(
+                    batch.len() == 1 || batch_tokens(&shared, seq, batch) <= VALUE_BATCH_TOKENS,
+                    "{batch:?} of {shared:?}"
+                );
+            }
+        }
+    }
+
+    /// Leave-one-out on 64 tokens: input i shares i positions. Reusing prefixes computes well
+    /// under the 64 × 64 tokens of whole passes, in few batches.
+    #[test]
+    fn occluded_inputs_skip_most_unchanged_positions() {
+        let shared: Vec<usize> = (0..64).collect();
+        let batches = prefix_batches(&shared, 64);
+        let tokens: usize = batches.iter().map(|b| batch_tokens(&shared, 64, b)).sum();
+        assert!(tokens < 64 * 64 * 2 / 3, "{tokens} tokens in {batches:?}");
+        assert!(batches.len() <= 8, "{batches:?}");
+        // Identical prefixes recompute nothing: only the budget splits them.
+        assert_eq!(prefix_batches(&[3; 40], 67), vec![0..16, 16..32, 32..40]);
+    }
+}

@@ -1,0 +1,9 @@
+//! The CPU backend: candle tensors, our own differentiable ops over them (`ops`), the matrix
+//! kernels those ops call (`kernels`), the model families as differentiable decoders (`arch`,
+//! `layers`) and gradients through them a segment of blocks at a time (`gradient`).
+
+pub mod arch;
+pub mod gradient;
+pub(crate) mod kernels;
+pub(crate) mod layers;
+pub(crate) mod ops;
