@@ -6,25 +6,10 @@
 //! buttons download models and delete cached ones) or `embed.html` (the embed view, made to be
 //! framed). Both files are the same bundle; `start` reads which one it is.
 
-mod app;
-mod bridge;
-mod compare;
-mod controls;
 mod crash;
-mod embed;
-mod export;
-mod faithfulness;
-mod heatmap;
-mod matrix;
-mod memory_guard;
 mod model_cache;
-mod model_loading;
-mod models;
-mod panels;
-mod persist;
+mod page;
 mod protocol;
-mod share_link;
-mod targets;
 mod worker;
 
 use leptos::prelude::*;
@@ -43,7 +28,7 @@ enum PageKind {
 
 /// Whether this document is the embed view's own page.
 fn is_embed_page() -> bool {
-    window().location().pathname().is_ok_and(|p| p.ends_with(share_link::EMBED_PAGE))
+    window().location().pathname().is_ok_and(|p| p.ends_with(page::sharing::EMBED_PAGE))
 }
 
 /// Whether this window is a frame of a page on another origin (whose location it cannot read).
@@ -63,13 +48,14 @@ fn page_kind() -> PageKind {
         (location.search().unwrap_or_default(), location.hash().unwrap_or_default());
     let query = web_sys::UrlSearchParams::new_with_str(&search).ok();
     let has = |name: &str| query.as_ref().is_some_and(|q| q.has(name));
-    if has(share_link::EMBED_KEY) || hash.starts_with(&format!("#{}=", share_link::EMBED_KEY)) {
+    if has(page::sharing::EMBED_KEY) || hash.starts_with(&format!("#{}=", page::sharing::EMBED_KEY))
+    {
         let editable = if has("editable") { "?editable" } else { "" };
-        let state = hash.replacen(&format!("#{}=", share_link::EMBED_KEY), "#s=", 1);
+        let state = hash.replacen(&format!("#{}=", page::sharing::EMBED_KEY), "#s=", 1);
         return PageKind::MovedEmbed(format!(
             "{}{}{editable}{state}",
-            models::page_directory(),
-            share_link::EMBED_PAGE
+            page::models::page_directory(),
+            page::sharing::EMBED_PAGE
         ));
     }
     if framed_by_another_origin() {
@@ -86,12 +72,12 @@ pub fn start() {
     }
     crash::install_page_hook();
     match page_kind() {
-        PageKind::Full => leptos::mount::mount_to_body(|| view! { <app::App embed=false/> }),
-        PageKind::Embed => leptos::mount::mount_to_body(|| view! { <app::App embed=true/> }),
+        PageKind::Full => leptos::mount::mount_to_body(|| view! { <page::ui::App embed=false/> }),
+        PageKind::Embed => leptos::mount::mount_to_body(|| view! { <page::ui::App embed=true/> }),
         PageKind::MovedEmbed(address) => {
             let _ = window().location().replace(&address);
         }
-        PageKind::Framed => leptos::mount::mount_to_body(app::Framed),
+        PageKind::Framed => leptos::mount::mount_to_body(page::ui::Framed),
     }
 }
 

@@ -7,12 +7,12 @@
 //! a crash or a superseded faithfulness check) reloads that one, and which one is loading, so
 //! that a failed load can fall back to it.
 
-use super::app::{megabytes, Ui};
-use super::memory_guard::human_bytes;
-use super::model_cache::{self, absolute_url, file_name, CachedModel};
-use super::protocol::{LoadedFrom, ModelSummary, ToWorker};
 use crate::state::settings::MAX_TOKENS;
 use crate::state::view::prefix;
+use crate::web::model_cache::{self, absolute_url, file_name, CachedModel};
+use crate::web::page::ui::{megabytes, Ui};
+use crate::web::protocol::{LoadedFrom, ModelSummary, ToWorker};
+use crate::web::worker::memory_guard::human_bytes;
 use leptos::ev;
 use leptos::prelude::*;
 use serde::Deserialize;

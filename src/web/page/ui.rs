@@ -1,25 +1,25 @@
 //! The page's state and its wiring to the worker: what the user chose (`Settings`), what the
 //! worker returned, and the bookkeeping that keeps one run at a time and never shows a stale one.
 
-use super::bridge::WorkerBridge;
-use super::compare::{CompareControls, ComparePanel};
-use super::controls::{Editor, MethodControls, ViewControls};
-use super::embed::Embed;
-use super::faithfulness::FaithfulnessPanel;
-use super::heatmap::{HeatMap, Legend};
-use super::matrix::ContinuationMatrix;
-use super::models::{now_ms, Fallback, ModelLoader, ModelPanel, ModelSource};
-use super::panels::{Completeness, ModelLine, Status, TimingsPanel};
-use super::persist;
-use super::protocol::{FromWorker, ModelSummary, RunOutput, Timings, ToWorker};
-use super::share_link::{LinkNotes, SharePanel, Sharing};
-use super::targets::{Predictions, TargetPanel};
 use crate::engine::attribution::faithfulness::Faithfulness;
 use crate::engine::attribution::methods;
 use crate::engine::runtime::progress::Progress;
 use crate::state::result::{check, Checked};
 use crate::state::run_queue::{AfterMaps, Cancel, Replaced, RunQueue, Start};
 use crate::state::settings::Settings;
+use crate::web::page::bridge::WorkerBridge;
+use crate::web::page::models::{now_ms, Fallback, ModelLoader, ModelPanel, ModelSource};
+use crate::web::page::persist;
+use crate::web::page::sharing::{LinkNotes, SharePanel, Sharing};
+use crate::web::page::view::compare::{CompareControls, ComparePanel};
+use crate::web::page::view::controls::{Editor, MethodControls, ViewControls};
+use crate::web::page::view::embed::Embed;
+use crate::web::page::view::faithfulness::FaithfulnessPanel;
+use crate::web::page::view::heatmap::{HeatMap, Legend};
+use crate::web::page::view::matrix::ContinuationMatrix;
+use crate::web::page::view::panels::{Completeness, ModelLine, Status, TimingsPanel};
+use crate::web::page::view::targets::{Predictions, TargetPanel};
+use crate::web::protocol::{FromWorker, ModelSummary, RunOutput, Timings, ToWorker};
 use leptos::prelude::*;
 
 const DEBOUNCE_MS: u32 = 400;

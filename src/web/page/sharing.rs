@@ -8,12 +8,6 @@
 //! origin (a link's, or `?model=`) loads only once the person agrees. `embed.html` opens the same
 //! state in the minimal embed view (`embed.rs`).
 
-use super::app::{megabytes, Measurement, Phase, Ui};
-use super::export::ExportPanel;
-use super::model_cache::{absolute_url, file_name};
-use super::models::{foreign_query_model, initial_model_url, page_directory, ModelSource};
-use super::persist;
-use super::protocol::ModelSummary;
 use crate::state::export::escape;
 use crate::state::link::{self, MAX_LINK_CHARS};
 use crate::state::result::{Checked, RunOutput};
@@ -22,6 +16,14 @@ use crate::state::shared::{
     open_link, ModelRef, ModelUrl, Quantised, Sha256, SharedState, Snapshot,
 };
 use crate::state::view::{compare_recomputed, method_label, prefix, Precision, Recomputed};
+use crate::web::model_cache::{absolute_url, file_name};
+use crate::web::page::files::ExportPanel;
+use crate::web::page::models::{
+    foreign_query_model, initial_model_url, page_directory, ModelSource,
+};
+use crate::web::page::persist;
+use crate::web::page::ui::{megabytes, Measurement, Phase, Ui};
+use crate::web::protocol::ModelSummary;
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
@@ -293,7 +295,7 @@ pub fn current_state(ui: Ui, sharing: Sharing, with_snapshot: bool) -> SharedSta
             Some(ModelRef::Url { url, sha256: None, bytes: None })
         });
     let model = model.unwrap_or_else(|| ModelRef::Url {
-        url: ModelUrl::try_from(super::models::DEFAULT_MODEL.to_string())
+        url: ModelUrl::try_from(crate::web::page::models::DEFAULT_MODEL.to_string())
             .expect("the default model's URL is a plain relative path"),
         sha256: None,
         bytes: None,

@@ -1,12 +1,12 @@
 //! Scores drawn on the text: one highlighted span per token, word or sentence, and the legend
 //! that says what the colours mean.
 
-use super::app::Ui;
 use crate::engine::attribution::grouping::Granularity;
 use crate::engine::model::token_text::visible;
 use crate::state::colour::short;
 use crate::state::settings::ViewSettings;
 use crate::state::view::{method_label, shown_map, spelled, units, TokenMap};
+use crate::web::page::ui::Ui;
 use leptos::prelude::*;
 
 /// The `data-testid`s of a map's spans: the main map's are the page's contract; other maps on the

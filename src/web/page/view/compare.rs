@@ -1,11 +1,11 @@
 //! Several methods on the same input and target: their maps stacked token-aligned, each with its
 //! faithfulness, and how much each pair agrees (Spearman's rank correlation of the scores).
 
-use super::app::{Measurement, Rerun, Ui};
-use super::heatmap::{map_spans, SpanIds};
 use crate::engine::attribution::methods::METHODS;
 use crate::state::colour::short;
 use crate::state::view::{method_label, TokenMap};
+use crate::web::page::ui::{Measurement, Rerun, Ui};
+use crate::web::page::view::heatmap::{map_spans, SpanIds};
 use leptos::prelude::*;
 
 const COMPARED_MAP: SpanIds = SpanIds { token: "compared-token", group: "compared-group" };

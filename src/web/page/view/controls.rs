@@ -1,10 +1,10 @@
 //! The inputs: the text and its continuation, the method and the settings it reads, Run and
 //! Cancel, and how the map is shown. Each writes one part of `Settings` through `Ui::change`.
 
-use super::app::{Rerun, Ui};
 use crate::engine::attribution::grouping::Granularity;
 use crate::engine::attribution::methods::{Baseline, Param, METHODS};
 use crate::state::settings::{Normalisation, Reduce, Settings};
+use crate::web::page::ui::{Rerun, Ui};
 use leptos::prelude::*;
 use std::str::FromStr;
 

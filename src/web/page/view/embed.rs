@@ -3,12 +3,12 @@
 //! with `&editable`, the text editor and the status line too. An embed of a snapshot shows it
 //! without loading any model.
 
-use super::app::Ui;
-use super::controls::Editor;
-use super::heatmap::{HeatMap, Legend};
-use super::panels::Status;
-use super::share_link::{full_page_link, LinkNotes, Sharing};
 use crate::state::colour::short;
+use crate::web::page::sharing::{full_page_link, LinkNotes, Sharing};
+use crate::web::page::ui::Ui;
+use crate::web::page::view::controls::Editor;
+use crate::web::page::view::heatmap::{HeatMap, Legend};
+use crate::web::page::view::panels::Status;
 use leptos::prelude::*;
 
 #[component]

@@ -2,11 +2,11 @@
 //! top-scored tokens by the baseline, watch p(target)), comprehensiveness and sufficiency, each
 //! against random orders. Measured by the worker after the map is shown.
 
-use super::app::{Measurement, Ui};
 use crate::engine::attribution::faithfulness::Faithfulness;
 use crate::engine::attribution::methods::Baseline;
 use crate::engine::model::token_text::visible;
 use crate::state::colour::short;
+use crate::web::page::ui::{Measurement, Ui};
 use leptos::prelude::*;
 
 /// Plot size and margins (SVG user units).

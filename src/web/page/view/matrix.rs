@@ -6,11 +6,11 @@
 //! it holds in `data-scores`, click and keyboard), and the canvas says which cell is under the
 //! pointer.
 
-use super::app::Ui;
 use crate::engine::model::token_text::visible;
 use crate::state::colour::{short, Scale};
 use crate::state::settings::ViewSettings;
 use crate::state::view::{matrix, Matrix};
+use crate::web::page::ui::Ui;
 use leptos::html::Canvas;
 use leptos::prelude::*;
 use wasm_bindgen::JsCast;

@@ -7,10 +7,10 @@
 //! `model_cache::content_length`) before the cache write starts, the download then aborted; and,
 //! when the server names no size, as soon as more bytes arrive than could ever load.
 
-use super::memory_guard::{self, Room};
-use super::model_cache::{self, content_length, file_name, js_error_text};
-use super::protocol::{FromWorker, LoadedFrom, ModelSummary};
 use crate::engine::Model;
+use crate::web::model_cache::{self, content_length, file_name, js_error_text};
+use crate::web::protocol::{FromWorker, LoadedFrom, ModelSummary};
+use crate::web::worker::memory_guard::{self, Room};
 use js_sys::{Reflect, Uint8Array};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;

@@ -1,11 +1,11 @@
 //! What is explained: the next-token predictions (click one to explain it, shift-click or
 //! "compare with…" to explain its difference from the target), the quantity, the foil.
 
-use super::app::{Rerun, Ui};
 use crate::engine::model::token_text::visible;
 use crate::engine::{TargetChoice, TargetKind};
 use crate::state::colour::short;
 use crate::state::view::quantity;
+use crate::web::page::ui::{Rerun, Ui};
 use leptos::prelude::*;
 
 fn kind_label(kind: TargetKind) -> &'static str {

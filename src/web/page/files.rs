@@ -5,12 +5,12 @@
 //! A JSON export loads back through the file input or by dropping it on the page; it is checked
 //! exactly as shown (`SavedResult::output`) and shown like a link's snapshot, with its settings.
 
-use super::app::Ui;
-use super::share_link::{show_saved, with_faithfulness, Sharing};
 use crate::state::colour::Scale;
 use crate::state::export::{csv, html, svg, Shown};
 use crate::state::link::MAX_JSON_BYTES;
 use crate::state::shared::{SavedModel, SavedResult};
+use crate::web::page::sharing::{show_saved, with_faithfulness, Sharing};
+use crate::web::page::ui::Ui;
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;

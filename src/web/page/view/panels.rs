@@ -1,9 +1,9 @@
 //! Small read-outs around the map: the status line, the completeness check, timings, the model.
 
-use super::app::{megabytes, Phase, Ui};
-use super::models::foreign_host;
-use super::protocol::Timings;
 use crate::state::colour::short;
+use crate::web::page::models::foreign_host;
+use crate::web::page::ui::{megabytes, Phase, Ui};
+use crate::web::protocol::Timings;
 use leptos::prelude::*;
 
 /// Above this relative completeness error the integral is too coarse to trust the scores' sum.

@@ -4,15 +4,17 @@
 //! page stops a run through the engine's stop flag (shared memory), otherwise by terminating
 //! this worker.
 
-use super::memory_guard;
-use super::model_loading::{self, LoadedModel, ModelSource};
-use super::protocol::{Agreement, FromWorker, MethodScores, RunOutput, Timings, ToWorker};
+pub(crate) mod memory_guard;
+pub(crate) mod model_loading;
+
 use crate::engine::api::{self, explain_request};
 use crate::engine::attribution::stats::spearman;
 use crate::engine::attribution::{faithfulness, methods};
 use crate::engine::runtime::parallel;
 use crate::engine::runtime::progress::{self, Progress};
 use crate::engine::{EngineError, Model, Problem, Request};
+use crate::web::protocol::{Agreement, FromWorker, MethodScores, RunOutput, Timings, ToWorker};
+use model_loading::{LoadedModel, ModelSource};
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -81,7 +83,7 @@ pub fn start() {
     scope().set_onmessage(Some(on_message.as_ref().unchecked_ref()));
     on_message.forget(); // lives as long as the worker
     let _ = CHANNEL_NAME.set(scope().name());
-    super::crash::install_worker_hook(scope().name());
+    crate::web::crash::install_worker_hook(scope().name());
     progress::listen(report_progress);
     post(&FromWorker::Ready { stop_flag: shared_stop_flag() });
 }

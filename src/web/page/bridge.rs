@@ -3,7 +3,7 @@
 //! worker shares (`stop`: the worker keeps its model and reports the run as stopped), or by
 //! dropping this handle, which terminates the worker (it then has to load the model again).
 
-use super::protocol::{FromWorker, ToWorker};
+use crate::web::protocol::{FromWorker, ToWorker};
 use js_sys::{Atomics, Int32Array};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
@@ -47,10 +47,12 @@ impl WorkerBridge {
             Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
                 match event.data().as_string() {
                     // The worker's own panic hook (`crash.rs`) says what went wrong.
-                    Some(death) => on_death(match death.strip_prefix(super::crash::PANIC_NOTICE) {
-                        Some(panic) => format!("it hit a bug: {panic}"),
-                        None => format!("one of its threads failed: {death}"),
-                    }),
+                    Some(death) => {
+                        on_death(match death.strip_prefix(crate::web::crash::PANIC_NOTICE) {
+                            Some(panic) => format!("it hit a bug: {panic}"),
+                            None => format!("one of its threads failed: {death}"),
+                        })
+                    }
                     None => receive(event, &*on_progress),
                 }
             });

@@ -4,9 +4,9 @@
 //! from the bar, restores them. Nothing here ever clears the settings; an embed writes nothing,
 //! so a page embedding Salient never overwrites what the user was doing in a tab of their own.
 
-use super::app::Ui;
-use super::share_link::{self, Sharing};
 use crate::state::settings::Settings;
+use crate::web::page::sharing::{current_state, replace_fragment, too_long_for_a_link, Sharing};
+use crate::web::page::ui::Ui;
 use leptos::prelude::*;
 
 const STORAGE_KEY: &str = "salient.settings.v1";
@@ -53,10 +53,10 @@ pub fn keep(ui: Ui, sharing: Sharing) {
         // A state too long for a link leaves the address without one (a reload then restores
         // the saved settings instead of failing on a link), and the page says why.
         let timer = gloo::timers::callback::Timeout::new(FRAGMENT_DELAY_MS, move || {
-            let state = share_link::current_state(ui, sharing, false);
+            let state = current_state(ui, sharing, false);
             let payload = crate::state::link::encode(&state);
-            let too_long = share_link::too_long_for_a_link(&payload);
-            share_link::replace_fragment(too_long.is_none().then_some(payload.as_str()));
+            let too_long = too_long_for_a_link(&payload);
+            replace_fragment(too_long.is_none().then_some(payload.as_str()));
             sharing.unlinked.set(too_long);
         });
         fragment_timer.set_value(Some(timer));

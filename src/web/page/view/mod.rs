@@ -1,0 +1,10 @@
+//! The page's components, each drawing one part of the page's state.
+
+pub(crate) mod compare;
+pub(crate) mod controls;
+pub(crate) mod embed;
+pub(crate) mod faithfulness;
+pub(crate) mod heatmap;
+pub(crate) mod matrix;
+pub(crate) mod panels;
+pub(crate) mod targets;
