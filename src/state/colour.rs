@@ -67,17 +67,3 @@ fn colour(norm: f32, signed: bool) -> String {
     };
     format!("hsl({hue} 100% {:.1}%)", 100.0 - 50.0 * strength)
 }
-
-/// A number in four significant digits, in scientific notation when very small or large.
-pub fn short(x: f64) -> String {
-    let magnitude = x.abs();
-    if x == 0.0 || !x.is_finite() {
-        return format!("{x}");
-    }
-    if (1e-3..1e4).contains(&magnitude) {
-        let decimals = (3 - magnitude.log10().floor() as i32).max(0) as usize;
-        format!("{x:.decimals$}")
-    } else {
-        format!("{x:.3e}")
-    }
-}

@@ -3,7 +3,8 @@
 //! [`Scale`] with the page's view settings, as on the page. All token text is escaped: it may
 //! come from a link or a file.
 
-use super::colour::{short, Scale};
+use super::colour::Scale;
+use super::format::short;
 use super::view::{method_label, quantity};
 use crate::engine::model::token_text::visible;
 use crate::engine::Attribution;

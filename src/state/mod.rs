@@ -11,6 +11,7 @@
 pub mod colour;
 pub mod download;
 pub mod export;
+pub mod format;
 pub mod link;
 pub mod result;
 pub mod run_queue;

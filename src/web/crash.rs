@@ -43,8 +43,8 @@ pub fn install_page_hook() {
 fn show_page_crash(why: &str) {
     let Some(document) = web_sys::window().and_then(|w| w.document()) else { return };
     let Some(body) = document.body() else { return };
-    let reset = crate::web::page::models::page_directory()
-        + if crate::web::is_embed_page() { crate::web::page::sharing::EMBED_PAGE } else { "" };
+    let reset = crate::web::address::page_directory()
+        + if crate::web::address::is_embed_page() { crate::web::address::EMBED_PAGE } else { "" };
     let element = |tag: &str, text: &str| -> Option<web_sys::Element> {
         let e = document.create_element(tag).ok()?;
         e.set_text_content(Some(text));

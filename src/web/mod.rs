@@ -6,6 +6,7 @@
 //! buttons download models and delete cached ones) or `embed.html` (the embed view, made to be
 //! framed). Both files are the same bundle; `start` reads which one it is.
 
+mod address;
 mod crash;
 mod model_cache;
 mod page;
@@ -26,11 +27,6 @@ enum PageKind {
     Framed,
 }
 
-/// Whether this document is the embed view's own page.
-fn is_embed_page() -> bool {
-    window().location().pathname().is_ok_and(|p| p.ends_with(page::sharing::EMBED_PAGE))
-}
-
 /// Whether this window is a frame of a page on another origin (whose location it cannot read).
 fn framed_by_another_origin() -> bool {
     match window().top() {
@@ -40,7 +36,7 @@ fn framed_by_another_origin() -> bool {
 }
 
 fn page_kind() -> PageKind {
-    if is_embed_page() {
+    if address::is_embed_page() {
         return PageKind::Embed;
     }
     let location = window().location();
@@ -48,14 +44,13 @@ fn page_kind() -> PageKind {
         (location.search().unwrap_or_default(), location.hash().unwrap_or_default());
     let query = web_sys::UrlSearchParams::new_with_str(&search).ok();
     let has = |name: &str| query.as_ref().is_some_and(|q| q.has(name));
-    if has(page::sharing::EMBED_KEY) || hash.starts_with(&format!("#{}=", page::sharing::EMBED_KEY))
-    {
+    if has(address::EMBED_KEY) || hash.starts_with(&format!("#{}=", address::EMBED_KEY)) {
         let editable = if has("editable") { "?editable" } else { "" };
-        let state = hash.replacen(&format!("#{}=", page::sharing::EMBED_KEY), "#s=", 1);
+        let state = hash.replacen(&format!("#{}=", address::EMBED_KEY), "#s=", 1);
         return PageKind::MovedEmbed(format!(
             "{}{}{editable}{state}",
-            page::models::page_directory(),
-            page::sharing::EMBED_PAGE
+            address::page_directory(),
+            address::EMBED_PAGE
         ));
     }
     if framed_by_another_origin() {
@@ -72,12 +67,16 @@ pub fn start() {
     }
     crash::install_page_hook();
     match page_kind() {
-        PageKind::Full => leptos::mount::mount_to_body(|| view! { <page::ui::App embed=false/> }),
-        PageKind::Embed => leptos::mount::mount_to_body(|| view! { <page::ui::App embed=true/> }),
+        PageKind::Full => {
+            leptos::mount::mount_to_body(|| view! { <page::view::layout::App embed=false/> })
+        }
+        PageKind::Embed => {
+            leptos::mount::mount_to_body(|| view! { <page::view::layout::App embed=true/> })
+        }
         PageKind::MovedEmbed(address) => {
             let _ = window().location().replace(&address);
         }
-        PageKind::Framed => leptos::mount::mount_to_body(page::ui::Framed),
+        PageKind::Framed => leptos::mount::mount_to_body(page::view::layout::Framed),
     }
 }
 

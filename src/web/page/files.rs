@@ -17,7 +17,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
 #[derive(Clone, Copy, PartialEq)]
-enum Format {
+pub enum Format {
     Json,
     Csv,
     Html,
@@ -26,9 +26,10 @@ enum Format {
 }
 
 impl Format {
-    const ALL: [Format; 5] = [Format::Json, Format::Csv, Format::Html, Format::Svg, Format::Png];
+    pub const ALL: [Format; 5] =
+        [Format::Json, Format::Csv, Format::Html, Format::Svg, Format::Png];
 
-    fn extension(self) -> &'static str {
+    pub fn extension(self) -> &'static str {
         match self {
             Format::Json => "json",
             Format::Csv => "csv",
@@ -117,7 +118,7 @@ async fn png(svg: &str, width: f32, height: f32) -> Result<web_sys::Blob, JsValu
     JsFuture::from(made).await?.dyn_into::<web_sys::Blob>()
 }
 
-async fn export(ui: Ui, format: Format) -> Result<(), JsValue> {
+pub async fn export(ui: Ui, format: Format) -> Result<(), JsValue> {
     let Some(output) = ui.result.get_untracked() else { return Ok(()) };
     let attribution = &output.attribution;
     let scale = ui
@@ -145,7 +146,7 @@ async fn export(ui: Ui, format: Format) -> Result<(), JsValue> {
 }
 
 /// Loads an exported JSON file and shows its result with its settings.
-fn import(ui: Ui, sharing: Sharing, file: web_sys::File) {
+pub fn import(ui: Ui, sharing: Sharing, file: web_sys::File) {
     let name = file.name();
     wasm_bindgen_futures::spawn_local(async move {
         let loaded = async {
@@ -169,60 +170,4 @@ fn import(ui: Ui, sharing: Sharing, file: web_sys::File) {
             }
         }
     });
-}
-
-/// A `.json` file dropped anywhere on the page is an export to load. The model panel loads any
-/// other dropped file as a model: this listener runs first (on the document, before the
-/// window's) and keeps JSON files from reaching it.
-fn accept_dropped_json(ui: Ui, sharing: Sharing) {
-    let on_drop = Closure::<dyn Fn(web_sys::DragEvent)>::new(move |ev: web_sys::DragEvent| {
-        let file = ev.data_transfer().and_then(|d| d.files()).and_then(|files| files.get(0));
-        if let Some(file) = file.filter(|f| {
-            f.name().to_lowercase().ends_with(".json") || f.type_() == "application/json"
-        }) {
-            ev.prevent_default();
-            ev.stop_propagation();
-            import(ui, sharing, file);
-        }
-    });
-    let _ = document().add_event_listener_with_callback("drop", on_drop.as_ref().unchecked_ref());
-    on_drop.forget(); // for the page's lifetime
-}
-
-#[component]
-pub fn ExportPanel(ui: Ui, sharing: Sharing) -> impl IntoView {
-    accept_dropped_json(ui, sharing);
-    let nothing = move || ui.result.with(Option::is_none);
-    let button = move |format: Format| {
-        let on_click = move |_| {
-            wasm_bindgen_futures::spawn_local(async move {
-                if let Err(e) = export(ui, format).await {
-                    sharing.problem.set(Some(format!(
-                        "The {} export failed: {e:?}.",
-                        format.extension().to_uppercase()
-                    )));
-                }
-            })
-        };
-        view! {
-            <button data-testid=format!("export-{}", format.extension()) disabled=nothing on:click=on_click>
-                {format.extension().to_uppercase()}
-            </button>
-        }
-    };
-    view! {
-        <div class="control-row export">
-            <span class="muted">"Download the result as"</span>
-            {Format::ALL.map(button).collect_view()}
-            <label class="file-input" title="A JSON file exported here; or drop it on the page">"Load a result "
-                <input type="file" accept=".json,application/json" data-testid="import-json" on:change=move |ev| {
-                    let input: web_sys::HtmlInputElement = event_target(&ev);
-                    if let Some(file) = input.files().and_then(|files| files.get(0)) {
-                        import(ui, sharing, file);
-                    }
-                    input.set_value("");
-                }/>
-            </label>
-        </div>
-    }
 }

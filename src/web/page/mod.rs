@@ -6,5 +6,6 @@ pub(crate) mod files;
 pub(crate) mod models;
 pub(crate) mod persist;
 pub(crate) mod sharing;
+pub(crate) mod storage;
 pub(crate) mod ui;
 pub(crate) mod view;

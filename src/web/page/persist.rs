@@ -4,31 +4,13 @@
 //! from the bar, restores them. Nothing here ever clears the settings; an embed writes nothing,
 //! so a page embedding Salient never overwrites what the user was doing in a tab of their own.
 
-use crate::state::settings::Settings;
 use crate::web::page::sharing::{current_state, replace_fragment, too_long_for_a_link, Sharing};
+use crate::web::page::storage::save_settings;
 use crate::web::page::ui::Ui;
 use leptos::prelude::*;
 
-const STORAGE_KEY: &str = "salient.settings.v1";
 /// The address is rewritten after this pause, not on every keystroke.
 const FRAGMENT_DELAY_MS: u32 = 500;
-
-fn storage() -> Option<web_sys::Storage> {
-    // Throws in sandboxed frames and with storage disabled: then the page works without it.
-    web_sys::window()?.local_storage().ok().flatten()
-}
-
-/// The settings saved by an earlier visit, if any (a damaged entry is ignored, not fatal).
-pub fn stored_settings() -> Option<Settings> {
-    let json = storage()?.get_item(STORAGE_KEY).ok().flatten()?;
-    match serde_json::from_str(&json) {
-        Ok(settings) => Some(settings),
-        Err(e) => {
-            web_sys::console::warn_1(&format!("ignoring the saved settings: {e}").into());
-            None
-        }
-    }
-}
 
 /// Saves the settings on every change from now on.
 pub fn keep(ui: Ui, sharing: Sharing) {
@@ -43,13 +25,7 @@ pub fn keep(ui: Ui, sharing: Sharing) {
         if previous.is_none() {
             return;
         }
-        if let Some(storage) = storage() {
-            if let Err(e) = storage.set_item(STORAGE_KEY, &json) {
-                web_sys::console::warn_1(
-                    &format!("could not save the settings in localStorage: {e:?}").into(),
-                );
-            }
-        }
+        save_settings(&json);
         // A state too long for a link leaves the address without one (a reload then restores
         // the saved settings instead of failing on a link), and the page says why.
         let timer = gloo::timers::callback::Timeout::new(FRAGMENT_DELAY_MS, move || {

@@ -8,36 +8,28 @@
 //! origin (a link's, or `?model=`) loads only once the person agrees. `embed.html` opens the same
 //! state in the minimal embed view (`embed.rs`).
 
-use crate::state::export::escape;
 use crate::state::link::{self, MAX_LINK_CHARS};
 use crate::state::result::{Checked, RunOutput};
 use crate::state::settings::Settings;
 use crate::state::shared::{
     open_link, ModelRef, ModelUrl, Quantised, Sha256, SharedState, Snapshot,
 };
-use crate::state::view::{compare_recomputed, method_label, prefix, Precision, Recomputed};
+use crate::state::view::{compare_recomputed, method_label, Precision, Recomputed};
+use crate::web::address::{page_directory, EMBED_KEY, EMBED_PAGE};
 use crate::web::model_cache::{absolute_url, file_name};
-use crate::web::page::files::ExportPanel;
-use crate::web::page::models::{
-    foreign_query_model, initial_model_url, page_directory, ModelSource,
-};
-use crate::web::page::persist;
-use crate::web::page::ui::{megabytes, Measurement, Phase, Ui};
+use crate::web::page::models::{foreign_query_model, initial_model_url};
+use crate::web::page::storage::stored_settings;
+use crate::web::page::ui::{Measurement, Phase, Ui};
 use crate::web::protocol::ModelSummary;
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen::JsCast;
-use wasm_bindgen_futures::JsFuture;
 
 /// `#s=…`: the page's state. `#embed=…` (older embeds): the same state, opened as an embed.
 const STATE_KEY: &str = "s";
-pub const EMBED_KEY: &str = "embed";
-/// The embed view's own page, which may be framed (the full page may not).
-pub const EMBED_PAGE: &str = "embed.html";
 /// The size of the iframe in the embed snippet.
-const EMBED_WIDTH: u32 = 720;
-const EMBED_HEIGHT: u32 = 300;
-const EDITABLE_EMBED_HEIGHT: u32 = 460;
+pub const EMBED_WIDTH: u32 = 720;
+pub const EMBED_HEIGHT: u32 = 300;
+pub const EDITABLE_EMBED_HEIGHT: u32 = 460;
 
 /// A model that loads only once the person agrees, and why the page asks.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,7 +53,7 @@ pub struct Sharing {
     pub confirm: RwSignal<Option<Confirm>>,
     /// The model the opened state names: shared again until a model has loaded, and compared
     /// with the one that loads.
-    link_model: StoredValue<Option<ModelRef>>,
+    pub link_model: StoredValue<Option<ModelRef>>,
     pub snapshot: RwSignal<Option<ShownSnapshot>>,
     /// Why a link or a file could not be opened.
     pub problem: RwSignal<Option<String>>,
@@ -132,7 +124,7 @@ impl Sharing {
 
     /// The settings saved by the last visit (never in an embed, which leaves them alone).
     fn restore_saved(&self, ui: Ui) {
-        if let Some(settings) = persist::stored_settings().filter(|_| !self.embed) {
+        if let Some(settings) = stored_settings().filter(|_| !self.embed) {
             ui.settings.set(settings);
         }
     }
@@ -350,7 +342,7 @@ pub fn too_long_for_a_link(payload: &str) -> Option<String> {
 }
 
 /// A link to `state`: the full page, or (`Some(editable)`) the embed view.
-fn link_to(payload: &str, embed: Option<bool>) -> String {
+pub fn link_to(payload: &str, embed: Option<bool>) -> String {
     let page = match embed {
         None => String::new(),
         Some(false) => EMBED_PAGE.to_string(),
@@ -364,240 +356,6 @@ pub fn full_page_link(ui: Ui, sharing: Sharing) -> String {
     let with_snapshot = ui.result.with(Option::is_some);
     ui.settings.track();
     link_to(&link::encode(&current_state(ui, sharing, with_snapshot)), None)
-}
-
-/// Copies `text` with the asynchronous clipboard API; `Err` says why not (absent outside secure
-/// contexts and in some embeds, refused without focus or permission).
-async fn copy_to_clipboard(text: &str) -> Result<(), String> {
-    let navigator = window().navigator();
-    let clipboard = js_sys::Reflect::get(&navigator, &"clipboard".into())
-        .ok()
-        .filter(|c| c.is_object())
-        .ok_or("no clipboard here")?;
-    let write_text = js_sys::Reflect::get(&clipboard, &"writeText".into())
-        .ok()
-        .and_then(|f| f.dyn_into::<js_sys::Function>().ok())
-        .ok_or("no clipboard here")?;
-    let promise =
-        write_text.call1(&clipboard, &text.into()).map_err(|_| "the clipboard refused")?;
-    JsFuture::from(js_sys::Promise::from(promise))
-        .await
-        .map(|_| ())
-        .map_err(|_| "the clipboard refused".into())
-}
-
-/// The size of a model in words: a link's figure is the sharer's claim until the file loads.
-fn size_of(model: &ModelRef) -> String {
-    match model.bytes() {
-        Some(b) => format!("{}, as the link says; checked once it has loaded", megabytes(b as f64)),
-        None => "size unknown until it downloads".into(),
-    }
-}
-
-/// Above the page: the link's problem and what it asked for beyond the page's bounds, the model
-/// to confirm, the snapshot and how its recomputation compares, whether the loaded model is the
-/// link's, and why the address holds no state.
-#[component]
-pub fn LinkNotes(ui: Ui, sharing: Sharing) -> impl IntoView {
-    // A model loaded any way (the panel, a dropped file) answers the question.
-    Effect::new(move |_| {
-        if ui.model.with(Option::is_some) {
-            sharing.confirm.set(None);
-        }
-    });
-    let other_model = move || {
-        let wanted = sharing.link_model.get_value()?;
-        let sha256 = wanted.sha256()?.clone();
-        let loaded = ui.model.get()?;
-        (loaded.sha256 != sha256.as_str()).then(|| view! {
-            <p class="link-note" data-testid="link-model-differs">
-                {format!("The link was made with a model whose sha256 begins {}; {} (sha256 {}…) is loaded, so the result may differ.",
-                    sha256.short(), loaded.name, prefix(&loaded.sha256, 12))}
-            </p>
-        })
-    };
-    let adjusted = move || {
-        let notes = sharing.adjusted.get();
-        (!notes.is_empty()).then(|| view! {
-            <p class="link-note" data-testid="link-adjusted">
-                {format!("This link asked for more than the page does, so the page keeps within its bounds: {}.", notes.join("; "))}
-            </p>
-        })
-    };
-    view! {
-        {move || sharing.problem.get().map(|p| view! { <p class="link-error" data-testid="link-error" role="alert">{p}</p> })}
-        {adjusted}
-        {move || sharing.confirm.get().map(|confirm| confirm_model(ui, sharing, confirm))}
-        <SnapshotNote sharing=sharing/>
-        {other_model}
-        {move || sharing.unlinked.get().map(|why| view! { <p class="link-note" data-testid="unlinked">{why}</p> })}
-    }
-}
-
-fn confirm_model(ui: Ui, sharing: Sharing, confirm: Confirm) -> impl IntoView {
-    let use_default = move |_| {
-        sharing.confirm.set(None);
-        ui.load_model(ModelSource::url(&initial_model_url()));
-    };
-    let Confirm { model, asked_by } = confirm;
-    let (question, download, host) = match &model {
-        ModelRef::Url { url, .. } => {
-            let url = absolute_url(url.as_str());
-            let host = web_sys::Url::new(&url).map(|u| u.host()).unwrap_or_default();
-            let question = format!(
-                "{asked_by} the model {} ({}) from {host}. Download it to compute the result?",
-                file_name(&url),
-                size_of(&model)
-            );
-            (question, Some(url), host)
-        }
-        ModelRef::File { name, sha256, .. } => (
-            format!("{asked_by} {} ({}, sha256 {}…), a file on the sharer's disk. If you have it, choose it under Model below.",
-                name.as_str(), size_of(&model), sha256.short()),
-            None,
-            String::new(),
-        ),
-    };
-    view! {
-        <p class="confirm link-model" data-testid="link-model" data-host=host
-            data-bytes=model.bytes().map(|b| b.to_string()).unwrap_or_default()>
-            {question}" "
-            {download.map(|url| view! {
-                <button data-testid="link-model-download" on:click=move |_| {
-                    sharing.confirm.set(None);
-                    ui.load_model(ModelSource::Url(url.clone()));
-                }>"Download"</button>
-            })}
-            <button data-testid="link-model-default" on:click=use_default>"Use the page's model"</button>
-        </p>
-    }
-}
-
-#[component]
-fn SnapshotNote(sharing: Sharing) -> impl IntoView {
-    move || {
-        let s = sharing.snapshot.get()?;
-        let (state, text, numbers) = match &s.recomputed {
-            None => (
-                "shown",
-                format!(
-                    "Snapshot from {}{}",
-                    s.source,
-                    if s.pending.is_empty() { ".".into() } else { format!("; {}", s.pending) }
-                ),
-                None,
-            ),
-            Some(Recomputed::Same { max_diff, tolerance }) => (
-                "same",
-                format!(
-                    "Recomputed: the same as the snapshot from {} (largest score difference {}, tolerance {}).",
-                    s.source,
-                    short(*max_diff),
-                    short(*tolerance)
-                ),
-                Some((*max_diff, *tolerance)),
-            ),
-            Some(Recomputed::Differs { max_diff, tolerance }) => (
-                "differs",
-                format!(
-                    "Recomputed: differs from the snapshot from {} by up to {} (tolerance {}): another model or version, or an altered result.",
-                    s.source,
-                    short(*max_diff),
-                    short(*tolerance)
-                ),
-                Some((*max_diff, *tolerance)),
-            ),
-            Some(Recomputed::OtherTokens) => (
-                "other-tokens",
-                format!("Recomputed: the text splits into other tokens than in the snapshot from {} (another model?).", s.source),
-                None,
-            ),
-        };
-        let number =
-            |f: fn((f32, f32)) -> f32| numbers.map(|n| f(n).to_string()).unwrap_or_default();
-        Some(view! {
-            <p class="snapshot-note" data-testid="snapshot" data-state=state data-source=s.source.clone()
-                data-tokens=s.output.attribution.tokens.len().to_string()
-                data-tolerance=number(|n| n.1) data-max-diff=number(|n| n.0)>
-                {text}
-            </p>
-        })
-    }
-}
-
-fn short(x: f32) -> String {
-    crate::state::colour::short(x as f64)
-}
-
-/// Share link, embed snippet, exports.
-#[component]
-pub fn SharePanel(ui: Ui, sharing: Sharing) -> impl IntoView {
-    let with_snapshot = RwSignal::new(true);
-    let editable = RwSignal::new(false);
-    let link = RwSignal::new(String::new());
-    let copied = RwSignal::new(String::new());
-    let snippet = RwSignal::new(String::new());
-    let payload = move || link::encode(&current_state(ui, sharing, with_snapshot.get_untracked()));
-    let on_share = move |_| {
-        let payload = payload();
-        if let Some(why) = too_long_for_a_link(&payload) {
-            link.set(String::new());
-            copied.set(why);
-            return;
-        }
-        let url = link_to(&payload, None);
-        link.set(url.clone());
-        copied.set(String::new());
-        wasm_bindgen_futures::spawn_local(async move {
-            copied.set(match copy_to_clipboard(&url).await {
-                Ok(()) => "Copied to the clipboard.".into(),
-                Err(why) => format!("Not copied ({why}): copy it from the box."),
-            });
-        });
-    };
-    let on_embed = move |_| {
-        let src = link_to(&payload(), Some(editable.get_untracked()));
-        let height = if editable.get_untracked() { EDITABLE_EMBED_HEIGHT } else { EMBED_HEIGHT };
-        snippet.set(format!(
-            "<iframe src=\"{}\" width=\"{EMBED_WIDTH}\" height=\"{height}\" style=\"border:0\" title=\"Salient: input attribution\" loading=\"lazy\"></iframe>",
-            escape(&src)
-        ));
-    };
-    let select_all = |ev: leptos::ev::FocusEvent| {
-        if let Some(input) =
-            ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
-        {
-            input.select();
-        }
-    };
-    view! {
-        <section class="share" data-testid="share-panel">
-            <h2>"Share, embed, export"</h2>
-            <div class="control-row">
-                <button data-testid="share" on:click=on_share>"Share link"</button>
-                <label title="Whoever opens the link sees the map at once, before their browser has the model">
-                    <input type="checkbox" data-testid="share-snapshot" prop:checked=move || with_snapshot.get()
-                        on:change=move |ev| with_snapshot.set(event_target_checked(&ev))/>
-                    " include the result (snapshot)"
-                </label>
-                <button data-testid="embed" on:click=on_embed>"Embed"</button>
-                <label>
-                    <input type="checkbox" data-testid="embed-editable" prop:checked=move || editable.get()
-                        on:change=move |ev| editable.set(event_target_checked(&ev))/>
-                    " editable embed"
-                </label>
-            </div>
-            <div class="share-link-row">
-                <input type="text" readonly class="share-link" data-testid="share-link" placeholder="Share link makes a link to this page's state"
-                    prop:value=move || link.get() on:focus=select_all/>
-                <span class="hint" data-testid="share-note">{move || copied.get()}</span>
-            </div>
-            <Show when=move || !snippet.with(String::is_empty)>
-                <textarea readonly rows="3" data-testid="embed-snippet" prop:value=move || snippet.get()></textarea>
-            </Show>
-            <ExportPanel ui=ui sharing=sharing/>
-        </section>
-    }
 }
 
 /// Imported settings and result, shown as a snapshot. Its scores are full precision: the same

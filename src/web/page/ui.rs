@@ -8,17 +8,7 @@ use crate::state::result::{check, Checked};
 use crate::state::run_queue::{AfterMaps, Cancel, Replaced, RunQueue, Start};
 use crate::state::settings::Settings;
 use crate::web::page::bridge::WorkerBridge;
-use crate::web::page::models::{now_ms, Fallback, ModelLoader, ModelPanel, ModelSource};
-use crate::web::page::persist;
-use crate::web::page::sharing::{LinkNotes, SharePanel, Sharing};
-use crate::web::page::view::compare::{CompareControls, ComparePanel};
-use crate::web::page::view::controls::{Editor, MethodControls, ViewControls};
-use crate::web::page::view::embed::Embed;
-use crate::web::page::view::faithfulness::FaithfulnessPanel;
-use crate::web::page::view::heatmap::{HeatMap, Legend};
-use crate::web::page::view::matrix::ContinuationMatrix;
-use crate::web::page::view::panels::{Completeness, ModelLine, Status, TimingsPanel};
-use crate::web::page::view::targets::{Predictions, TargetPanel};
+use crate::web::page::models::{now_ms, Fallback, ModelLoader, ModelSource};
 use crate::web::protocol::{FromWorker, ModelSummary, RunOutput, Timings, ToWorker};
 use leptos::prelude::*;
 
@@ -98,7 +88,7 @@ pub struct Ui {
 const CANCELLED: &str = "Run cancelled. Edit the text or press Run to start again.";
 
 impl Ui {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Ui {
             phase: RwSignal::new(Phase::Loading),
             message: RwSignal::new("Starting…".into()),
@@ -159,7 +149,7 @@ impl Ui {
     }
 
     /// Starts a fresh worker and loads the model into it.
-    fn start_worker(self) {
+    pub fn start_worker(self) {
         self.runs.update_value(RunQueue::worker_started);
         self.bridge.set_value(None); // terminates the old worker, if any
         let on_message = move |m| self.on_worker_message(m);
@@ -513,76 +503,4 @@ impl Measurement {
             None => "measuring faithfulness…".to_string(),
         }
     }
-}
-
-pub fn megabytes(bytes: f64) -> String {
-    format!("{:.1} MB", bytes / 1e6)
-}
-
-/// The full page inside another site's frame: nothing starts, and a link opens it on its own.
-#[component]
-pub fn Framed() -> impl IntoView {
-    let address = window().location().href().unwrap_or_default();
-    view! {
-        <main class="framed" data-testid="framed">
-            <h1>"Salient"</h1>
-            <p>"Salient's full page does not run inside another site's frame: it downloads models and manages the ones this browser keeps. Sites embed Salient through its embed view (“Embed” under “Share, embed, export”)."</p>
-            <p><a href=address target="_blank" rel="noopener">"Open Salient in its own tab ↗"</a></p>
-        </main>
-    }
-}
-
-/// The page: the full one, or (`embed`) the embed view.
-#[component]
-pub fn App(embed: bool) -> impl IntoView {
-    let ui = Ui::new();
-    // A share link, the saved settings or the defaults; the worker waits while a model needs the
-    // person's word.
-    let sharing = Sharing::open(ui, embed);
-    persist::keep(ui, sharing);
-    if sharing.start_now {
-        ui.start_worker();
-    }
-    if sharing.embed {
-        return view! { <Embed ui=ui sharing=sharing/> }.into_any();
-    }
-    view! {
-        <header>
-            <h1>"Salient"</h1>
-            <p class="tagline">"Which tokens did the model lean on? Input attribution for a language model, computed in your browser."</p>
-        </header>
-        <main>
-            <Status ui=ui/>
-            <LinkNotes ui=ui sharing=sharing/>
-            <ModelPanel ui=ui/>
-            <Editor ui=ui/>
-            <MethodControls ui=ui/>
-            <section class="question">
-                <Predictions ui=ui/>
-                <TargetPanel ui=ui/>
-            </section>
-            <section class="result">
-                <ViewControls ui=ui/>
-                <div class="map-and-checks">
-                    <div class="map-column">
-                        <HeatMap ui=ui/>
-                        <Legend ui=ui/>
-                        <Completeness ui=ui/>
-                    </div>
-                    <FaithfulnessPanel ui=ui/>
-                </div>
-            </section>
-            <ContinuationMatrix ui=ui/>
-            <section class="comparison">
-                <CompareControls ui=ui/>
-                <ComparePanel ui=ui/>
-            </section>
-            <SharePanel ui=ui sharing=sharing/>
-            <TimingsPanel ui=ui/>
-        </main>
-        <footer>
-            <ModelLine ui=ui/>
-        </footer>
-    }
-    .into_any()
 }

@@ -9,6 +9,7 @@ use crate::engine::attribution::memory::{
 };
 use crate::engine::attribution::methods;
 use crate::engine::{Model, Request};
+use crate::state::format::human_bytes;
 use crate::state::settings::MAX_TOKENS;
 
 /// A model that cannot explain even a sentence this long is refused: the page is no use with it.
@@ -133,12 +134,4 @@ pub fn check_run(model: &Model, request: &Request, compare: &[String]) -> Result
             false => "",
         }
     ))
-}
-
-/// Bytes as a person reads them: "98 MB", "2.6 GB".
-pub fn human_bytes(bytes: u64) -> String {
-    match bytes {
-        b if b >= 1_000_000_000 => format!("{:.1} GB", b as f64 / 1e9),
-        b => format!("{:.0} MB", b as f64 / 1e6),
-    }
 }

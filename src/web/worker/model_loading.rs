@@ -253,12 +253,12 @@ async fn read_body(opened: &Opened, post: &impl Fn(&FromWorker)) -> Result<FileB
                 Some(total) => format!(
                     "{} sent more than the {} its server announced; the download was stopped.",
                     opened.name,
-                    memory_guard::human_bytes(total)
+                    crate::state::format::human_bytes(total)
                 ),
                 None => format!(
                     "{} is larger than the {} this page's worker can load (its server did not say its size); the download was stopped.",
                     opened.name,
-                    memory_guard::human_bytes(limit)
+                    crate::state::format::human_bytes(limit)
                 ),
             });
         }

@@ -2,7 +2,7 @@
 //! faithfulness, and how much each pair agrees (Spearman's rank correlation of the scores).
 
 use crate::engine::attribution::methods::METHODS;
-use crate::state::colour::short;
+use crate::state::format::short;
 use crate::state::view::{method_label, TokenMap};
 use crate::web::page::ui::{Measurement, Rerun, Ui};
 use crate::web::page::view::heatmap::{map_spans, SpanIds};

@@ -3,12 +3,13 @@
 //! with `&editable`, the text editor and the status line too. An embed of a snapshot shows it
 //! without loading any model.
 
-use crate::state::colour::short;
-use crate::web::page::sharing::{full_page_link, LinkNotes, Sharing};
+use crate::state::format::short;
+use crate::web::page::sharing::{full_page_link, Sharing};
 use crate::web::page::ui::Ui;
 use crate::web::page::view::controls::Editor;
 use crate::web::page::view::heatmap::{HeatMap, Legend};
 use crate::web::page::view::panels::Status;
+use crate::web::page::view::share::LinkNotes;
 use leptos::prelude::*;
 
 #[component]

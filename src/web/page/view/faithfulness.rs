@@ -5,7 +5,7 @@
 use crate::engine::attribution::faithfulness::Faithfulness;
 use crate::engine::attribution::methods::Baseline;
 use crate::engine::model::token_text::visible;
-use crate::state::colour::short;
+use crate::state::format::short;
 use crate::web::page::ui::{Measurement, Ui};
 use leptos::prelude::*;
 

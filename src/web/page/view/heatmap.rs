@@ -3,7 +3,7 @@
 
 use crate::engine::attribution::grouping::Granularity;
 use crate::engine::model::token_text::visible;
-use crate::state::colour::short;
+use crate::state::format::short;
 use crate::state::settings::ViewSettings;
 use crate::state::view::{method_label, shown_map, spelled, units, TokenMap};
 use crate::web::page::ui::Ui;

@@ -7,7 +7,8 @@
 //! pointer.
 
 use crate::engine::model::token_text::visible;
-use crate::state::colour::{short, Scale};
+use crate::state::colour::Scale;
+use crate::state::format::short;
 use crate::state::settings::ViewSettings;
 use crate::state::view::{matrix, Matrix};
 use crate::web::page::ui::Ui;

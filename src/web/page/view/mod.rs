@@ -3,8 +3,12 @@
 pub(crate) mod compare;
 pub(crate) mod controls;
 pub(crate) mod embed;
+pub(crate) mod export;
 pub(crate) mod faithfulness;
 pub(crate) mod heatmap;
+pub(crate) mod layout;
 pub(crate) mod matrix;
+pub(crate) mod model_panel;
 pub(crate) mod panels;
+pub(crate) mod share;
 pub(crate) mod targets;

@@ -1,8 +1,9 @@
 //! Small read-outs around the map: the status line, the completeness check, timings, the model.
 
-use crate::state::colour::short;
-use crate::web::page::models::foreign_host;
-use crate::web::page::ui::{megabytes, Phase, Ui};
+use crate::state::format::megabytes;
+use crate::state::format::short;
+use crate::web::address::foreign_host;
+use crate::web::page::ui::{Phase, Ui};
 use crate::web::protocol::Timings;
 use leptos::prelude::*;
 

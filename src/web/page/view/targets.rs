@@ -3,7 +3,7 @@
 
 use crate::engine::model::token_text::visible;
 use crate::engine::{TargetChoice, TargetKind};
-use crate::state::colour::short;
+use crate::state::format::short;
 use crate::state::view::quantity;
 use crate::web::page::ui::{Rerun, Ui};
 use leptos::prelude::*;
