@@ -12,6 +12,7 @@ use common::gguf_builder::{
     rewritten, tiny_model, with_metadata, without_tensor, Family, TinyConfig, TinyModel,
 };
 use common::reference::{self, Reference, Variant, EXACT};
+use salient::engine::cpu::decoder::{CpuDecoder, Decoder};
 use salient::engine::cpu::gradient::value_and_gradient_in_segments;
 use salient::engine::model::tokenizer::pre_tokenize;
 use salient::engine::{EngineError, Model, Problem, TargetSpec};
@@ -192,11 +193,13 @@ fn segmented_gradients_equal_the_whole_graph_s() {
         )
         .unwrap();
         let run = |per_segment| {
-            let (values, gradient) =
-                value_and_gradient_in_segments(&*model.decoder, &embeds, per_segment, |logits| {
-                    problem.objective.score(logits)
-                })
-                .unwrap();
+            let (values, gradient) = value_and_gradient_in_segments(
+                &CpuDecoder::of(&model).unwrap(),
+                &embeds,
+                per_segment,
+                |logits| problem.objective.score(logits),
+            )
+            .unwrap();
             (
                 values.to_vec1::<f64>().unwrap(),
                 gradient.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
@@ -247,7 +250,11 @@ fn values_continuing_the_text_s_prefix_equal_whole_passes() {
         let values = problem.values(&inputs).unwrap();
         let mut error: f64 = 0.0;
         for (input, value) in inputs.iter().zip(&values) {
-            let logits = model.decoder.forward(&input.unsqueeze(0).unwrap()).unwrap().last_logits;
+            let logits = CpuDecoder::of(&model)
+                .unwrap()
+                .forward(&input.unsqueeze(0).unwrap())
+                .unwrap()
+                .last_logits;
             let whole = problem.objective.score(&logits).unwrap().to_vec1::<f64>().unwrap()[0];
             error = error.max((value - whole).abs());
         }
@@ -273,14 +280,18 @@ fn gpt2_refuses_positions_past_its_context() {
     }
     // The decoder itself refuses too (callers such as continuations build token lists directly).
     let ids = vec![0u32; context + 1];
-    let embeds = model.decoder.embed(&ids).unwrap().unsqueeze(0).unwrap();
-    let error =
-        model.decoder.forward(&embeds).err().expect("no position embedding past the context");
+    let embeds = CpuDecoder::of(&model).unwrap().embed(&ids).unwrap().unsqueeze(0).unwrap();
+    let error = CpuDecoder::of(&model)
+        .unwrap()
+        .forward(&embeds)
+        .err()
+        .expect("no position embedding past the context");
     println!("{error}");
     assert!(matches!(error, EngineError::TextTooLong { tokens, .. } if tokens == context + 1));
     // Exactly the context still runs.
-    let embeds = model.decoder.embed(&ids[..context]).unwrap().unsqueeze(0).unwrap();
-    assert!(model.decoder.forward(&embeds).is_ok());
+    let embeds =
+        CpuDecoder::of(&model).unwrap().embed(&ids[..context]).unwrap().unsqueeze(0).unwrap();
+    assert!(CpuDecoder::of(&model).unwrap().forward(&embeds).is_ok());
 }
 
 #[test]

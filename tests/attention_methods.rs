@@ -7,6 +7,7 @@ mod common;
 use candle_core::{DType, Tensor};
 use common::gguf_builder::{tiny_llama, TinyConfig, TinyModel, RMS_EPS, ROPE_THETA};
 use salient::engine::attribution::methods::{by_name, Baseline, MethodParams};
+use salient::engine::cpu::decoder::{CpuDecoder, Decoder};
 use salient::engine::{attribute, EngineError, Model, Problem, Request, TargetSpec};
 use std::time::Instant;
 
@@ -288,8 +289,8 @@ fn probability(model: &Model, embeds: &[Vec<f64>], target: u32) -> f64 {
     let input =
         Tensor::from_vec(flat, (1, embeds.len(), embeds[0].len()), &candle_core::Device::Cpu)
             .unwrap();
-    let logits = model
-        .decoder
+    let logits = CpuDecoder::of(model)
+        .unwrap()
         .forward(&input)
         .unwrap()
         .last_logits

@@ -7,6 +7,7 @@ use candle_core::{DType, Tensor, D};
 use salient::engine::attribution::faithfulness::measure;
 use salient::engine::attribution::methods::{self, Baseline, MethodParams};
 use salient::engine::attribution::stats::SplitMix64;
+use salient::engine::cpu::decoder::{CpuDecoder, Decoder};
 use salient::engine::{attribute, Model, Problem, Request, TargetSpec};
 use std::time::Instant;
 
@@ -19,8 +20,8 @@ const TOLERANCE: f64 = 1e-9;
 
 /// p(target) for `ids`, in a forward pass of its own (not through `Problem`).
 fn p_target(model: &Model, ids: &[u32], target: u32) -> f64 {
-    let embeds = model.decoder.embed(ids).unwrap().unsqueeze(0).unwrap();
-    let logits = model.decoder.forward(&embeds).unwrap().last_logits;
+    let embeds = CpuDecoder::of(&model).unwrap().embed(ids).unwrap().unsqueeze(0).unwrap();
+    let logits = CpuDecoder::of(&model).unwrap().forward(&embeds).unwrap().last_logits;
     let probs = candle_nn::ops::softmax(&logits, D::Minus1).unwrap();
     probs.squeeze(0).unwrap().to_vec1::<f64>().unwrap()[target as usize]
 }

@@ -3,6 +3,7 @@
 
 mod common;
 use candle_core::{DType, Device, Tensor};
+use salient::engine::cpu::decoder::{CpuDecoder, Decoder};
 use salient::engine::{attribute, Request};
 
 /// Max |Δlogit| allowed between the two implementations, relative to the largest |logit|.
@@ -28,8 +29,14 @@ fn logits_match_candle_quantized_llama() {
         ["The capital of France is", "The Eiffel Tower is located in the city of", "1, 2, 3, 4,"]
     {
         let ids = model.tokenizer.encode(text).unwrap();
-        let embeds = model.decoder.embed(&ids).unwrap().unsqueeze(0).unwrap();
-        let ours = model.decoder.forward(&embeds).unwrap().last_logits.squeeze(0).unwrap();
+        let embeds = CpuDecoder::of(&model).unwrap().embed(&ids).unwrap().unsqueeze(0).unwrap();
+        let ours = CpuDecoder::of(&model)
+            .unwrap()
+            .forward(&embeds)
+            .unwrap()
+            .last_logits
+            .squeeze(0)
+            .unwrap();
         let theirs = reference
             .forward(&Tensor::new(ids.as_slice(), &Device::Cpu).unwrap().unsqueeze(0).unwrap(), 0)
             .unwrap()

@@ -10,6 +10,7 @@ use common::gguf_builder::{tiny_llama, TinyConfig};
 use salient::engine::api::expected_work;
 use salient::engine::attribution::faithfulness;
 use salient::engine::attribution::methods::METHODS;
+use salient::engine::cpu::decoder::CpuDecoder;
 use salient::engine::cpu::gradient::value_and_gradient_in_segments;
 use salient::engine::runtime::progress::{self, Progress};
 use salient::engine::{attribute, Baseline, Model, Problem, Request, TargetSpec};
@@ -132,7 +133,7 @@ fn a_gradient_is_heard_block_by_block_and_counts_no_recomputation() {
         HEARD.with(|heard| heard.borrow_mut().clear());
         progress::begin(progress::gradients(1, seq));
         value_and_gradient_in_segments(
-            &*model.decoder,
+            &CpuDecoder::of(&model).unwrap(),
             &problem.input().unsqueeze(0).unwrap(),
             per_segment,
             |logits| problem.objective.score(logits),

@@ -1,7 +1,7 @@
 //! Messages between the page and its worker (sent with serde-wasm-bindgen over postMessage).
 
 use crate::engine::attribution::faithfulness::Faithfulness;
-use crate::engine::cpu::arch::DecoderConfig;
+use crate::engine::model::arch::DecoderConfig;
 use crate::engine::Request;
 pub use crate::state::result::{Agreement, MethodScores, RunOutput};
 use serde::{Deserialize, Serialize};

@@ -27,7 +27,7 @@
 //! let a large model take longer texts.
 
 use crate::engine::attribution::methods::{AttributionMethod, MethodParams};
-use crate::engine::cpu::arch::DecoderConfig;
+use crate::engine::model::arch::DecoderConfig;
 
 /// The most memory a wasm32 instance can address.
 pub const WASM32_MEMORY: u64 = 4 << 30;

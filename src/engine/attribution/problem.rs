@@ -5,6 +5,7 @@
 use crate::engine::attribution::memory;
 use crate::engine::attribution::methods::Baseline;
 use crate::engine::attribution::objective::{Objective, TargetKind};
+use crate::engine::cpu::decoder::{CpuDecoder, Decoder};
 use crate::engine::cpu::gradient::{value_and_gradient, Tape};
 use crate::engine::cpu::layers::KeyValues;
 use crate::engine::error::{EngineError, Result};
@@ -65,6 +66,8 @@ const VALUE_BATCH_RECOMPUTED: f64 = 0.0625;
 
 pub struct Problem<'m> {
     pub model: &'m Model,
+    /// The model's decoder on the CPU.
+    cpu: CpuDecoder,
     pub tokens: Vec<Token>,
     /// `(seq, width)`.
     embeds: Tensor,
@@ -96,10 +99,11 @@ impl<'m> Problem<'m> {
     /// For token sequences built by the caller (a continuation's prefixes).
     pub fn from_tokens(model: &'m Model, tokens: Vec<Token>, spec: &TargetSpec) -> Result<Self> {
         let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
-        let embeds = model.decoder.embed(&ids)?;
+        let cpu = CpuDecoder::of(model)?;
+        let embeds = cpu.embed(&ids)?;
         let per_segment =
             memory::layers_per_segment(model.config(), ids.len(), 1, model.graph_budget());
-        let input_tape = Tape::record(&*model.decoder, &embeds.unsqueeze(0)?, per_segment)?;
+        let input_tape = Tape::record(&cpu, &embeds.unsqueeze(0)?, per_segment)?;
         let input_logits = input_tape.logits().detach();
         let probs: Vec<f32> =
             ops::softmax(&input_logits.squeeze(0)?, D::Minus1)?.to_dtype(DType::F32)?.to_vec1()?;
@@ -132,6 +136,7 @@ impl<'m> Problem<'m> {
         let (attentions, keys_values) = (OnceLock::new(), OnceLock::new());
         Ok(Self {
             model,
+            cpu,
             tokens,
             embeds,
             objective,
@@ -171,7 +176,7 @@ impl<'m> Problem<'m> {
             return Ok(attentions);
         }
         self.release_input_tape();
-        let attentions = self.model.decoder.forward(&self.embeds.unsqueeze(0)?)?.attentions;
+        let attentions = self.cpu.forward(&self.embeds.unsqueeze(0)?)?.attentions;
         Ok(self.attentions.get_or_init(|| attentions))
     }
 
@@ -191,11 +196,11 @@ impl<'m> Problem<'m> {
         let gradient = match kept {
             Some(tape) => {
                 let value = self.objective.score(tape.logits())?;
-                tape.gradient(&*self.model.decoder, value)?
+                tape.gradient(&self.cpu, value)?
             }
             None => {
                 let embeds = self.embeds.unsqueeze(0)?;
-                value_and_gradient(&*self.model.decoder, &embeds, self.model.graph_budget(), |l| {
+                value_and_gradient(&self.cpu, &embeds, self.model.graph_budget(), |l| {
                     self.objective.score(l)
                 })?
                 .1
@@ -217,7 +222,7 @@ impl<'m> Problem<'m> {
             Baseline::Zero => Ok(self.embeds.zeros_like()?),
             Baseline::Pad => {
                 let pad = self.model.tokenizer.pad_token()?;
-                Ok(self.model.decoder.embed(&vec![pad; self.len()])?)
+                Ok(self.cpu.embed(&vec![pad; self.len()])?)
             }
         }
     }
@@ -262,8 +267,7 @@ impl<'m> Problem<'m> {
                         .collect::<Result<Vec<_>>>()?,
                 ),
             };
-            let logits =
-                self.model.decoder.logits(&Tensor::stack(&rest, 0)?.detach(), past.as_deref())?;
+            let logits = self.cpu.logits(&Tensor::stack(&rest, 0)?.detach(), past.as_deref())?;
             let scores = objective.score(&logits)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
             for (&i, value) in members.iter().zip(scores) {
                 values[i] = value;
@@ -287,7 +291,7 @@ impl<'m> Problem<'m> {
         if let Some(keys_values) = self.keys_values.get() {
             return Ok(keys_values);
         }
-        let keys_values = self.model.decoder.keys_values(&self.embeds.unsqueeze(0)?)?;
+        let keys_values = self.cpu.keys_values(&self.embeds.unsqueeze(0)?)?;
         Ok(self.keys_values.get_or_init(|| keys_values))
     }
 
@@ -303,7 +307,7 @@ impl<'m> Problem<'m> {
         let rows = self.gradient_batch_rows();
         for (b, batch) in inputs.chunks(rows).enumerate() {
             let (scores, gradient) = value_and_gradient(
-                &*self.model.decoder,
+                &self.cpu,
                 &Tensor::stack(batch, 0)?,
                 self.model.graph_budget(),
                 |logits| self.objective.score(logits),

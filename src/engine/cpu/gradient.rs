@@ -7,7 +7,7 @@
 //! block runs twice. Either way the gradient is that of the same forward function.
 
 use crate::engine::attribution::memory::{layers_per_segment, GraphBudget};
-use crate::engine::cpu::arch::{last_position, run_blocks, Decoder};
+use crate::engine::cpu::decoder::{last_position, run_blocks, Decoder};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::runtime::progress;
 use candle_core::{Tensor, Var};

@@ -9,6 +9,7 @@ use crate::engine::cpu::ops::head_product;
 use crate::engine::cpu::ops::linear::FrozenLinear;
 use crate::engine::cpu::ops::rms_norm::RmsNorm;
 use crate::engine::error::{EngineError, Result};
+use crate::engine::model::arch::{RopeLayout, RopeSpec};
 use crate::engine::runtime::parallel;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, WithDType};
 use candle_nn::ops;
@@ -111,17 +112,6 @@ impl Projection {
     }
 }
 
-/// Which elements of a head's vector rotary positions turn together.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RopeLayout {
-    /// Pairs `(x0, x1), (x2, x3), ...`: llama.cpp's converter permutes llama-family query and key
-    /// weights into this layout (its `LLAMA_ROPE_TYPE_NORM`).
-    Interleaved,
-    /// Pairs `(x_i, x_{i + d/2})`, the two halves of the vector: Hugging Face's layout, kept by
-    /// qwen2 GGUFs (llama.cpp's `LLAMA_ROPE_TYPE_NEOX`).
-    Halves,
-}
-
 /// Rotary position embedding: each pair of a head's vector turned by its position's angles.
 pub struct Rope {
     inv_freq: Vec<f64>,
@@ -129,19 +119,8 @@ pub struct Rope {
 }
 
 impl Rope {
-    pub fn new(
-        head_dim: usize,
-        theta: f64,
-        freq_factors: Option<Vec<f64>>,
-        layout: RopeLayout,
-    ) -> Self {
-        let inv_freq = (0..head_dim / 2)
-            .map(|i| {
-                let base = 1.0 / theta.powf(2.0 * i as f64 / head_dim as f64);
-                base / freq_factors.as_ref().map_or(1.0, |f| f[i])
-            })
-            .collect();
-        Self { inv_freq, layout }
+    pub fn new(spec: &RopeSpec) -> Self {
+        Self { inv_freq: spec.inv_freq.clone(), layout: spec.layout }
     }
 
     /// Rotates `(batch, heads, seq, head_dim)`, whose rows are at positions `start..start + seq`,
@@ -322,7 +301,7 @@ mod tests {
         let x = Var::from_vec(values(80), shape, &device).unwrap();
         let mixing = Tensor::from_vec(values(80), shape, &device).unwrap();
         for layout in [RopeLayout::Interleaved, RopeLayout::Halves] {
-            let rope = Rope::new(8, 10_000.0, None, layout);
+            let rope = Rope::new(&RopeSpec::new(8, 10_000.0, None, layout));
             let angles: Vec<f64> =
                 (0..5).flat_map(|pos| rope.inv_freq.iter().map(move |f| pos as f64 * f)).collect();
             let table = |f: fn(f64) -> f64| {

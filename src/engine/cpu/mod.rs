@@ -2,7 +2,7 @@
 //! kernels those ops call (`kernels`), the model families as differentiable decoders (`arch`,
 //! `layers`) and gradients through them a segment of blocks at a time (`gradient`).
 
-pub mod arch;
+pub mod decoder;
 pub mod gradient;
 pub(crate) mod kernels;
 pub(crate) mod layers;

@@ -171,7 +171,7 @@ pub struct Probe {
 /// token, on the GPU and on the CPU.
 pub async fn probe(model: &crate::engine::Model) -> Result<Probe> {
     let gpu = Gpu::new().await?;
-    let matrix = model.decoder.token_embeddings();
+    let matrix = &model.architecture.embedding;
     let x = matrix.dequantize_rows_f32(0..1)?.into_owned();
     let on_gpu = MatrixOnGpu::upload(&gpu, matrix)?.times(&gpu, &x).await?;
     let (rows, cols) = (matrix.rows(), matrix.cols());

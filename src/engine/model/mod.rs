@@ -1,14 +1,17 @@
-//! A loaded model: tokenizer and decoder from one GGUF file's bytes, and what a model is read from:
-//! the GGUF file (`gguf`), its weight matrices (`weights`) and tokenizer (`tokenizer`, `token_text`).
+//! A loaded model: its tokenizer and its architecture (sizes, kinds and weights, `arch`) from one
+//! GGUF file's bytes, and what a model is read from: the GGUF file (`gguf`), its weight matrices
+//! (`weights`) and tokenizer (`tokenizer`, `token_text`). Backend-free: the CPU and the GPU each
+//! build their decoder from a `Model`.
 
+pub mod arch;
 pub mod gguf;
 pub mod token_text;
 pub mod tokenizer;
 pub mod weights;
 
 use crate::engine::attribution::memory::GraphBudget;
-use crate::engine::cpu::arch::{self, Decoder, DecoderConfig};
 use crate::engine::error::{EngineError, Result};
+use crate::engine::model::arch::{Architecture, DecoderConfig};
 use crate::engine::model::gguf::GgufFile;
 use crate::engine::model::tokenizer::{TextTokenizer, Token};
 use crate::engine::model::weights::WeightStorage;
@@ -17,7 +20,9 @@ use std::sync::Arc;
 
 pub struct Model {
     pub tokenizer: TextTokenizer,
-    pub decoder: Box<dyn Decoder>,
+    pub architecture: Architecture,
+    /// The precision runs compute in: f32, or f64 for the tests' checks of gradients.
+    pub dtype: DType,
     /// The GGUF file's size: its bytes stay in memory with the model (the weights live in them).
     file_bytes: usize,
     graph_budget: GraphBudget,
@@ -39,20 +44,26 @@ impl Model {
         let file_bytes = file.len();
         let file = GgufFile::parse(Arc::new(file))?.with_weight_storage(storage);
         // The architecture first: "unsupported architecture" is the message a user needs.
-        let decoder = arch::load(&file, dtype)?;
+        let architecture = arch::read(&file)?;
         let tokenizer = TextTokenizer::from_gguf(&file)?;
-        if tokenizer.vocab_size() != decoder.config().vocab {
+        if tokenizer.vocab_size() != architecture.config.vocab {
             return Err(EngineError::CorruptGguf(format!(
                 "the tokenizer has {} tokens, the model {}",
                 tokenizer.vocab_size(),
-                decoder.config().vocab
+                architecture.config.vocab
             )));
         }
-        Ok(Self { tokenizer, decoder, file_bytes, graph_budget: GraphBudget::default() })
+        Ok(Self {
+            tokenizer,
+            architecture,
+            dtype,
+            file_bytes,
+            graph_budget: GraphBudget::default(),
+        })
     }
 
     pub fn config(&self) -> &DecoderConfig {
-        self.decoder.config()
+        &self.architecture.config
     }
 
     pub fn file_bytes(&self) -> usize {

@@ -1,0 +1,311 @@
+//! The CPU decoder: an [`Architecture`] as differentiable candle computations. Every family runs
+//! the same pre-norm block, its kinds (norm, positions, query/key/value projection, MLP) picked by
+//! what the architecture says; every projection is a `FrozenLinear` over the file's weights, and
+//! every op has an exact backward pass, so gradients reach the input embeddings.
+
+use crate::engine::cpu::layers::{
+    causal_attention, gelu_tanh, rms_norm, split_heads, KeyValues, LayerNorm, Projection, Rope,
+};
+use crate::engine::cpu::ops::linear::FrozenLinear;
+use crate::engine::cpu::ops::swiglu::swiglu;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::model::arch::{
+    Architecture, DecoderConfig, Linear, MlpKind, Norm, NormKind, Qkv,
+};
+use crate::engine::model::weights::QuantizedMatrix;
+use crate::engine::runtime::progress;
+use candle_core::{DType, Tensor};
+use std::ops::Range;
+
+/// What one forward pass gives.
+pub struct DecoderOutput {
+    /// Next-token logits at the last position, `(batch, vocab)`.
+    pub last_logits: Tensor,
+    /// Per layer, attention probabilities `(batch, heads, seq, seq)`.
+    pub attentions: Vec<Tensor>,
+}
+
+/// What a block computes besides the next stream.
+pub struct Attended {
+    /// Attention probabilities `(batch, heads, seq, positions)`.
+    pub probs: Tensor,
+    /// The keys and values of every position the block's queries saw.
+    pub keys_values: KeyValues,
+}
+
+/// A decoder-only language model that reads input embeddings, so gradients reach them. It gives
+/// its pieces (the stream entering the first block, each block, the head); passes over them are
+/// composed here and in `gradient.rs`, which runs the blocks a segment at a time.
+///
+/// A pass may continue a prefix: given every block's keys and values of the first positions
+/// (batch 1, shared by every row), it computes only the positions after them. Inputs that differ
+/// from a text only from some position on (occlusion, the deletion curve) skip what is unchanged.
+pub trait Decoder: Send + Sync {
+    fn config(&self) -> &DecoderConfig;
+    fn dtype(&self) -> DType;
+    /// Token embeddings `(ids.len(), width)`: the inputs attributions are taken with respect to.
+    fn embed(&self, ids: &[u32]) -> Result<Tensor>;
+    /// The residual stream entering the first block, from `embeds` `(batch, seq, width)` at the
+    /// positions `start..start + seq`.
+    fn stream(&self, embeds: &Tensor, start: usize) -> Result<Tensor>;
+    /// Block `layer` on the residual stream `x` `(batch, seq, width)` at the positions after
+    /// `past`'s (this block's keys and values of a shared prefix; `None`: from position 0).
+    fn block(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        past: Option<&KeyValues>,
+    ) -> Result<(Tensor, Attended)>;
+    /// Next-token logits `(batch, vocab)` from the last position's state `(batch, width)`.
+    fn head(&self, last: &Tensor) -> Result<Tensor>;
+
+    /// The whole forward pass on `embeds` `(batch, seq, width)`, with every block's attention
+    /// probabilities. It keeps a graph only when `embeds` is a variable.
+    fn forward(&self, embeds: &Tensor) -> Result<DecoderOutput> {
+        let mut attentions = Vec::with_capacity(self.config().layers);
+        let last = run_blocks(self, embeds, 0..self.config().layers, None, |out| {
+            attentions.push(out.probs)
+        })?;
+        Ok(DecoderOutput { last_logits: self.head(&last_position(&last)?)?, attentions })
+    }
+
+    /// Every block's keys and values on `embeds` `(1, seq, width)`: the prefix later passes on
+    /// inputs that share its positions continue ([`Self::logits`]).
+    fn keys_values(&self, embeds: &Tensor) -> Result<Vec<KeyValues>> {
+        let mut keys_values = Vec::with_capacity(self.config().layers);
+        run_blocks(self, embeds, 0..self.config().layers, None, |out| {
+            keys_values.push(out.keys_values)
+        })?;
+        Ok(keys_values)
+    }
+
+    /// Next-token logits `(batch, vocab)` alone (no attention map outlives its block) of `embeds`
+    /// `(batch, seq, width)`, the positions after those of `past` (one entry per block, from
+    /// [`Self::keys_values`]; `None`: from position 0).
+    fn logits(&self, embeds: &Tensor, past: Option<&[KeyValues]>) -> Result<Tensor> {
+        let last = run_blocks(self, embeds, 0..self.config().layers, past, drop)?;
+        self.head(&last_position(&last)?)
+    }
+}
+
+/// Runs `layers` of `decoder` on `x` (the embeddings when `layers` starts at the first block,
+/// else the residual stream entering `layers.start`), continuing `past` (indexed by layer) when
+/// given, and hands what each block attended to `visit`. Returns the stream leaving the last of
+/// `layers`. Counts each block's share of a forward pass over `x`'s sequences and positions as it
+/// finishes (`progress::share`).
+pub fn run_blocks<D: Decoder + ?Sized>(
+    decoder: &D,
+    x: &Tensor,
+    layers: Range<usize>,
+    past: Option<&[KeyValues]>,
+    mut visit: impl FnMut(Attended),
+) -> Result<Tensor> {
+    if past.is_some_and(|past| past.len() < layers.end) {
+        return Err(EngineError::Internal("a prefix's keys and values are missing blocks".into()));
+    }
+    let mut x = match (layers.start, past) {
+        (0, Some(past)) if !past.is_empty() => decoder.stream(x, past[0].positions()?)?,
+        (0, _) => decoder.stream(x, 0)?,
+        _ => x.clone(),
+    };
+    let (total, units) = (decoder.config().layers, progress::forward(x.dim(0)?, x.dim(1)?));
+    if layers.is_empty() {
+        progress::advance(progress::share(units, layers.clone(), total));
+    }
+    for layer in layers {
+        let (next, attended) = decoder.block(layer, &x, past.map(|past| &past[layer]))?;
+        x = next;
+        visit(attended);
+        progress::advance(progress::share(units, layer..layer + 1, total));
+    }
+    Ok(x)
+}
+
+/// The last position's state `(batch, width)` of a stream `(batch, seq, width)`.
+pub fn last_position(x: &Tensor) -> Result<Tensor> {
+    let seq = x.dim(1)?;
+    Ok(x.narrow(1, seq - 1, 1)?.squeeze(1)?)
+}
+
+/// A norm as the CPU computes it.
+enum CpuNorm {
+    Rms { weight: Tensor, eps: f64 },
+    Layer(LayerNorm),
+}
+
+impl CpuNorm {
+    fn new(norm: &Norm, kind: NormKind, dtype: DType) -> Result<Self> {
+        let vector =
+            |v: &QuantizedMatrix| -> Result<Tensor> { Ok(v.dequantize(dtype)?.flatten_all()?) };
+        Ok(match (kind, &norm.bias) {
+            (NormKind::Rms { eps }, _) => CpuNorm::Rms { weight: vector(&norm.weight)?, eps },
+            (NormKind::Layer { eps }, Some(bias)) => CpuNorm::Layer(LayerNorm {
+                weight: vector(&norm.weight)?,
+                bias: vector(bias)?,
+                eps,
+            }),
+            (NormKind::Layer { .. }, None) => {
+                return Err(EngineError::Internal("a LayerNorm without its bias".into()))
+            }
+        })
+    }
+
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            CpuNorm::Rms { weight, eps } => rms_norm(x, weight, *eps),
+            CpuNorm::Layer(norm) => norm.forward(x),
+        }
+    }
+}
+
+fn projection(linear: &Linear, dtype: DType) -> Result<Projection> {
+    let bias =
+        linear.bias.as_ref().map(|b| -> Result<Tensor> { Ok(b.dequantize(dtype)?.flatten_all()?) });
+    Ok(Projection { weight: FrozenLinear::new(linear.weight.clone()), bias: bias.transpose()? })
+}
+
+enum CpuQkv {
+    Separate { q: Projection, k: Projection, v: Projection },
+    Fused(Projection),
+}
+
+struct Block {
+    attn_norm: CpuNorm,
+    qkv: CpuQkv,
+    o: Projection,
+    ffn_norm: CpuNorm,
+    gate: Option<Projection>,
+    up: Projection,
+    down: Projection,
+}
+
+pub struct CpuDecoder {
+    config: DecoderConfig,
+    dtype: DType,
+    embedding: QuantizedMatrix,
+    positions: Option<QuantizedMatrix>,
+    rope: Option<Rope>,
+    mlp: MlpKind,
+    blocks: Vec<Block>,
+    output_norm: CpuNorm,
+    output: FrozenLinear,
+}
+
+impl CpuDecoder {
+    /// `model`'s decoder, in the precision it computes in.
+    pub fn of(model: &crate::engine::model::Model) -> Result<Self> {
+        Self::new(&model.architecture, model.dtype)
+    }
+
+    /// `arch` computing in `dtype` (f32 in the page and the CLI; f64 gives the same function in
+    /// double precision, for the tests).
+    pub fn new(arch: &Architecture, dtype: DType) -> Result<Self> {
+        let norm = |n: &Norm| CpuNorm::new(n, arch.norm, dtype);
+        let blocks = arch
+            .blocks
+            .iter()
+            .map(|b| {
+                Ok(Block {
+                    attn_norm: norm(&b.attn_norm)?,
+                    qkv: match &b.qkv {
+                        Qkv::Separate { q, k, v } => CpuQkv::Separate {
+                            q: projection(q, dtype)?,
+                            k: projection(k, dtype)?,
+                            v: projection(v, dtype)?,
+                        },
+                        Qkv::Fused(qkv) => CpuQkv::Fused(projection(qkv, dtype)?),
+                    },
+                    o: projection(&b.o, dtype)?,
+                    ffn_norm: norm(&b.ffn_norm)?,
+                    gate: b.gate.as_ref().map(|g| projection(g, dtype)).transpose()?,
+                    up: projection(&b.up, dtype)?,
+                    down: projection(&b.down, dtype)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            config: arch.config.clone(),
+            dtype,
+            embedding: arch.embedding.clone(),
+            positions: arch.positions.clone(),
+            rope: arch.rope.as_ref().map(Rope::new),
+            mlp: arch.mlp,
+            blocks,
+            output_norm: norm(&arch.output_norm)?,
+            output: FrozenLinear::new(arch.output.clone()),
+        })
+    }
+}
+
+impl Decoder for CpuDecoder {
+    fn config(&self) -> &DecoderConfig {
+        &self.config
+    }
+
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    fn embed(&self, ids: &[u32]) -> Result<Tensor> {
+        self.embedding.gather_rows(ids, self.dtype)
+    }
+
+    /// The embeddings are the token embeddings alone: learned positions, when the family has
+    /// them, are added here, so attributions are taken with respect to the tokens.
+    fn stream(&self, embeds: &Tensor, start: usize) -> Result<Tensor> {
+        let Some(positions) = &self.positions else { return Ok(embeds.clone()) };
+        let end = start + embeds.dim(1)?;
+        let context = self.config.context_length;
+        if end > context {
+            // There is no learned position past the context.
+            return Err(EngineError::TextTooLong { tokens: end, max: context, context });
+        }
+        Ok(embeds.broadcast_add(&positions.dequantize_rows(start..end, self.dtype)?)?)
+    }
+
+    fn block(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        past: Option<&KeyValues>,
+    ) -> Result<(Tensor, Attended)> {
+        let block = &self.blocks[layer];
+        let (heads, kv_heads) = (self.config.heads, self.config.kv_heads);
+        let h = block.attn_norm.forward(x)?;
+        let (q, k, v) = match &block.qkv {
+            CpuQkv::Separate { q, k, v } => (
+                split_heads(&q.forward(&h)?, heads)?,
+                split_heads(&k.forward(&h)?, kv_heads)?,
+                split_heads(&v.forward(&h)?, kv_heads)?,
+            ),
+            CpuQkv::Fused(qkv) => {
+                let (qkv, width) = (qkv.forward(&h)?, self.config.width);
+                let part = |p: usize| split_heads(&qkv.narrow(2, p * width, width)?, heads);
+                (part(0)?, part(1)?, part(2)?)
+            }
+        };
+        let (q, k) = match &self.rope {
+            Some(rope) => {
+                let start = past.map(KeyValues::positions).transpose()?.unwrap_or(0);
+                (rope.apply(&q, start)?, rope.apply(&k, start)?)
+            }
+            None => (q, k),
+        };
+        let (mixed, probs, keys_values) = causal_attention(&q, &k, &v, past)?;
+        let x = (x + block.o.forward(&mixed)?)?;
+        let h = block.ffn_norm.forward(&x)?;
+        let inner = match (self.mlp, &block.gate) {
+            (MlpKind::SwiGlu, Some(gate)) => swiglu(&gate.forward(&h)?, &block.up.forward(&h)?)?,
+            (MlpKind::GeluTanh, _) => gelu_tanh(&block.up.forward(&h)?)?,
+            (MlpKind::SwiGlu, None) => {
+                return Err(EngineError::Internal("a SwiGLU MLP without its gate".into()))
+            }
+        };
+        let x = (&x + block.down.forward(&inner)?)?;
+        Ok((x, Attended { probs, keys_values }))
+    }
+
+    fn head(&self, last: &Tensor) -> Result<Tensor> {
+        self.output.forward(&self.output_norm.forward(last)?)
+    }
+}
