@@ -15,6 +15,8 @@ use common::reference::{self, Reference, Variant, EXACT};
 use salient::engine::cpu::decoder::{CpuDecoder, Decoder};
 use salient::engine::cpu::gradient::value_and_gradient_in_segments;
 use salient::engine::model::tokenizer::pre_tokenize;
+use salient::engine::runtime::ready::now;
+use salient::engine::RunContext;
 use salient::engine::{EngineError, Model, Problem, TargetSpec};
 
 const FAMILIES: [Family; 3] = [Family::Llama, Family::Qwen2, Family::Gpt2];
@@ -67,7 +69,7 @@ fn errors(problem: &Problem, reference: &Reference) -> (f64, f64) {
         .to_vec1::<f64>()
         .unwrap();
     let mut attention_error: f64 = 0.0;
-    for (layer, probs) in problem.attentions().unwrap().iter().enumerate() {
+    for (layer, probs) in now(problem.attentions()).unwrap().iter().enumerate() {
         let probs =
             probs.squeeze(0).unwrap().to_dtype(DType::F64).unwrap().to_vec3::<f64>().unwrap();
         for (head, rows) in probs.iter().enumerate() {
@@ -91,7 +93,9 @@ fn every_family_computes_its_definition() {
         let tiny = tiny_model(family, config(family));
         let model = load(&tiny, DType::F64);
         assert_eq!(model.config().architecture, family.name());
-        let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+        let problem =
+            now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default()))
+                .unwrap();
         assert!(problem.len() >= 12, "the text should be many tokens: {:?}", problem.tokens);
         // The inputs are the token rows of the embedding matrix (gpt2 adds positions inside).
         let table = tiny.weight("token_embd.weight");
@@ -110,7 +114,9 @@ fn every_family_computes_its_definition() {
         assert!(logit_error < F64_TOLERANCE && attention_error < F64_TOLERANCE, "{family:?}");
 
         let model = load(&tiny, DType::F32);
-        let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+        let problem =
+            now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default()))
+                .unwrap();
         let (logit_error, attention_error) =
             errors(&problem, &reference_for(&tiny, &problem, EXACT));
         println!("{family:?} f32: max |logit error| {logit_error:.2e}, max |attention error| {attention_error:.2e}");
@@ -130,7 +136,9 @@ fn a_wrong_rotary_layout_or_a_missing_bias_is_noticed() {
     ] {
         let tiny = tiny_model(family, config(family));
         let model = load(&tiny, DType::F64);
-        let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+        let problem =
+            now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default()))
+                .unwrap();
         let (logit_error, attention_error) =
             errors(&problem, &reference_for(&tiny, &problem, variant));
         println!("{family:?} against {variant:?}: logits {logit_error:.2e}, attention {attention_error:.2e}");
@@ -143,7 +151,7 @@ fn a_wrong_rotary_layout_or_a_missing_bias_is_noticed() {
 /// The largest relative error of `problem`'s input gradient against central differences of f
 /// along `directions` random unit directions.
 fn gradient_error(problem: &Problem, directions: usize, seed: u64) -> f64 {
-    let grad = problem.input_gradient().unwrap();
+    let grad = now(problem.input_gradient()).unwrap();
     let grad_norm =
         grad.sqr().unwrap().sum_all().unwrap().sqrt().unwrap().to_scalar::<f64>().unwrap();
     let x = problem.input();
@@ -153,12 +161,11 @@ fn gradient_error(problem: &Problem, directions: usize, seed: u64) -> f64 {
             let v: Vec<f64> = (0..x.elem_count()).map(|_| rng.normal()).collect();
             let v = Tensor::from_vec(v, x.shape(), x.device()).unwrap();
             let v = v.broadcast_div(&v.sqr().unwrap().sum_all().unwrap().sqrt().unwrap()).unwrap();
-            let f = problem
-                .values(&[
-                    (&x + (&v * STEP).unwrap()).unwrap(),
-                    (&x - (&v * STEP).unwrap()).unwrap(),
-                ])
-                .unwrap();
+            let f = now(problem.values(&[
+                (&x + (&v * STEP).unwrap()).unwrap(),
+                (&x - (&v * STEP).unwrap()).unwrap(),
+            ]))
+            .unwrap();
             let finite_difference = (f[0] - f[1]) / (2.0 * STEP);
             let analytic = (&grad * &v).unwrap().sum_all().unwrap().to_scalar::<f64>().unwrap();
             (finite_difference - analytic).abs() / grad_norm
@@ -171,7 +178,9 @@ fn input_gradients_match_finite_differences() {
     for family in FAMILIES {
         let tiny = tiny_model(family, config(family));
         let model = load(&tiny, DType::F64);
-        let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+        let problem =
+            now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default()))
+                .unwrap();
         let error = gradient_error(&problem, 4, 23);
         println!("{family:?}: max relative gradient error {error:.2e}");
         assert!(error < GRADIENT_TOLERANCE, "{family:?}: {error:.2e}");
@@ -186,7 +195,9 @@ fn segmented_gradients_equal_the_whole_graph_s() {
     for family in FAMILIES {
         let tiny = tiny_model(family, TinyConfig { layers: 4, ..config(family) });
         let model = load(&tiny, DType::F64);
-        let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+        let problem =
+            now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default()))
+                .unwrap();
         let embeds = Tensor::stack(
             &[problem.input(), problem.baseline(salient::engine::Baseline::Zero).unwrap()],
             0,
@@ -194,7 +205,7 @@ fn segmented_gradients_equal_the_whole_graph_s() {
         .unwrap();
         let run = |per_segment| {
             let (values, gradient) = value_and_gradient_in_segments(
-                &CpuDecoder::of(&model).unwrap(),
+                &CpuDecoder::of(&model, &RunContext::default()).unwrap(),
                 &embeds,
                 per_segment,
                 |logits| problem.objective.score(logits),
@@ -232,7 +243,9 @@ fn values_continuing_the_text_s_prefix_equal_whole_passes() {
     for family in FAMILIES {
         let tiny = tiny_model(family, config(family));
         let model = load(&tiny, DType::F64);
-        let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+        let problem =
+            now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default()))
+                .unwrap();
         let (x, seq) = (problem.input(), problem.len());
         let width = x.dim(1).unwrap();
         let inputs: Vec<Tensor> = (1..=seq)
@@ -247,10 +260,10 @@ fn values_continuing_the_text_s_prefix_equal_whole_passes() {
                 }
             })
             .collect();
-        let values = problem.values(&inputs).unwrap();
+        let values = now(problem.values(&inputs)).unwrap();
         let mut error: f64 = 0.0;
         for (input, value) in inputs.iter().zip(&values) {
-            let logits = CpuDecoder::of(&model)
+            let logits = CpuDecoder::of(&model, &RunContext::default())
                 .unwrap()
                 .forward(&input.unsqueeze(0).unwrap())
                 .unwrap()
@@ -280,8 +293,13 @@ fn gpt2_refuses_positions_past_its_context() {
     }
     // The decoder itself refuses too (callers such as continuations build token lists directly).
     let ids = vec![0u32; context + 1];
-    let embeds = CpuDecoder::of(&model).unwrap().embed(&ids).unwrap().unsqueeze(0).unwrap();
-    let error = CpuDecoder::of(&model)
+    let embeds = CpuDecoder::of(&model, &RunContext::default())
+        .unwrap()
+        .embed(&ids)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let error = CpuDecoder::of(&model, &RunContext::default())
         .unwrap()
         .forward(&embeds)
         .err()
@@ -289,9 +307,13 @@ fn gpt2_refuses_positions_past_its_context() {
     println!("{error}");
     assert!(matches!(error, EngineError::TextTooLong { tokens, .. } if tokens == context + 1));
     // Exactly the context still runs.
-    let embeds =
-        CpuDecoder::of(&model).unwrap().embed(&ids[..context]).unwrap().unsqueeze(0).unwrap();
-    assert!(CpuDecoder::of(&model).unwrap().forward(&embeds).is_ok());
+    let embeds = CpuDecoder::of(&model, &RunContext::default())
+        .unwrap()
+        .embed(&ids[..context])
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    assert!(CpuDecoder::of(&model, &RunContext::default()).unwrap().forward(&embeds).is_ok());
 }
 
 #[test]
@@ -374,7 +396,7 @@ fn weights_that_are_not_numbers_give_a_message_not_nan_scores() {
         )
     });
     let model = Model::load(damaged).expect("a NaN weight is not visible until it is used");
-    let message = Problem::new(&model, TEXT, &TargetSpec::top(), None)
+    let message = now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default()))
         .err()
         .expect("the run fails")
         .to_string();

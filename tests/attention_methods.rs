@@ -6,8 +6,12 @@
 mod common;
 use candle_core::{DType, Tensor};
 use common::gguf_builder::{tiny_llama, TinyConfig, TinyModel, RMS_EPS, ROPE_THETA};
-use salient::engine::attribution::methods::{by_name, Baseline, MethodParams};
+use common::AttributeNow;
+use salient::engine::attribution::methods::{by_name, MethodParams};
 use salient::engine::cpu::decoder::{CpuDecoder, Decoder};
+use salient::engine::runtime::ready::now;
+use salient::engine::Baseline;
+use salient::engine::RunContext;
 use salient::engine::{attribute, EngineError, Model, Problem, Request, TargetSpec};
 use std::time::Instant;
 
@@ -130,7 +134,7 @@ fn embeds_of(problem: &Problem) -> Vec<Vec<f64>> {
 }
 
 fn scores(problem: &Problem, method: &str, params: &MethodParams) -> Vec<f64> {
-    let scores = by_name(method).unwrap().attribute(problem, params).unwrap().values;
+    let scores = by_name(method).unwrap().attribute_now(problem, params).unwrap().values;
     assert_eq!(scores.len(), problem.len());
     scores.into_iter().map(|s| s as f64).collect()
 }
@@ -192,7 +196,8 @@ fn reference_rollout(reference: &Reference, layers: &[usize], head: Option<usize
 #[test]
 fn engine_forward_matches_the_reference_forward() {
     let (tiny, model) = tiny_model();
-    let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default())).unwrap();
     assert!(problem.len() >= 8, "the text should be several tokens: {:?}", problem.tokens);
     // The input embeddings are the token rows of the embedding matrix.
     let table = tiny.weight("token_embd.weight");
@@ -206,7 +211,7 @@ fn engine_forward_matches_the_reference_forward() {
     let logits = problem.input_logits().squeeze(0).unwrap().to_vec1::<f64>().unwrap();
     let logit_error = max_abs_difference(&logits, &reference.last_logits);
     let mut attention_error: f64 = 0.0;
-    for (layer, engine) in problem.attentions().unwrap().iter().enumerate() {
+    for (layer, engine) in now(problem.attentions()).unwrap().iter().enumerate() {
         let engine = engine.squeeze(0).unwrap().to_vec3::<f64>().unwrap();
         for (head, rows) in engine.iter().enumerate() {
             for (i, row) in rows.iter().enumerate() {
@@ -222,7 +227,8 @@ fn engine_forward_matches_the_reference_forward() {
 #[test]
 fn attention_reads_the_chosen_layer_and_head_or_their_mean() {
     let (tiny, model) = tiny_model();
-    let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default())).unwrap();
     let reference = reference_forward(&tiny, &embeds_of(&problem));
     let last = problem.len() - 1;
     let (layers, heads) = (CONFIG.layers, CONFIG.heads);
@@ -259,7 +265,8 @@ fn attention_reads_the_chosen_layer_and_head_or_their_mean() {
 #[test]
 fn rollout_equals_a_plain_loop_rollout_of_the_reference_attention() {
     let (tiny, model) = tiny_model();
-    let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default())).unwrap();
     let reference = reference_forward(&tiny, &embeds_of(&problem));
     let mut worst: f64 = 0.0;
     for layer in [None, Some(0), Some(1)] {
@@ -289,7 +296,7 @@ fn probability(model: &Model, embeds: &[Vec<f64>], target: u32) -> f64 {
     let input =
         Tensor::from_vec(flat, (1, embeds.len(), embeds[0].len()), &candle_core::Device::Cpu)
             .unwrap();
-    let logits = CpuDecoder::of(model)
+    let logits = CpuDecoder::of(model, &RunContext::default())
         .unwrap()
         .forward(&input)
         .unwrap()
@@ -306,7 +313,8 @@ fn probability(model: &Model, embeds: &[Vec<f64>], target: u32) -> f64 {
 #[test]
 fn occlusion_is_the_change_in_p_target_when_one_token_is_replaced() {
     let (tiny, model) = tiny_model();
-    let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default())).unwrap();
     let embeds = embeds_of(&problem);
     let target = problem.target();
     let unoccluded = probability(&model, &embeds, target);
@@ -341,10 +349,11 @@ fn occlusion_is_the_change_in_p_target_when_one_token_is_replaced() {
 #[test]
 fn a_layer_or_head_outside_the_model_is_an_invalid_request() {
     let (_, model) = tiny_model();
-    let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default())).unwrap();
     for method in ["attention", "rollout"] {
         let attribute =
-            |layer, head| by_name(method).unwrap().attribute(&problem, &params(layer, head));
+            |layer, head| by_name(method).unwrap().attribute_now(&problem, &params(layer, head));
         assert!(attribute(Some(CONFIG.layers - 1), Some(CONFIG.heads - 1)).is_ok());
         for (layer, head, range) in [
             (Some(2), None, "layer 2: this model has 2 layers, numbered 0 to 1"),
@@ -368,7 +377,8 @@ fn the_methods_run_on_the_default_model() {
     let text = "The Eiffel Tower is located in the city of";
     for method in ["attention", "rollout", "occlusion"] {
         let start = Instant::now();
-        let result = attribute(&model, &Request::new(text, method)).unwrap();
+        let result =
+            attribute(&model, &Request::new(text, method), &RunContext::default()).unwrap();
         println!(
             "{method}: {:?} for {} tokens, scores {:?}",
             start.elapsed(),

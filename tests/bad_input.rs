@@ -4,6 +4,7 @@ mod common;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
+use salient::engine::RunContext;
 use salient::engine::{attribute, EngineError, Model, Request, TargetChoice, TargetSpec};
 use std::process::Command;
 
@@ -62,19 +63,27 @@ fn an_unsupported_architecture_names_itself() {
 #[test]
 fn empty_too_long_and_bad_targets_are_refused_clearly() {
     let model = common::load_model(DType::F32);
-    assert!(matches!(attribute(&model, &request("")), Err(EngineError::EmptyText)));
+    assert!(matches!(
+        attribute(&model, &request(""), &RunContext::default()),
+        Err(EngineError::EmptyText)
+    ));
     let long = vec!["word"; 300].join(" ");
     let limited = Request { max_tokens: Some(256), ..request(&long) };
-    let message = attribute(&model, &limited).unwrap_err().to_string();
+    let message = attribute(&model, &limited, &RunContext::default()).unwrap_err().to_string();
     assert!(message.contains("300 tokens long") && message.contains("at most 256"), "{message}");
     let beyond_context = "a ".repeat(model.config().context_length + 1);
-    let message = attribute(&model, &request(&beyond_context)).unwrap_err().to_string();
+    let message = attribute(&model, &request(&beyond_context), &RunContext::default())
+        .unwrap_err()
+        .to_string();
     assert!(message.contains("this model reads at most 8192"), "{message}");
     let bad_target =
         Request { target: TargetSpec::of(TargetChoice::Id(1 << 20)), ..request("Hello") };
-    assert!(attribute(&model, &bad_target).unwrap_err().to_string().contains("vocabulary"));
+    assert!(attribute(&model, &bad_target, &RunContext::default())
+        .unwrap_err()
+        .to_string()
+        .contains("vocabulary"));
     let bad_method = Request { method: "tea-leaves".into(), ..request("Hello") };
-    assert!(attribute(&model, &bad_method)
+    assert!(attribute(&model, &bad_method, &RunContext::default())
         .unwrap_err()
         .to_string()
         .contains("Unknown method \"tea-leaves\""));

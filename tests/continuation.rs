@@ -4,10 +4,10 @@
 
 mod common;
 use candle_core::DType;
-use salient::engine::attribution::continuation::attribute_continuation;
-use salient::engine::{
-    attribute, EngineError, MethodParams, Request, TargetChoice, TargetKind, TargetSpec,
-};
+use salient::engine::api::continuation::attribute_continuation;
+use salient::engine::runtime::ready::now;
+use salient::engine::RunContext;
+use salient::engine::{attribute, EngineError, Request, TargetChoice, TargetKind, TargetSpec};
 
 const PREFIX: &str = "The capital of France is";
 const CONTINUATION: &str = " Paris. It is";
@@ -39,7 +39,12 @@ fn a_contrastive_attribution_is_the_difference_of_two_attributions() {
             kind,
             foil: foil.map(|f| TargetChoice::Text(f.into())),
         };
-        attribute(&model, &Request { target, ..Request::new(PREFIX, "grad_x_input") }).unwrap()
+        attribute(
+            &model,
+            &Request { target, ..Request::new(PREFIX, "grad_x_input") },
+            &RunContext::default(),
+        )
+        .unwrap()
     };
     for kind in [TargetKind::Prob, TargetKind::Logit] {
         let contrastive = run(" Paris", Some(" London"), kind);
@@ -76,7 +81,7 @@ fn continuation_rows_are_attributions_of_each_token_given_the_text_before_it() {
         max_tokens: Some(9), // exactly the 5 + 4 tokens
         ..Request::new(PREFIX, "grad_x_input")
     };
-    let result = attribute(&model, &request).unwrap();
+    let result = attribute(&model, &request, &RunContext::default()).unwrap();
     let c = result.continuation.as_ref().expect("asked for");
     let prefix = model.tokenizer.tokenize(PREFIX).unwrap();
     let continuation = model.tokenizer.tokenize_continuation(CONTINUATION).unwrap();
@@ -90,9 +95,12 @@ fn continuation_rows_are_attributions_of_each_token_given_the_text_before_it() {
     for (j, (row, token)) in c.rows.iter().zip(&continuation).enumerate() {
         // The same question asked on its own: the prefix and the tokens before j as text.
         let target = TargetSpec { token: TargetChoice::Id(token.id), kind, foil: None };
-        let alone =
-            attribute(&model, &Request { target, ..Request::new(text.clone(), "grad_x_input") })
-                .unwrap();
+        let alone = attribute(
+            &model,
+            &Request { target, ..Request::new(text.clone(), "grad_x_input") },
+            &RunContext::default(),
+        )
+        .unwrap();
         assert_eq!(
             alone.tokens,
             c.tokens[..c.output_start + j],
@@ -113,32 +121,18 @@ fn continuation_rows_are_attributions_of_each_token_given_the_text_before_it() {
 #[test]
 fn max_tokens_bounds_the_prefix_and_the_continuation_together() {
     let model = common::load_model(DType::F32);
-    let params = MethodParams::default();
-    let result = attribute_continuation(
-        &model,
-        PREFIX,
-        CONTINUATION,
-        TargetKind::Prob,
-        "saliency",
-        &params,
-        Some(8),
-    );
+    let continue_with = |method: &str, continuation: &str, max_tokens| {
+        let request = Request { max_tokens, ..Request::new(PREFIX, method) };
+        now(attribute_continuation(&model, &request, continuation, &RunContext::default()))
+    };
+    let result = continue_with("saliency", CONTINUATION, Some(8));
     assert!(
         matches!(result, Err(EngineError::TextTooLong { tokens: 9, max: 8, .. })),
         "{:?}",
         result.err()
     );
-    let result =
-        attribute_continuation(&model, PREFIX, "", TargetKind::Prob, "saliency", &params, None);
+    let result = continue_with("saliency", "", None);
     assert!(matches!(result, Err(EngineError::InvalidRequest(_))), "{:?}", result.err());
-    let result = attribute_continuation(
-        &model,
-        PREFIX,
-        CONTINUATION,
-        TargetKind::Prob,
-        "tea-leaves",
-        &params,
-        None,
-    );
+    let result = continue_with("tea-leaves", CONTINUATION, None);
     assert!(matches!(result, Err(EngineError::UnknownMethod { .. })), "{:?}", result.err());
 }

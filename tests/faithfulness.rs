@@ -4,10 +4,14 @@
 
 mod common;
 use candle_core::{DType, Tensor, D};
+use common::AttributeNow;
 use salient::engine::attribution::faithfulness::measure;
-use salient::engine::attribution::methods::{self, Baseline, MethodParams};
-use salient::engine::attribution::stats::SplitMix64;
+use salient::engine::attribution::methods::{self, MethodParams};
 use salient::engine::cpu::decoder::{CpuDecoder, Decoder};
+use salient::engine::runtime::random::SplitMix64;
+use salient::engine::runtime::ready::now;
+use salient::engine::Baseline;
+use salient::engine::RunContext;
 use salient::engine::{attribute, Model, Problem, Request, TargetSpec};
 use std::time::Instant;
 
@@ -20,8 +24,17 @@ const TOLERANCE: f64 = 1e-9;
 
 /// p(target) for `ids`, in a forward pass of its own (not through `Problem`).
 fn p_target(model: &Model, ids: &[u32], target: u32) -> f64 {
-    let embeds = CpuDecoder::of(&model).unwrap().embed(ids).unwrap().unsqueeze(0).unwrap();
-    let logits = CpuDecoder::of(&model).unwrap().forward(&embeds).unwrap().last_logits;
+    let embeds = CpuDecoder::of(model, &RunContext::default())
+        .unwrap()
+        .embed(ids)
+        .unwrap()
+        .unsqueeze(0)
+        .unwrap();
+    let logits = CpuDecoder::of(model, &RunContext::default())
+        .unwrap()
+        .forward(&embeds)
+        .unwrap()
+        .last_logits;
     let probs = candle_nn::ops::softmax(&logits, D::Minus1).unwrap();
     probs.squeeze(0).unwrap().to_vec1::<f64>().unwrap()[target as usize]
 }
@@ -43,10 +56,12 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
 #[test]
 fn faithfulness_numbers_match_a_recomputation_by_hand() {
     let model = common::load_model(DType::F64);
-    let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default())).unwrap();
     let params = MethodParams { seed: 11, ..MethodParams::default() };
-    let scores = methods::by_name("saliency").unwrap().attribute(&problem, &params).unwrap().values;
-    let result = measure(&problem, &scores, Baseline::Pad, params.seed).unwrap();
+    let scores =
+        methods::by_name("saliency").unwrap().attribute_now(&problem, &params).unwrap().values;
+    let result = now(measure(&problem, &scores, Baseline::Pad, params.seed)).unwrap();
 
     let ids: Vec<u32> = problem.tokens.iter().map(|t| t.id).collect();
     assert_eq!(ids.len(), 10);
@@ -100,7 +115,7 @@ fn faithfulness_numbers_match_a_recomputation_by_hand() {
     assert!((result.random_comprehensiveness - random_comprehensiveness).abs() < TOLERANCE);
     assert!((result.random_sufficiency - random_sufficiency).abs() < TOLERANCE);
     // Another seed draws other orders.
-    let other = measure(&problem, &scores, Baseline::Pad, params.seed + 1).unwrap();
+    let other = now(measure(&problem, &scores, Baseline::Pad, params.seed + 1)).unwrap();
     assert_ne!(other.random_comprehensiveness, result.random_comprehensiveness);
     assert_eq!(
         (other.comprehensiveness, other.sufficiency),
@@ -111,14 +126,15 @@ fn faithfulness_numbers_match_a_recomputation_by_hand() {
 #[test]
 fn the_zero_baseline_replaces_with_zero_vectors() {
     let model = common::load_model(DType::F64);
-    let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default())).unwrap();
     let scores: Vec<f32> = (0..problem.len()).map(|i| i as f32).collect(); // the last tokens first
-    let result = measure(&problem, &scores, Baseline::Zero, 0).unwrap();
+    let result = now(measure(&problem, &scores, Baseline::Zero, 0)).unwrap();
     // 50 %: the last five tokens' embeddings are zero vectors.
     let input = problem.input();
     let zeros = input.narrow(0, 5, 5).unwrap().zeros_like().unwrap();
     let half = Tensor::cat(&[&input.narrow(0, 0, 5).unwrap(), &zeros], 0).unwrap();
-    let expected = problem.probabilities_of_target(&[half]).unwrap()[0];
+    let expected = now(problem.probabilities_of_target(&[half])).unwrap()[0];
     assert!((result.deletion_curve[5].1 - expected).abs() < TOLERANCE, "{result:?} vs {expected}");
 }
 
@@ -126,7 +142,7 @@ fn the_zero_baseline_replaces_with_zero_vectors() {
 fn saliency_on_the_eiffel_tower() {
     let model = common::load_model(DType::F32);
     let request = Request { faithfulness: true, ..Request::new(TEXT, "saliency") };
-    let result = attribute(&model, &request).unwrap();
+    let result = attribute(&model, &request, &RunContext::default()).unwrap();
     let f = result.faithfulness.as_ref().expect("asked for");
     eprintln!(
         "target {:?} p = {:.4}, scores {:?}",
@@ -144,12 +160,17 @@ fn saliency_on_the_eiffel_tower() {
 
     // What it costs next to the attribution itself (figures only: other tests share the cores).
     let started = Instant::now();
-    let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default())).unwrap();
     let forward = started.elapsed();
-    let scores =
-        methods::by_name("saliency").unwrap().attribute(&problem, &request.params).unwrap().values;
+    let scores = methods::by_name("saliency")
+        .unwrap()
+        .attribute_now(&problem, &request.params)
+        .unwrap()
+        .values;
     let saliency = started.elapsed() - forward;
-    let again = measure(&problem, &scores, request.params.baseline, request.params.seed).unwrap();
+    let again =
+        now(measure(&problem, &scores, request.params.baseline, request.params.seed)).unwrap();
     let faithfulness = started.elapsed() - forward - saliency;
     eprintln!("forward {forward:?}, saliency {saliency:?}, faithfulness (32 inputs, batched) {faithfulness:?}");
     assert_eq!(&again, f, "attribute must report measure's numbers for its own scores");
@@ -158,10 +179,16 @@ fn saliency_on_the_eiffel_tower() {
 #[test]
 fn short_texts_have_one_curve_point_per_token_count() {
     let model = common::load_model(DType::F32);
-    let problem =
-        Problem::new(&model, "The capital of France is", &TargetSpec::top(), None).unwrap();
+    let problem = now(Problem::new(
+        &model,
+        "The capital of France is",
+        &TargetSpec::top(),
+        None,
+        &RunContext::default(),
+    ))
+    .unwrap();
     let scores = vec![1.0; problem.len()];
-    let result = measure(&problem, &scores, Baseline::Pad, 0).unwrap();
+    let result = now(measure(&problem, &scores, Baseline::Pad, 0)).unwrap();
     // 5 tokens: 10 % and 20 % are both one token (0.5 rounds up), 30 % and 40 % two, and so on.
     let fractions: Vec<f32> = result.deletion_curve.iter().map(|(f, _)| *f).collect();
     assert_eq!(fractions, [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);

@@ -11,6 +11,8 @@
 //! with the same seed and a longer budget runs the same cases first, then more.
 
 mod common;
+use salient::engine::runtime::ready::now;
+use salient::engine::RunContext;
 #[path = "common/hostile.rs"]
 mod hostile;
 
@@ -19,8 +21,8 @@ use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::Device;
 use common::gguf_builder::{tiny_model, Family, TinyConfig};
 use hostile::{check_spelling, SplitMix64};
+use salient::engine::api::continuation::{Continuation, ContinuationRow};
 use salient::engine::api::{Attribution, Prediction};
-use salient::engine::attribution::continuation::{Continuation, ContinuationRow};
 use salient::engine::attribution::faithfulness::Faithfulness;
 use salient::engine::attribution::grouping::Granularity;
 use salient::engine::attribution::methods::{
@@ -863,7 +865,7 @@ fn mutate_parts(
     match rng.below(10) {
         0 | 1 => {
             let key = match rng.chance(3, 4) {
-                true => engine_key(*rng.pick(ENGINE_KEYS), base.family),
+                true => engine_key(rng.pick::<&str>(ENGINE_KEYS), base.family),
                 false => rng.text(8),
             };
             let value = interesting_value(rng);
@@ -1030,6 +1032,7 @@ impl GgufMutator {
 /// Parses and loads a GGUF file; a model that loads must also run a forward and a backward pass
 /// (damaged weights may make every number NaN: that is the file's content, not a failure).
 /// Errors are fine, as long as they say something; panics are not.
+#[allow(clippy::ptr_arg)] // the runner hands every target a reference to its case
 fn load_gguf(bytes: &Vec<u8>) -> Result<(), String> {
     if let Ok(file) = GgufFile::parse(Arc::new(bytes.clone())) {
         for family in [Family::Llama, Family::Qwen2, Family::Gpt2] {
@@ -1048,9 +1051,13 @@ fn load_gguf(bytes: &Vec<u8>) -> Result<(), String> {
         Ok(model) => model,
         Err(e) => return non_empty_message(e.to_string()),
     };
-    match Problem::new(&model, "the hat", &TargetSpec::top(), Some(16))
-        .and_then(|p| p.input_gradient())
-    {
+    let gradient = async {
+        let context = RunContext::default();
+        let problem =
+            Problem::new(&model, "the hat", &TargetSpec::top(), Some(16), &context).await?;
+        problem.input_gradient().await
+    };
+    match now(gradient) {
         Ok(_) => Ok(()),
         Err(e) => non_empty_message(e.to_string()),
     }
@@ -1260,11 +1267,12 @@ fn decode_link(case: &ShareCase) -> Result<(), String> {
     for message in [
         value.as_ref().err().map(LinkError::to_string),
         typed.as_ref().err().map(LinkError::to_string),
-    ] {
-        if let Some(message) = message {
-            if !message.starts_with("This share link cannot be opened") {
-                return Err(format!("an error message that does not say what failed: {message}"));
-            }
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if !message.starts_with("This share link cannot be opened") {
+            return Err(format!("an error message that does not say what failed: {message}"));
         }
     }
     match (case.expect, &value) {

@@ -4,8 +4,11 @@
 
 mod common;
 use candle_core::{DType, Tensor};
+use common::AttributeNow;
 use salient::engine::attribution::methods::{self, AttributionMethod, Scores};
 use salient::engine::attribution::problem::Problem;
+use salient::engine::runtime::ready::now;
+use salient::engine::RunContext;
 use salient::engine::{Baseline, EngineError, MethodParams, TargetSpec};
 use std::time::Instant;
 
@@ -48,7 +51,7 @@ fn dot(a: &Tensor, b: &Tensor) -> f64 {
 /// d/dt f(at + t · direction) at t = 0, by central differences with step `step`.
 fn directional_derivative(problem: &Problem, at: &Tensor, direction: &Tensor, step: f64) -> f64 {
     let offset = (direction * step).unwrap();
-    let f = problem.values(&[(at + &offset).unwrap(), (at - &offset).unwrap()]).unwrap();
+    let f = now(problem.values(&[(at + &offset).unwrap(), (at - &offset).unwrap()])).unwrap();
     (f[0] - f[1]) / (2.0 * step)
 }
 
@@ -67,14 +70,14 @@ fn show(errors: &[f64]) -> String {
 }
 
 fn attribute(problem: &Problem, name: &str, params: &MethodParams) -> Scores {
-    method(name).attribute(problem, params).unwrap()
+    method(name).attribute_now(problem, params).unwrap()
 }
 
 /// Relative errors of gradient × input against finite differences along x (for Σᵢ scoreᵢ) and
 /// along each token's own embedding (for scoreᵢ), each relative to ‖∇f‖‖direction‖, the largest
 /// the directional derivative can be.
 fn grad_x_input_errors(problem: &Problem, scores: &[f32]) -> (f64, Vec<f64>) {
-    let (x, gradient) = (problem.input(), problem.input_gradient().unwrap());
+    let (x, gradient) = (problem.input(), now(problem.input_gradient()).unwrap());
     let total: f64 = scores.iter().map(|s| *s as f64).sum();
     let along_x = directional_derivative(problem, &x, &x, STEP);
     println!("Σ scores {total:+.10e}  FD along x {along_x:+.10e}");
@@ -96,7 +99,9 @@ fn grad_x_input_errors(problem: &Problem, scores: &[f32]) -> (f64, Vec<f64>) {
 #[test]
 fn grad_x_input_is_the_derivative_along_the_input() {
     let model = common::load_model(DType::F64);
-    let problem = Problem::new(&model, PROMPTS[0], &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, PROMPTS[0], &TargetSpec::top(), None, &RunContext::default()))
+            .unwrap();
     assert!(method("grad_x_input").signed());
     let scores = attribute(&problem, "grad_x_input", &MethodParams::default()).values;
     assert_eq!(scores.len(), problem.len());
@@ -132,7 +137,9 @@ fn grad_x_input_is_the_derivative_along_the_input() {
 #[test]
 fn gradients_along_the_path_match_finite_differences() {
     let model = common::load_model(DType::F64);
-    let problem = Problem::new(&model, PROMPTS[0], &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, PROMPTS[0], &TargetSpec::top(), None, &RunContext::default()))
+            .unwrap();
     let mut rng = common::Rng::new(11);
     let x = problem.input();
     for baseline in Baseline::ALL {
@@ -143,12 +150,11 @@ fn gradients_along_the_path_match_finite_differences() {
             .map(|a| (&start + ((&x - &start).unwrap() * *a).unwrap()).unwrap())
             .collect();
         let mut gradients = Vec::new();
-        problem
-            .gradients(&points, |_, _, g| {
-                gradients.push(g.clone());
-                Ok(())
-            })
-            .unwrap();
+        now(problem.gradients(&points, |_, _, g| {
+            gradients.push(g.clone());
+            Ok(())
+        }))
+        .unwrap();
         for (k, (point, alpha)) in points.iter().zip(alphas).enumerate() {
             let v: Vec<f64> = (0..x.elem_count()).map(|_| rng.normal()).collect();
             let v = Tensor::from_vec(v, x.shape(), x.device()).unwrap();
@@ -179,7 +185,7 @@ fn gradients_along_the_path_match_finite_differences() {
 /// f(x) − f(x').
 fn change_from(problem: &Problem, baseline: Baseline) -> f64 {
     problem.input_value().unwrap()
-        - problem.values(&[problem.baseline(baseline).unwrap()]).unwrap()[0]
+        - now(problem.values(&[problem.baseline(baseline).unwrap()])).unwrap()[0]
 }
 
 /// |Σ scores − (f(x) − f(x'))| / |f(x) − f(x')|, recomputed here from the scores.
@@ -200,7 +206,9 @@ fn integrated_gradients_add_up_to_the_change_in_f() {
     let ig = method("integrated_gradients");
     assert!(ig.signed());
     for (p, prompt) in PROMPTS.iter().chain(&["1, 2, 3, 4, 5,"]).enumerate() {
-        let problem = Problem::new(&model, prompt, &TargetSpec::top(), None).unwrap();
+        let problem =
+            now(Problem::new(&model, prompt, &TargetSpec::top(), None, &RunContext::default()))
+                .unwrap();
         let step_counts: &[usize] = match p {
             0 => &[8, 16, 32],
             3 => &[64],
@@ -209,7 +217,7 @@ fn integrated_gradients_add_up_to_the_change_in_f() {
         for &steps in step_counts {
             let params = MethodParams { steps, ..MethodParams::default() };
             let started = Instant::now();
-            let scores = ig.attribute(&problem, &params).unwrap();
+            let scores = ig.attribute_now(&problem, &params).unwrap();
             let elapsed = started.elapsed();
             let change = change_from(&problem, Baseline::Pad);
             let error = completeness_error(&scores.values, change);
@@ -249,9 +257,11 @@ fn integrated_gradients_add_up_to_the_change_in_f() {
 #[test]
 fn integrated_gradients_from_the_zero_baseline_are_finite() {
     let model = common::load_model(DType::F32);
-    let problem = Problem::new(&model, PROMPTS[1], &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, PROMPTS[1], &TargetSpec::top(), None, &RunContext::default()))
+            .unwrap();
     let params = MethodParams { steps: 16, baseline: Baseline::Zero, ..MethodParams::default() };
-    let scores = method("integrated_gradients").attribute(&problem, &params).unwrap();
+    let scores = method("integrated_gradients").attribute_now(&problem, &params).unwrap();
     let error = completeness_error(&scores.values, change_from(&problem, Baseline::Zero));
     eprintln!(
         "IG zero baseline, 16 steps: scores {:?}, completeness error {error:.2e}",
@@ -264,10 +274,12 @@ fn integrated_gradients_from_the_zero_baseline_are_finite() {
 #[test]
 fn integrated_gradients_refuse_bad_step_counts() {
     let model = common::load_model(DType::F32);
-    let problem = Problem::new(&model, PROMPTS[0], &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, PROMPTS[0], &TargetSpec::top(), None, &RunContext::default()))
+            .unwrap();
     for steps in [0, 3, 1025] {
         let params = MethodParams { steps, ..MethodParams::default() };
-        match method("integrated_gradients").attribute(&problem, &params) {
+        match method("integrated_gradients").attribute_now(&problem, &params) {
             Err(EngineError::InvalidRequest(message)) => {
                 assert!(message.contains("steps"), "{message}")
             }
@@ -279,10 +291,12 @@ fn integrated_gradients_refuse_bad_step_counts() {
 #[test]
 fn smoothgrad_is_seeded_non_negative_and_saliency_without_noise() {
     let model = common::load_model(DType::F32);
-    let problem = Problem::new(&model, PROMPTS[1], &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, PROMPTS[1], &TargetSpec::top(), None, &RunContext::default()))
+            .unwrap();
     let smoothgrad = method("smoothgrad");
     assert!(!smoothgrad.signed());
-    let run = |params: &MethodParams| smoothgrad.attribute(&problem, params).unwrap().values;
+    let run = |params: &MethodParams| smoothgrad.attribute_now(&problem, params).unwrap().values;
 
     let params = MethodParams::default(); // 16 samples, σ = 0.1, seed 0
     let started = Instant::now();
@@ -303,7 +317,7 @@ fn smoothgrad_is_seeded_non_negative_and_saliency_without_noise() {
     // go through a batched pass, whose f32 products gemm blocks differently from the
     // single-sequence pass saliency uses, so their sums round in another order: allow 1e-4 of the
     // largest score (measured: 2.5e-5; the noisy scores below differ by about 5e-2).
-    let saliency = method("saliency").attribute(&problem, &params).unwrap().values;
+    let saliency = method("saliency").attribute_now(&problem, &params).unwrap().values;
     let largest = saliency.iter().fold(0.0f32, |m, s| m.max(*s));
     let difference =
         |a: &[f32]| a.iter().zip(&saliency).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
@@ -323,7 +337,9 @@ fn smoothgrad_is_seeded_non_negative_and_saliency_without_noise() {
 #[test]
 fn smoothgrad_refuses_bad_settings() {
     let model = common::load_model(DType::F32);
-    let problem = Problem::new(&model, PROMPTS[0], &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, PROMPTS[0], &TargetSpec::top(), None, &RunContext::default()))
+            .unwrap();
     let bad = [
         MethodParams { samples: 0, ..MethodParams::default() },
         MethodParams { samples: 257, ..MethodParams::default() },
@@ -332,7 +348,7 @@ fn smoothgrad_refuses_bad_settings() {
         MethodParams { sigma: f32::INFINITY, ..MethodParams::default() },
     ];
     for params in bad {
-        match method("smoothgrad").attribute(&problem, &params) {
+        match method("smoothgrad").attribute_now(&problem, &params) {
             Err(EngineError::InvalidRequest(_)) => {}
             other => panic!("{params:?}: {other:?}"),
         }

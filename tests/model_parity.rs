@@ -4,6 +4,7 @@
 mod common;
 use candle_core::{DType, Device, Tensor};
 use salient::engine::cpu::decoder::{CpuDecoder, Decoder};
+use salient::engine::RunContext;
 use salient::engine::{attribute, Request};
 
 /// Max |Δlogit| allowed between the two implementations, relative to the largest |logit|.
@@ -29,8 +30,13 @@ fn logits_match_candle_quantized_llama() {
         ["The capital of France is", "The Eiffel Tower is located in the city of", "1, 2, 3, 4,"]
     {
         let ids = model.tokenizer.encode(text).unwrap();
-        let embeds = CpuDecoder::of(&model).unwrap().embed(&ids).unwrap().unsqueeze(0).unwrap();
-        let ours = CpuDecoder::of(&model)
+        let embeds = CpuDecoder::of(&model, &RunContext::default())
+            .unwrap()
+            .embed(&ids)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let ours = CpuDecoder::of(&model, &RunContext::default())
             .unwrap()
             .forward(&embeds)
             .unwrap()
@@ -58,7 +64,7 @@ fn predicts_paris() {
     let model = common::load_model(DType::F32);
     for text in ["The capital of France is", "The Eiffel Tower is located in the city of"] {
         let request = Request::new(text, "saliency");
-        let result = attribute(&model, &request).unwrap();
+        let result = attribute(&model, &request, &RunContext::default()).unwrap();
         assert_eq!(result.target.text, " Paris", "{text:?}: top-5 {:?}", result.top_k);
         assert_eq!(result.top_k[0], result.target);
         assert!(result.target.prob > 0.3, "p(Paris) = {}", result.target.prob);

@@ -1,4 +1,4 @@
-//! The progress count (`engine::progress`): what a run's passes count adds up to what
+//! The progress count (`runtime::progress`, a run context's sink): what a run's passes count adds up to what
 //! `expected_work` and the methods' `work` said beforehand, for every method, a continuation, the
 //! faithfulness check of each method's map (`faithfulness::work`) and texts of a few lengths, and
 //! the listener hears a count that only grows and ends where the run did, block by block. On a
@@ -12,9 +12,11 @@ use salient::engine::attribution::faithfulness;
 use salient::engine::attribution::methods::METHODS;
 use salient::engine::cpu::decoder::CpuDecoder;
 use salient::engine::cpu::gradient::value_and_gradient_in_segments;
-use salient::engine::runtime::progress::{self, Progress};
+use salient::engine::runtime::progress::{self, Progress, ProgressSink};
+use salient::engine::runtime::ready::now;
+use salient::engine::RunContext;
 use salient::engine::{attribute, Baseline, Model, Problem, Request, TargetSpec};
-use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
 
 const CONFIG: TinyConfig = TinyConfig {
     layers: 2,
@@ -33,32 +35,30 @@ const LONG_TEXT: &str = "the rat sat at the hat; the cat ran to the mat, then th
     at the end the cat and the rat sat at the mat, and the hat ran, then sat. the rat, the cat, the \
     hat: all sat at the mat at the end of the tale, then ran, then sat again at the hat of the cat.";
 
-thread_local! {
-    /// What the listener heard on this test's thread.
-    static HEARD: RefCell<Vec<Progress>> = const { RefCell::new(Vec::new()) };
-}
-
-fn record(progress: Progress) {
-    HEARD.with(|heard| heard.borrow_mut().push(progress));
+/// A run context whose progress sink keeps everything its listener hears.
+fn listened() -> (RunContext, Arc<Mutex<Vec<Progress>>>) {
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let sink = {
+        let heard = heard.clone();
+        ProgressSink::new(move |progress| heard.lock().unwrap().push(progress))
+    };
+    (RunContext { progress: sink, ..RunContext::default() }, heard)
 }
 
 /// Runs `request` counted from its expected work; returns what the count expected and reached.
 fn counted_run(model: &Model, request: &Request) -> (Progress, salient::engine::Attribution) {
-    progress::listen(record);
-    HEARD.with(|heard| heard.borrow_mut().clear());
+    let (context, heard) = listened();
     let seq = model.tokenize_input(&request.text, None).unwrap().len();
-    progress::begin(expected_work(model, seq, request).unwrap());
-    let attribution = attribute(model, request).unwrap();
-    let end = progress::current();
-    HEARD.with(|heard| {
-        let heard = heard.borrow();
-        assert_eq!(heard.first().map(|p| p.done), Some(0), "begin is heard");
-        assert!(
-            heard.windows(2).all(|w| w[0].done <= w[1].done && w[0].expected == w[1].expected),
-            "{heard:?}"
-        );
-        assert_eq!(heard.last(), Some(&end), "the last report is the end");
-    });
+    context.progress.begin(expected_work(model, seq, request).unwrap());
+    let attribution = attribute(model, request, &context).unwrap();
+    let end = context.progress.current();
+    let heard = heard.lock().unwrap();
+    assert_eq!(heard.first().map(|p| p.done), Some(0), "begin is heard");
+    assert!(
+        heard.windows(2).all(|w| w[0].done <= w[1].done && w[0].expected == w[1].expected),
+        "{heard:?}"
+    );
+    assert_eq!(heard.last(), Some(&end), "the last report is the end");
     (end, attribution)
 }
 
@@ -86,10 +86,13 @@ fn every_method_does_the_work_it_expects() {
 
             // The map's faithfulness check, on a problem of its own (no keys and values yet).
             for seed in [0, 7] {
-                let problem = Problem::new(&model, text, &request.target, None).unwrap();
-                progress::begin(faithfulness::work(&attribution.scores, seed));
-                faithfulness::measure(&problem, &attribution.scores, Baseline::Pad, seed).unwrap();
-                let measured = progress::current();
+                let context = RunContext::default();
+                let problem =
+                    now(Problem::new(&model, text, &request.target, None, &context)).unwrap();
+                context.progress.begin(faithfulness::work(&attribution.scores, seed));
+                now(faithfulness::measure(&problem, &attribution.scores, Baseline::Pad, seed))
+                    .unwrap();
+                let measured = context.progress.current();
                 assert_eq!(
                     measured.done,
                     measured.expected,
@@ -125,32 +128,48 @@ fn a_gradient_is_heard_block_by_block_and_counts_no_recomputation() {
         DType::F32,
     )
     .unwrap();
-    let problem = Problem::new(&model, TEXTS[2], &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, TEXTS[2], &TargetSpec::top(), None, &RunContext::default()))
+            .unwrap();
     let seq = problem.len();
     assert!(seq >= LAYERS, "{seq} tokens: every block's share is at least one unit");
-    progress::listen(record);
     for (per_segment, segments) in [(5, 1), (2, 3), (1, 5)] {
-        HEARD.with(|heard| heard.borrow_mut().clear());
-        progress::begin(progress::gradients(1, seq));
+        let (context, heard) = listened();
+        context.progress.begin(progress::gradients(1, seq));
         value_and_gradient_in_segments(
-            &CpuDecoder::of(&model).unwrap(),
+            &CpuDecoder::of(&model, &context).unwrap(),
             &problem.input().unsqueeze(0).unwrap(),
             per_segment,
             |logits| problem.objective.score(logits),
         )
         .unwrap();
-        let end = progress::current();
+        let end = context.progress.current();
         assert_eq!(end.done, end.expected, "segments of {per_segment}");
-        HEARD.with(|heard| {
-            let done: Vec<u64> = heard.borrow().iter().map(|p| p.done).collect();
-            // begin, then each block of the forward pass, then each segment of the backward pass.
-            assert_eq!(done.len(), 1 + LAYERS + segments, "segments of {per_segment}: {done:?}");
-            assert!(done.windows(2).all(|w| w[0] < w[1]), "segments of {per_segment}: {done:?}");
-            assert_eq!(
-                done[LAYERS],
-                progress::forward(1, seq),
-                "the forward pass ends at its units: {done:?}"
-            );
-        });
+        let done: Vec<u64> = heard.lock().unwrap().iter().map(|p| p.done).collect();
+        // begin, then each block of the forward pass, then each segment of the backward pass.
+        assert_eq!(done.len(), 1 + LAYERS + segments, "segments of {per_segment}: {done:?}");
+        assert!(done.windows(2).all(|w| w[0] < w[1]), "segments of {per_segment}: {done:?}");
+        assert_eq!(
+            done[LAYERS],
+            progress::forward(1, seq),
+            "the forward pass ends at its units: {done:?}"
+        );
     }
+}
+
+/// Two runs at once, each with its own context, count only their own work: the count is the
+/// run's, not the process's.
+#[test]
+fn runs_at_once_count_apart() {
+    let model = Model::load_with_dtype(tiny_llama(CONFIG).bytes, DType::F32).unwrap();
+    let requests = [Request::new(TEXTS[1], "saliency"), Request::new(TEXTS[2], "occlusion")];
+    let ends = std::thread::scope(|scope| {
+        let runs: Vec<_> =
+            requests.iter().map(|request| scope.spawn(|| counted_run(&model, request).0)).collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect::<Vec<_>>()
+    });
+    for (end, request) in ends.iter().zip(&requests) {
+        assert_eq!(end.done, end.expected, "{}", request.method);
+    }
+    assert_ne!(ends[0].expected, ends[1].expected, "the two runs expect different work");
 }

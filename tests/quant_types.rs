@@ -11,6 +11,8 @@ use candle_core::{DType, Device};
 use common::gguf_builder::{tiny_llama, with_matrices_in, with_type_id, Family, TinyConfig};
 use common::reference::{self, EXACT};
 use salient::engine::model::weights::{WeightStorage, SUPPORTED_ENCODINGS};
+use salient::engine::runtime::ready::now;
+use salient::engine::RunContext;
 use salient::engine::{explain, EngineError, MethodParams, Model, Problem, TargetSpec};
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -73,7 +75,8 @@ fn relative_error(a: &[f64], b: &[f64]) -> f64 {
 
 fn engine_logits(bytes: &[u8], dtype: DType) -> (Vec<u32>, Vec<Vec<f64>>, Vec<f64>) {
     let model = Model::load_with_dtype(bytes.to_vec(), dtype).unwrap();
-    let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default())).unwrap();
     let ids = problem.tokens.iter().map(|t| t.id).collect();
     let embeds = problem.input().to_dtype(DType::F64).unwrap().to_vec2::<f64>().unwrap();
     let logits = problem.input_logits().squeeze(0).unwrap().to_dtype(DType::F64).unwrap();
@@ -83,9 +86,10 @@ fn engine_logits(bytes: &[u8], dtype: DType) -> (Vec<u32>, Vec<Vec<f64>>, Vec<f6
 /// The f32 engine's logits and saliency scores, as bits.
 fn f32_results(bytes: &[u8], storage: WeightStorage) -> (Vec<u32>, Vec<u32>) {
     let model = Model::load_with(bytes.to_vec(), DType::F32, storage).unwrap();
-    let problem = Problem::new(&model, TEXT, &TargetSpec::top(), None).unwrap();
+    let problem =
+        now(Problem::new(&model, TEXT, &TargetSpec::top(), None, &RunContext::default())).unwrap();
     let logits = problem.input_logits().flatten_all().unwrap().to_vec1::<f32>().unwrap();
-    let scores = explain(&problem, "saliency", &MethodParams::default(), 1).unwrap().scores;
+    let scores = now(explain(&problem, "saliency", &MethodParams::default(), 1)).unwrap().scores;
     (logits.iter().map(|v| v.to_bits()).collect(), scores.iter().map(|v| v.to_bits()).collect())
 }
 
@@ -101,11 +105,14 @@ fn decoded_weights_compute_the_same_bits() {
             encoded.1.iter().any(|&bits| f32::from_bits(bits) != 0.0),
             "{name}: all scores are zero"
         );
-        assert_eq!(
-            encoded,
-            f32_results(&bytes, WeightStorage::Decoded),
-            "{name}: decoded weights changed a result"
-        );
+        for storage in [WeightStorage::Decoded, WeightStorage::Panels] {
+            assert_eq!(
+                encoded,
+                f32_results(&bytes, storage),
+                "{name}: {} weights changed a result",
+                storage.name()
+            );
+        }
     }
 }
 

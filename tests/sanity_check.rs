@@ -6,6 +6,7 @@
 mod common;
 use candle_core::DType;
 use common::gguf_builder::reinitialised;
+use salient::engine::RunContext;
 use salient::engine::{attribute, Model, Request, TargetChoice, TargetSpec};
 
 /// Spearman rank correlation above this would mean the map mostly reflects the architecture
@@ -65,10 +66,10 @@ fn saliency_changes_when_the_weights_are_randomised() {
         .expect("the re-initialised copy loads");
 
     let mut request = Request::new(PROMPT, "saliency");
-    let original = attribute(&trained, &request).unwrap();
+    let original = attribute(&trained, &request, &RunContext::default()).unwrap();
     // The same question of both models: the trained model's top prediction.
     request.target = TargetSpec::of(TargetChoice::Id(original.target.id));
-    let random = attribute(&randomised, &request).unwrap();
+    let random = attribute(&randomised, &request, &RunContext::default()).unwrap();
     assert_eq!(original.tokens, random.tokens, "the copy keeps the tokenizer");
     assert!(original.tokens.len() >= 40, "{} tokens", original.tokens.len());
 

@@ -42,7 +42,7 @@ pub enum EngineError {
         known: Vec<&'static str>,
     },
     InvalidRequest(String),
-    /// A stop was requested (`parallel::stop_flag`) before the computation ended.
+    /// A stop was requested (the run context's `StopToken`) before the computation ended.
     Stopped,
     /// The GPU backend failed (no adapter, a device lost, a refused allocation or shader): the
     /// front end says so and computes on the CPU instead.
@@ -104,12 +104,27 @@ impl fmt::Display for EngineError {
 
 impl std::error::Error for EngineError {}
 
+/// A parallel map that did not run because a stop was requested: inside a candle op, which
+/// carries only its text, it becomes [`EngineError::Stopped`] again.
+#[derive(Debug)]
+pub struct Stopped;
+
+const STOPPED: &str = "the computation was stopped on request";
+
+impl fmt::Display for Stopped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(STOPPED)
+    }
+}
+
+impl std::error::Error for Stopped {}
+
 impl From<candle_core::Error> for EngineError {
     fn from(e: candle_core::Error) -> Self {
         // A stop surfaces as the failure of the candle op that was running, whose error keeps
-        // only the text of `parallel::Stopped`.
+        // only the text of `Stopped`.
         let text = e.to_string();
-        match text.contains(crate::engine::runtime::parallel::STOPPED) {
+        match text.contains(STOPPED) {
             true => EngineError::Stopped,
             false => EngineError::Internal(text),
         }

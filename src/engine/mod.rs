@@ -9,9 +9,10 @@ pub mod gpu;
 pub mod model;
 pub mod runtime;
 
-pub use api::{attribute, explain, explain_request, Attribution, Prediction, Request};
-pub use attribution::methods::{Baseline, MethodParams};
+pub use api::{attribute, explain, explain_request, run, Attribution, Prediction, Request};
+pub use attribution::methods::MethodParams;
 pub use attribution::objective::TargetKind;
-pub use attribution::problem::{Problem, TargetChoice, TargetSpec};
+pub use attribution::problem::{Baseline, Problem, TargetChoice, TargetSpec};
 pub use error::{EngineError, Result};
 pub use model::Model;
+pub use runtime::context::RunContext;

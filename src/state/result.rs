@@ -5,19 +5,16 @@
 //! the views read it (`Deref`) and rely on what the check proved, so they index and subtract
 //! without testing lengths again. Nothing else makes a `Checked` value.
 
+use crate::engine::api::continuation::Continuation;
 use crate::engine::api::{Attribution, Prediction};
-use crate::engine::attribution::continuation::Continuation;
 use crate::engine::attribution::faithfulness::Faithfulness;
 use crate::engine::attribution::methods;
 use crate::engine::model::tokenizer::Token;
-use crate::state::settings::MAX_TOKENS;
+use crate::state::settings::{MAX_TOKENS, MAX_TOKEN_TEXT_BYTES};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::ops::Deref;
 
-/// Longest token text a result may hold, in bytes. Real tokens are a few dozen bytes; a link or
-/// a file could hold megabytes in one.
-pub const MAX_TOKEN_TEXT_BYTES: usize = 1024;
 /// Most next-token predictions a result may list.
 pub const MAX_PREDICTIONS: usize = 100;
 /// Most points a deletion curve may have (the engine measures at most 11).
@@ -277,7 +274,7 @@ fn check_faithfulness(f: &Faithfulness) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::attribution::continuation::ContinuationRow;
+    use crate::engine::api::continuation::ContinuationRow;
     use crate::engine::attribution::methods::MethodParams;
     use crate::engine::TargetKind;
 

@@ -11,19 +11,21 @@ use crate::engine::attribution::methods::{
     self, MethodParams, Param, MAX_SAMPLES, MAX_STEPS, METHODS, MIN_STEPS,
 };
 use crate::engine::{Request, TargetChoice, TargetKind, TargetSpec};
-use crate::state::result::MAX_TOKEN_TEXT_BYTES;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 const EXAMPLE_TEXT: &str = "The Eiffel Tower is located in the city of";
 const TOP_K: usize = 5;
 /// Longest text the page attributes. Memory stays bounded (the graph budget in
-/// `engine::memory`: 0.36 GB of wasm memory at 64 tokens, 0.69 GB at 491, measured), but time
+/// `attribution::memory`: 0.36 GB of wasm memory at 64 tokens, 0.69 GB at 491, measured), but time
 /// grows faster than length on one thread (about half a minute for saliency at 491 tokens), so
 /// the page stops here and says so.
 pub const MAX_TOKENS: usize = 512;
 /// Longest text or continuation taken from outside, in bytes: what a link's JSON can hold at
 /// most (4 MiB inflated), and more than a browser's local storage keeps.
 pub const MAX_TEXT_BYTES: usize = 4 << 20;
+/// Longest token text a result or a target may hold, in bytes. Real tokens are a few dozen bytes; a link or
+/// a file could hold megabytes in one.
+pub const MAX_TOKEN_TEXT_BYTES: usize = 1024;
 /// SmoothGrad's noise level, as a fraction of the embeddings' RMS: past this the input is noise.
 pub const MAX_SIGMA: f32 = 10.0;
 /// A layer or head index past any model's.

@@ -9,8 +9,8 @@
 //! check the result as the views will show it (`result::check`), and refuse more tokens than the
 //! page explains.
 
+use crate::engine::api::continuation::{Continuation, ContinuationRow};
 use crate::engine::api::{Attribution, Prediction};
-use crate::engine::attribution::continuation::{Continuation, ContinuationRow};
 use crate::engine::attribution::methods::MethodParams;
 use crate::engine::model::tokenizer::Token;
 use crate::engine::TargetKind;
@@ -395,7 +395,7 @@ impl SavedResult {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::attribution::methods::Baseline;
+    use crate::engine::attribution::problem::Baseline;
     use crate::engine::TargetChoice;
 
     fn token(id: u32, text: &str) -> Token {

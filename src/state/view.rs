@@ -118,7 +118,7 @@ pub fn spelled(tokens: &[Token]) -> String {
 pub struct Matrix<'a> {
     pub columns: &'a [Token],
     pub output_start: usize,
-    pub rows: &'a [crate::engine::attribution::continuation::ContinuationRow],
+    pub rows: &'a [crate::engine::api::continuation::ContinuationRow],
 }
 
 pub fn matrix(output: &Checked<RunOutput>) -> Option<Matrix<'_>> {

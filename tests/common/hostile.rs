@@ -7,7 +7,7 @@ use salient::engine::model::token_text::text_to_bytes;
 use salient::engine::model::tokenizer::TextTokenizer;
 
 /// The engine's SplitMix64 (`salient::engine::attribution::stats`), with the draws the generators below need.
-pub struct SplitMix64(salient::engine::attribution::stats::SplitMix64);
+pub struct SplitMix64(salient::engine::runtime::random::SplitMix64);
 
 /// Characters a text generator draws from, grouped so each kind shows up often: ASCII, controls,
 /// whitespace, Latin-1 and combining marks, CJK, emoji (with joiners and variation selectors),
@@ -43,7 +43,7 @@ const SPECIAL_SNIPPETS: &[&str] = &[
 
 impl SplitMix64 {
     pub fn new(seed: u64) -> Self {
-        SplitMix64(salient::engine::attribution::stats::SplitMix64::new(seed))
+        SplitMix64(salient::engine::runtime::random::SplitMix64::new(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -115,7 +115,7 @@ impl SplitMix64 {
         while out.chars().count() < len {
             match self.below(20) {
                 0 => out.push(self.any_char()),
-                1 => out.push_str(*self.pick(SPECIAL_SNIPPETS)),
+                1 => out.push_str(self.pick::<&str>(SPECIAL_SNIPPETS)),
                 2..=4 => {
                     let pool = *self.pick(CHAR_POOLS);
                     out.push(*self.pick(pool));

@@ -1,11 +1,14 @@
-//! Shared by the native test files: the default model file and a seeded random source.
+//! Shared by the native test files: the default model file, a seeded random source, and a
+//! method's scores where nothing waits.
 #![allow(dead_code)] // each test file uses a different part
 
 pub mod gguf_builder;
 pub mod reference;
 
 use candle_core::DType;
-use salient::engine::Model;
+use salient::engine::attribution::methods::{AttributionMethod, MethodParams, Scores};
+use salient::engine::runtime::ready::now;
+use salient::engine::{Model, Problem, Result};
 
 /// The default model, fetched by `make model` (never committed).
 pub fn model_path() -> String {
@@ -53,4 +56,15 @@ impl Rng {
 pub fn skip(name: &str, why: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "SKIP {name} ({why})");
+}
+
+/// A method's scores on the CPU, whose computation never waits: its future is ready at once.
+pub trait AttributeNow {
+    fn attribute_now(&self, problem: &Problem, params: &MethodParams) -> Result<Scores>;
+}
+
+impl<M: AttributionMethod + ?Sized> AttributeNow for M {
+    fn attribute_now(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {
+        now(self.attribute(problem, params))
+    }
 }

@@ -16,6 +16,8 @@ use super::convergence;
 use candle_core::{DType, Device, Tensor};
 use salient::engine::attribution::methods;
 use salient::engine::model::weights::WeightStorage;
+use salient::engine::runtime::progress::ProgressSink;
+use salient::engine::runtime::ready::now;
 use salient::engine::{explain, MethodParams, Model, Problem, TargetSpec};
 use std::io::Write;
 use std::time::Instant;
@@ -78,7 +80,7 @@ impl Default for BenchArgs {
             methods: vec!["saliency".into()],
             steps: MethodParams::default().steps,
             threads_label: None,
-            weights: WeightStorage::Decoded,
+            weights: salient::engine::cpu::kernels::decoded_storage(),
             matmul: None,
             convergence: None,
             texts_only: false,
@@ -222,6 +224,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     }
 
     let params = MethodParams { steps: args.steps, ..MethodParams::default() };
+    let context = super::native_context(ProgressSink::default());
     for &n in &args.tokens {
         let text = text_of_tokens(&model, n)?;
         for method in &args.methods {
@@ -231,14 +234,14 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             for _ in 0..args.runs.max(1) {
                 let c = cpu_ms();
                 let t = Instant::now();
-                let problem = Problem::new(&model, &text, &TargetSpec::top(), None)
+                let problem = now(Problem::new(&model, &text, &TargetSpec::top(), None, &context))
                     .map_err(|e| e.to_string())?;
                 forward.push(ms_since(t));
                 token_count = problem.len();
                 if method != FORWARD {
                     let t2 = Instant::now();
                     let result =
-                        explain(&problem, method, &params, 5).map_err(|e| e.to_string())?;
+                        now(explain(&problem, method, &params, 5)).map_err(|e| e.to_string())?;
                     attribute.push(ms_since(t2));
                     completeness.extend(result.completeness_error);
                     gradients.extend(result.path_gradients.map(|g| g as f64));

@@ -12,6 +12,8 @@
 
 use super::bench::{emit, ms_since, threads_json, BenchArgs};
 use salient::engine::attribution::methods::Path;
+use salient::engine::runtime::progress::ProgressSink;
+use salient::engine::runtime::ready::now;
 use salient::engine::{explain, Baseline, MethodParams, Model, Problem, TargetSpec};
 use std::time::Instant;
 
@@ -28,8 +30,9 @@ pub fn study(
         ));
     }
     for prompt in prompts {
-        let problem =
-            Problem::new(model, prompt, &TargetSpec::top(), None).map_err(|e| e.to_string())?;
+        let context = super::native_context(ProgressSink::default());
+        let problem = now(Problem::new(model, prompt, &TargetSpec::top(), None, &context))
+            .map_err(|e| e.to_string())?;
         let path = PathDots::new(&problem)?;
         let relative = |sum: f64| (sum - path.change).abs() / path.change.abs();
 
@@ -39,8 +42,8 @@ pub fn study(
             let params =
                 MethodParams { steps: n, baseline: Baseline::Pad, ..MethodParams::default() };
             let t = Instant::now();
-            let result =
-                explain(&problem, "integrated_gradients", &params, 1).map_err(|e| e.to_string())?;
+            let result = now(explain(&problem, "integrated_gradients", &params, 1))
+                .map_err(|e| e.to_string())?;
             adaptive_ms.push(ms_since(t));
             adaptive.push(result.completeness_error);
             adaptive_gradients.push(result.path_gradients);
@@ -107,13 +110,13 @@ struct PathDots<'p, 'm> {
 impl<'p, 'm> PathDots<'p, 'm> {
     fn new(problem: &'p Problem<'m>) -> Result<Self, String> {
         let path = Path::new(problem, Baseline::Pad).map_err(|e| e.to_string())?;
-        let start = path.start().map_err(|e| e.to_string())?;
+        let start = now(path.start()).map_err(|e| e.to_string())?;
         let change = problem.input_value().map_err(|e| e.to_string())? - start.value;
         Ok(Self { path, change })
     }
 
     fn dots(&self, alphas: &[f64]) -> Result<Vec<f64>, String> {
-        let nodes = self.path.nodes(alphas).map_err(|e| e.to_string())?;
+        let nodes = now(self.path.nodes(alphas)).map_err(|e| e.to_string())?;
         Ok(nodes.iter().map(|node| node.per_token.iter().sum()).collect())
     }
 }

@@ -12,12 +12,14 @@ use candle_core::DType;
 use salient::engine;
 use salient::engine::api::expected_work;
 use salient::engine::attribution::grouping::{self, Granularity};
-use salient::engine::attribution::memory::GraphBudget;
 use salient::engine::attribution::methods;
 use salient::engine::model::weights::WeightStorage;
+use salient::engine::runtime::context::GraphBudget;
 use salient::engine::runtime::parallel;
-use salient::engine::runtime::progress::{self, Progress};
-use salient::engine::{Attribution, Baseline, Model, Request, TargetChoice, TargetKind};
+use salient::engine::runtime::progress::{Progress, ProgressSink};
+use salient::engine::{
+    Attribution, Baseline, Model, Request, RunContext, TargetChoice, TargetKind,
+};
 use sha2::{Digest, Sha256};
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -159,7 +161,7 @@ fn parse(argv: &[String]) -> Result<Args, String> {
     let mut request = Request::new("", "saliency");
     let mut json = false;
     let mut group = None;
-    let mut weights = WeightStorage::Decoded;
+    let mut weights = salient::engine::cpu::kernels::decoded_storage();
     let mut it = argv.iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
@@ -222,14 +224,23 @@ fn parse(argv: &[String]) -> Result<Args, String> {
 /// runs, and at 256 tokens a gradient computes 8 of the 30 blocks twice instead of 15.
 const NATIVE_GRAPH_BUDGET: GraphBudget = GraphBudget(768.0 * 1024.0 * 1024.0);
 
-/// The CLI's model: f32, its weights stored as asked, and the native graph budget.
+/// The CLI's model: f32, its weights stored as asked.
 fn load_model(bytes: Vec<u8>, weights: WeightStorage) -> Result<Model, engine::EngineError> {
-    Ok(Model::load_with(bytes, DType::F32, weights)?.with_graph_budget(NATIVE_GRAPH_BUDGET))
+    Model::load_with(bytes, DType::F32, weights)
 }
 
+/// A run's context on the CLI: the native graph budget, and the progress line where there is one.
+fn native_context(progress: ProgressSink) -> RunContext {
+    RunContext { progress, graph_budget: NATIVE_GRAPH_BUDGET, ..RunContext::default() }
+}
+
+/// `decoded` keeps them as this CPU's kernels read them best (`cpu::kernels::decoded_storage`).
 fn weight_storage(value: &str) -> Result<WeightStorage, String> {
-    WeightStorage::from_name(value)
-        .ok_or_else(|| format!("--weights: {value:?} is not decoded or encoded"))
+    match value {
+        "encoded" => Ok(WeightStorage::Encoded),
+        "decoded" => Ok(salient::engine::cpu::kernels::decoded_storage()),
+        _ => Err(format!("--weights: {value:?} is not decoded or encoded")),
+    }
 }
 
 fn number<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, String> {
@@ -293,21 +304,26 @@ fn run(args: Args) -> ExitCode {
     };
     // How far each run has come, on a terminal only (pipes and logs get the results alone).
     let terminal = std::io::stderr().is_terminal();
-    if terminal {
-        progress::listen(show_progress);
-    }
+    let context = native_context(if terminal {
+        let shown = AtomicU64::new(u64::MAX);
+        ProgressSink::new(move |progress| show_progress(&shown, progress))
+    } else {
+        ProgressSink::default()
+    });
     let mut failed = false;
     for text in &args.texts {
         let request = Request { text: text.clone(), ..args.request.clone() };
         if terminal {
             // A text the engine refuses fails in `attribute` below, with its message.
             let tokens = model.tokenize_input(text, request.max_tokens).map(|tokens| tokens.len());
-            progress::begin(
-                tokens.and_then(|seq| expected_work(&model, seq, &request)).unwrap_or(0),
-            );
+            context
+                .progress
+                .begin(tokens.and_then(|seq| expected_work(&model, seq, &request)).unwrap_or(0));
         }
-        let attribution = engine::attribute(&model, &request);
-        clear_progress();
+        let attribution = engine::attribute(&model, &request, &context);
+        if terminal {
+            eprint!("\r\x1b[K"); // erases the progress line
+        }
         match attribution {
             Ok(result) if args.json => println!("{}", to_json(&result, &model_json, args.group)),
             Ok(result) => print_table(&result, args.group),
@@ -325,22 +341,12 @@ fn run(args: Args) -> ExitCode {
     }
 }
 
-/// The percent `show_progress` last printed; `u64::MAX` once the line is cleared.
-static SHOWN_PERCENT: AtomicU64 = AtomicU64::new(u64::MAX);
-
-/// "salient: 37 %" in place on stderr, when the whole percent changes (the faithfulness check is
-/// not in the estimate, so a run with it stays at 99 % a while).
-fn show_progress(progress: Progress) {
+/// "salient: 37 %" in place on stderr, when the whole percent changes from the one `shown` (the
+/// faithfulness check is not in the estimate, so a run with it stays at 99 % a while).
+fn show_progress(shown: &AtomicU64, progress: Progress) {
     let percent = progress.percent() as u64;
-    if SHOWN_PERCENT.swap(percent, Ordering::Relaxed) != percent {
+    if shown.swap(percent, Ordering::Relaxed) != percent {
         eprint!("\rsalient: {percent} %");
-    }
-}
-
-/// Erases the progress line, if one is shown.
-fn clear_progress() {
-    if SHOWN_PERCENT.swap(u64::MAX, Ordering::Relaxed) != u64::MAX {
-        eprint!("\r\x1b[K");
     }
 }
 

@@ -7,10 +7,10 @@
 //! Always read on p(target), whatever quantity the attribution explains, so numbers are
 //! comparable across target kinds.
 
-use crate::engine::attribution::methods::Baseline;
+use crate::engine::attribution::problem::Baseline;
 use crate::engine::attribution::problem::{self, Problem};
-use crate::engine::attribution::stats::SplitMix64;
 use crate::engine::error::{EngineError, Result};
+use crate::engine::runtime::random::SplitMix64;
 use candle_core::Tensor;
 use serde::{Deserialize, Serialize};
 
@@ -38,8 +38,8 @@ pub struct Faithfulness {
 
 /// The faithfulness numbers of `scores` (one per token of `problem`), replacing tokens by
 /// `baseline`; `seed` picks the random orders. All forward passes go through one batched call.
-pub fn measure(
-    problem: &Problem,
+pub async fn measure(
+    problem: &Problem<'_>,
     scores: &[f32],
     baseline: Baseline,
     seed: u64,
@@ -54,7 +54,7 @@ pub fn measure(
         .iter()
         .map(|positions| replace_rows(&input, &substitute, positions))
         .collect::<Result<Vec<_>>>()?;
-    let probs = problem.probabilities_of_target(&inputs)?;
+    let probs = problem.probabilities_of_target(&inputs).await?;
 
     let (curve, rest) = probs.split_at(curve_counts.len());
     let (kept, random) = rest.split_at(SUMMARY_PERCENTS.len());

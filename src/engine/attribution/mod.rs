@@ -1,8 +1,7 @@
 //! Attribution over a model: one question (`problem`, `objective`), the methods that answer it
-//! (`methods`), what is measured of their answers (`faithfulness`, `grouping`, `stats`), a
-//! continuation explained token by token, and what a run needs in memory (`memory`).
+//! (`methods`), what is measured of their answers (`faithfulness`, `grouping`, `stats`), and what
+//! a run needs in memory (`memory`).
 
-pub mod continuation;
 pub mod faithfulness;
 pub mod grouping;
 pub mod memory;

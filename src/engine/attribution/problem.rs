@@ -1,16 +1,20 @@
 //! One attribution problem: a token sequence, its input embeddings, the model's prediction and
 //! the objective (a scalar of the next-token logits) being explained. Methods ask it for values
 //! and gradients of that objective at any embeddings, batched so memory stays bounded.
+//!
+//! This is the seam between the attribution methods and the backends: every pass a method asks
+//! for is an `async` call here, since a backend may have to wait for its results (the GPU's reads
+//! complete only once a browser's worker is idle). The CPU's passes never wait.
 
-use crate::engine::attribution::memory;
-use crate::engine::attribution::methods::Baseline;
 use crate::engine::attribution::objective::{Objective, TargetKind};
 use crate::engine::cpu::decoder::{CpuDecoder, Decoder};
 use crate::engine::cpu::gradient::{value_and_gradient, Tape};
 use crate::engine::cpu::layers::KeyValues;
+use crate::engine::cpu::memory::{gradient_batch_rows, layers_per_segment};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::tokenizer::Token;
 use crate::engine::model::Model;
+use crate::engine::runtime::context::RunContext;
 use crate::engine::runtime::progress;
 use candle_core::{DType, Tensor, D};
 use candle_nn::ops;
@@ -52,7 +56,7 @@ impl TargetSpec {
 
 /// Tokens per batched forward pass without gradients (no graph is kept: only one block's
 /// activations are alive at a time). A batch holds at least one sequence whatever its length.
-/// Gradient batches are sized by `memory::gradient_batch_rows`.
+/// Gradient batches are sized by `cpu::memory::gradient_batch_rows`.
 const VALUE_BATCH_TOKENS: usize = 1024;
 
 /// Below this many tokens a batch of values takes the next input whatever it recomputes: each
@@ -75,7 +79,7 @@ pub struct Problem<'m> {
     /// Next-token logits `(1, vocab)` for the unperturbed input.
     input_logits: Tensor,
     /// The input's forward pass, kept for the input gradient until that is taken or another pass
-    /// needs the memory (its graph is within the model's `memory::GraphBudget`).
+    /// needs the memory (its graph is within the run's `GraphBudget`).
     input_tape: Mutex<Option<Tape>>,
     /// Every block's attention probabilities on the input, computed when a method first asks.
     attentions: OnceLock<Vec<Tensor>>,
@@ -87,22 +91,28 @@ pub struct Problem<'m> {
 }
 
 impl<'m> Problem<'m> {
-    pub fn new(
+    /// The question of `spec` about `text`, for the run `context` (the model's forward pass).
+    pub async fn new(
         model: &'m Model,
         text: &str,
         spec: &TargetSpec,
         max_tokens: Option<usize>,
+        context: &RunContext,
     ) -> Result<Self> {
-        Self::from_tokens(model, model.tokenize_input(text, max_tokens)?, spec)
+        Self::from_tokens(model, model.tokenize_input(text, max_tokens)?, spec, context).await
     }
 
     /// For token sequences built by the caller (a continuation's prefixes).
-    pub fn from_tokens(model: &'m Model, tokens: Vec<Token>, spec: &TargetSpec) -> Result<Self> {
+    pub async fn from_tokens(
+        model: &'m Model,
+        tokens: Vec<Token>,
+        spec: &TargetSpec,
+        context: &RunContext,
+    ) -> Result<Self> {
         let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
-        let cpu = CpuDecoder::of(model)?;
+        let cpu = CpuDecoder::of(model, context)?;
         let embeds = cpu.embed(&ids)?;
-        let per_segment =
-            memory::layers_per_segment(model.config(), ids.len(), 1, model.graph_budget());
+        let per_segment = layers_per_segment(model.config(), ids.len(), 1, context.graph_budget);
         let input_tape = Tape::record(&cpu, &embeds.unsqueeze(0)?, per_segment)?;
         let input_logits = input_tape.logits().detach();
         let probs: Vec<f32> =
@@ -148,6 +158,11 @@ impl<'m> Problem<'m> {
         })
     }
 
+    /// The run this problem computes for.
+    pub fn context(&self) -> &RunContext {
+        self.cpu.context()
+    }
+
     pub fn target(&self) -> u32 {
         self.objective.target
     }
@@ -171,7 +186,7 @@ impl<'m> Problem<'m> {
     }
 
     /// Per layer, the attention probabilities `(1, heads, seq, seq)` at the input.
-    pub fn attentions(&self) -> Result<&[Tensor]> {
+    pub async fn attentions(&self) -> Result<&[Tensor]> {
         if let Some(attentions) = self.attentions.get() {
             return Ok(attentions);
         }
@@ -187,7 +202,7 @@ impl<'m> Problem<'m> {
     }
 
     /// ∂ f / ∂ embeds at the input, `(seq, width)`. The first call uses the kept forward pass.
-    pub fn input_gradient(&self) -> Result<Tensor> {
+    pub async fn input_gradient(&self) -> Result<Tensor> {
         let kept = self
             .input_tape
             .lock()
@@ -200,7 +215,7 @@ impl<'m> Problem<'m> {
             }
             None => {
                 let embeds = self.embeds.unsqueeze(0)?;
-                value_and_gradient(&self.cpu, &embeds, self.model.graph_budget(), |l| {
+                value_and_gradient(&self.cpu, &embeds, self.context().graph_budget, |l| {
                     self.objective.score(l)
                 })?
                 .1
@@ -228,13 +243,13 @@ impl<'m> Problem<'m> {
     }
 
     /// f at each of `inputs` (each `(seq, width)`), without gradients, in bounded batches.
-    pub fn values(&self, inputs: &[Tensor]) -> Result<Vec<f64>> {
+    pub async fn values(&self, inputs: &[Tensor]) -> Result<Vec<f64>> {
         self.values_of(&self.objective, inputs)
     }
 
     /// p(target) at each of `inputs`, whatever quantity the objective explains: checks such as
     /// the deletion curve are always read on the probability.
-    pub fn probabilities_of_target(&self, inputs: &[Tensor]) -> Result<Vec<f64>> {
+    pub async fn probabilities_of_target(&self, inputs: &[Tensor]) -> Result<Vec<f64>> {
         self.values_of(
             &Objective { target: self.target(), kind: TargetKind::Prob, foil: None },
             inputs,
@@ -298,7 +313,7 @@ impl<'m> Problem<'m> {
     /// f and ∂ f / ∂ input at each of `inputs` (each `(seq, width)`), in bounded batches so only
     /// one batch's graph (or part of it) is alive at a time. `visit` gets each input's index,
     /// value and gradient.
-    pub fn gradients(
+    pub async fn gradients(
         &self,
         inputs: &[Tensor],
         mut visit: impl FnMut(usize, f64, &Tensor) -> Result<()>,
@@ -309,7 +324,7 @@ impl<'m> Problem<'m> {
             let (scores, gradient) = value_and_gradient(
                 &self.cpu,
                 &Tensor::stack(batch, 0)?,
-                self.model.graph_budget(),
+                self.context().graph_budget,
                 |logits| self.objective.score(logits),
             )?;
             let scores = scores.to_dtype(DType::F64)?.to_vec1::<f64>()?;
@@ -323,7 +338,55 @@ impl<'m> Problem<'m> {
     /// How many inputs [`Self::gradients`] evaluates per batch. Methods that build their inputs
     /// (path points, noisy copies) pass this many at a time, so they never hold more than a batch.
     pub fn gradient_batch_rows(&self) -> usize {
-        memory::gradient_batch_rows(self.model.config(), self.len(), self.model.graph_budget())
+        gradient_batch_rows(self.model.config(), self.len(), self.context().graph_budget)
+    }
+}
+
+/// What replaces a token's embedding where a method needs "no information" (integrated
+/// gradients' path start, occlusion, the deletion curve).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Baseline {
+    /// The embedding of the model's padding token (or end-of-text when it has none): a real
+    /// input the model has seen, so the path from it stays on the model's usual scale.
+    #[default]
+    Pad,
+    /// The zero vector. Near it f is steep (RMSNorm of a small x is about x / √eps), which the
+    /// adaptive path rule of integrated gradients resolves by splitting its intervals there.
+    Zero,
+}
+
+impl Baseline {
+    pub const ALL: [Baseline; 2] = [Baseline::Pad, Baseline::Zero];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Baseline::Pad => "pad",
+            Baseline::Zero => "zero",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+/// A token as a next-token prediction, with its probability.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub id: u32,
+    pub text: String,
+    pub prob: f32,
+}
+
+impl Prediction {
+    /// Token `id` as a next-token prediction of `problem`'s input.
+    pub fn of(problem: &Problem<'_>, id: u32) -> Result<Self> {
+        Ok(Self {
+            id,
+            text: problem.model.tokenizer.token(id)?.text,
+            prob: problem.probs[id as usize],
+        })
     }
 }
 

@@ -13,6 +13,7 @@ use crate::engine::model::arch::{
     Architecture, DecoderConfig, Linear, MlpKind, Norm, NormKind, Qkv,
 };
 use crate::engine::model::weights::QuantizedMatrix;
+use crate::engine::runtime::context::{RunContext, StopToken};
 use crate::engine::runtime::progress;
 use candle_core::{DType, Tensor};
 use std::ops::Range;
@@ -42,6 +43,8 @@ pub struct Attended {
 /// from a text only from some position on (occlusion, the deletion curve) skip what is unchanged.
 pub trait Decoder: Send + Sync {
     fn config(&self) -> &DecoderConfig;
+    /// The run this decoder computes for: its stop token, progress and memory budget.
+    fn context(&self) -> &RunContext;
     fn dtype(&self) -> DType;
     /// Token embeddings `(ids.len(), width)`: the inputs attributions are taken with respect to.
     fn embed(&self, ids: &[u32]) -> Result<Tensor>;
@@ -109,14 +112,15 @@ pub fn run_blocks<D: Decoder + ?Sized>(
         _ => x.clone(),
     };
     let (total, units) = (decoder.config().layers, progress::forward(x.dim(0)?, x.dim(1)?));
+    let sink = &decoder.context().progress;
     if layers.is_empty() {
-        progress::advance(progress::share(units, layers.clone(), total));
+        sink.advance(progress::share(units, layers.clone(), total));
     }
     for layer in layers {
         let (next, attended) = decoder.block(layer, &x, past.map(|past| &past[layer]))?;
         x = next;
         visit(attended);
-        progress::advance(progress::share(units, layer..layer + 1, total));
+        sink.advance(progress::share(units, layer..layer + 1, total));
     }
     Ok(x)
 }
@@ -129,16 +133,18 @@ pub fn last_position(x: &Tensor) -> Result<Tensor> {
 
 /// A norm as the CPU computes it.
 enum CpuNorm {
-    Rms { weight: Tensor, eps: f64 },
+    Rms { weight: Tensor, eps: f64, stop: StopToken },
     Layer(LayerNorm),
 }
 
 impl CpuNorm {
-    fn new(norm: &Norm, kind: NormKind, dtype: DType) -> Result<Self> {
+    fn new(norm: &Norm, kind: NormKind, dtype: DType, stop: &StopToken) -> Result<Self> {
         let vector =
             |v: &QuantizedMatrix| -> Result<Tensor> { Ok(v.dequantize(dtype)?.flatten_all()?) };
         Ok(match (kind, &norm.bias) {
-            (NormKind::Rms { eps }, _) => CpuNorm::Rms { weight: vector(&norm.weight)?, eps },
+            (NormKind::Rms { eps }, _) => {
+                CpuNorm::Rms { weight: vector(&norm.weight)?, eps, stop: stop.clone() }
+            }
             (NormKind::Layer { eps }, Some(bias)) => CpuNorm::Layer(LayerNorm {
                 weight: vector(&norm.weight)?,
                 bias: vector(bias)?,
@@ -152,16 +158,17 @@ impl CpuNorm {
 
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            CpuNorm::Rms { weight, eps } => rms_norm(x, weight, *eps),
+            CpuNorm::Rms { weight, eps, stop } => rms_norm(stop, x, weight, *eps),
             CpuNorm::Layer(norm) => norm.forward(x),
         }
     }
 }
 
-fn projection(linear: &Linear, dtype: DType) -> Result<Projection> {
+fn projection(linear: &Linear, dtype: DType, stop: &StopToken) -> Result<Projection> {
     let bias =
         linear.bias.as_ref().map(|b| -> Result<Tensor> { Ok(b.dequantize(dtype)?.flatten_all()?) });
-    Ok(Projection { weight: FrozenLinear::new(linear.weight.clone()), bias: bias.transpose()? })
+    let weight = FrozenLinear::new(linear.weight.clone(), stop.clone());
+    Ok(Projection { weight, bias: bias.transpose()? })
 }
 
 enum CpuQkv {
@@ -181,6 +188,7 @@ struct Block {
 
 pub struct CpuDecoder {
     config: DecoderConfig,
+    context: RunContext,
     dtype: DType,
     embedding: QuantizedMatrix,
     positions: Option<QuantizedMatrix>,
@@ -192,15 +200,17 @@ pub struct CpuDecoder {
 }
 
 impl CpuDecoder {
-    /// `model`'s decoder, in the precision it computes in.
-    pub fn of(model: &crate::engine::model::Model) -> Result<Self> {
-        Self::new(&model.architecture, model.dtype)
+    /// `model`'s decoder, in the precision it computes in, for the run `context`.
+    pub fn of(model: &crate::engine::model::Model, context: &RunContext) -> Result<Self> {
+        Self::new(&model.architecture, model.dtype, context.clone())
     }
 
     /// `arch` computing in `dtype` (f32 in the page and the CLI; f64 gives the same function in
-    /// double precision, for the tests).
-    pub fn new(arch: &Architecture, dtype: DType) -> Result<Self> {
-        let norm = |n: &Norm| CpuNorm::new(n, arch.norm, dtype);
+    /// double precision, for the tests), for the run `context`.
+    pub fn new(arch: &Architecture, dtype: DType, context: RunContext) -> Result<Self> {
+        let stop = &context.stop;
+        let norm = |n: &Norm| CpuNorm::new(n, arch.norm, dtype, stop);
+        let projection = |l: &Linear| projection(l, dtype, stop);
         let blocks = arch
             .blocks
             .iter()
@@ -209,17 +219,17 @@ impl CpuDecoder {
                     attn_norm: norm(&b.attn_norm)?,
                     qkv: match &b.qkv {
                         Qkv::Separate { q, k, v } => CpuQkv::Separate {
-                            q: projection(q, dtype)?,
-                            k: projection(k, dtype)?,
-                            v: projection(v, dtype)?,
+                            q: projection(q)?,
+                            k: projection(k)?,
+                            v: projection(v)?,
                         },
-                        Qkv::Fused(qkv) => CpuQkv::Fused(projection(qkv, dtype)?),
+                        Qkv::Fused(qkv) => CpuQkv::Fused(projection(qkv)?),
                     },
-                    o: projection(&b.o, dtype)?,
+                    o: projection(&b.o)?,
                     ffn_norm: norm(&b.ffn_norm)?,
-                    gate: b.gate.as_ref().map(|g| projection(g, dtype)).transpose()?,
-                    up: projection(&b.up, dtype)?,
-                    down: projection(&b.down, dtype)?,
+                    gate: b.gate.as_ref().map(projection).transpose()?,
+                    up: projection(&b.up)?,
+                    down: projection(&b.down)?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -232,7 +242,8 @@ impl CpuDecoder {
             mlp: arch.mlp,
             blocks,
             output_norm: norm(&arch.output_norm)?,
-            output: FrozenLinear::new(arch.output.clone()),
+            output: FrozenLinear::new(arch.output.clone(), stop.clone()),
+            context,
         })
     }
 }
@@ -244,6 +255,10 @@ impl Decoder for CpuDecoder {
 
     fn dtype(&self) -> DType {
         self.dtype
+    }
+
+    fn context(&self) -> &RunContext {
+        &self.context
     }
 
     fn embed(&self, ids: &[u32]) -> Result<Tensor> {
@@ -287,15 +302,18 @@ impl Decoder for CpuDecoder {
         let (q, k) = match &self.rope {
             Some(rope) => {
                 let start = past.map(KeyValues::positions).transpose()?.unwrap_or(0);
-                (rope.apply(&q, start)?, rope.apply(&k, start)?)
+                let stop = &self.context.stop;
+                (rope.apply(stop, &q, start)?, rope.apply(stop, &k, start)?)
             }
             None => (q, k),
         };
-        let (mixed, probs, keys_values) = causal_attention(&q, &k, &v, past)?;
+        let (mixed, probs, keys_values) = causal_attention(&self.context.stop, &q, &k, &v, past)?;
         let x = (x + block.o.forward(&mixed)?)?;
         let h = block.ffn_norm.forward(&x)?;
         let inner = match (self.mlp, &block.gate) {
-            (MlpKind::SwiGlu, Some(gate)) => swiglu(&gate.forward(&h)?, &block.up.forward(&h)?)?,
+            (MlpKind::SwiGlu, Some(gate)) => {
+                swiglu(&self.context.stop, &gate.forward(&h)?, &block.up.forward(&h)?)?
+            }
             (MlpKind::GeluTanh, _) => gelu_tanh(&block.up.forward(&h)?)?,
             (MlpKind::SwiGlu, None) => {
                 return Err(EngineError::Internal("a SwiGLU MLP without its gate".into()))

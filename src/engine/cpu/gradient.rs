@@ -3,12 +3,13 @@
 //! checkpointing). A forward pass without a graph keeps only each segment's input; the backward
 //! pass then runs the segments from the last to the first, each forward again with its graph, and
 //! carries the gradient through it as a vector–Jacobian product. The segments are as long as
-//! the model's `memory::GraphBudget` allows; when the whole graph fits there is one segment and no
+//! the run's [`GraphBudget`] allows; when the whole graph fits there is one segment and no
 //! block runs twice. Either way the gradient is that of the same forward function.
 
-use crate::engine::attribution::memory::{layers_per_segment, GraphBudget};
 use crate::engine::cpu::decoder::{last_position, run_blocks, Decoder};
+use crate::engine::cpu::memory::layers_per_segment;
 use crate::engine::error::{EngineError, Result};
+use crate::engine::runtime::context::GraphBudget;
 use crate::engine::runtime::progress;
 use candle_core::{Tensor, Var};
 use std::ops::Range;
@@ -84,18 +85,19 @@ impl Tape {
     pub fn gradient(self, decoder: &dyn Decoder, values: Tensor) -> Result<Tensor> {
         let (rows, tokens, _) = self.entering.as_tensor().dims3()?;
         let (units, layers) = (progress::backward(rows, tokens), decoder.config().layers);
+        let sink = &decoder.context().progress;
         let mut gradient = gradient_of(&values.sum_all()?, &self.entering)?;
-        progress::advance(progress::share(units, self.last, layers));
+        sink.advance(progress::share(units, self.last, layers));
         // The last segment's graph is no longer needed: free it before the next is built.
         drop((values, self.logits));
         // Back through the earlier segments: ∂⟨out, g⟩/∂in = Jᵀg, the gradient at the segment's input.
         for (segment, input) in self.earlier.into_iter().rev() {
             let entering = Var::from_tensor(&input)?;
-            let out = progress::uncounted(|| {
+            let out = sink.uncounted(|| {
                 run_blocks(decoder, entering.as_tensor(), segment.clone(), None, drop)
             })?;
             gradient = gradient_of(&(out * &gradient)?.sum_all()?, &entering)?;
-            progress::advance(progress::share(units, segment, layers));
+            sink.advance(progress::share(units, segment, layers));
         }
         Ok(gradient)
     }
@@ -110,10 +112,9 @@ fn segments(layers: usize, per_segment: usize) -> Vec<Range<usize>> {
         0 => per_segment.min(layers),
         remainder => remainder,
     };
-    let mut segments = vec![0..first_end];
-    segments
-        .extend((first_end..layers).step_by(per_segment).map(|start| start..start + per_segment));
-    segments
+    std::iter::once(0..first_end)
+        .chain((first_end..layers).step_by(per_segment).map(|start| start..start + per_segment))
+        .collect()
 }
 
 fn gradient_of(value: &Tensor, wrt: &Var) -> Result<Tensor> {

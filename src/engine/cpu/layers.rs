@@ -10,14 +10,15 @@ use crate::engine::cpu::ops::linear::FrozenLinear;
 use crate::engine::cpu::ops::rms_norm::RmsNorm;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::arch::{RopeLayout, RopeSpec};
+use crate::engine::runtime::context::StopToken;
 use crate::engine::runtime::parallel;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, WithDType};
 use candle_nn::ops;
 use std::sync::Arc;
 
 /// RMSNorm over the last dimension: `x / sqrt(mean(x²) + eps) · weight`.
-pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
-    Ok(x.contiguous()?.apply_op2(&weight.contiguous()?, RmsNorm { eps })?)
+pub fn rms_norm(stop: &StopToken, x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    Ok(x.contiguous()?.apply_op2(&weight.contiguous()?, RmsNorm { eps, stop: stop.clone() })?)
 }
 
 /// LayerNorm over the last dimension with a gain and a bias (GPT-2).
@@ -125,7 +126,7 @@ impl Rope {
 
     /// Rotates `(batch, heads, seq, head_dim)`, whose rows are at positions `start..start + seq`,
     /// by position, pairing elements as `layout` says.
-    pub fn apply(&self, x: &Tensor, start: usize) -> Result<Tensor> {
+    pub fn apply(&self, stop: &StopToken, x: &Tensor, start: usize) -> Result<Tensor> {
         let (seq, head_dim) = (x.dim(2)?, x.dim(3)?);
         if head_dim != 2 * self.inv_freq.len() {
             return Err(EngineError::Internal(format!(
@@ -142,6 +143,7 @@ impl Rope {
             seq,
             layout: self.layout,
             inverse: false,
+            stop: stop.clone(),
         };
         Ok(x.contiguous()?.apply_op1(rotation)?)
     }
@@ -158,6 +160,7 @@ struct Rotation {
     seq: usize,
     layout: RopeLayout,
     inverse: bool,
+    stop: StopToken,
 }
 
 impl Rotation {
@@ -165,7 +168,7 @@ impl Rotation {
         let pairs = self.cos.len() / self.seq.max(1);
         let mut out = vec![T::zero(); x.len()];
         let sign = if self.inverse { -1.0 } else { 1.0 };
-        parallel::by_rows([x], 2 * pairs, &mut out, |row_index, [row], out| {
+        parallel::by_rows(&self.stop, [x], 2 * pairs, &mut out, |row_index, [row], out| {
             let at = row_index % self.seq * pairs;
             for i in 0..pairs {
                 let (cos, sin) =
@@ -222,6 +225,7 @@ impl CustomOp1 for Rotation {
             seq: self.seq,
             layout: self.layout,
             inverse: !self.inverse,
+            stop: self.stop.clone(),
         };
         Ok(Some(grad_res.contiguous()?.apply_op1_no_bwd(&inverse)?))
     }
@@ -255,6 +259,7 @@ impl KeyValues {
 /// `(b, seq, heads · hd)`, the attention probabilities `(b, heads, seq, past + seq)`, and the keys
 /// and values of all `past + seq` positions.
 pub fn causal_attention(
+    stop: &StopToken,
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
@@ -270,9 +275,11 @@ pub fn causal_attention(
         Some(past) => (after(&past.keys, k)?, after(&past.values, v)?),
         None => (k.clone(), v.clone()),
     };
-    let scores = head_product::scores(q, &k)?;
-    let probs = scores.apply_op1(CausalSoftmax { scale: 1.0 / (hd as f64).sqrt() })?;
-    let mixed = head_product::mix(&probs, &v)?.transpose(1, 2)?.reshape((b, seq, heads * hd))?;
+    let scores = head_product::scores(stop, q, &k)?;
+    let probs =
+        scores.apply_op1(CausalSoftmax { scale: 1.0 / (hd as f64).sqrt(), stop: stop.clone() })?;
+    let mixed =
+        head_product::mix(stop, &probs, &v)?.transpose(1, 2)?.reshape((b, seq, heads * hd))?;
     Ok((mixed, probs, KeyValues { keys: k, values: v }))
 }
 
@@ -285,7 +292,7 @@ pub fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::attribution::stats::SplitMix64;
+    use crate::engine::runtime::random::SplitMix64;
     use candle_core::{DType, Device, Var};
 
     /// Values and gradients against candle's `rope_i_slow` / `rope_slow` (whose backward candle
@@ -319,7 +326,7 @@ mod tests {
                     candle_nn::rotary_emb::rope_slow(x.as_tensor(), &cos, &sin).unwrap()
                 }
             };
-            let ours = rope.apply(x.as_tensor(), 0).unwrap();
+            let ours = rope.apply(&Default::default(), x.as_tensor(), 0).unwrap();
             let list = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f64>().unwrap();
             let gradient = |y: &Tensor| {
                 list(

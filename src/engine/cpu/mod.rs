@@ -4,6 +4,7 @@
 
 pub mod decoder;
 pub mod gradient;
-pub(crate) mod kernels;
+pub mod kernels;
 pub(crate) mod layers;
+pub mod memory;
 pub(crate) mod ops;

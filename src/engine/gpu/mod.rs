@@ -12,6 +12,7 @@ mod matvec;
 pub use matvec::MatrixOnGpu;
 
 use crate::engine::error::{EngineError, Result};
+use crate::engine::model::Model;
 use wgpu::util::DeviceExt;
 
 /// Which adapter computes: what the page and the CLI show.
@@ -169,7 +170,7 @@ pub struct Probe {
 
 /// The model's token embedding matrix, as its file encodes it, times the embedding of the first
 /// token, on the GPU and on the CPU.
-pub async fn probe(model: &crate::engine::Model) -> Result<Probe> {
+pub async fn probe(model: &Model) -> Result<Probe> {
     let gpu = Gpu::new().await?;
     let matrix = &model.architecture.embedding;
     let x = matrix.dequantize_rows_f32(0..1)?.into_owned();

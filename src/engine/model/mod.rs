@@ -9,7 +9,6 @@ pub mod token_text;
 pub mod tokenizer;
 pub mod weights;
 
-use crate::engine::attribution::memory::GraphBudget;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::arch::{Architecture, DecoderConfig};
 use crate::engine::model::gguf::GgufFile;
@@ -25,7 +24,6 @@ pub struct Model {
     pub dtype: DType,
     /// The GGUF file's size: its bytes stay in memory with the model (the weights live in them).
     file_bytes: usize,
-    graph_budget: GraphBudget,
 }
 
 impl Model {
@@ -53,13 +51,7 @@ impl Model {
                 architecture.config.vocab
             )));
         }
-        Ok(Self {
-            tokenizer,
-            architecture,
-            dtype,
-            file_bytes,
-            graph_budget: GraphBudget::default(),
-        })
+        Ok(Self { tokenizer, architecture, dtype, file_bytes })
     }
 
     pub fn config(&self) -> &DecoderConfig {
@@ -68,17 +60,6 @@ impl Model {
 
     pub fn file_bytes(&self) -> usize {
         self.file_bytes
-    }
-
-    /// How much forward graph a gradient on this model keeps alive at once: the page's budget
-    /// unless [`Self::with_graph_budget`] said otherwise. A larger one runs fewer blocks twice.
-    pub fn graph_budget(&self) -> GraphBudget {
-        self.graph_budget
-    }
-
-    /// The same model with another graph budget (the same function; only memory and speed change).
-    pub fn with_graph_budget(self, graph_budget: GraphBudget) -> Self {
-        Self { graph_budget, ..self }
     }
 
     /// Tokens for a text the model can read: not empty, not longer than its context or than

@@ -81,7 +81,7 @@ pub fn text_to_bytes(text: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('\\') {
-        out.extend_from_slice(rest[..at].as_bytes());
+        out.extend_from_slice(&rest.as_bytes()[..at]);
         let run = rest[at..].bytes().take_while(|b| *b == b'\\').count();
         let after = &rest[at + run..];
         match escaped_byte(after) {

@@ -4,6 +4,7 @@
 //! kernels read where the CPU has them.
 
 use crate::engine::error::{EngineError, Result};
+use crate::engine::runtime::context::StopToken;
 use crate::engine::runtime::parallel;
 use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{DType, Device, Tensor};
@@ -117,14 +118,6 @@ pub fn unpack(panels: &[f32], cols: usize, range: Range<usize>) -> Vec<f32> {
     out
 }
 
-/// Whether this CPU runs the kernels that read panels.
-fn panel_kernels() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return crate::engine::cpu::kernels::avx512_matmul::available();
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
 /// Dequantize at most this many f32 bytes at once (bounds memory for the vocabulary matrix).
 const DEQUANTIZE_CHUNK_BYTES: usize = 16 << 20;
 
@@ -139,15 +132,19 @@ pub enum WeightStorage {
     /// anything (a gradient decoded every weight twice), for 4 bytes per weight (the default
     /// model: 0.54 GB, against its 98 MB file). Natively memory is plentiful.
     Decoded,
+    /// Decoded like `Decoded`, kept as panels ([`PANEL`]): the layout the CPU's AVX-512 kernels
+    /// read (the CLI chooses it where the CPU has them).
+    Panels,
 }
 
 impl WeightStorage {
-    pub const ALL: [Self; 2] = [Self::Encoded, Self::Decoded];
+    pub const ALL: [Self; 3] = [Self::Encoded, Self::Decoded, Self::Panels];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Encoded => "encoded",
             Self::Decoded => "decoded",
+            Self::Panels => "panels",
         }
     }
 
@@ -190,7 +187,7 @@ impl QuantizedMatrix {
                 "a tensor of {rows} × {cols} values is empty"
             )));
         }
-        if cols % dtype.block_size() != 0 {
+        if !cols.is_multiple_of(dtype.block_size()) {
             return Err(EngineError::CorruptGguf(format!(
                 "a row of {cols} values does not fill whole {dtype:?} blocks"
             )));
@@ -221,13 +218,15 @@ impl QuantizedMatrix {
         self.cols
     }
 
-    /// This matrix as `storage` says: with `Decoded`, every row decoded now (a row group at a
-    /// time on each thread, straight into the kept values), as panels where the CPU reads them.
+    /// This matrix as `storage` says: decoded, every row now (a row group at a time on each
+    /// thread, straight into the kept values), row-major or as panels.
     pub fn stored(self, storage: WeightStorage) -> Result<Self> {
-        let (Values::Encoded(encoded), WeightStorage::Decoded) = (&self.values, storage) else {
-            return Ok(self);
+        let Values::Encoded(encoded) = &self.values else { return Ok(self) };
+        let panels = match storage {
+            WeightStorage::Encoded => return Ok(self),
+            WeightStorage::Decoded => false,
+            WeightStorage::Panels => true,
         };
-        let panels = panel_kernels();
         // Blocks of whole panels: a block's panels are the values from its first row's on.
         let stored_len =
             |rows: usize| if panels { packed_len(rows, self.cols) } else { rows * self.cols };
@@ -242,14 +241,16 @@ impl QuantizedMatrix {
             blocks.push((rows, out));
             rest = tail;
         }
-        let decoded = parallel::map(blocks, |(rows, out): (Range<usize>, &mut [f32])| {
-            let values = encoded.decode(rows.clone(), self.cols)?;
-            match panels {
-                true => pack_into(&values, rows.len(), self.cols, out),
-                false => out.copy_from_slice(&values),
-            }
-            Ok(())
-        });
+        // Decoding at load is not part of any run: nothing stops it.
+        let decoded =
+            parallel::map(&StopToken::new(), blocks, |(rows, out): (Range<usize>, &mut [f32])| {
+                let values = encoded.decode(rows.clone(), self.cols)?;
+                match panels {
+                    true => pack_into(&values, rows.len(), self.cols, out),
+                    false => out.copy_from_slice(&values),
+                }
+                Ok(())
+            });
         decoded.map_err(|_| EngineError::Stopped)?.into_iter().collect::<Result<()>>()?;
         let values = Arc::new(values);
         Ok(Self {
@@ -286,7 +287,7 @@ impl QuantizedMatrix {
     /// or, borrowed, the rows that follow; the kernels read only `range.len()` rows.
     pub fn panels(&self, range: Range<usize>) -> Result<Cow<'_, [f32]>> {
         assert!(
-            range.start % PANEL == 0 && range.start <= range.end && range.end <= self.rows,
+            range.start.is_multiple_of(PANEL) && range.start <= range.end && range.end <= self.rows,
             "panel rows out of bounds"
         );
         match &self.values {
@@ -427,7 +428,7 @@ fn aligned<'a>(bytes: &'a [u8], scratch: &'a mut Vec<u8>) -> &'a [u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::attribution::stats::SplitMix64;
+    use crate::engine::runtime::random::SplitMix64;
 
     /// Kept row-major (a CPU without the panel kernels), as panels, or encoded, a matrix gives
     /// the same rows, panels and embedding rows.

@@ -6,27 +6,15 @@
 //! The engine starts no thread itself: the pool is rayon's global one, sized by whoever runs the
 //! engine (the CLI from `RAYON_NUM_THREADS`, the page's worker from the browser's core count).
 //!
-//! A computation can be stopped from outside through [`stop_flag`]: every map checks it, so a
-//! stopped run ends within one projection, on every thread. The page needs this because
+//! A computation can be stopped from outside through its run's [`StopToken`]: every map checks
+//! it, so a stopped run ends within one projection, on every thread. The page needs this because
 //! terminating its worker does not stop the pool's threads in the middle of a computation: they
 //! would go on to its end, taking the cores from the next run.
 
-use std::fmt;
-use std::sync::atomic::{AtomicU32, Ordering};
+use super::context::StopToken;
+use crate::engine::error::Stopped;
 
 pub use pool::{on_pool, threads};
-
-/// Non-zero: stop. Whoever starts a computation clears it; whoever wants it stopped sets it (the
-/// page writes it through the multi-threaded build's shared memory, at this static's address).
-static STOP: AtomicU32 = AtomicU32::new(0);
-
-pub fn stop_flag() -> &'static AtomicU32 {
-    &STOP
-}
-
-pub fn stop_requested() -> bool {
-    STOP.load(Ordering::Relaxed) != 0
-}
 
 /// How many pieces to cut a projection into: one per thread natively, where the engine has the
 /// cores to itself; four per thread in the multi-threaded page, whose pool threads share the cores
@@ -60,26 +48,14 @@ fn run_length(len: usize, pieces: usize, unit: usize) -> usize {
     len.div_ceil(unit.max(1)).div_ceil(pieces.max(1)).max(1) * unit.max(1)
 }
 
-/// A map that did not run because a stop was requested.
-#[derive(Debug)]
-pub struct Stopped;
-
-/// `Stopped`'s text, by which `EngineError` recognises it inside a candle error.
-pub const STOPPED: &str = "the computation was stopped on request";
-
-impl fmt::Display for Stopped {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(STOPPED)
-    }
-}
-
-/// `f` of each item, in the items' order, on the pool's threads; `Stopped` once a stop is
+/// `f` of each item, in the items' order, on the pool's threads; `Stopped` once `stop` is
 /// requested (a piece already running finishes first).
 pub fn map<I: Send, R: Send>(
+    stop: &StopToken,
     items: Vec<I>,
     f: impl Fn(I) -> R + Sync + Send,
 ) -> Result<Vec<R>, Stopped> {
-    pool::map(items, |item| match stop_requested() {
+    pool::map(items, |item| match stop.requested() {
         true => Err(Stopped),
         false => Ok(f(item)),
     })
@@ -91,6 +67,7 @@ pub fn map<I: Send, R: Send>(
 /// `out`, the rows split over the pool's threads: the engine's row-wise ops (norms, rotations,
 /// softmax) in one pass each.
 pub fn by_rows<T: Send + Sync, const N: usize>(
+    stop: &StopToken,
     inputs: [&[T]; N],
     width: usize,
     out: &mut [T],
@@ -101,13 +78,13 @@ pub fn by_rows<T: Send + Sync, const N: usize>(
     }
     assert!(
         width > 0
-            && out.len() % width == 0
+            && out.len().is_multiple_of(width)
             && inputs.iter().all(|values| values.len() == out.len()),
         "by_rows: operand lengths"
     );
     let rows_per_piece = run_length(out.len() / width, pieces(), 1);
     let pieces = out.chunks_mut(rows_per_piece * width).enumerate().collect();
-    map(pieces, |(index, out): (usize, &mut [T])| {
+    map(stop, pieces, |(index, out): (usize, &mut [T])| {
         for (offset, out) in out.chunks_exact_mut(width).enumerate() {
             let row = index * rows_per_piece + offset;
             f(row, inputs.map(|values| &values[row * width..(row + 1) * width]), out);
@@ -371,7 +348,7 @@ mod tests {
             let first: Vec<f64> = (0..rows * width).map(|i| i as f64).collect();
             let second: Vec<f64> = first.iter().map(|v| v * 10.0).collect();
             let mut out = vec![f64::NAN; rows * width];
-            by_rows([&first, &second], width, &mut out, |row, [a, b], out| {
+            by_rows(&StopToken::new(), [&first, &second], width, &mut out, |row, [a, b], out| {
                 for i in 0..width {
                     out[i] = a[i] + b[i] + row as f64 * 1e6;
                 }

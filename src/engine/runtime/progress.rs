@@ -3,23 +3,22 @@
 //!
 //! Work is counted in positions through the model: a forward pass over `p` positions of `r`
 //! sequences is `r · p` units, its backward pass ([`backward`]) twice that. Whoever starts a
-//! computation says how much work to expect ([`begin`], with the methods' own estimates,
+//! computation says how much work to expect ([`ProgressSink::begin`], with the methods' own estimates,
 //! `AttributionMethod::work`); the passes count what they do as they go (`advance`): a forward
-//! pass block by block (`arch::run_blocks`), a backward pass a segment of blocks at a time
+//! pass block by block (`cpu::decoder::run_blocks`), a backward pass a segment of blocks at a time
 //! (`gradient::Tape`), each its `share` of the pass, so that one long pass (saliency on 512
 //! tokens in the page) moves too. A segment's forward pass run again for its backward pass is not
 //! counted (`uncounted`): the estimates do not depend on how the graph is cut. An adaptive
 //! method may finish below its estimate; a caller that left something out of the estimate sees
 //! `done` pass `expected`, which a front end shows as nearly done.
 //!
-//! The count belongs to the thread that runs the computation (the one that calls `Problem`'s
-//! passes), so computations on different threads (the tests) do not mix. A front end that wants
-//! to hear of it sets a listener once ([`listen`]); it is called on that thread at every step of
-//! the count (every block: a front end shows only the steps that change what it shows).
+//! The count lives in a [`ProgressSink`], part of the run's context: two runs never mix. A front
+//! end that wants to hear of it gives the sink a listener, called at every step of the count on
+//! the thread that computes (every block: a front end shows only the steps that change what it
+//! shows).
 
-use std::cell::Cell;
 use std::ops::Range;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex};
 
 /// The computation's work so far, and the work it expects in all.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,53 +35,74 @@ impl Progress {
     }
 }
 
-thread_local! {
-    static PROGRESS: Cell<Progress> = const { Cell::new(Progress { done: 0, expected: 0 }) };
-    /// Whether this thread's passes are not counted now ([`uncounted`]).
-    static PAUSED: Cell<bool> = const { Cell::new(false) };
+type Listener = Box<dyn Fn(Progress) + Send + Sync>;
+
+/// Where a run counts its work, and who hears of it. Cloning shares the count.
+#[derive(Clone, Default)]
+pub struct ProgressSink(Arc<Sink>);
+
+#[derive(Default)]
+struct Sink {
+    /// The count, and whether passes are not counted now ([`ProgressSink::uncounted`]).
+    state: Mutex<(Progress, bool)>,
+    listener: Option<Listener>,
 }
 
-static LISTENER: OnceLock<fn(Progress)> = OnceLock::new();
-
-/// Calls `listener` with the count at every step from now on: after each block of a forward pass
-/// and each segment of a backward pass (the first listener set stays).
-pub fn listen(listener: fn(Progress)) {
-    let _ = LISTENER.set(listener);
-}
-
-/// Starts counting a computation that expects `expected` units on this thread.
-pub fn begin(expected: u64) {
-    PROGRESS.set(Progress { done: 0, expected });
-    tell(PROGRESS.get());
-}
-
-/// This thread's count.
-pub fn current() -> Progress {
-    PROGRESS.get()
-}
-
-/// Counts `units` of work done on this thread.
-pub(crate) fn advance(units: u64) {
-    if PAUSED.get() {
-        return;
+impl ProgressSink {
+    /// A sink that calls `listener` at every step of the count: after each block of a forward
+    /// pass and each segment of a backward pass.
+    pub fn new(listener: impl Fn(Progress) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(Sink { state: Mutex::default(), listener: Some(Box::new(listener)) }))
     }
-    let progress = PROGRESS.get();
-    let progress = Progress { done: progress.done + units, ..progress };
-    PROGRESS.set(progress);
-    tell(progress);
-}
 
-/// Runs `run` without counting its passes: work done again, which no estimate includes.
-pub(crate) fn uncounted<T>(run: impl FnOnce() -> T) -> T {
-    /// Restores the previous state however `run` ends.
-    struct Resume(bool);
-    impl Drop for Resume {
-        fn drop(&mut self) {
-            PAUSED.set(self.0);
+    fn state(&self) -> std::sync::MutexGuard<'_, (Progress, bool)> {
+        self.0.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts counting a computation that expects `expected` units.
+    pub fn begin(&self, expected: u64) {
+        let progress = Progress { done: 0, expected };
+        self.state().0 = progress;
+        self.tell(progress);
+    }
+
+    /// The count so far.
+    pub fn current(&self) -> Progress {
+        self.state().0
+    }
+
+    /// Counts `units` of work done.
+    pub(crate) fn advance(&self, units: u64) {
+        let progress = {
+            let mut state = self.state();
+            if state.1 {
+                return;
+            }
+            state.0.done += units;
+            state.0
+        };
+        self.tell(progress);
+    }
+
+    /// Runs `run` without counting its passes: work done again, which no estimate includes.
+    pub(crate) fn uncounted<T>(&self, run: impl FnOnce() -> T) -> T {
+        /// Restores the previous state however `run` ends.
+        struct Resume<'a>(&'a ProgressSink, bool);
+        impl Drop for Resume<'_> {
+            fn drop(&mut self) {
+                self.0.state().1 = self.1;
+            }
+        }
+        let paused = std::mem::replace(&mut self.state().1, true);
+        let _resume = Resume(self, paused);
+        run()
+    }
+
+    fn tell(&self, progress: Progress) {
+        if let Some(listener) = &self.0.listener {
+            listener(progress);
         }
     }
-    let _resume = Resume(PAUSED.replace(true));
-    run()
 }
 
 /// The part of a pass's `units` done by its blocks `blocks` of `layers`: the pass's units spread
@@ -94,12 +114,6 @@ pub(crate) fn share(units: u64, blocks: Range<usize>, layers: usize) -> u64 {
     }
     let until = |block: usize| units * block as u64 / layers as u64;
     until(blocks.end) - until(blocks.start)
-}
-
-fn tell(progress: Progress) {
-    if let Some(listener) = LISTENER.get() {
-        listener(progress);
-    }
 }
 
 /// A forward pass over `positions` positions of `sequences` inputs.

@@ -1,13 +1,13 @@
-//! The worker's memory checks, from the estimates in `engine::memory`: a model file must fit
+//! The worker's memory checks, from the estimates in `attribution::memory`: a model file must fit
 //! before it is downloaded, a loaded model must leave room for a useful text, and each run must
 //! fit before it starts. A wasm worker that runs out of memory aborts in the middle of its work,
 //! so refusing with a message that says what would fit is the better outcome.
 
 use crate::engine::attribution::memory::{
-    estimate_load_bytes, estimate_run_bytes, max_tokens_within, method_batch_rows,
-    USABLE_WASM_MEMORY,
+    estimate_load_bytes, estimate_run_bytes, max_tokens_within, USABLE_WASM_MEMORY,
 };
 use crate::engine::attribution::methods;
+use crate::engine::runtime::context::GraphBudget;
 use crate::engine::{Model, Request};
 use crate::state::format::human_bytes;
 use crate::state::settings::MAX_TOKENS;
@@ -52,16 +52,17 @@ pub fn room_for_file(file_bytes: Option<u64>, loaded_bytes: Option<usize>) -> Re
     }
 }
 
-/// The longest text (up to the page's limit) whose saliency run fits with `model`, or why the
-/// model is of no use here.
+/// The longest text (up to the page's limit) whose saliency run fits with `model` in the page's
+/// graph budget, or why the model is of no use here.
 pub fn fitting_tokens(model: &Model) -> Result<usize, String> {
+    let budget = GraphBudget::default();
     let up_to = MAX_TOKENS.min(model.config().context_length);
     let fits = max_tokens_within(
         model.config(),
         model.file_bytes() as u64,
         USABLE_WASM_MEMORY,
         up_to,
-        model.graph_budget(),
+        budget,
         |_| 0,
     );
     if fits < MIN_USEFUL_TOKENS.min(up_to) {
@@ -70,7 +71,7 @@ pub fn fitting_tokens(model: &Model) -> Result<usize, String> {
             model.file_bytes() as u64,
             MIN_USEFUL_TOKENS,
             0,
-            model.graph_budget(),
+            budget,
         );
         return Err(format!(
             "This model needs about {} of memory to explain even {MIN_USEFUL_TOKENS} tokens, more than the {} \
@@ -84,7 +85,12 @@ pub fn fitting_tokens(model: &Model) -> Result<usize, String> {
 
 /// Whether `request` (with the `compare` methods run on the same text) fits in memory. Texts that
 /// do not tokenize pass: the run itself then says what is wrong with them.
-pub fn check_run(model: &Model, request: &Request, compare: &[String]) -> Result<(), String> {
+pub fn check_run(
+    model: &Model,
+    request: &Request,
+    compare: &[String],
+    budget: GraphBudget,
+) -> Result<(), String> {
     let Ok(text) = model.tokenize_input(&request.text, None) else { return Ok(()) };
     let continuation = match &request.continuation {
         Some(c) => model.tokenizer.tokenize_continuation(c).map(|t| t.len()).unwrap_or(0),
@@ -95,20 +101,13 @@ pub fn check_run(model: &Model, request: &Request, compare: &[String]) -> Result
     // continuation's prefixes are explained one after another, each no longer than the whole).
     let batch_rows = |n: usize| {
         let rows = |name: &str| {
-            methods::by_name(name).map_or(0, |m| {
-                method_batch_rows(m, &request.params, model.config(), n, model.graph_budget())
-            })
+            methods::by_name(name)
+                .map_or(0, |m| m.batch_rows(&request.params, model.config(), n, budget))
         };
         compare.iter().map(|m| rows(m)).chain([rows(&request.method)]).max().unwrap_or(0)
     };
     let file_bytes = model.file_bytes() as u64;
-    let needed = estimate_run_bytes(
-        model.config(),
-        file_bytes,
-        tokens,
-        batch_rows(tokens),
-        model.graph_budget(),
-    );
+    let needed = estimate_run_bytes(model.config(), file_bytes, tokens, batch_rows(tokens), budget);
     if needed <= USABLE_WASM_MEMORY {
         return Ok(());
     }
@@ -117,7 +116,7 @@ pub fn check_run(model: &Model, request: &Request, compare: &[String]) -> Result
         file_bytes,
         USABLE_WASM_MEMORY,
         tokens,
-        model.graph_budget(),
+        budget,
         batch_rows,
     );
     let label = methods::by_name(&request.method).map_or(request.method.as_str(), |m| m.label());
@@ -129,7 +128,7 @@ pub fn check_run(model: &Model, request: &Request, compare: &[String]) -> Result
         human_bytes(needed),
         human_bytes(USABLE_WASM_MEMORY),
         // Saliency is worth naming only when its single gradient would fit where the batch does not.
-        match batch_rows(tokens) > 1 && estimate_run_bytes(model.config(), file_bytes, tokens, 0, model.graph_budget()) <= USABLE_WASM_MEMORY {
+        match batch_rows(tokens) > 1 && estimate_run_bytes(model.config(), file_bytes, tokens, 0, budget) <= USABLE_WASM_MEMORY {
             true => " or use a method that needs no batches, such as saliency",
             false => "",
         }

@@ -1,8 +1,9 @@
 //! The worker side: fetches the model, holds it, and runs attributions, so the page never waits
 //! on the maths. Messages are handled one at a time; a run posts its maps first and its
 //! faithfulness numbers after. A busy worker reads no message: in the multi-threaded build the
-//! page stops a run through the engine's stop flag (shared memory), otherwise by terminating
-//! this worker.
+//! page stops a run through the worker's stop token (shared memory), otherwise by terminating
+//! this worker. Each run gets a context of its own: that token, and a progress sink that reports
+//! the run's count on the worker's channel.
 
 pub(crate) mod memory_guard;
 pub(crate) mod model_loading;
@@ -10,15 +11,17 @@ pub(crate) mod model_loading;
 use crate::engine::api::{self, explain_request};
 use crate::engine::attribution::stats::spearman;
 use crate::engine::attribution::{faithfulness, methods};
+use crate::engine::runtime::context::{GraphBudget, StopToken};
 use crate::engine::runtime::parallel;
-use crate::engine::runtime::progress::{self, Progress};
-use crate::engine::{EngineError, Model, Problem, Request};
+use crate::engine::runtime::progress::{self, Progress, ProgressSink};
+use crate::engine::runtime::ready::now;
+use crate::engine::{EngineError, Model, Problem, Request, RunContext};
 use crate::web::protocol::{Agreement, FromWorker, MethodScores, RunOutput, Timings, ToWorker};
 use model_loading::{LoadedModel, ModelSource};
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BroadcastChannel, DedicatedWorkerGlobalScope, MessageEvent};
@@ -32,20 +35,29 @@ thread_local! {
 
 /// The name of the channel the page listens on beside the worker's messages: the worker's own.
 static CHANNEL_NAME: OnceLock<String> = OnceLock::new();
-/// What the engine's count is about: a run's id, the method whose map's faithfulness it measures
-/// (`None`: the run's maps), and the whole percent last sent. Shared: the count is reported from
-/// the computing thread.
-static COUNTED: Mutex<Option<Counted>> = Mutex::new(None);
+/// Every run's stop token: the page writes it, so it lives as long as the worker.
+static STOP: OnceLock<StopToken> = OnceLock::new();
 
-struct Counted {
-    id: u64,
-    measuring: Option<String>,
-    sent_percent: Option<u64>,
+fn stop_token() -> &'static StopToken {
+    STOP.get_or_init(StopToken::new)
 }
 
-fn count_for(counted: Option<(u64, Option<String>)>) {
-    *COUNTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) =
-        counted.map(|(id, measuring)| Counted { id, measuring, sent_percent: None });
+/// The context of run `id` (measuring the faithfulness of `measuring`'s map, or computing the
+/// run's maps): the worker's stop token, the page's graph budget, and a count reported on the
+/// worker's channel.
+fn run_context(id: u64, measuring: Option<String>) -> RunContext {
+    let sent_percent = AtomicU64::new(u64::MAX);
+    let report = move |progress: Progress| {
+        let percent = progress.percent() as u64;
+        if sent_percent.swap(percent, Ordering::Relaxed) != percent {
+            report_progress(id, measuring.clone(), progress);
+        }
+    };
+    RunContext {
+        stop: stop_token().clone(),
+        progress: ProgressSink::new(report),
+        graph_budget: GraphBudget::default(),
+    }
 }
 
 fn scope() -> DedicatedWorkerGlobalScope {
@@ -84,18 +96,17 @@ pub fn start() {
     on_message.forget(); // lives as long as the worker
     let _ = CHANNEL_NAME.set(scope().name());
     crate::web::crash::install_worker_hook(scope().name());
-    progress::listen(report_progress);
     post(&FromWorker::Ready { stop_flag: shared_stop_flag() });
 }
 
-/// The engine's stop flag as an `Int32Array` the page can write: only the multi-threaded build's
+/// The worker's stop token as an `Int32Array` the page can write: only the multi-threaded build's
 /// memory is shared (a `SharedArrayBuffer`, which crosses `postMessage` without being copied).
 fn shared_stop_flag() -> JsValue {
     if !cfg!(target_feature = "atomics") {
         return JsValue::UNDEFINED;
     }
     let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
-    let address = parallel::stop_flag() as *const _ as u32;
+    let address = stop_token().atomic() as *const _ as u32;
     js_sys::Int32Array::new_with_byte_offset_and_length(&memory.buffer(), address, 1).into()
 }
 
@@ -126,28 +137,32 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
         let Some(model) = model.as_deref() else {
             return post(&FromWorker::RunFailed { id, message: "No model is loaded yet.".into() });
         };
-        if let Err(message) = memory_guard::check_run(model, request, compare) {
+        let context = run_context(id, None);
+        if let Err(message) = memory_guard::check_run(model, request, compare, context.graph_budget)
+        {
             return post(&FromWorker::RunFailed { id, message });
         }
         // The page stops runs by storing the newest run id it wants stopped: a stop for an older
         // run is cleared, one that already covers this run (cancelled before it got here) stays.
-        let flag = parallel::stop_flag();
+        let flag = stop_token().atomic();
         let asked = flag.load(Ordering::SeqCst);
         if u64::from(asked) < id {
             // Failing means the page has just stored a newer id: then the stop stands.
             let _ = flag.compare_exchange(asked, 0, Ordering::SeqCst, Ordering::SeqCst);
         }
         let started = now_ms();
-        count_for(Some((id, None)));
         let computed = parallel::on_pool(|| {
-            let tokens = model.tokenize_input(&request.text, request.max_tokens)?;
-            let work = expected_work(model, tokens.len(), request, compare)?;
-            within_budget(work, tokens.len())?;
-            progress::begin(work);
-            let problem = Problem::from_tokens(model, tokens, &request.target)?;
-            let forward_done = now_ms();
-            let output = maps(&problem, request, compare)?;
-            Ok::<_, EngineError>((problem, forward_done, output))
+            now(async {
+                let tokens = model.tokenize_input(&request.text, request.max_tokens)?;
+                let work = expected_work(model, tokens.len(), request, compare)?;
+                within_budget(work, tokens.len())?;
+                context.progress.begin(work);
+                let problem =
+                    Problem::from_tokens(model, tokens, &request.target, &context).await?;
+                let forward_done = now_ms();
+                let output = maps(&problem, request, compare).await?;
+                Ok::<_, EngineError>((problem, forward_done, output))
+            })
         });
         let (problem, forward_done, output) = match computed {
             Ok(computed) => computed,
@@ -181,10 +196,11 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
         let params = &request.params;
         for map in to_measure {
             let started = now_ms();
-            count_for(Some((id, Some(map.method.clone()))));
+            // The problem keeps the run's context; the check's count is its own.
+            let counted = run_context(id, Some(map.method.clone())).progress;
             let outcome = parallel::on_pool(|| {
-                progress::begin(faithfulness::work(&map.scores, params.seed));
-                faithfulness::measure(&problem, &map.scores, params.baseline, params.seed)
+                counted.begin(faithfulness::work(&map.scores, params.seed));
+                now(faithfulness::measure(&problem, &map.scores, params.baseline, params.seed))
             })
             .map_err(|e| e.to_string());
             post(&FromWorker::Faithfulness {
@@ -194,7 +210,6 @@ fn run_request(id: u64, request: &Request, compare: &[String]) {
                 ms: now_ms() - started,
             });
         }
-        count_for(None);
     })
 }
 
@@ -264,21 +279,12 @@ fn within_budget(work: u64, seq: usize) -> Result<(), EngineError> {
     }
 }
 
-/// Tells the page how far the current run has come, on the worker's channel, when the whole
-/// percent it shows changes. Called by the engine on the thread that computes, after each block.
-fn report_progress(progress: Progress) {
-    let mut counted = COUNTED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let (Some(name), Some(counted)) = (CHANNEL_NAME.get(), counted.as_mut()) else { return };
-    let percent = progress.percent() as u64;
-    if counted.sent_percent.replace(percent) == Some(percent) {
-        return;
-    }
-    let message = FromWorker::RunProgress {
-        id: counted.id,
-        measuring: counted.measuring.clone(),
-        done: progress.done,
-        expected: progress.expected,
-    };
+/// Tells the page how far run `id` has come, on the worker's channel. Called by the run's progress
+/// sink on the thread that computes.
+fn report_progress(id: u64, measuring: Option<String>, progress: Progress) {
+    let Some(name) = CHANNEL_NAME.get() else { return };
+    let message =
+        FromWorker::RunProgress { id, measuring, done: progress.done, expected: progress.expected };
     let value = serde_wasm_bindgen::to_value(&message).expect("messages serialize");
     CHANNEL.with(|channel| {
         let mut channel = channel.borrow_mut();
@@ -293,28 +299,30 @@ fn report_progress(progress: Progress) {
 
 /// The maps of one run on `problem`: the request's own (faithfulness left for later), f(baseline)
 /// for completeness, and the compared methods with their pairwise agreement.
-fn maps(
-    problem: &Problem,
+async fn maps(
+    problem: &Problem<'_>,
     request: &Request,
     compare: &[String],
 ) -> Result<RunOutput, EngineError> {
     let attribution =
-        explain_request(problem, &Request { faithfulness: false, ..request.clone() })?;
+        explain_request(problem, &Request { faithfulness: false, ..request.clone() }).await?;
     let baseline_value = match attribution.completeness_error {
-        Some(_) => Some(problem.values(&[problem.baseline(request.params.baseline)?])?[0]),
+        Some(_) => Some(problem.values(&[problem.baseline(request.params.baseline)?]).await?[0]),
         None => None,
     };
-    let compared = compare
-        .iter()
-        .map(|name| {
-            let method = methods::by_name(name)?;
-            let scores = match name == &attribution.method {
-                true => attribution.scores.clone(),
-                false => method.attribute(problem, &request.params)?.values,
-            };
-            Ok(MethodScores { method: method.name().to_string(), signed: method.signed(), scores })
-        })
-        .collect::<Result<Vec<_>, EngineError>>()?;
+    let mut compared = Vec::with_capacity(compare.len());
+    for name in compare {
+        let method = methods::by_name(name)?;
+        let scores = match name == &attribution.method {
+            true => attribution.scores.clone(),
+            false => method.attribute(problem, &request.params).await?.values,
+        };
+        compared.push(MethodScores {
+            method: method.name().to_string(),
+            signed: method.signed(),
+            scores,
+        });
+    }
     let agreements = compared
         .iter()
         .enumerate()

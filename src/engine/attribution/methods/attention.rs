@@ -2,7 +2,9 @@
 //! for one layer and head or averaged over them. It shows where the model routes information,
 //! not what the prediction depends on; the page offers it for comparison with gradient methods.
 
-use crate::engine::attribution::methods::{AttributionMethod, MethodParams, Param, Scores};
+use crate::engine::attribution::methods::{
+    AttributionMethod, MethodInfo, MethodParams, Param, ScoresFuture,
+};
 use crate::engine::attribution::problem::Problem;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::runtime::progress;
@@ -10,21 +12,16 @@ use candle_core::{DType, Tensor};
 
 pub struct Attention;
 
+const INFO: MethodInfo = MethodInfo {
+    name: "attention",
+    label: "Attention weights",
+    signed: false,
+    params: &[Param::Layer, Param::Head],
+};
+
 impl AttributionMethod for Attention {
-    fn name(&self) -> &'static str {
-        "attention"
-    }
-
-    fn label(&self) -> &'static str {
-        "Attention weights"
-    }
-
-    fn signed(&self) -> bool {
-        false
-    }
-
-    fn params(&self) -> &'static [Param] {
-        &[Param::Layer, Param::Head]
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
     }
 
     /// One forward pass, which keeps every layer's attention probabilities.
@@ -32,18 +29,24 @@ impl AttributionMethod for Attention {
         progress::forward(1, seq)
     }
 
-    fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {
-        check_layer_and_head(problem, params)?;
-        let layers = match params.layer {
-            Some(layer) => layer..layer + 1,
-            None => 0..problem.model.config().layers,
-        };
-        let last = problem.len() - 1;
-        let rows = layers
-            .map(|layer| Ok(layer_attention(problem, layer, params.head)?.get(last)?))
-            .collect::<Result<Vec<_>>>()?;
-        let mean = Tensor::stack(&rows, 0)?.mean(0)?;
-        Ok(mean.to_dtype(DType::F32)?.to_vec1::<f32>()?.into())
+    fn attribute<'a>(
+        &'a self,
+        problem: &'a Problem<'_>,
+        params: &'a MethodParams,
+    ) -> ScoresFuture<'a> {
+        Box::pin(async move {
+            check_layer_and_head(problem, params)?;
+            let layers = match params.layer {
+                Some(layer) => layer..layer + 1,
+                None => 0..problem.model.config().layers,
+            };
+            let (last, attentions) = (problem.len() - 1, problem.attentions().await?);
+            let rows = layers
+                .map(|layer| Ok(layer_attention(attentions, layer, params.head)?.get(last)?))
+                .collect::<Result<Vec<_>>>()?;
+            let mean = Tensor::stack(&rows, 0)?.mean(0)?;
+            Ok(mean.to_dtype(DType::F32)?.to_vec1::<f32>()?.into())
+        })
     }
 }
 
@@ -66,14 +69,14 @@ pub(super) fn check_layer_and_head(problem: &Problem, params: &MethodParams) -> 
     Ok(())
 }
 
-/// Layer `layer`'s attention probabilities `(seq, seq)` on the input: head `head`'s, or the mean
-/// over heads.
+/// Layer `layer`'s attention probabilities `(seq, seq)` of `attentions` (every layer's, from
+/// `Problem::attentions`): head `head`'s, or the mean over heads.
 pub(super) fn layer_attention(
-    problem: &Problem,
+    attentions: &[Tensor],
     layer: usize,
     head: Option<usize>,
 ) -> Result<Tensor> {
-    let heads = problem.attentions()?[layer].squeeze(0)?; // (heads, seq, seq)
+    let heads = attentions[layer].squeeze(0)?; // (heads, seq, seq)
     Ok(match head {
         Some(head) => heads.get(head)?,
         None => heads.mean(0)?,

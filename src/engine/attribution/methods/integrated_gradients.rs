@@ -16,7 +16,7 @@
 //! rule on its quarter points, which is as exact (to cubics) and nests the same way.
 
 use crate::engine::attribution::methods::{
-    AttributionMethod, Baseline, MethodParams, Param, Scores,
+    AttributionMethod, Baseline, MethodInfo, MethodParams, Param, Scores, ScoresFuture,
 };
 use crate::engine::attribution::problem::Problem;
 use crate::engine::error::{EngineError, Result};
@@ -38,21 +38,16 @@ const ROUND_SHARE: f64 = 0.25;
 
 pub struct IntegratedGradients;
 
+const INFO: MethodInfo = MethodInfo {
+    name: "integrated_gradients",
+    label: "Integrated gradients",
+    signed: true,
+    params: &[Param::Steps, Param::Baseline],
+};
+
 impl AttributionMethod for IntegratedGradients {
-    fn name(&self) -> &'static str {
-        "integrated_gradients"
-    }
-
-    fn label(&self) -> &'static str {
-        "Integrated gradients"
-    }
-
-    fn signed(&self) -> bool {
-        true
-    }
-
-    fn params(&self) -> &'static [Param] {
-        &[Param::Steps, Param::Baseline]
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
     }
 
     fn gradient_inputs(&self, params: &MethodParams) -> usize {
@@ -67,27 +62,37 @@ impl AttributionMethod for IntegratedGradients {
             + progress::gradients(params.steps.saturating_sub(1), seq)
     }
 
-    fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {
-        if !(MIN_STEPS..=MAX_STEPS).contains(&params.steps) {
-            return Err(EngineError::InvalidRequest(format!(
-                "Integrated gradients needs between {MIN_STEPS} and {MAX_STEPS} steps (got {}).",
-                params.steps
-            )));
-        }
-        let path = Path::new(problem, params.baseline)?;
-        // The input's gradient first: it uses the kept forward pass, which any other pass frees.
-        let end = path.input_node()?;
-        let ends = [path.start()?, end];
-        let batch = problem.gradient_batch_rows().div_ceil(2);
-        let integral = adaptive_quadrature(params.steps, batch, ends, |alphas| path.nodes(alphas))?;
-        let change = integral.change;
-        // A relative error of an exactly zero change is undefined; report none rather than ∞.
-        let completeness_error = (change != 0.0)
-            .then(|| (integral.scores.iter().sum::<f64>() - change).abs() / change.abs());
-        Ok(Scores {
-            values: integral.scores.into_iter().map(|s| s as f32).collect(),
-            completeness_error,
-            gradients: Some(integral.gradients),
+    fn attribute<'a>(
+        &'a self,
+        problem: &'a Problem<'_>,
+        params: &'a MethodParams,
+    ) -> ScoresFuture<'a> {
+        Box::pin(async move {
+            if !(MIN_STEPS..=MAX_STEPS).contains(&params.steps) {
+                return Err(EngineError::InvalidRequest(format!(
+                    "Integrated gradients needs between {MIN_STEPS} and {MAX_STEPS} steps (got {}).",
+                    params.steps
+                )));
+            }
+            let path = Path::new(problem, params.baseline)?;
+            // The input's gradient first: it uses the kept forward pass, which any other pass frees.
+            let end = path.input_node().await?;
+            let ends = [path.start().await?, end];
+            let batch = problem.gradient_batch_rows().div_ceil(2);
+            let integral =
+                adaptive_quadrature(params.steps, batch, ends, async |alphas: &[f64]| {
+                    path.nodes(alphas).await
+                })
+                .await?;
+            let change = integral.change;
+            // A relative error of an exactly zero change is undefined; report none rather than ∞.
+            let completeness_error = (change != 0.0)
+                .then(|| (integral.scores.iter().sum::<f64>() - change).abs() / change.abs());
+            Ok(Scores {
+                values: integral.scores.into_iter().map(|s| s as f32).collect(),
+                completeness_error,
+                gradients: Some(integral.gradients),
+            })
         })
     }
 }
@@ -102,15 +107,15 @@ struct Integral {
 /// The adaptive rule, given the path's start (its value only) and end (α = 1, with its gradient)
 /// and a way to evaluate nodes (in batches of up to 2 · `batch_intervals`), taking at most
 /// `steps` gradients in all.
-fn adaptive_quadrature(
+async fn adaptive_quadrature(
     steps: usize,
     batch_intervals: usize,
     [start, end]: [PathNode; 2],
-    mut evaluate: impl FnMut(&[f64]) -> Result<Vec<PathNode>>,
+    mut evaluate: impl AsyncFnMut(&[f64]) -> Result<Vec<PathNode>>,
 ) -> Result<Integral> {
     let change = end.value - start.value;
     let mut nodes = vec![start, end];
-    nodes.extend(evaluate(&[0.25, 0.5, 0.75])?);
+    nodes.extend(evaluate(&[0.25, 0.5, 0.75]).await?);
     let mut mesh = vec![Interval::new(&nodes, 0, Rule::Milne([2, 3, 4]), 1)];
     let gradients = |nodes: &[PathNode]| nodes.len() - 1; // all but the start's
     while gradients(&nodes) + 2 <= steps {
@@ -124,7 +129,7 @@ fn adaptive_quadrature(
         }
         let alphas: Vec<f64> = split.iter().flat_map(|&k| mesh[k].new_nodes(&nodes)).collect();
         let first_new = nodes.len();
-        nodes.extend(evaluate(&alphas)?);
+        nodes.extend(evaluate(&alphas).await?);
         for (j, &k) in split.iter().enumerate() {
             let (left, right) = mesh[k].split(&nodes, [first_new + 2 * j, first_new + 2 * j + 1]);
             mesh[k] = left;
@@ -169,18 +174,15 @@ impl<'p, 'm> Path<'p, 'm> {
     }
 
     /// The baseline, α = 0: only its value, by a forward pass.
-    pub fn start(&self) -> Result<PathNode> {
-        Ok(PathNode {
-            alpha: 0.0,
-            value: self.problem.values(&[self.baseline.clone()])?[0],
-            per_token: Vec::new(),
-        })
+    pub async fn start(&self) -> Result<PathNode> {
+        let value = self.problem.values(std::slice::from_ref(&self.baseline)).await?[0];
+        Ok(PathNode { alpha: 0.0, value, per_token: Vec::new() })
     }
 
     /// α = 1 is the input itself: its gradient comes from the forward pass already kept, and its
     /// embeddings are exact rather than x' + (x − x'), which may round differently in f32.
-    fn input_node(&self) -> Result<PathNode> {
-        let gradient = self.problem.input_gradient()?;
+    async fn input_node(&self) -> Result<PathNode> {
+        let gradient = self.problem.input_gradient().await?;
         Ok(PathNode {
             alpha: 1.0,
             value: self.problem.input_value()?,
@@ -189,16 +191,22 @@ impl<'p, 'm> Path<'p, 'm> {
     }
 
     /// x' + α (x − x') at each α (the end too: there it may differ from x by f32 rounding).
-    pub fn nodes(&self, alphas: &[f64]) -> Result<Vec<PathNode>> {
+    pub async fn nodes(&self, alphas: &[f64]) -> Result<Vec<PathNode>> {
         let points = alphas
             .iter()
             .map(|&alpha| &self.baseline + (&self.delta * alpha)?)
             .collect::<candle_core::Result<Vec<_>>>()?;
         let mut nodes = Vec::with_capacity(alphas.len());
-        self.problem.gradients(&points, |k, value, gradient| {
-            nodes.push(PathNode { alpha: alphas[k], value, per_token: self.project(gradient)? });
-            Ok(())
-        })?;
+        self.problem
+            .gradients(&points, |k, value, gradient| {
+                nodes.push(PathNode {
+                    alpha: alphas[k],
+                    value,
+                    per_token: self.project(gradient)?,
+                });
+                Ok(())
+            })
+            .await?;
         Ok(nodes)
     }
 }
@@ -293,6 +301,7 @@ fn worst_intervals(mesh: &[Interval], nodes: &[PathNode], budget: usize) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::{adaptive_quadrature, Integral, PathNode};
+    use crate::engine::runtime::ready::now;
 
     /// Two tokens: a logistic step of width 1/200 at α = 0.85 (the shape of this model's paths) and a
     /// gentle parabola. PathNode values are f = f₁ + f₂; per-token integrands their derivatives.
@@ -317,10 +326,10 @@ mod tests {
             per_token: vec![f64::NAN; node(1.0).per_token.len()],
         };
         let mut evaluated = Vec::new();
-        let integral = adaptive_quadrature(steps, batch, [start, node(1.0)], |alphas| {
+        let integral = now(adaptive_quadrature(steps, batch, [start, node(1.0)], async |alphas| {
             evaluated.extend_from_slice(alphas);
             Ok(alphas.iter().map(|&a| node(a)).collect())
-        })
+        }))
         .unwrap();
         assert!(evaluated.iter().all(|&a| a > 0.0 && a < 1.0), "{evaluated:?}");
         (integral, evaluated)

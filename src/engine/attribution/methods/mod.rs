@@ -1,4 +1,7 @@
-//! Attribution methods, one file each, behind one small trait, listed in one registry.
+//! Attribution methods, one file each, behind one small trait, listed in one registry. What the
+//! page and the CLI show of a method (its name, label, sign and settings) is data, a
+//! [`MethodInfo`] per file; `attribute` is its computation, a future: the passes it asks of the
+//! problem may wait for a backend.
 
 mod attention;
 mod grad_x_input;
@@ -11,27 +14,63 @@ mod smoothgrad;
 pub use integrated_gradients::{Path, PathNode, MAX_STEPS, MIN_STEPS};
 pub use smoothgrad::MAX_SAMPLES;
 
-use crate::engine::attribution::problem::Problem;
+use crate::engine::attribution::problem::{Baseline, Problem};
+use crate::engine::cpu::memory::gradient_batch_rows;
 use crate::engine::error::{EngineError, Result};
+use crate::engine::model::arch::DecoderConfig;
+use crate::engine::runtime::context::GraphBudget;
 use crate::engine::runtime::progress;
 use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+
+/// What the page and the CLI show of a method.
+#[derive(Debug)]
+pub struct MethodInfo {
+    /// The name used in the page's select, the CLI's `--method` and exports.
+    pub name: &'static str,
+    /// A human label for the page.
+    pub label: &'static str,
+    /// Signed scores get a diverging colour scale, unsigned ones a sequential scale.
+    pub signed: bool,
+    /// The settings in [`MethodParams`] this method reads (the page shows only these).
+    pub params: &'static [Param],
+}
+
+/// A method's computation, which may wait for the backend's passes.
+pub type ScoresFuture<'a> = Pin<Box<dyn Future<Output = Result<Scores>> + 'a>>;
 
 pub trait AttributionMethod: Sync {
-    /// The name used in the page's select, the CLI's `--method` and exports.
-    fn name(&self) -> &'static str;
-    /// A human label for the page.
-    fn label(&self) -> &'static str;
-    /// Signed scores get a diverging colour scale, unsigned ones a sequential scale.
-    fn signed(&self) -> bool;
-    /// The settings in [`MethodParams`] this method reads (the page shows only these).
+    fn info(&self) -> &'static MethodInfo;
+    fn name(&self) -> &'static str {
+        self.info().name
+    }
+    fn label(&self) -> &'static str {
+        self.info().label
+    }
+    fn signed(&self) -> bool {
+        self.info().signed
+    }
     fn params(&self) -> &'static [Param] {
-        &[]
+        self.info().params
     }
     /// How many inputs besides the text the method takes gradients at through
     /// [`Problem::gradients`] (path points, noisy copies). Each batch of them keeps its own forward
-    /// graph next to the text's, which the page's memory estimate counts (`engine::memory`).
+    /// graph next to the text's, which the page's memory estimate counts (`attribution::memory`).
     fn gradient_inputs(&self, _params: &MethodParams) -> usize {
         0
+    }
+    /// How many inputs of `seq` tokens it takes gradients at in one batch besides the text (0 for
+    /// methods that need only the text's own backward pass): its gradient inputs, at most a batch
+    /// that fits `budget`.
+    fn batch_rows(
+        &self,
+        params: &MethodParams,
+        config: &DecoderConfig,
+        seq: usize,
+        budget: GraphBudget,
+    ) -> usize {
+        self.gradient_inputs(params).min(gradient_batch_rows(config, seq, budget))
     }
     /// The work [`Self::attribute`] does on a fresh problem of `seq` tokens, in
     /// [`progress`](crate::engine::runtime::progress) units (at most that, for a method that may stop
@@ -40,7 +79,11 @@ pub trait AttributionMethod: Sync {
         progress::backward(1, seq)
     }
     /// One score per input token.
-    fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores>;
+    fn attribute<'a>(
+        &'a self,
+        problem: &'a Problem<'_>,
+        params: &'a MethodParams,
+    ) -> ScoresFuture<'a>;
 }
 
 /// A method's result: one score per input token, and for path methods how far the scores are
@@ -57,35 +100,6 @@ pub struct Scores {
 impl From<Vec<f32>> for Scores {
     fn from(values: Vec<f32>) -> Self {
         Self { values, completeness_error: None, gradients: None }
-    }
-}
-
-/// What replaces a token's embedding where a method needs "no information" (integrated
-/// gradients' path start, occlusion, the deletion curve).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Baseline {
-    /// The embedding of the model's padding token (or end-of-text when it has none): a real
-    /// input the model has seen, so the path from it stays on the model's usual scale.
-    #[default]
-    Pad,
-    /// The zero vector. Near it f is steep (RMSNorm of a small x is about x / √eps), which the
-    /// adaptive path rule of integrated gradients resolves by splitting its intervals there.
-    Zero,
-}
-
-impl Baseline {
-    pub const ALL: [Baseline; 2] = [Baseline::Pad, Baseline::Zero];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Baseline::Pad => "pad",
-            Baseline::Zero => "zero",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|b| b.name() == name)
     }
 }
 
@@ -166,4 +180,39 @@ pub fn by_name(name: &str) -> Result<&'static dyn AttributionMethod> {
         found: name.to_string(),
         known: METHODS.iter().map(|m| m.name()).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::attribution::memory::max_tokens_within;
+    use crate::engine::attribution::memory::tests::{smollm2, PAGE, SMOLLM2_FILE};
+
+    #[test]
+    fn batch_rows_follow_the_method() {
+        let (params, config) = (MethodParams::default(), smollm2());
+        let by_name = |name| super::by_name(name).unwrap();
+        assert_eq!(by_name("saliency").batch_rows(&params, &config, 64, PAGE), 0);
+        assert_eq!(by_name("occlusion").batch_rows(&params, &config, 64, PAGE), 0);
+        let ig_rows = by_name("integrated_gradients").batch_rows(&params, &config, 64, PAGE);
+        assert_eq!(ig_rows, gradient_batch_rows(&config, 64, PAGE));
+        assert!((1..=4).contains(&ig_rows), "{ig_rows}");
+        // Never more rows than the method has inputs: 4 steps fill a batch of 4.
+        let few_steps = MethodParams { steps: 4, ..params.clone() };
+        assert_eq!(by_name("integrated_gradients").batch_rows(&few_steps, &config, 10, PAGE), 4);
+        assert_eq!(by_name("smoothgrad").batch_rows(&params, &config, 512, PAGE), 1);
+    }
+
+    #[test]
+    fn every_method_fits_512_tokens_in_a_gib() {
+        // The page's memory goal for the default model, by the estimate (BENCHMARKS.md measures it).
+        let (config, file) = (smollm2(), SMOLLM2_FILE);
+        for method in METHODS {
+            let params = MethodParams::default();
+            let fits = max_tokens_within(&config, file, 1 << 30, 512, PAGE, |n| {
+                method.batch_rows(&params, &config, n, PAGE)
+            });
+            assert_eq!(fits, 512, "{}", method.name());
+        }
+    }
 }

@@ -3,7 +3,9 @@
 //! f(x) − f(x with eᵢ := bᵢ). Exact forward passes, no gradients; a positive score means the
 //! token supported the prediction.
 
-use crate::engine::attribution::methods::{AttributionMethod, MethodParams, Param, Scores};
+use crate::engine::attribution::methods::{
+    AttributionMethod, MethodInfo, MethodParams, Param, ScoresFuture,
+};
 use crate::engine::attribution::problem::{self, Problem};
 use crate::engine::error::Result;
 use candle_core::Tensor;
@@ -15,21 +17,16 @@ const CHUNK_TOKENS: usize = 4096;
 
 pub struct Occlusion;
 
+const INFO: MethodInfo = MethodInfo {
+    name: "occlusion",
+    label: "Occlusion (leave one out)",
+    signed: true,
+    params: &[Param::Baseline],
+};
+
 impl AttributionMethod for Occlusion {
-    fn name(&self) -> &'static str {
-        "occlusion"
-    }
-
-    fn label(&self) -> &'static str {
-        "Occlusion (leave one out)"
-    }
-
-    fn signed(&self) -> bool {
-        true
-    }
-
-    fn params(&self) -> &'static [Param] {
-        &[Param::Baseline]
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
     }
 
     /// Occluding token i leaves the i positions before it as they were, which the passes of
@@ -38,17 +35,24 @@ impl AttributionMethod for Occlusion {
         problem::values_work(chunks(seq).map(|chunk| chunk.collect()), seq)
     }
 
-    fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {
-        let input = problem.input();
-        let baseline = problem.baseline(params.baseline)?;
-        let value = problem.input_value()?;
-        let mut scores = Vec::with_capacity(problem.len());
-        for chunk in chunks(problem.len()) {
-            let occluded =
-                chunk.map(|i| occlude(&input, &baseline, i)).collect::<Result<Vec<_>>>()?;
-            scores.extend(problem.values(&occluded)?.into_iter().map(|v| (value - v) as f32));
-        }
-        Ok(scores.into())
+    fn attribute<'a>(
+        &'a self,
+        problem: &'a Problem<'_>,
+        params: &'a MethodParams,
+    ) -> ScoresFuture<'a> {
+        Box::pin(async move {
+            let input = problem.input();
+            let baseline = problem.baseline(params.baseline)?;
+            let value = problem.input_value()?;
+            let mut scores = Vec::with_capacity(problem.len());
+            for chunk in chunks(problem.len()) {
+                let occluded =
+                    chunk.map(|i| occlude(&input, &baseline, i)).collect::<Result<Vec<_>>>()?;
+                let values = problem.values(&occluded).await?;
+                scores.extend(values.into_iter().map(|v| (value - v) as f32));
+            }
+            Ok(scores.into())
+        })
     }
 }
 

@@ -5,28 +5,25 @@
 use crate::engine::attribution::methods::attention::{
     check_layer_and_head, layer_attention, Attention,
 };
-use crate::engine::attribution::methods::{AttributionMethod, MethodParams, Param, Scores};
+use crate::engine::attribution::methods::{
+    AttributionMethod, MethodInfo, MethodParams, Param, Scores, ScoresFuture,
+};
 use crate::engine::attribution::problem::Problem;
 use crate::engine::error::Result;
 use candle_core::{DType, Tensor};
 
 pub struct Rollout;
 
+const INFO: MethodInfo = MethodInfo {
+    name: "rollout",
+    label: "Attention rollout",
+    signed: false,
+    params: &[Param::Layer, Param::Head],
+};
+
 impl AttributionMethod for Rollout {
-    fn name(&self) -> &'static str {
-        "rollout"
-    }
-
-    fn label(&self) -> &'static str {
-        "Attention rollout"
-    }
-
-    fn signed(&self) -> bool {
-        false
-    }
-
-    fn params(&self) -> &'static [Param] {
-        &[Param::Layer, Param::Head]
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
     }
 
     /// The same pass as attention's.
@@ -34,21 +31,29 @@ impl AttributionMethod for Rollout {
         Attention.work(seq, params)
     }
 
-    /// Through layers `0..=params.layer`, or all of them.
-    fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {
-        check_layer_and_head(problem, params)?;
-        let layers = params.layer.map_or(problem.model.config().layers, |layer| layer + 1);
-        let seq = problem.len();
-        let input = problem.input();
-        let identity = Tensor::eye(seq, input.dtype(), input.device())?;
-        // Only the last row of the product is needed: carry it as a row vector from the left,
-        // flow ← flow · Â_l for l = L … 1, which costs seq² per layer instead of seq³.
-        let mut flow = identity.narrow(0, seq - 1, 1)?; // (1, seq)
-        for layer in (0..layers).rev() {
-            let mixed = ((layer_attention(problem, layer, params.head)? + &identity)? * 0.5)?;
-            let mixed = mixed.broadcast_div(&mixed.sum_keepdim(1)?)?;
-            flow = flow.matmul(&mixed)?;
-        }
-        Ok(flow.squeeze(0)?.to_dtype(DType::F32)?.to_vec1::<f32>()?.into())
+    fn attribute<'a>(
+        &'a self,
+        problem: &'a Problem<'_>,
+        params: &'a MethodParams,
+    ) -> ScoresFuture<'a> {
+        Box::pin(async move { rollout(problem, params, problem.attentions().await?) })
     }
+}
+
+/// Through layers `0..=params.layer`, or all of them, on `attentions` (every layer's).
+fn rollout(problem: &Problem<'_>, params: &MethodParams, attentions: &[Tensor]) -> Result<Scores> {
+    check_layer_and_head(problem, params)?;
+    let layers = params.layer.map_or(problem.model.config().layers, |layer| layer + 1);
+    let seq = problem.len();
+    let input = problem.input();
+    let identity = Tensor::eye(seq, input.dtype(), input.device())?;
+    // Only the last row of the product is needed: carry it as a row vector from the left,
+    // flow ← flow · Â_l for l = L … 1, which costs seq² per layer instead of seq³.
+    let mut flow = identity.narrow(0, seq - 1, 1)?; // (1, seq)
+    for layer in (0..layers).rev() {
+        let mixed = ((layer_attention(attentions, layer, params.head)? + &identity)? * 0.5)?;
+        let mixed = mixed.broadcast_div(&mixed.sum_keepdim(1)?)?;
+        flow = flow.matmul(&mixed)?;
+    }
+    Ok(flow.squeeze(0)?.to_dtype(DType::F32)?.to_vec1::<f32>()?.into())
 }

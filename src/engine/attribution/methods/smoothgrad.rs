@@ -3,10 +3,13 @@
 //! comes from `params.seed` and is bit-identical natively and in wasm.
 
 use crate::engine::attribution::methods::saliency::row_norms;
-use crate::engine::attribution::methods::{AttributionMethod, MethodParams, Param, Scores};
+use crate::engine::attribution::methods::{
+    AttributionMethod, MethodInfo, MethodParams, Param, Scores, ScoresFuture,
+};
 use crate::engine::attribution::problem::Problem;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::runtime::progress;
+use crate::engine::runtime::random::SplitMix64;
 use candle_core::{DType, Tensor};
 
 /// Beyond this the mean no longer changes visibly and the page would wait for nothing.
@@ -14,21 +17,16 @@ pub const MAX_SAMPLES: usize = 256;
 
 pub struct SmoothGrad;
 
+const INFO: MethodInfo = MethodInfo {
+    name: "smoothgrad",
+    label: "SmoothGrad",
+    signed: false,
+    params: &[Param::Samples, Param::Sigma, Param::Seed],
+};
+
 impl AttributionMethod for SmoothGrad {
-    fn name(&self) -> &'static str {
-        "smoothgrad"
-    }
-
-    fn label(&self) -> &'static str {
-        "SmoothGrad"
-    }
-
-    fn signed(&self) -> bool {
-        false
-    }
-
-    fn params(&self) -> &'static [Param] {
-        &[Param::Samples, Param::Sigma, Param::Seed]
+    fn info(&self) -> &'static MethodInfo {
+        &INFO
     }
 
     fn gradient_inputs(&self, params: &MethodParams) -> usize {
@@ -39,45 +37,55 @@ impl AttributionMethod for SmoothGrad {
         progress::gradients(params.samples, seq)
     }
 
-    fn attribute(&self, problem: &Problem, params: &MethodParams) -> Result<Scores> {
-        if !(1..=MAX_SAMPLES).contains(&params.samples) {
-            return Err(EngineError::InvalidRequest(format!(
-                "SmoothGrad needs between 1 and {MAX_SAMPLES} samples (got {}).",
-                params.samples
-            )));
-        }
-        if !(params.sigma >= 0.0 && params.sigma.is_finite()) {
-            return Err(EngineError::InvalidRequest(format!(
-                "SmoothGrad's noise level must be a finite number ≥ 0 (got {}).",
-                params.sigma
-            )));
-        }
-        let input = problem.input();
-        let rms = input.to_dtype(DType::F64)?.sqr()?.mean_all()?.sqrt()?.to_scalar::<f64>()?;
-        let deviation = params.sigma as f64 * rms;
-        let mut normal = Normal::new(params.seed);
-        let mut noisy_copy = || -> Result<Tensor> {
-            let noise: Vec<f64> =
-                (0..input.elem_count()).map(|_| deviation * normal.sample()).collect();
-            let noise =
-                Tensor::from_vec(noise, input.shape(), input.device())?.to_dtype(input.dtype())?;
-            Ok((&input + noise)?)
-        };
+    fn attribute<'a>(
+        &'a self,
+        problem: &'a Problem<'_>,
+        params: &'a MethodParams,
+    ) -> ScoresFuture<'a> {
+        Box::pin(smoothgrad(problem, params))
+    }
+}
 
-        let mut total = Tensor::zeros(problem.len(), DType::F64, input.device())?;
-        let batch = problem.gradient_batch_rows();
-        for start in (0..params.samples).step_by(batch) {
-            let copies = (start..params.samples.min(start + batch))
-                .map(|_| noisy_copy())
-                .collect::<Result<Vec<_>>>()?;
-            problem.gradients(&copies, |_, _, gradient| {
+async fn smoothgrad(problem: &Problem<'_>, params: &MethodParams) -> Result<Scores> {
+    if !(1..=MAX_SAMPLES).contains(&params.samples) {
+        return Err(EngineError::InvalidRequest(format!(
+            "SmoothGrad needs between 1 and {MAX_SAMPLES} samples (got {}).",
+            params.samples
+        )));
+    }
+    if !(params.sigma >= 0.0 && params.sigma.is_finite()) {
+        return Err(EngineError::InvalidRequest(format!(
+            "SmoothGrad's noise level must be a finite number ≥ 0 (got {}).",
+            params.sigma
+        )));
+    }
+    let input = problem.input();
+    let rms = input.to_dtype(DType::F64)?.sqr()?.mean_all()?.sqrt()?.to_scalar::<f64>()?;
+    let deviation = params.sigma as f64 * rms;
+    let mut normal = Normal::new(params.seed);
+    let mut noisy_copy = || -> Result<Tensor> {
+        let noise: Vec<f64> =
+            (0..input.elem_count()).map(|_| deviation * normal.sample()).collect();
+        let noise =
+            Tensor::from_vec(noise, input.shape(), input.device())?.to_dtype(input.dtype())?;
+        Ok((&input + noise)?)
+    };
+
+    let mut total = Tensor::zeros(problem.len(), DType::F64, input.device())?;
+    let batch = problem.gradient_batch_rows();
+    for start in (0..params.samples).step_by(batch) {
+        let copies = (start..params.samples.min(start + batch))
+            .map(|_| noisy_copy())
+            .collect::<Result<Vec<_>>>()?;
+        problem
+            .gradients(&copies, |_, _, gradient| {
                 total = (&total + row_norms(gradient)?.to_dtype(DType::F64)?)?;
                 Ok(())
-            })?;
-        }
-        let mean = (total / params.samples as f64)?;
-        Ok(mean.to_dtype(DType::F32)?.to_vec1::<f32>()?.into())
+            })
+            .await?;
     }
+    let mean = (total / params.samples as f64)?;
+    Ok(mean.to_dtype(DType::F32)?.to_vec1::<f32>()?.into())
 }
 
 /// Standard normal deviates from a seed: SplitMix64 bits and Marsaglia's polar method. Every step
@@ -85,27 +93,18 @@ impl AttributionMethod for SmoothGrad {
 /// natively and in wasm; libm's `ln` (glibc here, Rust's libm port in wasm) may differ in the last
 /// bit, hence [`ln`] below.
 struct Normal {
-    state: u64,
+    bits: SplitMix64,
     spare: Option<f64>,
 }
 
 impl Normal {
     fn new(seed: u64) -> Self {
-        Self { state: seed, spare: None }
-    }
-
-    /// SplitMix64 (Steele, Lea and Flood 2014).
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        Self { bits: SplitMix64::new(seed), spare: None }
     }
 
     /// Uniform on [−1, 1), in steps of 2⁻⁵².
     fn symmetric_uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+        (self.bits.next_u64() >> 11) as f64 / (1u64 << 52) as f64 - 1.0
     }
 
     fn sample(&mut self) -> f64 {
@@ -152,7 +151,7 @@ mod tests {
     fn ln_matches_the_platform_logarithm() {
         let mut normal = Normal::new(1);
         for _ in 0..100_000 {
-            let s = (normal.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            let s = (normal.bits.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
             if s == 0.0 {
                 continue;
             }

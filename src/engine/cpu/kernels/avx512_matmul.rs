@@ -41,6 +41,7 @@ const DEPTH_BLOCK: usize = 256;
 /// # Safety
 /// [`available`] is true, and rows `i < m` of `out`, `n` values each from `out + i·out_stride`,
 /// are writable and nothing else reads or writes them during the call.
+#[allow(clippy::too_many_arguments)] // a product's operands, shape and strides, as BLAS takes them
 #[target_feature(enable = "avx512f")]
 pub unsafe fn multiply(
     out: *mut f32,
@@ -165,7 +166,7 @@ pub unsafe fn add_gradient_product(
     rows: usize,
     cols: usize,
 ) {
-    assert!(width % PANEL == 0 && columns.end <= cols, "avx512-matmul: gradient operands");
+    assert!(width.is_multiple_of(PANEL) && columns.end <= cols, "avx512-matmul: gradient operands");
     assert!(
         dxt.len() >= columns.len() * width && dyt.len() >= rows * width,
         "avx512-matmul: gradient out of bounds"
@@ -257,9 +258,9 @@ fn lane_mask(count: usize) -> __mmask16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::attribution::stats::SplitMix64;
     use crate::engine::cpu::kernels::dense::kernel_check::{check, values};
     use crate::engine::model::weights::pack;
+    use crate::engine::runtime::random::SplitMix64;
 
     /// The shapes: tile edges in rows and columns (1–3 beyond whole tiles or panels), `k` of 0, 1
     /// and past a depth block, a strided `x`, overwriting and adding to `out`.

@@ -91,7 +91,7 @@ pub fn gemm_multiply<T: WithDType>(
 /// check each kernel's test makes against the plain triple loop.
 #[cfg(test)]
 pub mod kernel_check {
-    use crate::engine::attribution::stats::SplitMix64;
+    use crate::engine::runtime::random::SplitMix64;
 
     /// `count` values in −1..=1, in steps of 1/1000.
     pub fn values(count: usize, rng: &mut SplitMix64) -> Vec<f32> {
@@ -101,6 +101,7 @@ pub mod kernel_check {
     /// Runs `kernel(out, out_stride, accumulate)`, once overwriting and once adding to `out`, and
     /// checks `out[i][c] = Σ_r lhs[i·lhs_stride + r] · rhs(r, c)` for `i < m`, `c < n`, `r < k`.
     /// `out` has rows of `n + 2` values: the two beyond the columns are NaN and must stay so.
+    #[allow(clippy::too_many_arguments)] // the product's shape and strides, as the kernels take them
     pub fn check(
         m: usize,
         k: usize,

@@ -37,7 +37,7 @@ pub struct Panels<'a> {
 
 /// Whether [`Panels::new`] reads a `rhs` of `n` columns, `col_stride` apart, where it lies.
 pub fn reads_in_place(n: usize, col_stride: usize) -> bool {
-    col_stride == 1 && n % PANEL == 0
+    col_stride == 1 && n.is_multiple_of(PANEL)
 }
 
 impl<'a> Panels<'a> {
@@ -191,8 +191,8 @@ impl Tile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::attribution::stats::SplitMix64;
     use crate::engine::cpu::kernels::dense::kernel_check::{check, values};
+    use crate::engine::runtime::random::SplitMix64;
 
     /// Every shape class: tails of rows (1–3 beyond whole tiles) and of columns (a partial last
     /// panel), k of 0 and 1, transposed and plain `rhs`, strided `lhs` and `out`, overwriting and

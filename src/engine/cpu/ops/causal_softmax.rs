@@ -4,6 +4,7 @@
 //! over the pool's threads, forward and backward.
 
 use crate::engine::cpu::ops::custom_op::contiguous_range;
+use crate::engine::runtime::context::StopToken;
 use crate::engine::runtime::parallel;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 
@@ -12,6 +13,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Shape, Tensor};
 /// `mask` is -inf beyond (square: `j > i`; longer keys: a prefix whose keys were computed before).
 pub struct CausalSoftmax {
     pub scale: f64,
+    pub stop: StopToken,
 }
 
 impl CausalSoftmax {
@@ -23,7 +25,7 @@ impl CausalSoftmax {
     ) -> candle_core::Result<Vec<T>> {
         let mut out = vec![T::zero(); x.len()];
         let scale = T::from_f64(self.scale);
-        parallel::by_rows([x], keys, &mut out, |row_index, [row], out_row| {
+        parallel::by_rows(&self.stop, [x], keys, &mut out, |row_index, [row], out_row| {
             let visible = row_index % queries + 1 + (keys - queries);
             let max = row[..visible].iter().fold(T::neg_infinity(), |m, v| m.max(*v * scale));
             let mut sum = T::zero();
@@ -72,10 +74,10 @@ impl CustomOp1 for CausalSoftmax {
         res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<Option<Tensor>> {
-        Ok(Some(
-            res.contiguous()?
-                .apply_op2_no_bwd(&grad_res.contiguous()?, &InputGradient { scale: self.scale })?,
-        ))
+        Ok(Some(res.contiguous()?.apply_op2_no_bwd(
+            &grad_res.contiguous()?,
+            &InputGradient { scale: self.scale, stop: self.stop.clone() },
+        )?))
     }
 }
 
@@ -83,13 +85,14 @@ impl CustomOp1 for CausalSoftmax {
 /// `∂L/∂x = s · y ⊙ (g − Σⱼ gⱼ yⱼ)`. Masked entries have y = 0, so get 0.
 struct InputGradient {
     scale: f64,
+    stop: StopToken,
 }
 
 impl InputGradient {
     fn rows<T: Real>(&self, y: &[T], g: &[T], keys: usize) -> candle_core::Result<Vec<T>> {
         let mut grad = vec![T::zero(); y.len()];
         let scale = T::from_f64(self.scale);
-        parallel::by_rows([y, g], keys, &mut grad, |_, [y, g], grad| {
+        parallel::by_rows(&self.stop, [y, g], keys, &mut grad, |_, [y, g], grad| {
             let dot = y.iter().zip(g).fold(T::zero(), |sum, (&y, &g)| sum + y * g);
             for ((out, &y), &g) in grad.iter_mut().zip(y).zip(g) {
                 *out = scale * y * (g - dot);
@@ -185,7 +188,7 @@ mod tests {
     fn fewer_queries_than_keys_are_the_square_map_s_last_rows() {
         let values: Vec<f64> = (0..2 * 25).map(|i| ((i * 37 % 23) as f64 - 11.0) / 7.0).collect();
         let square = Tensor::from_vec(values, (2, 5, 5), &Device::Cpu).unwrap();
-        let op = || CausalSoftmax { scale: 0.5 };
+        let op = || CausalSoftmax { scale: 0.5, stop: Default::default() };
         let full = square.apply_op1(op()).unwrap();
         let last_two =
             square.narrow(1, 3, 2).unwrap().contiguous().unwrap().apply_op1(op()).unwrap();

@@ -7,33 +7,45 @@
 use crate::engine::cpu::kernels::dense::{gemm_multiply, Matrix, Output};
 use crate::engine::cpu::ops::custom_op::contiguous_range;
 use crate::engine::error::Result;
+use crate::engine::runtime::context::StopToken;
 use crate::engine::runtime::parallel;
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor, WithDType};
 
 /// `q · kᵀ` per head: `q` `(batch, heads, seq, hd)`, `k` `(batch, kv_heads, seq, hd)` →
 /// `(batch, heads, seq, seq)`; query head `h` reads key head `h / (heads / kv_heads)`.
-pub fn scores(q: &Tensor, k: &Tensor) -> Result<Tensor> {
+pub fn scores(stop: &StopToken, q: &Tensor, k: &Tensor) -> Result<Tensor> {
     Ok(q.contiguous()?.apply_op2(
         &k.contiguous()?,
-        HeadProduct { transpose_left: false, transpose_right: true, heads: Heads::Spread },
+        HeadProduct {
+            transpose_left: false,
+            transpose_right: true,
+            heads: Heads::Spread,
+            stop: stop.clone(),
+        },
     )?)
 }
 
 /// `probs · v` per head: `probs` `(batch, heads, seq, seq)`, `v` `(batch, kv_heads, seq, hd)` →
 /// `(batch, heads, seq, hd)`, grouped as in [`scores`].
-pub fn mix(probs: &Tensor, v: &Tensor) -> Result<Tensor> {
+pub fn mix(stop: &StopToken, probs: &Tensor, v: &Tensor) -> Result<Tensor> {
     Ok(probs.contiguous()?.apply_op2(
         &v.contiguous()?,
-        HeadProduct { transpose_left: false, transpose_right: false, heads: Heads::Spread },
+        HeadProduct {
+            transpose_left: false,
+            transpose_right: false,
+            heads: Heads::Spread,
+            stop: stop.clone(),
+        },
     )?)
 }
 
 /// `op(left head) · op(right head)`, `op` a transpose where asked.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct HeadProduct {
     transpose_left: bool,
     transpose_right: bool,
     heads: Heads,
+    stop: StopToken,
 }
 
 /// Which heads meet.
@@ -126,7 +138,7 @@ impl HeadProduct {
         }
         let mut out = vec![T::zero(); batch * out_heads * m * n];
         let pieces = out.chunks_mut((m * n).max(1)).enumerate().collect();
-        parallel::map(pieces, |(index, out): (usize, &mut [T])| {
+        parallel::map(&self.stop, pieces, |(index, out): (usize, &mut [T])| {
             let (b, head) = (index / out_heads, index % out_heads);
             // Which (left head, right head) pairs make this output head, counting over the batch.
             let pairs: Vec<(usize, usize)> = match self.heads {
@@ -205,12 +217,14 @@ impl CustomOp2 for HeadProduct {
                 transpose_left: false,
                 transpose_right: !self.transpose_right,
                 heads: Heads::Spread,
+                stop: self.stop.clone(),
             },
         )?;
         let sum = HeadProduct {
             transpose_left: true,
             transpose_right: false,
             heads: Heads::Sum { groups: right.dim(1)? },
+            stop: self.stop.clone(),
         };
         let d_right = match self.transpose_right {
             true => grad.apply_op2_no_bwd(left, &sum)?,
@@ -223,7 +237,7 @@ impl CustomOp2 for HeadProduct {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::attribution::stats::SplitMix64;
+    use crate::engine::runtime::random::SplitMix64;
     use candle_core::{Device, Var};
 
     fn tensor(shape: (usize, usize, usize, usize), seed: u64) -> Var {
@@ -251,10 +265,15 @@ mod tests {
         let (q, k, v) = (tensor((2, 6, 5, 4), 1), tensor((2, 2, 5, 4), 2), tensor((2, 2, 5, 4), 3));
         let mixing = tensor((2, 6, 5, 4), 4);
         let ours = |q: &Tensor, k: &Tensor, v: &Tensor| {
-            let scores = scores(q, k).unwrap();
+            let scores = scores(&Default::default(), q, k).unwrap();
             (
                 scores.clone(),
-                mix(&candle_nn::ops::softmax(&scores, candle_core::D::Minus1).unwrap(), v).unwrap(),
+                mix(
+                    &Default::default(),
+                    &candle_nn::ops::softmax(&scores, candle_core::D::Minus1).unwrap(),
+                    v,
+                )
+                .unwrap(),
             )
         };
         let theirs = |q: &Tensor, k: &Tensor, v: &Tensor| {

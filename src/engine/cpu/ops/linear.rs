@@ -21,6 +21,7 @@ use crate::engine::cpu::kernels::panel_matmul;
 use crate::engine::cpu::ops::custom_op::contiguous_range;
 use crate::engine::error::Result;
 use crate::engine::model::weights::{QuantizedMatrix, PANEL};
+use crate::engine::runtime::context::StopToken;
 use crate::engine::runtime::parallel;
 use candle_core::{CpuStorage, CustomOp1, Layout, Shape, Tensor, WithDType};
 use std::borrow::Cow;
@@ -30,11 +31,13 @@ use std::ops::Range;
 #[derive(Clone)]
 pub struct FrozenLinear {
     weight: QuantizedMatrix,
+    /// The run's stop token: every product's maps check it.
+    stop: StopToken,
 }
 
 impl FrozenLinear {
-    pub fn new(weight: QuantizedMatrix) -> Self {
-        Self { weight }
+    pub fn new(weight: QuantizedMatrix, stop: StopToken) -> Self {
+        Self { weight, stop }
     }
 
     pub fn out_features(&self) -> usize {
@@ -61,7 +64,7 @@ impl FrozenLinear {
             .row_groups()
             .flat_map(|group| parallel::split(group, parallel::pieces(), COLUMN_UNIT))
             .collect();
-        let pieces = parallel::map(blocks, |rows: Range<usize>| {
+        let pieces = parallel::map(&self.stop, blocks, |rows: Range<usize>| {
             T::forward_block(&self.weight, out.columns(rows.clone()), x, rows)
         });
         pieces
@@ -85,9 +88,9 @@ impl FrozenLinear {
             // One block per thread, not per piece: each piece multiplies by every block, and gemm
             // (a short text's products) pays a fixed cost per call (measured: saliency at 16
             // tokens 558-562 ms against 607-629 ms with a block per piece).
-            let blocks = row_blocks(group, 1, |rows| dequantized(&self.weight, rows))?;
+            let blocks = row_blocks(&self.stop, group, 1, |rows| dequantized(&self.weight, rows))?;
             let columns = parallel::split(0..inputs, parallel::pieces(), COLUMN_UNIT);
-            parallel::map(columns, |columns: Range<usize>| {
+            parallel::map(&self.stop, columns, |columns: Range<usize>| {
                 for (b, (rows, w)) in blocks.iter().enumerate() {
                     // grad[:, columns] (+)= dy[:, rows] (n × len) · w_block[:, columns] (len × width).
                     let lhs =
@@ -132,6 +135,7 @@ impl FrozenLinear {
         let mut dyt = vec![0.0f32; outputs * width];
         let per_piece = outputs.div_ceil(parallel::pieces()).max(1);
         parallel::map(
+            &self.stop,
             dyt.chunks_mut(per_piece * width).enumerate().collect(),
             |(b, rows): (usize, &mut [f32])| {
                 for (at, row) in rows.chunks_exact_mut(width).enumerate() {
@@ -146,10 +150,10 @@ impl FrozenLinear {
         let mut sums: Vec<(Range<usize>, Vec<f32>)> =
             columns.into_iter().map(|c| (c.clone(), vec![0.0; c.len() * width])).collect();
         for group in self.weight.row_groups() {
-            let blocks = row_blocks(group, PANEL, |rows| {
+            let blocks = row_blocks(&self.stop, group, PANEL, |rows| {
                 self.weight.panels(rows).map_err(candle_core::Error::wrap)
             })?;
-            sums = parallel::map(sums, |(columns, mut dxt)| {
+            sums = parallel::map(&self.stop, sums, |(columns, mut dxt)| {
                 for (rows, w) in &blocks {
                     // SAFETY: the caller checked that the CPU has AVX-512.
                     unsafe {
@@ -170,7 +174,7 @@ impl FrozenLinear {
         }
         let mut grad = vec![0.0f32; n * inputs];
         let out = ColumnBlocks::new(&mut grad, n, inputs);
-        parallel::map(sums, |(columns, dxt)| {
+        parallel::map(&self.stop, sums, |(columns, dxt)| {
             let out = out.columns(columns.clone());
             for i in 0..n {
                 // SAFETY: row i of this piece's own columns (`ColumnBlocks::columns`).
@@ -259,11 +263,12 @@ trait Element: WithDType {
 /// A group of `W`'s rows cut into one block per thread (whole `unit`s), each fetched by `fetch`
 /// (dequantized, borrowed or packed) on its thread: the blocks every piece of `dy · W` reads.
 fn row_blocks<B: Send>(
+    stop: &StopToken,
     group: Range<usize>,
     unit: usize,
     fetch: impl Fn(Range<usize>) -> candle_core::Result<B> + Sync + Send,
 ) -> candle_core::Result<Vec<(Range<usize>, B)>> {
-    parallel::map(parallel::split(group, parallel::threads(), unit), |rows: Range<usize>| {
+    parallel::map(stop, parallel::split(group, parallel::threads(), unit), |rows: Range<usize>| {
         Ok((rows.clone(), fetch(rows)?))
     })
     .map_err(candle_core::Error::wrap)?
@@ -457,8 +462,8 @@ fn rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::attribution::stats::SplitMix64;
     use crate::engine::model::weights::WeightStorage;
+    use crate::engine::runtime::random::SplitMix64;
     use candle_core::quantized::GgmlDType;
     use candle_core::{DType, Device};
     use std::sync::Arc;
@@ -472,7 +477,10 @@ mod tests {
         let w = values(rows * cols, rng);
         let bytes = w.iter().flat_map(|&v| (v as f32).to_le_bytes()).collect();
         let matrix = QuantizedMatrix::new(Arc::new(bytes), 0, GgmlDType::F32, rows, cols).unwrap();
-        (FrozenLinear::new(matrix), w.iter().map(|&v| v as f32 as f64).collect())
+        (
+            FrozenLinear::new(matrix, Default::default()),
+            w.iter().map(|&v| v as f32 as f64).collect(),
+        )
     }
 
     /// Within `tolerance` of the largest |want|: f64 sums differ from the plain loop's by a few
@@ -513,7 +521,10 @@ mod tests {
                 })
                 .collect();
             for storage in WeightStorage::ALL {
-                let linear = FrozenLinear::new(linear.weight.clone().stored(storage).unwrap());
+                let linear = FrozenLinear::new(
+                    linear.weight.clone().stored(storage).unwrap(),
+                    Default::default(),
+                );
                 for (dtype, tolerance) in
                     [(DType::F64, 1e-12), (DType::F32, 1e-6 * (rows.max(cols) as f64).sqrt())]
                 {

@@ -4,6 +4,7 @@
 //! while the others wait; two norms per layer made them about 5 % of the page's time.
 
 use crate::engine::cpu::ops::custom_op::contiguous_range;
+use crate::engine::runtime::context::StopToken;
 use crate::engine::runtime::parallel;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor, WithDType};
 use std::ops::Range;
@@ -12,6 +13,7 @@ use std::ops::Range;
 /// (the engine differentiates with respect to its input only).
 pub struct RmsNorm {
     pub eps: f64,
+    pub stop: StopToken,
 }
 
 impl CustomOp2 for RmsNorm {
@@ -48,8 +50,11 @@ impl CustomOp2 for RmsNorm {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad =
-            x.apply_op3_no_bwd(weight, &grad_res.contiguous()?, &InputGradient { eps: self.eps })?;
+        let grad = x.apply_op3_no_bwd(
+            weight,
+            &grad_res.contiguous()?,
+            &InputGradient { eps: self.eps, stop: self.stop.clone() },
+        )?;
         Ok((Some(grad), None))
     }
 }
@@ -57,7 +62,7 @@ impl CustomOp2 for RmsNorm {
 impl RmsNorm {
     fn normalise<T: WithDType>(&self, x: &[T], weight: &[T]) -> candle_core::Result<Vec<T>> {
         let mut out = vec![T::zero(); x.len()];
-        parallel::by_rows([x], weight.len(), &mut out, |_, [row], out| {
+        parallel::by_rows(&self.stop, [x], weight.len(), &mut out, |_, [row], out| {
             let r = inverse_rms(row, self.eps);
             for ((o, &v), &w) in out.iter_mut().zip(row).zip(weight) {
                 *o = v * r * w;
@@ -72,6 +77,7 @@ impl RmsNorm {
 /// and `r = 1 / sqrt(mean(x²) + eps)` of the row: `∂L/∂x = r·g − x · r³ · Σ(g ⊙ x) / width`.
 struct InputGradient {
     eps: f64,
+    stop: StopToken,
 }
 
 impl CustomOp3 for InputGradient {
@@ -121,7 +127,7 @@ impl InputGradient {
         }
         let width = weight.len();
         let mut grad = vec![T::zero(); x.len()];
-        parallel::by_rows([x, dy], width, &mut grad, |_, [row, dy], grad| {
+        parallel::by_rows(&self.stop, [x, dy], width, &mut grad, |_, [row, dy], grad| {
             let r = inverse_rms(row, self.eps);
             let dot = row
                 .iter()
@@ -160,7 +166,7 @@ fn operands(x: &Layout, weight: &Layout) -> candle_core::Result<(Range<usize>, R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::attribution::stats::SplitMix64;
+    use crate::engine::runtime::random::SplitMix64;
     use candle_core::{DType, Device, Var};
 
     fn values(count: usize, seed: u64) -> Vec<f64> {
@@ -173,7 +179,7 @@ mod tests {
     const EPS: f64 = 1e-5;
 
     fn norm(x: &Tensor, weight: &Tensor) -> Tensor {
-        x.apply_op2(weight, RmsNorm { eps: EPS }).unwrap()
+        x.apply_op2(weight, RmsNorm { eps: EPS, stop: Default::default() }).unwrap()
     }
 
     #[test]

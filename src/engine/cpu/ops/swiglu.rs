@@ -6,15 +6,16 @@
 use crate::engine::cpu::kernels::lanes::{self, Lanes};
 use crate::engine::cpu::ops::custom_op::contiguous_range;
 use crate::engine::error::Result;
+use crate::engine::runtime::context::StopToken;
 use crate::engine::runtime::parallel;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor, WithDType};
 
 /// `silu(gate) ⊙ up`, with `silu(g) = g · σ(g)`; both `(..., hidden)` of one shape.
-pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
-    Ok(gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)?)
+pub fn swiglu(stop: &StopToken, gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+    Ok(gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu(stop.clone()))?)
 }
 
-struct SwiGlu;
+struct SwiGlu(StopToken);
 
 impl CustomOp2 for SwiGlu {
     fn name(&self) -> &'static str {
@@ -39,10 +40,10 @@ impl CustomOp2 for SwiGlu {
             (contiguous_range("swiglu", gate_layout)?, contiguous_range("swiglu", up_layout)?);
         let out = match (gate, up) {
             (CpuStorage::F32(gate), CpuStorage::F32(up)) => {
-                CpuStorage::F32(forward(&gate[g], &up[u])?)
+                CpuStorage::F32(forward(&self.0, &gate[g], &up[u])?)
             }
             (CpuStorage::F64(gate), CpuStorage::F64(up)) => {
-                CpuStorage::F64(forward(&gate[g], &up[u])?)
+                CpuStorage::F64(forward(&self.0, &gate[g], &up[u])?)
             }
             _ => candle_core::bail!("swiglu: only f32 and f64 inputs of one type are supported"),
         };
@@ -56,14 +57,15 @@ impl CustomOp2 for SwiGlu {
         _res: &Tensor,
         grad_res: &Tensor,
     ) -> candle_core::Result<(Option<Tensor>, Option<Tensor>)> {
-        let both = gate.apply_op3_no_bwd(up, &grad_res.contiguous()?, &Gradients)?;
+        let both =
+            gate.apply_op3_no_bwd(up, &grad_res.contiguous()?, &Gradients(self.0.clone()))?;
         Ok((Some(both.get(0)?), Some(both.get(1)?)))
     }
 }
 
 /// The backward pass's op, from `gate`, `up` and `dy = ∂L/∂y`: `(2, ...)`, the gradients with
 /// respect to `gate` then `up`: `dy · up · σ(g)(1 + g(1 − σ(g)))` and `dy · silu(g)`.
-struct Gradients;
+struct Gradients(StopToken);
 
 impl CustomOp3 for Gradients {
     fn name(&self) -> &'static str {
@@ -89,10 +91,10 @@ impl CustomOp3 for Gradients {
         );
         let both = match (gate, up, dy) {
             (CpuStorage::F32(gate), CpuStorage::F32(up), CpuStorage::F32(dy)) => {
-                CpuStorage::F32(backward(&gate[g], &up[u], &dy[d])?)
+                CpuStorage::F32(backward(&self.0, &gate[g], &up[u], &dy[d])?)
             }
             (CpuStorage::F64(gate), CpuStorage::F64(up), CpuStorage::F64(dy)) => {
-                CpuStorage::F64(backward(&gate[g], &up[u], &dy[d])?)
+                CpuStorage::F64(backward(&self.0, &gate[g], &up[u], &dy[d])?)
             }
             _ => candle_core::bail!("swiglu: only f32 and f64 operands of one type are supported"),
         };
@@ -107,23 +109,28 @@ fn piece_len(len: usize) -> usize {
     len.div_ceil(parallel::pieces()).next_multiple_of(4).max(4)
 }
 
-fn forward<T: Gate>(gate: &[T], up: &[T]) -> candle_core::Result<Vec<T>> {
+fn forward<T: Gate>(stop: &StopToken, gate: &[T], up: &[T]) -> candle_core::Result<Vec<T>> {
     let mut out = vec![T::zero(); gate.len()];
     let piece = piece_len(gate.len());
     let pieces = gate.chunks(piece).zip(up.chunks(piece)).zip(out.chunks_mut(piece)).collect();
-    parallel::map(pieces, |((gate, up), out)| T::forward(gate, up, out))
+    parallel::map(stop, pieces, |((gate, up), out)| T::forward(gate, up, out))
         .map_err(candle_core::Error::wrap)?;
     Ok(out)
 }
 
 /// The gradients with respect to `gate` and `up`, one after the other.
-fn backward<T: Gate>(gate: &[T], up: &[T], dy: &[T]) -> candle_core::Result<Vec<T>> {
+fn backward<T: Gate>(
+    stop: &StopToken,
+    gate: &[T],
+    up: &[T],
+    dy: &[T],
+) -> candle_core::Result<Vec<T>> {
     let mut both = vec![T::zero(); 2 * gate.len()];
     let (d_gate, d_up) = both.split_at_mut(gate.len());
     let piece = piece_len(gate.len());
     let inputs = gate.chunks(piece).zip(up.chunks(piece)).zip(dy.chunks(piece));
     let pieces = inputs.zip(d_gate.chunks_mut(piece).zip(d_up.chunks_mut(piece))).collect();
-    parallel::map(pieces, |(((gate, up), dy), (d_gate, d_up))| {
+    parallel::map(stop, pieces, |(((gate, up), dy), (d_gate, d_up))| {
         T::backward(gate, up, dy, d_gate, d_up)
     })
     .map_err(candle_core::Error::wrap)?;
@@ -216,7 +223,7 @@ fn by_lanes<const I: usize, const O: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::attribution::stats::SplitMix64;
+    use crate::engine::runtime::random::SplitMix64;
     use candle_core::{DType, Device, Var};
 
     fn values(count: usize, seed: u64) -> Vec<f64> {
@@ -232,10 +239,11 @@ mod tests {
         let (gate, up, dy) = (values(LEN, 1), values(LEN, 2), values(LEN, 3));
         let single = |v: &[f64]| v.iter().map(|&x| x as f32).collect::<Vec<f32>>();
         let double = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<f64>>();
-        let want = [forward(&gate, &up).unwrap(), backward(&gate, &up, &dy).unwrap()];
+        let stop = StopToken::new();
+        let want = [forward(&stop, &gate, &up).unwrap(), backward(&stop, &gate, &up, &dy).unwrap()];
         let got = [
-            double(forward(&single(&gate), &single(&up)).unwrap()),
-            double(backward(&single(&gate), &single(&up), &single(&dy)).unwrap()),
+            double(forward(&stop, &single(&gate), &single(&up)).unwrap()),
+            double(backward(&stop, &single(&gate), &single(&up), &single(&dy)).unwrap()),
         ];
         for (name, got, want) in [("value", &got[0], &want[0]), ("gradients", &got[1], &want[1])] {
             assert_eq!(got.len(), want.len());
@@ -253,7 +261,7 @@ mod tests {
         let up = Var::from_vec(values(LEN, 5), LEN, &device).unwrap();
         let weights = Tensor::from_vec(values(LEN, 6), LEN, &device).unwrap();
         let loss = |gate: &Tensor, up: &Tensor| {
-            swiglu(gate, up).unwrap().mul(&weights).unwrap().sum_all().unwrap()
+            swiglu(&Default::default(), gate, up).unwrap().mul(&weights).unwrap().sum_all().unwrap()
         };
         let grads = loss(gate.as_tensor(), up.as_tensor()).backward().unwrap();
         let h = 1e-6;

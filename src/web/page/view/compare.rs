@@ -108,7 +108,6 @@ pub fn ComparePanel(ui: Ui) -> impl IntoView {
         let agreements = output
             .agreements
             .iter()
-            .cloned()
             .map(|g| {
                 let text = g.spearman.map(|r| format!("ρ = {r:.2}")).unwrap_or_else(|| "ρ undefined (a constant map)".into());
                 view! {

@@ -2,7 +2,8 @@
 //! Cancel, and how the map is shown. Each writes one part of `Settings` through `Ui::change`.
 
 use crate::engine::attribution::grouping::Granularity;
-use crate::engine::attribution::methods::{Baseline, Param, METHODS};
+use crate::engine::attribution::methods::{Param, METHODS};
+use crate::engine::attribution::problem::Baseline;
 use crate::state::settings::{Normalisation, Reduce, Settings};
 use crate::web::page::ui::{Rerun, Ui};
 use leptos::prelude::*;

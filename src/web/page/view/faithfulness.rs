@@ -3,7 +3,7 @@
 //! against random orders. Measured by the worker after the map is shown.
 
 use crate::engine::attribution::faithfulness::Faithfulness;
-use crate::engine::attribution::methods::Baseline;
+use crate::engine::attribution::problem::Baseline;
 use crate::engine::model::token_text::visible;
 use crate::state::format::short;
 use crate::web::page::ui::{Measurement, Ui};

@@ -3,13 +3,13 @@
 //! input is the prefix and the first j continuation tokens and whose target is continuation token
 //! j, so the rows form a lower-triangular matrix (token × earlier token).
 
-use crate::engine::api::Prediction;
-use crate::engine::attribution::methods::{self, MethodParams};
-use crate::engine::attribution::objective::TargetKind;
-use crate::engine::attribution::problem::{Problem, TargetChoice, TargetSpec};
+use crate::engine::api::request::Request;
+use crate::engine::attribution::methods;
+use crate::engine::attribution::problem::{Prediction, Problem, TargetChoice, TargetSpec};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::tokenizer::Token;
 use crate::engine::model::Model;
+use crate::engine::runtime::context::RunContext;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -30,19 +30,18 @@ pub struct ContinuationRow {
     pub scores: Vec<f32>,
 }
 
-/// Explains each token of `continuation` after `prefix` with `method`, on the quantity `kind` of
-/// that token. `max_tokens` bounds the prefix and continuation together.
-pub fn attribute_continuation(
+/// Explains each token of `continuation` after the request's text with its method and settings, on
+/// the quantity its target asks of that token (the target's token and foil are not used). The
+/// request's `max_tokens` bounds the text and continuation together.
+pub async fn attribute_continuation(
     model: &Model,
-    prefix: &str,
+    request: &Request,
     continuation: &str,
-    kind: TargetKind,
-    method: &str,
-    params: &MethodParams,
-    max_tokens: Option<usize>,
+    context: &RunContext,
 ) -> Result<Continuation> {
-    let method = methods::by_name(method)?;
-    let mut tokens = model.tokenize_input(prefix, max_tokens)?;
+    let (method, params, max_tokens) =
+        (methods::by_name(&request.method)?, &request.params, request.max_tokens);
+    let mut tokens = model.tokenize_input(&request.text, max_tokens)?;
     let output_start = tokens.len();
     // Tokenized on its own, as the model would have produced it token by token after the prefix.
     tokens.extend(model.tokenizer.tokenize_continuation(continuation)?);
@@ -51,18 +50,21 @@ pub fn attribute_continuation(
             "The continuation is empty: type the text that follows.".into(),
         ));
     }
-    let context = model.config().context_length;
-    let max = max_tokens.map_or(context, |m| m.min(context));
+    let length = model.config().context_length;
+    let max = max_tokens.map_or(length, |m| m.min(length));
     if tokens.len() > max {
-        return Err(EngineError::TextTooLong { tokens: tokens.len(), max, context });
+        return Err(EngineError::TextTooLong { tokens: tokens.len(), max, context: length });
     }
-    let rows = (output_start..tokens.len())
-        .map(|end| {
-            let spec = TargetSpec { token: TargetChoice::Id(tokens[end].id), kind, foil: None };
-            let problem = Problem::from_tokens(model, tokens[..end].to_vec(), &spec)?;
-            let scores = method.attribute(&problem, params)?.values;
-            Ok(ContinuationRow { target: Prediction::of(&problem, tokens[end].id)?, scores })
-        })
-        .collect::<Result<_>>()?;
+    let mut rows = Vec::with_capacity(tokens.len() - output_start);
+    for end in output_start..tokens.len() {
+        let spec = TargetSpec {
+            token: TargetChoice::Id(tokens[end].id),
+            kind: request.target.kind,
+            foil: None,
+        };
+        let problem = Problem::from_tokens(model, tokens[..end].to_vec(), &spec, context).await?;
+        let scores = method.attribute(&problem, params).await?.values;
+        rows.push(ContinuationRow { target: Prediction::of(&problem, tokens[end].id)?, scores });
+    }
     Ok(Continuation { tokens, output_start, rows })
 }

@@ -1,68 +1,23 @@
-//! The engine's front door: text + target + method in, tokens + prediction + scores out.
+//! The engine's front door: text + target + method in, tokens + prediction + scores out; and what
+//! a request asks beyond one method's scores (a continuation explained token by token).
 
-use crate::engine::attribution::continuation::{attribute_continuation, Continuation};
+pub mod continuation;
+pub mod request;
+
 use crate::engine::attribution::faithfulness::{self, Faithfulness};
 use crate::engine::attribution::methods::{self, MethodParams};
 use crate::engine::attribution::objective::TargetKind;
-use crate::engine::attribution::problem::{top_indices, Problem, TargetSpec};
+pub use crate::engine::attribution::problem::Prediction;
+use crate::engine::attribution::problem::{top_indices, Problem};
 use crate::engine::error::Result;
 use crate::engine::model::tokenizer::Token;
 use crate::engine::model::Model;
+use crate::engine::runtime::context::RunContext;
 use crate::engine::runtime::progress;
+use crate::engine::runtime::ready::now;
+use continuation::{attribute_continuation, Continuation};
+pub use request::Request;
 use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Request {
-    pub text: String,
-    pub target: TargetSpec,
-    pub method: String,
-    #[serde(default)]
-    pub params: MethodParams,
-    /// How many top predictions to report.
-    pub top_k: usize,
-    /// Refuse longer texts (below the model's context), to bound memory.
-    pub max_tokens: Option<usize>,
-    /// Also measure how faithful the scores are (deletion curve, comprehensiveness, sufficiency).
-    #[serde(default)]
-    pub faithfulness: bool,
-    /// Also explain each token of this text, read as the continuation of `text`.
-    #[serde(default)]
-    pub continuation: Option<String>,
-}
-
-impl Request {
-    /// `method` on `text`, explaining p(top prediction), with default settings.
-    pub fn new(text: impl Into<String>, method: &str) -> Self {
-        Self {
-            text: text.into(),
-            target: TargetSpec::top(),
-            method: method.into(),
-            params: MethodParams::default(),
-            top_k: 5,
-            max_tokens: None,
-            faithfulness: false,
-            continuation: None,
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Prediction {
-    pub id: u32,
-    pub text: String,
-    pub prob: f32,
-}
-
-impl Prediction {
-    /// Token `id` as a next-token prediction of `problem`'s input.
-    pub fn of(problem: &Problem, id: u32) -> Result<Self> {
-        Ok(Self {
-            id,
-            text: problem.model.tokenizer.token(id)?.text,
-            prob: problem.probs[id as usize],
-        })
-    }
-}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Attribution {
@@ -93,10 +48,18 @@ pub struct Attribution {
     pub continuation: Option<Continuation>,
 }
 
-pub fn attribute(model: &Model, request: &Request) -> Result<Attribution> {
+/// Runs `request` on `model` in `context`: the problem's forward pass, the method, and what the
+/// request asks for beyond the scores.
+pub async fn run(model: &Model, request: &Request, context: &RunContext) -> Result<Attribution> {
     methods::by_name(&request.method)?; // an unknown method fails before the forward pass
-    let problem = Problem::new(model, &request.text, &request.target, request.max_tokens)?;
-    explain_request(&problem, request)
+    let problem =
+        Problem::new(model, &request.text, &request.target, request.max_tokens, context).await?;
+    explain_request(&problem, request).await
+}
+
+/// [`run`] on the CPU, for callers that cannot await (the CLI, tests, the page's pool threads).
+pub fn attribute(model: &Model, request: &Request, context: &RunContext) -> Result<Attribution> {
+    now(run(model, request, context))
 }
 
 /// The work (in [`progress`] units) of `request` on a text of `seq` tokens: `Problem::new`'s
@@ -116,31 +79,26 @@ pub fn expected_work(model: &Model, seq: usize, request: &Request) -> Result<u64
 
 /// [`explain`] plus what `request` asks for beyond the scores (faithfulness, a continuation).
 /// `problem` must be `request`'s problem.
-pub fn explain_request(problem: &Problem, request: &Request) -> Result<Attribution> {
-    let mut result = explain(problem, &request.method, &request.params, request.top_k)?;
+pub async fn explain_request(problem: &Problem<'_>, request: &Request) -> Result<Attribution> {
+    let mut result = explain(problem, &request.method, &request.params, request.top_k).await?;
     if request.faithfulness {
         let params = &request.params;
-        result.faithfulness =
-            Some(faithfulness::measure(problem, &result.scores, params.baseline, params.seed)?);
+        result.faithfulness = Some(
+            faithfulness::measure(problem, &result.scores, params.baseline, params.seed).await?,
+        );
     }
     if let Some(continuation) = &request.continuation {
-        result.continuation = Some(attribute_continuation(
-            problem.model,
-            &request.text,
-            continuation,
-            request.target.kind,
-            &request.method,
-            &request.params,
-            request.max_tokens,
-        )?);
+        result.continuation = Some(
+            attribute_continuation(problem.model, request, continuation, problem.context()).await?,
+        );
     }
     Ok(result)
 }
 
-/// The second half of [`attribute`], for callers that time the forward pass apart or run several
+/// The second half of [`run`], for callers that time the forward pass apart or run several
 /// methods on one problem.
-pub fn explain(
-    problem: &Problem,
+pub async fn explain(
+    problem: &Problem<'_>,
     method: &str,
     params: &MethodParams,
     top_k: usize,
@@ -149,7 +107,7 @@ pub fn explain(
     let prediction = |id: u32| Prediction::of(problem, id);
     let top_k =
         top_indices(&problem.probs, top_k).into_iter().map(prediction).collect::<Result<_>>()?;
-    let scores = method.attribute(problem, params)?;
+    let scores = method.attribute(problem, params).await?;
     debug_assert_eq!(scores.values.len(), problem.len());
     Ok(Attribution {
         target: prediction(problem.objective.target)?,
