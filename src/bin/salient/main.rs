@@ -6,7 +6,6 @@
 //!     salient bench --model M.gguf --tokens 16,64 --methods forward,saliency --runs 5
 
 mod bench;
-mod convergence;
 
 use candle_core::DType;
 use salient::engine;

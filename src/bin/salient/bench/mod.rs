@@ -12,7 +12,7 @@
 //! - `convergence`: integrated gradients' completeness error against steps on one prompt, for the
 //!   engine's adaptive rule and for fixed rules (`convergence.rs`).
 
-use super::convergence;
+mod convergence;
 use candle_core::{DType, Device, Tensor};
 use salient::engine::attribution::methods;
 use salient::engine::model::weights::WeightStorage;

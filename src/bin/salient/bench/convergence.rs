@@ -10,7 +10,7 @@
 //!
 //! Σᵢ scoreᵢ = Σₖ wₖ ⟨x − x', ∇f(x(αₖ))⟩, so each fixed rule's node needs only that one dot product.
 
-use super::bench::{emit, ms_since, threads_json, BenchArgs};
+use super::{emit, ms_since, threads_json, BenchArgs};
 use salient::engine::attribution::methods::Path;
 use salient::engine::runtime::progress::ProgressSink;
 use salient::engine::runtime::ready::now;
@@ -30,7 +30,7 @@ pub fn study(
         ));
     }
     for prompt in prompts {
-        let context = super::native_context(ProgressSink::default());
+        let context = super::super::native_context(ProgressSink::default());
         let problem = now(Problem::new(model, prompt, &TargetSpec::top(), None, &context))
             .map_err(|e| e.to_string())?;
         let path = PathDots::new(&problem)?;
