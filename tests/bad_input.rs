@@ -219,8 +219,22 @@ fn cli_fails_clearly_on_bad_input() {
         assert_eq!(code, 1, "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
-    let (code, _, stderr) = cli(&["attribute", "--text", "Hi"]);
-    assert_eq!(code, 2, "usage errors exit 2: {stderr}");
+    // Usage errors exit 2 and name the flag; every command has its help.
+    for (args, flag) in [
+        (&["attribute", "--text", "Hi"][..], "--model"),
+        (&["attribute", "--model", &model, "--text", "Hi", "--steps", "many"], "--steps"),
+        (&["attribute", "--model", &model, "--text", "Hi", "--method", "tea-leaves"], "--method"),
+        (&["attribute", "--model", &model, "--text", "Hi", "--texts", "f.txt"], "--texts"),
+        (&["bench", "--model", &model, "--tokens", "0"], "--tokens"),
+    ] {
+        let (code, _, stderr) = cli(args);
+        assert_eq!(code, 2, "usage errors exit 2: {args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
+    for command in ["attribute", "bench", "methods"] {
+        let (code, stdout, _) = cli(&[command, "--help"]);
+        assert!(code == 0 && stdout.contains("Usage: salient"), "{command} --help: {stdout}");
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -13,9 +13,11 @@
 //!   engine's adaptive rule and for fixed rules (`convergence.rs`).
 
 mod convergence;
+use crate::{positive, Weights};
 use candle_core::{DType, Device, Tensor};
+use clap::builder::PossibleValuesParser;
+use clap::Args;
 use salient::engine::attribution::methods;
-use salient::engine::model::weights::WeightStorage;
 use salient::engine::runtime::progress::ProgressSink;
 use salient::engine::runtime::ready::now;
 use salient::engine::{explain, MethodParams, Model, Problem, TargetSpec};
@@ -48,58 +50,46 @@ const CONVERGENCE_PROMPTS: [&str; 3] =
 /// Not a method: `Problem::new` alone (tokenize, embed, forward with its graph).
 pub const FORWARD: &str = "forward";
 
+#[derive(Args)]
 pub struct BenchArgs {
+    /// The GGUF model file (not needed with --matmul).
+    #[arg(long, value_name = "PATH.gguf", required_unless_present = "matmul")]
     pub model: Option<String>,
+    /// Text lengths to time, in tokens.
+    #[arg(long, value_name = "N,N,..", value_delimiter = ',', default_value = "64",
+          value_parser = positive)]
     pub tokens: Vec<usize>,
+    /// Timed runs per configuration.
+    #[arg(long, value_name = "R", default_value_t = 5, value_parser = positive)]
     pub runs: usize,
-    /// Model loads to time (default: `runs`); each re-reads the file, so only one copy is alive.
+    /// Model loads to time (by default --runs); each re-reads the file, so only one copy is alive.
+    #[arg(long, value_name = "R", value_parser = positive)]
     pub load_runs: Option<usize>,
-    /// Method names, or `forward`.
+    /// Methods to time, or `forward` for the forward pass alone.
+    #[arg(long = "methods", alias = "method", value_name = "NAME,..", value_delimiter = ',',
+          default_value = "saliency", value_parser = PossibleValuesParser::new(
+              std::iter::once(FORWARD).chain(methods::METHODS.iter().map(|m| m.name()))))]
     pub methods: Vec<String>,
     /// Integrated gradients' steps.
+    #[arg(long, value_name = "N", default_value_t = MethodParams::default().steps,
+          value_parser = positive)]
     pub steps: usize,
     /// Copied to the output, e.g. `1` or `all`: how the caller set the thread count.
+    #[arg(long, value_name = "L")]
     pub threads_label: Option<String>,
-    /// How the model keeps its weights (default: decoded, as `salient attribute`).
-    pub weights: WeightStorage,
-    /// Time an N×N×N f32 matmul instead (no model needed).
+    /// How to keep the model's weights.
+    #[arg(long, value_enum, default_value = "decoded")]
+    pub weights: Weights,
+    /// Time an N×N×N f32 matmul instead, the machine's practical peak (no model needed).
+    #[arg(long, value_name = "N", value_parser = positive)]
     pub matmul: Option<usize>,
-    /// Completeness error of integrated gradients at these step counts.
+    /// Integrated gradients' completeness error at these step counts on three prompts, for the
+    /// engine's adaptive rule and for Gauss–Legendre, midpoint and trapezoid.
+    #[arg(long, value_name = "N,N,..", value_delimiter = ',', conflicts_with = "texts_only")]
     pub convergence: Option<Vec<usize>>,
-    /// Only print the texts of `tokens` tokens.
+    /// Only print the texts of --tokens tokens (and each method's estimated FLOPs on them).
+    #[arg(long)]
     pub texts_only: bool,
-}
-
-impl Default for BenchArgs {
-    fn default() -> Self {
-        Self {
-            model: None,
-            tokens: vec![64],
-            runs: 5,
-            load_runs: None,
-            methods: vec!["saliency".into()],
-            steps: MethodParams::default().steps,
-            threads_label: None,
-            weights: salient::engine::cpu::kernels::decoded_storage(),
-            matmul: None,
-            convergence: None,
-            texts_only: false,
-        }
-    }
-}
-
-/// A comma-separated list: `16,64,256`.
-pub fn parse_list<T: std::str::FromStr>(flag: &str, value: &str) -> Result<Vec<T>, String> {
-    let items: Vec<T> = value
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<T>().map_err(|_| format!("{flag}: {s:?} is not valid here")))
-        .collect::<Result<_, _>>()?;
-    if items.is_empty() {
-        return Err(format!("{flag} needs at least one value"));
-    }
-    Ok(items)
 }
 
 /// A text of exactly `n` tokens cut from `PROSE` (repeated as needed), or the nearest below.
@@ -182,11 +172,6 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         return matmul(n, args);
     }
     let path = args.model.as_deref().ok_or("--model is required")?;
-    for method in &args.methods {
-        if method != FORWARD {
-            methods::by_name(method).map_err(|e| e.to_string())?;
-        }
-    }
     let read = || std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"));
 
     // Loads: each run re-reads the file (untimed) after the previous model is dropped, so the peak
@@ -264,7 +249,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                 "runs": total.len(),
                 "steps": (method == "integrated_gradients").then_some(args.steps),
                 "threads": threads_json(&args.threads_label),
-                "weights": args.weights.name(),
+                "weights": args.weights.storage().name(),
                 "os_threads": os_threads(),
                 "load_ms": median(&load_ms),
                 "load_ms_runs": load_ms,
