@@ -3,10 +3,11 @@
 //! what the architecture says; every projection is a `FrozenLinear` over the file's weights, and
 //! every op has an exact backward pass, so gradients reach the input embeddings.
 
-use crate::engine::cpu::layers::{
-    causal_attention, gelu_tanh, rms_norm, split_heads, KeyValues, LayerNorm, Projection, Rope,
-};
+use crate::engine::cpu::layers::{causal_attention, split_heads, KeyValues, LayerNorm, Projection};
+use crate::engine::cpu::ops::gelu::gelu_tanh;
 use crate::engine::cpu::ops::linear::FrozenLinear;
+use crate::engine::cpu::ops::rms_norm::rms_norm;
+use crate::engine::cpu::ops::rope::Rope;
 use crate::engine::cpu::ops::swiglu::swiglu;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::arch::{

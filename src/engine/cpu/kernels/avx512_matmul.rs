@@ -17,12 +17,87 @@
 //! block at a time, so both storages run the same kernels on the same values and agree bit for
 //! bit.
 
-use crate::engine::model::weights::{packed_len, PANEL};
+use super::dense::ColumnBlocks;
+use super::{row_blocks, COLUMN_UNIT};
+use crate::engine::model::weights::{packed_len, QuantizedMatrix, PANEL};
+use crate::engine::runtime::context::StopToken;
+use crate::engine::runtime::parallel;
 use std::arch::x86_64::*;
 use std::ops::Range;
 
 /// The most rows of `dy` for which [`add_gradient_product`] beats gemm.
 pub const MAX_GRADIENT_ROWS: usize = 64;
+
+/// `dy · W` by [`add_gradient_product`], on a CPU with AVX-512: the same groups and blocks of
+/// `W` as `FrozenLinear`'s blocks of gemm products, as panels, and the same pieces (blocks of columns of the
+/// result). The kernel's vectors run along the rows of `dy`, so each piece adds up its
+/// columns of `dxᵀ` from `dyᵀ`, and writes them transposed once every block is done.
+pub fn input_gradient(
+    weight: &QuantizedMatrix,
+    stop: &StopToken,
+    dy: &[f32],
+    n: usize,
+) -> candle_core::Result<Vec<f32>> {
+    let (inputs, outputs) = (weight.cols(), weight.rows());
+    let width = n.div_ceil(PANEL) * PANEL;
+    // dyᵀ: row j holds column j of dy, padded with zeros to `width`; a block of rows per piece.
+    let mut dyt = vec![0.0f32; outputs * width];
+    let per_piece = outputs.div_ceil(parallel::pieces()).max(1);
+    parallel::map(
+        stop,
+        dyt.chunks_mut(per_piece * width).enumerate().collect(),
+        |(b, rows): (usize, &mut [f32])| {
+            for (at, row) in rows.chunks_exact_mut(width).enumerate() {
+                for (i, value) in row.iter_mut().take(n).enumerate() {
+                    *value = dy[i * outputs + b * per_piece + at];
+                }
+            }
+        },
+    )
+    .map_err(candle_core::Error::wrap)?;
+    let columns = parallel::split(0..inputs, parallel::pieces(), COLUMN_UNIT);
+    let mut sums: Vec<(Range<usize>, Vec<f32>)> =
+        columns.into_iter().map(|c| (c.clone(), vec![0.0; c.len() * width])).collect();
+    for group in weight.row_groups() {
+        let blocks = row_blocks(stop, group, PANEL, |rows| {
+            weight.panels(rows).map_err(candle_core::Error::wrap)
+        })?;
+        sums = parallel::map(stop, sums, |(columns, mut dxt)| {
+            for (rows, w) in &blocks {
+                // SAFETY: the caller checked that the CPU has AVX-512 (`available`).
+                unsafe {
+                    add_gradient_product(
+                        &mut dxt,
+                        width,
+                        columns.clone(),
+                        &dyt[rows.start * width..],
+                        w,
+                        rows.len(),
+                        inputs,
+                    )
+                };
+            }
+            (columns, dxt)
+        })
+        .map_err(candle_core::Error::wrap)?;
+    }
+    let mut grad = vec![0.0f32; n * inputs];
+    let out = ColumnBlocks::new(&mut grad, n, inputs);
+    parallel::map(stop, sums, |(columns, dxt)| {
+        let out = out.columns(columns.clone());
+        for i in 0..n {
+            // SAFETY: row i of this piece's own columns (`ColumnBlocks::columns`).
+            let row = unsafe {
+                std::slice::from_raw_parts_mut(out.first.add(i * out.row_stride), out.cols)
+            };
+            for (u, value) in row.iter_mut().enumerate() {
+                *value = dxt[u * width + i];
+            }
+        }
+    })
+    .map_err(candle_core::Error::wrap)?;
+    Ok(grad)
+}
 
 /// Whether this CPU runs these kernels (checked once by the standard library, then cached).
 pub fn available() -> bool {

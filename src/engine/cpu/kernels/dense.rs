@@ -4,6 +4,7 @@
 
 use candle_core::WithDType;
 use std::marker::PhantomData;
+use std::ops::Range;
 
 /// A read-only matrix: element `(r, c)` is `values[r·row_stride + c·col_stride]`.
 pub struct Matrix<'a, T> {
@@ -28,6 +29,39 @@ impl<'a, T> Output<'a, T> {
     pub fn of_slice(values: &'a mut [T], rows: usize, cols: usize) -> Self {
         assert_eq!(values.len(), rows * cols, "dense: output size");
         Self { first: values.as_mut_ptr(), row_stride: cols, rows, cols, _borrow: PhantomData }
+    }
+}
+
+/// A row-major `rows × cols` matrix whose blocks of columns are written by different threads at
+/// once: a block of columns is not a contiguous slice, so each writer gets raw row pointers.
+pub struct ColumnBlocks<'a, T> {
+    values: *mut T,
+    rows: usize,
+    cols: usize,
+    _borrow: PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: the pointer is only written through `columns`, whose callers write disjoint columns.
+unsafe impl<T: Send> Send for ColumnBlocks<'_, T> {}
+unsafe impl<T: Send> Sync for ColumnBlocks<'_, T> {}
+
+impl<'a, T> ColumnBlocks<'a, T> {
+    pub fn new(values: &'a mut [T], rows: usize, cols: usize) -> Self {
+        assert_eq!(values.len(), rows * cols, "dense: output size");
+        Self { values: values.as_mut_ptr(), rows, cols, _borrow: PhantomData }
+    }
+
+    /// The output rows' values in `range`: each piece of a map asks for a different range (the
+    /// blocks of `row_chunks` do not overlap), so no value has two writers.
+    pub fn columns(&self, range: Range<usize>) -> Output<'_, T> {
+        assert!(range.start <= range.end && range.end <= self.cols, "dense: columns out of bounds");
+        Output {
+            first: self.values.wrapping_add(range.start),
+            row_stride: self.cols,
+            rows: self.rows,
+            cols: range.len(),
+            _borrow: PhantomData,
+        }
     }
 }
 

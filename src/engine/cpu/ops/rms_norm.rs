@@ -4,10 +4,16 @@
 //! while the others wait; two norms per layer made them about 5 % of the page's time.
 
 use crate::engine::cpu::ops::custom_op::contiguous_range;
+use crate::engine::error::Result;
 use crate::engine::runtime::context::StopToken;
 use crate::engine::runtime::parallel;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Tensor, WithDType};
 use std::ops::Range;
+
+/// RMSNorm over the last dimension: `x / sqrt(mean(x²) + eps) · weight`.
+pub fn rms_norm(stop: &StopToken, x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    Ok(x.contiguous()?.apply_op2(&weight.contiguous()?, RmsNorm { eps, stop: stop.clone() })?)
+}
 
 /// `x / sqrt(mean(x²) + eps) · weight` over the last dimension. No gradient reaches `weight`
 /// (the engine differentiates with respect to its input only).
