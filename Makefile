@@ -22,7 +22,8 @@ setup:
 model:
 	scripts/fetch-model.sh
 
-MODEL := SmolLM2-135M-Instruct.Q4_1.gguf
+include default-model.env
+MODEL := $(MODEL_FILE)
 
 build: setup model
 	trunk build --release

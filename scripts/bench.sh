@@ -346,7 +346,7 @@ export BENCH_NPROC="$(nproc)" BENCH_MEM="$(awk '/^MemTotal/ {printf "%.1f GiB", 
 export BENCH_LOAD="$(cut -d' ' -f1-3 /proc/loadavg)"
 export BENCH_COMMIT="$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- src Cargo.toml Cargo.lock index.html 2>/dev/null || echo '+changes')"
 export BENCH_RUSTC="$(rustc --version 2>/dev/null)" BENCH_CHROMIUM="$(chromium --version 2>/dev/null)"
-export BENCH_NOTE="${BENCH_NOTE:-}"
+export BENCH_NOTE="${BENCH_NOTE:-}" MODEL_FILE MODEL_BYTES
 # the page benchmark's header line (Chromium flags beyond lib.mjs's) for the report
 export BENCH_CHROMIUM_ARGS="${BENCH_CHROMIUM_ARGS:-}"
 python3 - <<'PY' || status=1
@@ -473,7 +473,7 @@ P(f"- Machine: {E('BENCH_CPU')}, {E('BENCH_NPROC')} logical CPUs, {E('BENCH_MEM'
 P(f"- {E('BENCH_RUSTC')}; {E('BENCH_CHROMIUM')} (headless, playwright-core)")
 if E("BENCH_CHROMIUM_ARGS"):
     P(f"- Extra Chromium flags: `{E('BENCH_CHROMIUM_ARGS')}`")
-P(f"- Model: SmolLM2-135M-Instruct Q4_1 GGUF (98 MB); explained quantity p(top prediction); f32")
+P(f"- Model: {E('MODEL_FILE')} ({int(E('MODEL_BYTES') or 0) / 1e6:.0f} MB); explained quantity p(top prediction); f32")
 P(f"- Configuration: tokens {E('BENCH_TOKENS_SET')}; methods {E('BENCH_METHODS_SET')}; integrated gradients {steps} steps; "
   f"native runs per size {E('BENCH_RUNS_SET')}, page runs per size {E('BENCH_PAGE_RUNS_SET')}; native threads {E('BENCH_THREADS_SET')}; "
   f"caps: {E('BENCH_CAPS')}")

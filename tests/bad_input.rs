@@ -111,7 +111,7 @@ fn cli_prints_the_documented_json() {
     assert_eq!(json["tokens"].as_array().unwrap().len(), json["scores"].as_array().unwrap().len());
     assert_eq!(json["tokens"][0]["id"], 504);
     assert_eq!(json["model"]["architecture"], "llama");
-    assert_eq!(json["model"]["file"], "SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert_eq!(json["model"]["file"], salient::state::default_model::file_name());
     assert_eq!(json["model"]["sha256"].as_str().unwrap().len(), 64);
 
     let (code, stdout, _) = cli(&[

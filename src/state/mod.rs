@@ -9,6 +9,7 @@
 //! here, whose invariants the views rely on.
 
 pub mod colour;
+pub mod default_model;
 pub mod download;
 pub mod export;
 pub mod format;

@@ -439,7 +439,7 @@ mod tests {
     fn states() -> Vec<SharedState> {
         let plain = SharedState {
             model: ModelRef::Url {
-                url: url("models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+                url: url(&crate::state::default_model::url()),
                 sha256: None,
                 bytes: None,
             },

@@ -13,7 +13,7 @@ use salient::engine::{Model, Problem, Result};
 /// The default model, fetched by `make model` (never committed).
 pub fn model_path() -> String {
     std::env::var("SALIENT_MODEL").unwrap_or_else(|_| {
-        format!("{}/models/SmolLM2-135M-Instruct.Q4_1.gguf", env!("CARGO_MANIFEST_DIR"))
+        format!("{}/{}", env!("CARGO_MANIFEST_DIR"), salient::state::default_model::url())
     })
 }
 

@@ -11,7 +11,7 @@
 // `FAIL name details` per check and a last line `N passed, M failed`; exits 1 on any failure.
 // Artifacts go to $TEST_OUT (default <repo>/test-out): hardening-*.png, fail-*.png,
 // e2e-hardening-console.log.
-import { ROOT, URL_, DIST, OUT, S, browserCpuSeconds, createSuite, mark, settle, states, textsSince } from './lib.mjs';
+import { ROOT, URL_, DIST, OUT, S, browserCpuSeconds, createSuite, mark, settle, states, textsSince, MODEL_FILE } from './lib.mjs';
 import { readGgufTokens } from './gguf-vocab.mjs';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -22,7 +22,6 @@ const LOAD_AND_RUN_MS = 180 * S;
 const RUN_MS = 150 * S;
 const ORIGIN = new URL(URL_).origin;
 
-const MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 const EXAMPLE = 'The Eiffel Tower is located in the city of';
 // Long enough that integrated gradients (32 steps) takes well over a minute in the page.
 const SLOW = 'The history of the city begins long before the first bridge was built across the river. '

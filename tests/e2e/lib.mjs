@@ -20,6 +20,15 @@ export const opt = (name, dflt) => {
   return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
 };
 
+// The default model, as default-model.env declares it (KEY=value lines): its file name, size,
+// digest, and where the page serves it.
+const declared = Object.fromEntries(readFileSync(join(ROOT, 'default-model.env'), 'utf8').split('\n')
+  .filter((line) => /^[A-Z_]+=/.test(line)).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1).trim()]));
+export const MODEL_FILE = declared.MODEL_FILE;
+export const MODEL_BYTES = Number(declared.MODEL_BYTES);
+export const MODEL_SHA256 = declared.MODEL_SHA256;
+export const MODEL_URL = `models/${MODEL_FILE}`;
+
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
   '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];

@@ -7,7 +7,7 @@
 // Prints `ok  name` / `FAIL name details` per check and a last line `N passed, M failed`; exits 1
 // on any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): methods.png (the page with
 // a continuation matrix and three compared methods), fail-*.png, e2e-methods-console.log.
-import { ROOT, URL_, DIST, OUT, S, createSuite, mark, settle, states } from './lib.mjs';
+import { ROOT, URL_, DIST, OUT, S, createSuite, mark, settle, states, MODEL_FILE } from './lib.mjs';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readGgufTokens, tokenId } from './gguf-vocab.mjs';
@@ -15,7 +15,6 @@ import { readGgufTokens, tokenId } from './gguf-vocab.mjs';
 const LOAD_AND_RUN_MS = 150 * S;
 const RUN_MS = 120 * S;
 
-const MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 const EXAMPLE = 'The Eiffel Tower is located in the city of';
 const EXAMPLE_TOKENS = 10;
 // The methods whose scores may be negative (the others are norms, weights or flows: ≥ 0).

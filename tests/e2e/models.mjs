@@ -11,7 +11,7 @@
 // answers. Prints `ok  name` / `FAIL name details` per check and `N passed, M failed`; exits 1 on
 // any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): models.png, fail-*.png,
 // e2e-models-console.log.
-import { ROOT, URL_, DIST, OUT, S, createSuite, mark, settle } from './lib.mjs';
+import { ROOT, URL_, DIST, OUT, S, createSuite, mark, settle, MODEL_FILE, MODEL_BYTES, MODEL_SHA256 } from './lib.mjs';
 import { spawn } from 'node:child_process';
 import { copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -23,9 +23,6 @@ import { join, resolve } from 'node:path';
 
 const LOAD_AND_RUN_MS = 150 * S;
 
-const MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
-const MODEL_BYTES = 98362432;
-const MODEL_SHA256 = 'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53';
 const EXAMPLE = 'The Eiffel Tower is located in the city of';
 const EXAMPLE_IDS = [504, 414, 46682, 18669, 314, 3807, 281, 260, 2240, 282];
 const SERVED_NAME = 'byo-SmolLM2.gguf';      // the copy on the CORS server

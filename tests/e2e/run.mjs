@@ -8,7 +8,7 @@
 // Prints `ok  name` / `FAIL name details` per check and a last line `N passed, M failed`;
 // exits 1 on any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): page.png (after the
 // first successful run), error.png (corrupt model), worker-stopped.png (pool threads that trap), fail-*.png, e2e-console.log (page + worker).
-import { ROOT, URL_, DIST, OUT, S, createSuite, mark, states, settle, snapshot, pageNow, textsSince, runProgressSince } from './lib.mjs';
+import { ROOT, URL_, DIST, OUT, S, createSuite, mark, states, settle, snapshot, pageNow, textsSince, runProgressSince, MODEL_FILE, MODEL_BYTES } from './lib.mjs';
 import { mkdirSync, writeFileSync, readFileSync, existsSync, rmSync, openSync, readSync, closeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
@@ -18,8 +18,6 @@ import { readGgufTokens, tokenId } from './gguf-vocab.mjs';
 const LOAD_AND_RUN_MS = 150 * S;   // model load (up to ~60 s) + first run (up to ~60 s) + margin
 const RUN_MS = 90 * S;
 
-const MODEL_FILE = 'SmolLM2-135M-Instruct.Q4_1.gguf';
-const MODEL_BYTES = 98362432;
 const EXAMPLE = 'The Eiffel Tower is located in the city of';
 const EXAMPLE_IDS = [504, 414, 46682, 18669, 314, 3807, 281, 260, 2240, 282];
 const PARIS = 7042;

@@ -9,7 +9,7 @@
 // The links are written here (v1 = base64url(raw deflate(JSON)), as src/state/link.rs). Prints
 // `ok  name` / `FAIL name details` per check and `N passed, M failed`; exits 1 on any failure.
 // Artifacts go to $TEST_OUT (default <repo>/test-out): safety-*.png, e2e-safety-console.log.
-import { ROOT, URL_, DIST, OUT, S, createSuite, hostPage, mark, settle } from './lib.mjs';
+import { ROOT, URL_, DIST, OUT, S, createSuite, hostPage, mark, settle, MODEL_FILE, MODEL_SHA256, MODEL_URL } from './lib.mjs';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -20,7 +20,6 @@ import { join } from 'node:path';
 
 const LOAD_AND_RUN_MS = 150 * S;
 const RUN_MS = 90 * S;
-const MODEL_URL = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
 const EXAMPLE = 'The Eiffel Tower is located in the city of';
 const J = (v) => JSON.stringify(v);
 
@@ -257,7 +256,7 @@ async function doctoredSnapshot() {
   await e.page.waitForSelector('[data-testid=snapshot]', { timeout: 30 * S });
   const claim = await e.page.textContent('[data-testid=snapshot]');
   check('6. a snapshot embed names its method and model and says it was not recomputed',
-    /not recomputed here: Gradient saliency/.test(claim) && /SmolLM2-135M-Instruct\.Q4_1\.gguf \(sha256 b179c9523d0e…\)/.test(claim), claim);
+    /not recomputed here: Gradient saliency/.test(claim) && claim.includes(`${MODEL_FILE} (sha256 ${MODEL_SHA256.slice(0, 12)}…)`), claim);
   noErrors(e);
   await e.context.close();
 }

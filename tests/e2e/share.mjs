@@ -12,7 +12,7 @@
 // details` per check and `N passed, M failed`; exits 1 on any failure. Artifacts go to $TEST_OUT
 // (default <repo>/test-out): share-*.png, export-*.{json,csv,html,svg,png}, embed-host.html,
 // fail-*.png, e2e-share-console.log.
-import { ROOT, URL_, OUT, S, createSuite, hostPage, mark, settle, snapshot } from './lib.mjs';
+import { ROOT, URL_, OUT, S, createSuite, hostPage, mark, settle, snapshot, MODEL_BYTES, MODEL_URL, MODEL_SHA256 } from './lib.mjs';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
@@ -21,9 +21,6 @@ import { join } from 'node:path';
 const LOAD_AND_RUN_MS = 150 * S;
 const RUN_MS = 90 * S;
 
-const MODEL_URL = 'models/SmolLM2-135M-Instruct.Q4_1.gguf';
-const MODEL_BYTES = 98362432;
-const MODEL_SHA256 = 'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53';
 const EXAMPLE = 'The Eiffel Tower is located in the city of';
 const EDITED = 'The capital of France is';
 const HOSTILE = '<script>alert(1)</script><b>x</b>';

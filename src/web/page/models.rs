@@ -7,6 +7,7 @@
 //! a crash or a superseded faithfulness check) reloads that one, and which one is loading, so
 //! that a failed load can fall back to it.
 
+use crate::state::default_model;
 use crate::state::format::megabytes;
 use crate::web::address::foreign_host;
 use crate::web::model_cache::{self, absolute_url, file_name, CachedModel};
@@ -16,8 +17,6 @@ use serde::Deserialize;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 
-/// Served with the page (see `index.html`), loaded unless `?model=` names another.
-pub const DEFAULT_MODEL: &str = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
 /// The preset list, copied into the bundle from `public/models.json`.
 const PRESETS_URL: &str = "models.json";
 
@@ -265,9 +264,7 @@ fn query_model() -> Option<String> {
 /// The model the page loads by itself: `?model=` when it names a file on the page's own origin,
 /// else the default.
 pub fn initial_model_url() -> String {
-    query_model()
-        .filter(|url| foreign_host(url).is_none())
-        .unwrap_or_else(|| DEFAULT_MODEL.to_string())
+    query_model().filter(|url| foreign_host(url).is_none()).unwrap_or_else(default_model::url)
 }
 
 /// `?model=` naming a model anywhere but the page's own origin: it loads only once the person

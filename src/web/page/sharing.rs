@@ -287,7 +287,7 @@ pub fn current_state(ui: Ui, sharing: Sharing, with_snapshot: bool) -> SharedSta
             Some(ModelRef::Url { url, sha256: None, bytes: None })
         });
     let model = model.unwrap_or_else(|| ModelRef::Url {
-        url: ModelUrl::try_from(crate::web::page::models::DEFAULT_MODEL.to_string())
+        url: ModelUrl::try_from(crate::state::default_model::url())
             .expect("the default model's URL is a plain relative path"),
         sha256: None,
         bytes: None,
