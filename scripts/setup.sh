@@ -85,6 +85,13 @@ else
   step wasm32-target rustup target add wasm32-unknown-unknown
 fi
 
+# The style checks of the test command: rustfmt and clippy
+if rustup component list --installed | grep -q '^rustfmt' && rustup component list --installed | grep -q '^clippy'; then
+  skip rust-components "rustfmt, clippy"
+else
+  step rust-components rustup component add rustfmt clippy
+fi
+
 # The multi-threaded worker build (scripts/build-threads.sh): a pinned nightly with std's source
 if rustup run "$NIGHTLY_TOOLCHAIN" rustc --version >/dev/null 2>&1 \
     && rustup component list --toolchain "$NIGHTLY_TOOLCHAIN" --installed | grep -q '^rust-src' \

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Salient's test suite: native Rust tests, release page build, browser end-to-end tests.
 # Expects the tools (scripts/setup.sh) and the model (scripts/fetch-model.sh); `make test` does both.
-# Groups: cargo-test, native-reference, trunk-build, serve (headers), e2e-browser, e2e-methods,
+# Groups: fmt, clippy, clippy-wasm, cargo-test, native-reference, trunk-build, serve (headers), e2e-browser, e2e-methods,
 # e2e-models, e2e-share, e2e-hardening, e2e-safety, e2e-gpu.
 # Artifacts and logs: test-out/.
 # Last line: `N passed, M failed, K checks skipped` (groups; a skipped check is one that cannot run
@@ -35,7 +35,12 @@ skipped() { failed=$((failed + 1)); summary+=("FAIL $1 (skipped: $2)"); echo "==
 # Mesa's software Vulkan device (the GPU tests) warns without a runtime directory.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
-# (a) native tests (they load the model from models/)
+# (a) style: the tree is formatted, and clippy finds nothing natively or in the page's build
+group fmt cargo fmt --check
+group clippy cargo clippy --locked --all-targets -- -D warnings
+group clippy-wasm cargo clippy --locked --target wasm32-unknown-unknown --lib --bin salient-web -- -D warnings
+
+# (b) native tests (they load the model from models/)
 if [ "${SKIP_CARGO_TEST:-0}" != 1 ]; then
   group cargo-test cargo test --locked
 fi
@@ -50,7 +55,7 @@ native_reference() {
 group native-reference native_reference
 export NATIVE_REFERENCE="$OUT/native-reference.json"
 
-# (b) the page, exactly as shipped (Trunk.toml: offline = true, wasm-opt from node_modules)
+# (c) the page, exactly as shipped (Trunk.toml: offline = true, wasm-opt from node_modules)
 build_ok=1
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   group trunk-build trunk build --release || build_ok=0
@@ -64,7 +69,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 if [ $build_ok = 1 ]; then
-  # (c) serve dist/ on a free port
+  # (d) serve dist/ on a free port
   serve_dist "$OUT"
   if [ -z "$URL" ]; then
     skipped serve "server did not start (test-out/serve.log)"; skipped e2e-browser "no server"
@@ -97,7 +102,7 @@ if [ $build_ok = 1 ]; then
       return $rc
     }
     group serve check_headers
-    # (d) browser tests
+    # (e) browser tests
     group e2e-browser node tests/e2e/run.mjs "$URL" "$ROOT/dist"
     group e2e-methods node tests/e2e/methods.mjs "$URL" "$ROOT/dist"
     group e2e-models node tests/e2e/models.mjs "$URL" "$ROOT/dist"

@@ -29,7 +29,7 @@ const SLOW = 'The history of the city begins long before the first bridge was bu
   + 'travellers who came down from the mountains every spring, and the town that grew there was called';
 
 mkdirSync(OUT, { recursive: true });
-const { note, check, info, shot, group, noErrors, openPage, browserVersion, close, finish } =
+const { note, check, skip, info, shot, group, noErrors, openPage, browserVersion, close, finish } =
   createSuite({ url: URL_, out: OUT, log: join(OUT, 'e2e-hardening-console.log'), name: 'hardening e2e', watchdogS: 2400 });
 const J = (v) => JSON.stringify(v);
 const MB = (bytes) => `${(bytes / 1e6).toFixed(1)} MB`;
@@ -280,7 +280,9 @@ async function cancelTests(labels) {
     const after = await rate(3);
     const threads = (await page.getAttribute('[data-testid=timings]', 'data-threads').catch(() => null)) || '?';
     const measured = `cores busy while running ${busy.toFixed(2)}, after the cancel ${after.toFixed(2)} (threads ${threads})`;
-    check('cancel frees the cores: the run used them, and after the cancel the browser is idle', busy > 0.8 && after < 0.4, measured);
+    // A guard against a runaway computation, not a speed check: the run must have been computing
+    // (half a core at least) for the idle reading after it to mean anything.
+    check('cancel frees the cores: the run used them, and after the cancel the browser is idle', busy > 0.5 && after < 0.4, measured);
     info(`cancel frees the cores: ${measured}`);
   });
 
@@ -290,7 +292,7 @@ async function cancelTests(labels) {
     const NEW = 'The capital of Italy is';
     await startSlow(`${SLOW} b`);
     const threads = Number(await page.getAttribute('[data-testid=timings]', 'data-threads').catch(() => null));
-    if (threads <= 1) { info(`an edit during a slow run: ${threads} thread, so the edit waits for the run: not checked`); return; }
+    if (threads <= 1) { skip('an edit during a slow run stops it', `${threads} thread here: the edit waits for the run`); return; }
     const m = await mark(page), t0 = Date.now();
     await page.fill('[data-testid=editor]', NEW);
     await settle(page, m, LOAD_AND_RUN_MS);

@@ -333,7 +333,7 @@ fn lane_mask(count: usize) -> __mmask16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::cpu::kernels::dense::kernel_check::{check, values};
+    use crate::engine::cpu::kernels::dense::kernel_check::{check, skip, values};
     use crate::engine::model::weights::pack;
     use crate::engine::runtime::random::SplitMix64;
 
@@ -355,8 +355,10 @@ mod tests {
     #[test]
     fn products_equal_the_plain_triple_loop() {
         if !available() {
-            eprintln!("no AVX-512 on this CPU: the kernels are not used here, and not tested");
-            return;
+            return skip(
+                "avx512_matmul products",
+                "no AVX-512 on this CPU: the kernel is not used",
+            );
         }
         let mut rng = SplitMix64::new(5);
         for (m, k, n) in SHAPES {
@@ -395,7 +397,10 @@ mod tests {
     #[test]
     fn gradients_equal_the_plain_triple_loop() {
         if !available() {
-            return;
+            return skip(
+                "avx512_matmul gradients",
+                "no AVX-512 on this CPU: the kernel is not used",
+            );
         }
         let mut rng = SplitMix64::new(6);
         for (m, k, n) in SHAPES.into_iter().chain([(100, 7, 300), (33, 20, 16)]) {

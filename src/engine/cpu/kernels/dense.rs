@@ -127,6 +127,14 @@ pub fn gemm_multiply<T: WithDType>(
 pub mod kernel_check {
     use crate::engine::runtime::random::SplitMix64;
 
+    /// Says that a kernel's test could not run on this CPU, as `SKIP name (why)` on the process's
+    /// own stderr (the harness captures only `eprint!`): `scripts/test.sh` counts these lines as
+    /// skipped checks, never as passed ones.
+    pub fn skip(name: &str, why: &str) {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIP {name} ({why})");
+    }
+
     /// `count` values in −1..=1, in steps of 1/1000.
     pub fn values(count: usize, rng: &mut SplitMix64) -> Vec<f32> {
         (0..count).map(|_| (rng.next_u64() % 2001) as f32 / 1000.0 - 1.0).collect()
