@@ -10,11 +10,11 @@ export CARGO_TARGET_DIR ?= $(HOME)/.cache/salient/target
 export PATH := $(CURDIR)/node_modules/.bin:$(HOME)/.cache/salient/node-20.20.2/bin:$(HOME)/.cargo/bin:$(PATH)
 export TRUNK_SKIP_VERSION_CHECK := true
 
-.PHONY: all setup model build serve test bench clean help
+.PHONY: all setup model build serve test bench bench-quick clean help
 all: build
 
 help:
-	@echo "make setup | model | build | serve [PORT=8080] | test | bench | clean"
+	@echo "make setup | model | build | serve [PORT=8080] | test | bench | bench-quick | clean"
 
 setup:
 	scripts/setup.sh
@@ -39,6 +39,9 @@ test: setup model
 
 bench: setup model
 	scripts/bench.sh
+
+bench-quick: setup model
+	BENCH_TIER=quick scripts/bench.sh
 
 clean:
 	rm -rf dist test-out bench-out

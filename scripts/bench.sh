@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Benchmarks (issue 5): the native CLI with all threads and with 1 thread, headless Chromium, the
-# machine's f32 matmul peak and integrated gradients' accuracy against steps. Prints a table and
-# rewrites BENCHMARKS.md; raw JSON lines and logs go to bench-out/. Expects the tools and the model
-# (`make bench` installs/fetches them). Nothing here fails because a figure is slow: a configuration
+# Benchmarks: the native CLI with all threads and with 1 thread, headless Chromium, the machine's
+# f32 matmul peak and integrated gradients' accuracy against steps. Prints a table and rewrites
+# BENCHMARKS.md; raw JSON lines and logs go to bench-out/. Two tiers (BENCH_TIER):
+#   full (default, `make bench`, about 35 minutes on 2 cores): every table of BENCHMARKS.md;
+#   quick (`make bench-quick`, under 10 minutes): 16 and 64 tokens, forward, saliency and
+#     integrated gradients, all threads, no convergence study or memory probe; its report goes to
+#     bench-out/QUICK.md (BENCHMARKS.md is the full tier's alone); scripts/bench-ab.sh runs it.
+# Expects the tools and the model (`make bench` installs/fetches them). Nothing here fails because a figure is slow: a configuration
 # that times out, runs out of memory or crashes is reported as such and the rest goes on.
 #
 # Every native configuration (threads × tokens × method) runs in its own process, so its peak RSS
@@ -38,11 +42,26 @@
 #   SALIENT_BIN=path                  use this salient binary (no cargo build)
 #   BENCH_NOTE="..."                  a line for BENCHMARKS.md's header (how this run was made)
 #   BENCH_REPORT_ONLY=1               only rewrite BENCHMARKS.md from the last run's bench-out/
+#   BENCH_OUT=dir BENCH_DIST=dir      where the raw output goes (bench-out/) and which built page
+#                                     is measured (dist/)
 #   BENCH_CHROMIUM_ARGS="..."         extra Chromium flags (tests: --js-flags=--wasm-max-mem-pages=N)
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 T_START=$(date +%s)
+TIER="${BENCH_TIER:-full}"
+case "$TIER" in
+  full) REPORT="$ROOT/BENCHMARKS.md" ;;
+  quick)
+    : "${BENCH_TOKENS:=16 64}" "${BENCH_METHODS:=forward saliency integrated_gradients}"
+    : "${BENCH_RUNS:=16:5 64:5}" "${BENCH_PAGE_RUNS:=16:3 64:5}" "${BENCH_THREADS:=all}"
+    : "${BENCH_CONVERGENCE:=}" "${BENCH_PAGE_MEMORY:=}" "${BENCH_MATMUL:=1024}"
+    : "${BENCH_MUST:=64:forward 16:saliency 64:saliency 64:integrated_gradients}"
+    : "${BENCH_PAGE_MUST:=64:saliency 64:integrated_gradients}"
+    : "${BENCH_NATIVE_BUDGET_S:=180}" "${BENCH_PAGE_BUDGET_S:=240}"
+    REPORT="${BENCH_OUT:-$ROOT/bench-out}/QUICK.md" ;;
+  *) echo "BENCH_TIER is full or quick, not $TIER"; exit 2 ;;
+esac
 # Whether every setting that shapes the tables is the default: BENCHMARKS.md marks any other run
 # as partial.
 DEFAULT_CONFIG=1
@@ -68,7 +87,8 @@ TIMEOUT_S="${BENCH_TIMEOUT_S:-1800}"
 PAGE_MEMORY="${BENCH_PAGE_MEMORY-integrated_gradients attention rollout occlusion}"; PAGE_MEMORY_STEPS="${BENCH_PAGE_MEMORY_STEPS:-4}"
 MATMUL="${BENCH_MATMUL:-2048}"; MATMUL_RUNS="${BENCH_MATMUL_RUNS:-5}"
 CONVERGENCE="${BENCH_CONVERGENCE-4,8,16,32,64,128}"
-OUT="$ROOT/bench-out"
+OUT="${BENCH_OUT:-$ROOT/bench-out}"
+DIST="${BENCH_DIST:-$ROOT/dist}"
 if [ "${BENCH_REPORT_ONLY:-0}" = 1 ]; then
   # Rewrite BENCHMARKS.md from an earlier run's bench-out/ (its settings, not today's environment).
   [ -f "$OUT/settings.sh" ] || { echo "no $OUT/settings.sh: run the benchmark first"; exit 1; }
@@ -272,8 +292,8 @@ if [ "${BENCH_PAGE:-1}" = 1 ]; then
   fi
   SERVER_PID=""
   trap '[ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null' EXIT INT TERM
-  if [ -f dist/index.html ]; then
-    serve_dist "$OUT"
+  if [ -f "$DIST/index.html" ]; then
+    serve_dist "$OUT" "$DIST"
     if [ -n "$URL" ]; then
       # The page's f32 peak: wasm's 128-bit multiply-adds on 1 and on every core's worker, in
       # both builds the page may run (with and without relaxed SIMD).
@@ -327,17 +347,17 @@ if [ "${BENCH_PAGE:-1}" = 1 ]; then
     kill "$SERVER_PID" 2>/dev/null; SERVER_PID=""
     # wasm size, raw and gzip -9 (what a compressing server would send)
     : >"$OUT/wasm.tsv"
-    for w in dist/*.wasm; do
+    for w in "$DIST"/*.wasm; do
       [ -f "$w" ] && printf '%s\t%s\t%s\n' "$(basename "$w")" "$(stat -c %s "$w")" "$(gzip -9 -c "$w" | wc -c)" >>"$OUT/wasm.tsv"
     done
   else
-    fail "no dist/index.html"
+    fail "no $DIST/index.html"
   fi
 fi
 [ "${BENCH_REPORT_ONLY:-0}" = 1 ] || phase_time "whole benchmark" "$T_START"
 
 # ---- report --------------------------------------------------------------------------------
-export BENCH_OUT="$OUT" BENCH_TOKENS_SET="$TOKENS" BENCH_METHODS_SET="$METHODS" BENCH_RUNS_SET="$RUNS"
+export BENCH_OUT="$OUT" BENCH_REPORT="$REPORT" BENCH_TIER="$TIER" BENCH_TOKENS_SET="$TOKENS" BENCH_METHODS_SET="$METHODS" BENCH_RUNS_SET="$RUNS"
 export BENCH_PAGE_RUNS_SET="$PAGE_RUNS" BENCH_STEPS_SET="$STEPS" BENCH_THREADS_SET="$THREADS"
 export BENCH_CAPS="skip above an estimated ${CAP_S} s (native) / ${PAGE_CAP_S} s (page) per run; at most ${BUDGET_S} s / ${PAGE_BUDGET_S} s of runs per configuration; parts ${NATIVE_PART_S} s / ${PAGE_PART_S} s; never skipped: native [${MUST}], page [${PAGE_MUST}]; hard limit ${TIMEOUT_S} s per configuration"
 export BENCH_DEFAULT_CONFIG="$DEFAULT_CONFIG" BENCH_CONVERGENCE_SET="$CONVERGENCE" BENCH_MATMUL_SET="$MATMUL" BENCH_PAGE_MEMORY_STEPS_SET="$PAGE_MEMORY_STEPS"
@@ -461,7 +481,10 @@ P("# Benchmarks")
 P("")
 P("Written by `scripts/bench.sh` (`make bench`); do not edit by hand. Raw JSON lines: `bench-out/`.")
 P("")
-if not default_config:
+if E("BENCH_TIER") == "quick":
+    P("> **Quick tier** (`make bench-quick`): a subset of the full benchmark, for checking a change.")
+    P("")
+elif not default_config:
     P("> **Partial run.** This file was produced with a reduced configuration (see *Configuration*), "
       "not by the full `make bench`; its figures only show that the benchmark works end to end.")
     P("")
@@ -820,9 +843,9 @@ if failures:
     for f in failures:
         P(f"- {f}")
     P("")
-with open("BENCHMARKS.md", "w") as fh:
+with open(E("BENCH_REPORT"), "w") as fh:
     fh.write("\n".join(md))
 print("\n".join(md))
-print("\nwrote BENCHMARKS.md")
+print(f"\nwrote {E('BENCH_REPORT')}")
 PY
 exit $status

@@ -15,14 +15,15 @@ TRUNK_VERSION="0.21.14"
 # The worker's multi-threaded build needs nightly (build-std with atomics): this one, pinned.
 NIGHTLY_TOOLCHAIN="nightly-2026-05-20"
 
-# serve_dist LOGDIR: serve dist/ (with the model linked into dist/models/ unless the build copied
-# it: the page fetches models/<file> relative to itself) on a free port in the background. Sets
-# SERVER_PID, and URL once the server answers (empty if it did not start within 10 s). Its
-# output goes to LOGDIR/serve.out and LOGDIR/serve.log.
+# serve_dist LOGDIR [DIST]: serve DIST (default dist/, with the model linked into its models/
+# unless the build copied it: the page fetches models/<file> relative to itself) on a free port in
+# the background. Sets SERVER_PID, and URL once the server answers (empty if it did not start
+# within 10 s). Its output goes to LOGDIR/serve.out and LOGDIR/serve.log.
 serve_dist() {
-  mkdir -p dist/models
-  [ -e "dist/models/$MODEL_FILE" ] || ln -s "$MODEL_PATH" "dist/models/$MODEL_FILE"
-  python3 scripts/serve.py --dir dist 0 >"$1/serve.out" 2>"$1/serve.log" &
+  local dist="${2:-dist}"
+  mkdir -p "$dist/models"
+  [ -e "$dist/models/$MODEL_FILE" ] || ln -s "$MODEL_PATH" "$dist/models/$MODEL_FILE"
+  python3 "$ROOT/scripts/serve.py" --dir "$dist" 0 >"$1/serve.out" 2>"$1/serve.log" &
   SERVER_PID=$!
   URL=""
   for _ in $(seq 100); do
