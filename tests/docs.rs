@@ -56,7 +56,9 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();
         let name = entry.file_name();
-        if name == "target" || name == "node_modules" || name.to_string_lossy().starts_with('.') {
+        // Build output and downloads are not part of a fresh clone.
+        let ignored = ["target", "node_modules", "dist", "test-out", "bench-out"];
+        if ignored.iter().any(|i| name == *i) || name.to_string_lossy().starts_with('.') {
             continue;
         }
         out.push(path.clone());

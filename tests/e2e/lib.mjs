@@ -23,11 +23,27 @@ export const opt = (name, dflt) => {
 // The default model, as default-model.env declares it (KEY=value lines): its file name, size,
 // digest, and where the page serves it.
 const declared = Object.fromEntries(readFileSync(join(ROOT, 'default-model.env'), 'utf8').split('\n')
-  .filter((line) => /^[A-Z_]+=/.test(line)).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1).trim()]));
+  .filter((line) => /^[A-Z][A-Z0-9_]*=/.test(line)).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1).trim()]));
 export const MODEL_FILE = declared.MODEL_FILE;
 export const MODEL_BYTES = Number(declared.MODEL_BYTES);
 export const MODEL_SHA256 = declared.MODEL_SHA256;
 export const MODEL_URL = `models/${MODEL_FILE}`;
+
+// The same GGUF with the u32 metadata `key` set to `value` (the key is found with its u64 length
+// prefix, so `…head_count` does not match `…head_count_kv`).
+export function withU32(gguf, key, value) {
+  const name = Buffer.from(key);
+  const needle = Buffer.alloc(8 + name.length);
+  needle.writeBigUInt64LE(BigInt(name.length));
+  name.copy(needle, 8);
+  const at = gguf.indexOf(needle);
+  if (at < 0) throw new Error(`no ${key} in the model`);
+  const type = at + needle.length;
+  if (gguf.readUInt32LE(type) !== 4) throw new Error(`${key} is not a u32`);
+  const copy = Buffer.from(gguf);
+  copy.writeUInt32LE(value, type + 4);
+  return copy;
+}
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking',
@@ -152,7 +168,9 @@ export const snapshot = (page) => page.evaluate(() => {
     preds: topk ? qa('prediction', topk).map((e) => ({ id: a(e, 'data-token-id'), prob: a(e, 'data-prob'), text: e.textContent.trim() })) : [],
     target: target ? { id: a(target, 'data-token-id'), text: target.textContent.trim() } : null,
     timings: tm ? { load: a(tm, 'data-load-ms'), forward: a(tm, 'data-forward-ms'), attribute: a(tm, 'data-attribute-ms'),
-                    total: a(tm, 'data-total-ms'), memory: a(tm, 'data-wasm-memory'), threads: a(tm, 'data-threads'), relaxedSimd: a(tm, 'data-relaxed-simd') } : null,
+                    total: a(tm, 'data-total-ms'), memory: a(tm, 'data-wasm-memory'), threads: a(tm, 'data-threads'), relaxedSimd: a(tm, 'data-relaxed-simd'),
+                    backend: a(tm, 'data-backend'), adapter: a(tm, 'data-adapter'), notOnGpu: a(tm, 'data-not-on-gpu'), shaderMs: a(tm, 'data-shader-ms'),
+                    text: tm.textContent.trim() } : null,
     progress: { seen: window.__salient.progressSeen, maxLoaded: window.__salient.maxLoaded, total: window.__salient.total },
   };
 });

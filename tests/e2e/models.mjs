@@ -11,7 +11,7 @@
 // answers. Prints `ok  name` / `FAIL name details` per check and `N passed, M failed`; exits 1 on
 // any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): models.png, fail-*.png,
 // e2e-models-console.log.
-import { ROOT, URL_, DIST, OUT, S, createSuite, mark, settle, MODEL_FILE, MODEL_BYTES, MODEL_SHA256 } from './lib.mjs';
+import { ROOT, URL_, DIST, OUT, S, createSuite, mark, settle, withU32, MODEL_FILE, MODEL_BYTES, MODEL_SHA256 } from './lib.mjs';
 import { spawn } from 'node:child_process';
 import { copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -87,22 +87,6 @@ function withArchitecture(gguf, family) {
   if (gguf.toString('latin1', value, value + 5) !== 'llama') throw new Error('the model is not a llama');
   const copy = Buffer.from(gguf);
   copy.write(family, value, 'latin1');
-  return copy;
-}
-
-// The same GGUF with the u32 metadata `key` set to `value` (the key is found with its u64 length
-// prefix, so `…head_count` does not match `…head_count_kv`).
-function withU32(gguf, key, value) {
-  const name = Buffer.from(key);
-  const needle = Buffer.alloc(8 + name.length);
-  needle.writeBigUInt64LE(BigInt(name.length));
-  name.copy(needle, 8);
-  const at = gguf.indexOf(needle);
-  if (at < 0) throw new Error(`no ${key} in the model`);
-  const type = at + needle.length;
-  if (gguf.readUInt32LE(type) !== 4) throw new Error(`${key} is not a u32`);
-  const copy = Buffer.from(gguf);
-  copy.writeUInt32LE(value, type + 4);
   return copy;
 }
 
