@@ -37,7 +37,10 @@
 #   BENCH_MATMUL=2048                 the peak-FLOP/s matmul size (N×N×N); BENCH_MATMUL_RUNS=5
 #   BENCH_CONVERGENCE="4,8,16,32,64,128"   IG steps of the accuracy study ("" skips it);
 #                                     BENCH_CONVERGENCE_TIMEOUT_S=420
-#   BENCH_NATIVE=1 BENCH_PAGE=1       0 skips that part
+#   BENCH_GPU_TOKENS="16 64 256" BENCH_GPU_METHODS="forward saliency integrated_gradients"
+#   BENCH_GPU_RUNS=3 BENCH_GPU_MATMUL=1024 BENCH_GPU_TIMEOUT_S=900   the native GPU part (wgpu on
+#                                     whatever adapter there is: here Mesa's lavapipe, on the CPU)
+#   BENCH_NATIVE=1 BENCH_GPU=1 BENCH_PAGE=1   0 skips that part
 #   SKIP_BUILD=1                      benchmark the existing dist/ (no trunk build)
 #   SALIENT_BIN=path                  use this salient binary (no cargo build)
 #   BENCH_NOTE="..."                  a line for BENCHMARKS.md's header (how this run was made)
@@ -282,6 +285,34 @@ if [ "${BENCH_NATIVE:-1}" = 1 ] && [ -x "$BIN" ]; then
   fi
 fi
 
+# ---- GPU (native, wgpu) --------------------------------------------------------------------
+GPU_TOKENS="${BENCH_GPU_TOKENS:-16 64 256}"; GPU_METHODS="${BENCH_GPU_METHODS:-forward saliency integrated_gradients}"
+if [ "$TIER" = quick ]; then GPU_TOKENS="${BENCH_GPU_TOKENS:-16 64}"; fi
+GPU_RUNS="${BENCH_GPU_RUNS:-3}"; GPU_MATMUL="${BENCH_GPU_MATMUL:-1024}"; GPU_TIMEOUT_S="${BENCH_GPU_TIMEOUT_S:-900}"
+if [ "${BENCH_GPU:-1}" = 1 ] && [ -x "$BIN" ]; then
+  : >"$OUT/gpu.jsonl"; : >"$OUT/gpu-matmul.jsonl"
+  t0=$(date +%s)
+  say "GPU peak: ${GPU_MATMUL}x${GPU_MATMUL}x${GPU_MATMUL} f32 matmul (tiled WGSL kernel)"
+  if limited 600 "$OUT/gpu-matmul.err" "$BIN" bench --gpu-matmul "$GPU_MATMUL" --runs 3 >>"$OUT/gpu-matmul.jsonl"; then
+    tail -1 "$OUT/gpu-matmul.jsonl"
+    for n in $GPU_TOKENS; do
+      for m in $GPU_METHODS; do
+        say "GPU tokens=$n $m: $GPU_RUNS run(s) (limit $GPU_TIMEOUT_S s)"
+        if limited "$GPU_TIMEOUT_S" "$OUT/gpu-$n-$m.err" "$BIN" bench --backend gpu --model "$MODEL_PATH" \
+             --tokens "$n" --methods "$m" --runs "$GPU_RUNS" --load-runs 1 --steps "$STEPS" >"$OUT/gpu-$n-$m.out"; then
+          grep -E '^\s*\{' "$OUT/gpu-$n-$m.out" | tail -1 >>"$OUT/gpu.jsonl"
+        else
+          say "  FAILED: $(cat "$OUT/last-reason")"
+          record "$OUT/gpu.jsonl" run failed "$(cat "$OUT/last-reason")" method="$m" tokens_requested="$n"
+        fi
+      done
+    done
+  else
+    fail "GPU matmul: $(cat "$OUT/last-reason")"
+  fi
+  phase_time "native GPU" "$t0"
+fi
+
 # ---- page ----------------------------------------------------------------------------------
 if [ "${BENCH_PAGE:-1}" = 1 ]; then
   if [ "${SKIP_BUILD:-0}" != 1 ]; then
@@ -386,6 +417,8 @@ native = [r for r in lines("native.jsonl") if r.get("kind") == "run"]
 for r in native:
     r.setdefault("status", "ok")
 matmul = {m["threads"]["label"]: m for m in lines("matmul.jsonl") if m.get("kind") == "matmul"}
+gpu_runs = [r for r in lines("gpu.jsonl") if r.get("kind") == "run"]
+gpu_peaks = [m for m in lines("gpu-matmul.jsonl") if m.get("kind") == "gpu-matmul"]
 convergence = [c for c in lines("convergence.jsonl") if c.get("kind") == "convergence"]
 page = lines("page.jsonl")
 visits = [v for v in page if v.get("kind") == "visit"]
@@ -707,6 +740,48 @@ for label in threads_set:
               f"{tm(r['attribute_ms'], r['attribute_ms_runs']) if method != 'forward' else '–'} | {mem(r['peak_rss_bytes'])} | "
               f"{gf(r['flops'] / 1e9) if fin(r.get('flops')) else 'n/a'} | {gf(rate)} | "
               f"{f'{100 * rate / pk:.0f} %' if fin(rate) and fin(pk) else 'n/a'} | {cpu_busy(r)} |")
+    P("")
+
+# ---- GPU ----
+P("## GPU backend (native, `salient bench --backend gpu`)")
+P("")
+if gpu_peaks:
+    g = gpu_peaks[-1]
+    adapter = f"{g['adapter']} ({g['api']})"
+    software = any(w in g["adapter"].lower() for w in ("llvmpipe", "lavapipe", "swiftshader", "software"))
+    if software:
+        P(f"**No GPU here.** The adapter is {adapter}: a software rasteriser that runs the WGSL kernels on this "
+          "machine's CPU cores. These figures measure that software adapter, not a GPU; they say that the GPU path "
+          "runs and what its kernels reach on it, nothing about a laptop's GPU.")
+    else:
+        P(f"Adapter: {adapter}.")
+    P("")
+    pk = g["gflops_per_s"]
+    P(f"Adapter's f32 peak, measured: a tiled {g['n']}×{g['n']}×{g['n']} matmul kernel "
+      f"(`shaders/matmul_peak.wgsl`, {g['products_per_run']} products per run): {gf(pk)} GFLOP/s median, "
+      f"{gf(g['gflops_per_s_best'])} best.")
+    P("")
+    P("Weights kept in their GGUF blocks on the device; the decoder made and its kernels compiled before the timed "
+      "runs. The CPU column is the native all-threads run of the same configuration in this sitting.")
+    P("")
+    P("| Tokens | Method | Runs | GPU total | GFLOP/s | % of adapter peak | CPU total (all threads) |")
+    P("|---|---|---|---|---|---|---|")
+    for r in gpu_runs:
+        name = r.get("method", "?") + (f" ({steps})" if r.get("method") == "integrated_gradients" else "")
+        if r.get("status", "ok") != "ok":
+            P(f"| {r.get('tokens_requested')} | {name} | – | {r.get('reason')} | | | |")
+            continue
+        method = r["method"]
+        total = r["forward_ms"] if method == "forward" else r["total_ms"]
+        runs = r["forward_ms_runs"] if method == "forward" else r["total_ms_runs"]
+        rate = r["flops"] / (total * 1e6) if fin(r.get("flops")) and total else None
+        c = nat("all", r["tokens_requested"], method)
+        cpu = (c["forward_ms"] if method == "forward" else c["total_ms"]) if c and c.get("status") == "ok" else None
+        P(f"| {r['tokens']} | {name} | {r['runs']} | {tm(total, runs)} | {gf(rate)} | "
+          f"{f'{100 * rate / pk:.0f} %' if fin(rate) and fin(pk) else 'n/a'} | {t(cpu)} |")
+    P("")
+else:
+    P("Not measured (no adapter, or `BENCH_GPU=0`).")
     P("")
 
 # ---- page ----

@@ -6,8 +6,8 @@ mod common;
 use candle_core::DType;
 use salient::engine::api::continuation::attribute_continuation;
 use salient::engine::runtime::ready::now;
-use salient::engine::RunContext;
 use salient::engine::{attribute, EngineError, Request, TargetChoice, TargetKind, TargetSpec};
+use salient::engine::{Backend, RunContext};
 
 const PREFIX: &str = "The capital of France is";
 const CONTINUATION: &str = " Paris. It is";
@@ -123,7 +123,8 @@ fn max_tokens_bounds_the_prefix_and_the_continuation_together() {
     let model = common::load_model(DType::F32);
     let continue_with = |method: &str, continuation: &str, max_tokens| {
         let request = Request { max_tokens, ..Request::new(PREFIX, method) };
-        now(attribute_continuation(&model, &request, continuation, &RunContext::default()))
+        let context = RunContext::default();
+        now(attribute_continuation(Backend::Cpu, &model, &request, continuation, &context))
     };
     let result = continue_with("saliency", CONTINUATION, Some(8));
     assert!(

@@ -31,7 +31,7 @@ use salient::engine::attribution::methods::{
 use salient::engine::model::gguf::GgufFile;
 use salient::engine::model::tokenizer::TextTokenizer;
 use salient::engine::model::tokenizer::Token;
-use salient::engine::TargetKind;
+use salient::engine::{BackendKind, TargetKind};
 use salient::engine::{Model, Problem, TargetSpec};
 use salient::state::colour::Scale;
 use salient::state::export::{csv, html, svg, Shown};
@@ -40,7 +40,7 @@ use salient::state::result::{check, Agreement, Checked, MethodScores, RunOutput}
 use salient::state::settings::{Normalisation, Reduce, Settings, ViewSettings, MAX_TEXT_BYTES};
 use salient::state::shared::{open_link, SavedModel, SavedResult, SharedState, Snapshot};
 use salient::state::view::{
-    compare_recomputed, matrix, shown_map, spelled, units, Precision, Recomputed, TokenMap,
+    compare_recomputed, matrix, shown_map, spelled, units, Recomputed, TokenMap,
 };
 use serde::{Deserialize, Serialize};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -1510,6 +1510,7 @@ fn valid_output(rng: &mut SplitMix64) -> RunOutput {
             path_gradients: rng.chance(1, 3).then(|| rng.below(32)),
             faithfulness,
             continuation,
+            backend: if rng.chance(1, 2) { BackendKind::Cpu } else { BackendKind::Gpu },
         },
         baseline_value: rng.chance(1, 3).then(|| rng.unit()),
         compared,
@@ -1699,7 +1700,7 @@ fn view_everything(output: &Checked<RunOutput>, settings: &Settings) -> Result<(
         return Err("the SVG holds a character XML forbids".into());
     }
     let _ = (csv(&shown), html(&shown));
-    match compare_recomputed(a, a, 0.0, Precision::Cpu) {
+    match compare_recomputed(a, a, 0.0) {
         Recomputed::Same { .. } => Ok(()),
         other => Err(format!("a result differs from itself: {other:?}")),
     }

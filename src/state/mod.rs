@@ -8,6 +8,7 @@
 //! fragment, query parameters, an imported file, local storage. They are parsed into the types
 //! here, whose invariants the views rely on.
 
+pub mod backend;
 pub mod colour;
 pub mod default_model;
 pub mod download;

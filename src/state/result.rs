@@ -276,6 +276,7 @@ mod tests {
     use super::*;
     use crate::engine::api::continuation::ContinuationRow;
     use crate::engine::attribution::methods::MethodParams;
+    use crate::engine::BackendKind;
     use crate::engine::TargetKind;
 
     fn token(id: u32) -> Token {
@@ -318,6 +319,7 @@ mod tests {
                 random_sufficiency: 0.2,
             }),
             continuation: Some(continuation),
+            backend: BackendKind::Gpu,
         })
     }
 

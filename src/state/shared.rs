@@ -13,7 +13,7 @@ use crate::engine::api::continuation::{Continuation, ContinuationRow};
 use crate::engine::api::{Attribution, Prediction};
 use crate::engine::attribution::methods::MethodParams;
 use crate::engine::model::tokenizer::Token;
-use crate::engine::TargetKind;
+use crate::engine::{BackendKind, TargetKind};
 use crate::state::link::{self, LinkError};
 use crate::state::result::{check, Checked, ResultError, RunOutput};
 use crate::state::settings::{Settings, MAX_TOKENS};
@@ -274,6 +274,9 @@ pub struct Snapshot {
     pub scores: Quantised,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continuation: Option<ContinuationSnapshot>,
+    /// Where it was computed (left out for the CPU, as links made before the GPU backend are).
+    #[serde(default, skip_serializing_if = "BackendKind::is_cpu")]
+    pub backend: BackendKind,
 }
 
 /// The continuation's tokens (after the text's) and one quantised row per continuation token.
@@ -312,6 +315,7 @@ impl Snapshot {
                     })
                     .collect(),
             }),
+            backend: a.backend,
         }
     }
 
@@ -353,6 +357,7 @@ impl Snapshot {
             path_gradients: None,
             faithfulness: None,
             continuation,
+            backend: self.backend,
         }))
     }
 }
@@ -425,6 +430,7 @@ mod tests {
             path_gradients: None,
             faithfulness: None,
             continuation: None,
+            backend: BackendKind::Cpu,
         }
     }
 

@@ -11,7 +11,7 @@ use crate::engine::attribution::grouping::{group, Granularity};
 use crate::engine::attribution::methods;
 use crate::engine::model::token_text::text_to_bytes;
 use crate::engine::model::tokenizer::Token;
-use crate::engine::{Attribution, TargetKind};
+use crate::engine::{Attribution, BackendKind, TargetKind};
 
 /// One map: tokens and one score each.
 #[derive(Clone, Debug, PartialEq)]
@@ -139,30 +139,25 @@ pub enum Recomputed {
 }
 
 /// The numeric precision of a backend's scores, relative to the largest |score|: two computations
-/// of one result on these backends agree within it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Precision {
-    /// f32 on the CPU: sums in another order (threads, SIMD width, another machine).
-    Cpu,
-}
-
-impl Precision {
-    pub fn relative(self) -> f32 {
-        match self {
-            Precision::Cpu => 1e-4,
-        }
+/// of one result on it agree within it. On the CPU, f32 sums in another order (threads, SIMD
+/// width, another machine); on a GPU, other kernels' orders, and the GPU's own arithmetic
+/// (its tests hold it to this).
+pub fn precision(backend: BackendKind) -> f32 {
+    match backend {
+        BackendKind::Cpu => 1e-4,
+        BackendKind::Gpu => 1e-3,
     }
 }
 
 /// Compares `recomputed` with `shown`, whose scores are exact up to `resolution` (relative to
 /// its largest |score|: half a quantisation step for a link's snapshot, 0 for a full-precision
 /// file). The tolerance comes from the recomputed result, never from the shown one, so a doctored
-/// snapshot cannot widen it: half a step of the recomputed scale plus the backends' precision.
+/// snapshot cannot widen it: half a step of the recomputed scale plus the coarser precision of
+/// the two backends (a snapshot claiming the GPU widens it at most to the GPU's).
 pub fn compare_recomputed(
     shown: &Attribution,
     recomputed: &Attribution,
     resolution: f32,
-    precision: Precision,
 ) -> Recomputed {
     let ids = |a: &Attribution| a.tokens.iter().map(|t| t.id).collect::<Vec<_>>();
     if ids(shown) != ids(recomputed) || shown.scores.len() != recomputed.scores.len() {
@@ -170,7 +165,8 @@ pub fn compare_recomputed(
     }
     let largest = |scores: &[f32]| scores.iter().fold(0f32, |m, s| m.max(s.abs()));
     let reference = largest(&recomputed.scores);
-    let tolerance = reference * (resolution + precision.relative());
+    let precision = precision(shown.backend).max(precision(recomputed.backend));
+    let tolerance = reference * (resolution + precision);
     let max_diff = shown
         .scores
         .iter()
@@ -216,6 +212,7 @@ mod tests {
             path_gradients: None,
             faithfulness: None,
             continuation: None,
+            backend: BackendKind::Cpu,
         }
     }
 
@@ -227,20 +224,33 @@ mod tests {
         let mut snapshot = Snapshot::of(&real);
         snapshot.scores = Quantised { max: 1e6, q: vec![0, 0, 0] };
         let shown = snapshot.output(&real.params).unwrap();
-        let verdict =
-            compare_recomputed(&shown.attribution, &real, Quantised::RESOLUTION, Precision::Cpu);
+        let verdict = compare_recomputed(&shown.attribution, &real, Quantised::RESOLUTION);
         assert!(matches!(verdict, Recomputed::Differs { .. }), "{verdict:?}");
         // The maxima must agree too: scores all within tolerance but the largest rescaled.
         snapshot.scores = Quantised::new(&[0.02, -0.01, 0.06]);
         let shown = snapshot.output(&real.params).unwrap();
-        let verdict =
-            compare_recomputed(&shown.attribution, &real, Quantised::RESOLUTION, Precision::Cpu);
+        let verdict = compare_recomputed(&shown.attribution, &real, Quantised::RESOLUTION);
         assert!(matches!(verdict, Recomputed::Differs { .. }), "{verdict:?}");
         // An honest snapshot is the same result.
         let honest = Snapshot::of(&real).output(&real.params).unwrap();
-        let verdict =
-            compare_recomputed(&honest.attribution, &real, Quantised::RESOLUTION, Precision::Cpu);
+        let verdict = compare_recomputed(&honest.attribution, &real, Quantised::RESOLUTION);
         assert!(matches!(verdict, Recomputed::Same { .. }), "{verdict:?}");
+    }
+
+    /// A result made on the CPU and recomputed on a GPU is judged at the GPU's precision, and a
+    /// snapshot that claims the GPU widens the tolerance no further than that.
+    #[test]
+    fn the_tolerance_is_the_coarser_backends() {
+        let cpu = attribution(&[1.0, -0.5, 0.25]);
+        let mut gpu = attribution(&[1.0, -0.5, 0.2505]);
+        gpu.backend = BackendKind::Gpu;
+        let verdict = compare_recomputed(&cpu, &gpu, 0.0);
+        assert!(matches!(verdict, Recomputed::Same { tolerance, .. } if tolerance == 1e-3));
+        let on_cpu_too = attribution(&[1.0, -0.5, 0.2505]);
+        assert!(matches!(compare_recomputed(&cpu, &on_cpu_too, 0.0), Recomputed::Differs { .. }));
+        let mut claims_gpu = attribution(&[1.0, -0.5, 0.26]);
+        claims_gpu.backend = BackendKind::Gpu;
+        assert!(matches!(compare_recomputed(&claims_gpu, &cpu, 0.0), Recomputed::Differs { .. }));
     }
 
     #[test]

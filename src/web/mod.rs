@@ -80,14 +80,16 @@ pub fn start() {
     }
 }
 
-/// Starts answering the page; called by `public/worker.js` in the engine's worker.
+/// Starts answering the page; called by `public/worker.js` in the engine's worker, which says
+/// whether to compute on the GPU (and, when the GPU was chosen but is not there, why).
 #[wasm_bindgen::prelude::wasm_bindgen]
-pub fn serve_engine() {
-    worker::start();
+pub fn serve_engine(gpu: bool, not_on_gpu: Option<String>) {
+    worker::start(gpu, not_on_gpu);
 }
 
 pub use crash::test_panic;
-pub use worker::gpu_probe;
+#[cfg(gpu)]
+pub use worker::{gpu_probe, test_lose_gpu};
 
 /// The multi-threaded build's pool start, for `public/worker.js` (wasm-bindgen-rayon's
 /// `initThreadPool`).

@@ -2,7 +2,7 @@
 
 use crate::engine::attribution::faithfulness::Faithfulness;
 use crate::engine::model::arch::DecoderConfig;
-use crate::engine::Request;
+use crate::engine::{BackendKind, Request};
 pub use crate::state::result::{Agreement, MethodScores, RunOutput};
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +22,10 @@ pub enum ToWorker {
     /// Explain `request`, and run each method of `compare` on the same problem. When the request
     /// asks for faithfulness, it is measured after `Done`, one `Faithfulness` message per map.
     Run { id: u64, request: Request, compare: Vec<String> },
+    /// Stop every run up to id `through`: for a worker on the GPU, which reads messages while
+    /// it awaits the device (a worker on the CPU is stopped through its shared stop flag, or
+    /// terminated).
+    Stop { through: u64 },
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -44,9 +48,11 @@ pub enum FromWorker {
         loaded: f64,
         total: Option<f64>,
     },
+    /// `gpu`: the model is on the GPU too, and runs compute there.
     Loaded {
         model: ModelSummary,
         load_ms: f64,
+        gpu: Option<OnGpu>,
     },
     /// `model_kept`: the model loaded before is still loaded and usable.
     LoadFailed {
@@ -99,6 +105,13 @@ pub struct ModelSummary {
     pub fitting_tokens: usize,
 }
 
+/// The GPU a worker computes on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OnGpu {
+    /// As the browser names it ("google swiftshader").
+    pub adapter: String,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LoadedFrom {
     Network,
@@ -129,4 +142,14 @@ pub struct Timings {
     pub threads: usize,
     /// The build with relaxed SIMD (fused multiply-add in the matrix kernel) computed the run.
     pub relaxed_simd: bool,
+    /// Where the run computed.
+    pub backend: BackendKind,
+    /// The GPU's adapter, when on the GPU.
+    pub adapter: Option<String>,
+    /// Why the run computed on the CPU although the GPU was wanted (no adapter, a failure).
+    pub not_on_gpu: Option<String>,
+    /// The GPU failed during this run, which was then computed again on the CPU.
+    pub fell_back: bool,
+    /// The first run after a load on the GPU: how long the kernels took to compile then.
+    pub shader_ms: Option<f64>,
 }

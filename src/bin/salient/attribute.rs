@@ -1,15 +1,17 @@
 //! `salient attribute`: the engine's answer for a text, or for each line of a file, as a table
 //! or as JSON.
 
-use crate::{fail, load_model, named, native_context, terminal_safe, Weights};
+use crate::{fail, load_model, named, native_context, terminal_safe, BackendChoice, Weights};
 use clap::builder::PossibleValuesParser;
 use clap::{ArgGroup, Args};
 use salient::engine;
 use salient::engine::api::expected_work;
 use salient::engine::attribution::grouping::{self, Granularity};
 use salient::engine::attribution::methods::{MethodParams, METHODS};
+use salient::engine::gpu::GpuDecoder;
 use salient::engine::runtime::progress::{Progress, ProgressSink};
-use salient::engine::{Attribution, Baseline, Request, TargetChoice, TargetKind};
+use salient::engine::{Attribution, Backend, Baseline, EngineError, Model, Request};
+use salient::engine::{TargetChoice, TargetKind};
 use sha2::{Digest, Sha256};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -92,9 +94,14 @@ pub struct AttributeArgs {
     /// Print JSON (always on with --texts).
     #[arg(long)]
     json: bool,
-    /// How to keep the model's weights.
-    #[arg(long, value_enum, default_value = "decoded")]
-    weights: Weights,
+    /// Where the passes compute. On the GPU, a run the GPU fails is redone on the CPU, with a
+    /// note on stderr and in the JSON's `backend.fallback`.
+    #[arg(long, value_enum, default_value = "cpu")]
+    backend: BackendChoice,
+    /// How to keep the model's weights: by default decoded for the CPU, encoded (as in the file,
+    /// decoded by the GPU's kernels) for the GPU.
+    #[arg(long, value_enum)]
+    weights: Option<Weights>,
 }
 
 impl AttributeArgs {
@@ -154,7 +161,11 @@ pub fn run(args: AttributeArgs) -> ExitCode {
         "sha256": hex(&Sha256::digest(&bytes)),
         "bytes": bytes.len(),
     });
-    let model = match load_model(bytes, args.weights) {
+    let weights = args.weights.unwrap_or(match args.backend {
+        BackendChoice::Cpu => Weights::Decoded,
+        BackendChoice::Gpu => Weights::Encoded,
+    });
+    let model = match load_model(bytes, weights) {
         Ok(m) => m,
         Err(e) => return fail(&e.to_string()),
     };
@@ -171,6 +182,7 @@ pub fn run(args: AttributeArgs) -> ExitCode {
     } else {
         ProgressSink::default()
     });
+    let mut on = On::chosen(args.backend, &model);
     let (base, group, json) = (args.request(), args.group, args.json || batch);
     let mut failed = false;
     for text in &texts {
@@ -182,13 +194,13 @@ pub fn run(args: AttributeArgs) -> ExitCode {
                 .progress
                 .begin(tokens.and_then(|seq| expected_work(&model, seq, &request)).unwrap_or(0));
         }
-        let attribution = engine::attribute(&model, &request, &context);
+        let attribution = on.run(&model, &request, &context);
         if terminal {
             eprint!("\r\x1b[K"); // erases the progress line
         }
         match attribution {
-            Ok(result) if json => println!("{}", to_json(&result, &model_json, group)),
-            Ok(result) => print_table(&result, group),
+            Ok(result) if json => println!("{}", to_json(&result, &model_json, &on, group)),
+            Ok(result) => print_table(&result, &on, group),
             Err(e) if batch => {
                 failed = true;
                 println!("{}", serde_json::json!({ "text": text, "error": e.to_string() }));
@@ -200,6 +212,62 @@ pub fn run(args: AttributeArgs) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// The backend runs compute on, and why it is not the one asked for.
+struct On {
+    backend: Backend,
+    adapter: Option<String>,
+    fallback: Option<String>,
+}
+
+impl On {
+    /// The backend `choice` names, or the CPU (with the reason, also on stderr) when the GPU is
+    /// not there.
+    fn chosen(choice: BackendChoice, model: &Model) -> On {
+        if choice == BackendChoice::Cpu {
+            return On { backend: Backend::Cpu, adapter: None, fallback: None };
+        }
+        match pollster::block_on(GpuDecoder::new(&model.architecture)) {
+            Ok(decoder) => On {
+                adapter: Some(decoder.adapter().name.clone()),
+                backend: Backend::Gpu(decoder.into()),
+                fallback: None,
+            },
+            Err(e) => On::cpu_after(e),
+        }
+    }
+
+    /// The CPU, after the GPU failed with `error`.
+    fn cpu_after(error: EngineError) -> On {
+        eprintln!("salient: {error}; computing on the CPU instead");
+        On { backend: Backend::Cpu, adapter: None, fallback: Some(error.to_string()) }
+    }
+
+    /// `request` on this backend; a GPU failure moves this and every later run to the CPU.
+    fn run(
+        &mut self,
+        model: &Model,
+        request: &Request,
+        context: &salient::engine::RunContext,
+    ) -> Result<Attribution, EngineError> {
+        let run = |backend| pollster::block_on(engine::run_on(backend, model, request, context));
+        match run(self.backend.clone()) {
+            Err(error @ EngineError::Gpu(_)) => {
+                *self = On::cpu_after(error);
+                run(Backend::Cpu)
+            }
+            other => other,
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.backend.name(),
+            "adapter": self.adapter,
+            "fallback": self.fallback,
+        })
     }
 }
 
@@ -215,6 +283,7 @@ fn show_progress(shown: &AtomicU64, progress: Progress) {
 fn to_json(
     result: &Attribution,
     model: &serde_json::Value,
+    on: &On,
     group: Option<Granularity>,
 ) -> serde_json::Value {
     let mut json = serde_json::json!({
@@ -230,6 +299,7 @@ fn to_json(
         "completeness_error": result.completeness_error,
         "path_gradients": result.path_gradients,
         "model": model,
+        "backend": on.json(),
     });
     if let Some(faithfulness) = &result.faithfulness {
         json["faithfulness"] = serde_json::json!(faithfulness);
@@ -249,10 +319,14 @@ fn to_json(
     json
 }
 
-fn print_table(result: &Attribution, group: Option<Granularity>) {
+fn print_table(result: &Attribution, on: &On, group: Option<Granularity>) {
     let visible = |text: &str| terminal_safe(&salient::engine::model::token_text::visible(text));
+    let backend = match &on.adapter {
+        Some(adapter) => format!("GPU: {}", terminal_safe(adapter)),
+        None => "CPU".into(),
+    };
     println!(
-        "target \"{}\" (id {}, p = {:.4}), method {}",
+        "target \"{}\" (id {}, p = {:.4}), method {}, on {backend}",
         terminal_safe(&result.target.text),
         result.target.id,
         result.target.prob,

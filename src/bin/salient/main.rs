@@ -83,6 +83,15 @@ fn configure_threads() {
     }
 }
 
+/// Where a run's passes compute.
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum BackendChoice {
+    /// This machine's cores.
+    Cpu,
+    /// The GPU, through wgpu (Vulkan, Metal or DX12); a GPU that fails falls back to the CPU.
+    Gpu,
+}
+
 /// How the CLI keeps the model's weights.
 #[derive(Clone, Copy, ValueEnum)]
 enum Weights {

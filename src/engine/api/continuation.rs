@@ -5,7 +5,7 @@
 
 use crate::engine::api::request::Request;
 use crate::engine::attribution::methods;
-use crate::engine::attribution::problem::{Prediction, Problem, TargetChoice, TargetSpec};
+use crate::engine::attribution::problem::{Backend, Prediction, Problem, TargetChoice, TargetSpec};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::tokenizer::Token;
 use crate::engine::model::Model;
@@ -30,10 +30,12 @@ pub struct ContinuationRow {
     pub scores: Vec<f32>,
 }
 
-/// Explains each token of `continuation` after the request's text with its method and settings, on
+/// Explains each token of `continuation` after the request's text with its method and settings
+/// (each row's passes on `backend`), on
 /// the quantity its target asks of that token (the target's token and foil are not used). The
 /// request's `max_tokens` bounds the text and continuation together.
 pub async fn attribute_continuation(
+    backend: Backend,
     model: &Model,
     request: &Request,
     continuation: &str,
@@ -62,7 +64,8 @@ pub async fn attribute_continuation(
             kind: request.target.kind,
             foil: None,
         };
-        let problem = Problem::from_tokens(model, tokens[..end].to_vec(), &spec, context).await?;
+        let problem =
+            Problem::on(backend.clone(), model, tokens[..end].to_vec(), &spec, context).await?;
         let scores = method.attribute(&problem, params).await?.values;
         rows.push(ContinuationRow { target: Prediction::of(&problem, tokens[end].id)?, scores });
     }

@@ -8,7 +8,7 @@ use crate::engine::attribution::faithfulness::{self, Faithfulness};
 use crate::engine::attribution::methods::{self, MethodParams};
 use crate::engine::attribution::objective::TargetKind;
 pub use crate::engine::attribution::problem::Prediction;
-use crate::engine::attribution::problem::{top_indices, Problem};
+use crate::engine::attribution::problem::{top_indices, Backend, BackendKind, Problem};
 use crate::engine::error::Result;
 use crate::engine::model::tokenizer::Token;
 use crate::engine::model::Model;
@@ -46,14 +46,27 @@ pub struct Attribution {
     /// When the request gave a continuation: one attribution per continuation token.
     #[serde(default)]
     pub continuation: Option<Continuation>,
+    /// Where it was computed (results from before the GPU backend: the CPU).
+    #[serde(default)]
+    pub backend: BackendKind,
 }
 
 /// Runs `request` on `model` in `context`: the problem's forward pass, the method, and what the
 /// request asks for beyond the scores.
 pub async fn run(model: &Model, request: &Request, context: &RunContext) -> Result<Attribution> {
+    run_on(Backend::Cpu, model, request, context).await
+}
+
+/// [`run`] with its passes on `backend`.
+pub async fn run_on(
+    backend: Backend,
+    model: &Model,
+    request: &Request,
+    context: &RunContext,
+) -> Result<Attribution> {
     methods::by_name(&request.method)?; // an unknown method fails before the forward pass
-    let problem =
-        Problem::new(model, &request.text, &request.target, request.max_tokens, context).await?;
+    let tokens = model.tokenize_input(&request.text, request.max_tokens)?;
+    let problem = Problem::on(backend, model, tokens, &request.target, context).await?;
     explain_request(&problem, request).await
 }
 
@@ -89,7 +102,14 @@ pub async fn explain_request(problem: &Problem<'_>, request: &Request) -> Result
     }
     if let Some(continuation) = &request.continuation {
         result.continuation = Some(
-            attribute_continuation(problem.model, request, continuation, problem.context()).await?,
+            attribute_continuation(
+                problem.backend(),
+                problem.model,
+                request,
+                continuation,
+                problem.context(),
+            )
+            .await?,
         );
     }
     Ok(result)
@@ -124,5 +144,6 @@ pub async fn explain(
         faithfulness: None,
         continuation: None,
         tokens: problem.tokens.clone(),
+        backend: problem.backend().kind(),
     })
 }

@@ -12,6 +12,8 @@ use crate::engine::cpu::gradient::{value_and_gradient, Tape};
 use crate::engine::cpu::layers::KeyValues;
 use crate::engine::cpu::memory::{gradient_batch_rows, layers_per_segment};
 use crate::engine::error::{EngineError, Result};
+#[cfg(gpu)]
+use crate::engine::gpu::{GpuDecoder, GpuPass, TextKeys};
 use crate::engine::model::tokenizer::Token;
 use crate::engine::model::Model;
 use crate::engine::runtime::context::RunContext;
@@ -20,6 +22,8 @@ use candle_core::{DType, Tensor, D};
 use candle_nn::ops;
 use serde::{Deserialize, Serialize};
 use std::ops::Range;
+#[cfg(gpu)]
+use std::sync::Arc;
 use std::sync::{Mutex, OnceLock};
 
 /// Which next token to explain.
@@ -68,10 +72,67 @@ const VALUE_BATCH_MIN_TOKENS: usize = 256;
 /// the whole batch shares) stay within this fraction of its tokens.
 const VALUE_BATCH_RECOMPUTED: f64 = 0.0625;
 
+/// Where a problem's passes compute.
+#[derive(Clone)]
+pub enum Backend {
+    Cpu,
+    /// A GPU decoder of the same model (`GpuDecoder::new` on its architecture).
+    #[cfg(gpu)]
+    Gpu(Arc<GpuDecoder>),
+}
+
+impl Backend {
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            Backend::Cpu => BackendKind::Cpu,
+            #[cfg(gpu)]
+            Backend::Gpu(_) => BackendKind::Gpu,
+        }
+    }
+
+    /// "cpu" or "gpu", as links, exports and the CLI's JSON name it.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+}
+
+/// Which backend computed a result: what links and exports record of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    #[default]
+    Cpu,
+    Gpu,
+}
+
+impl BackendKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Cpu => "cpu",
+            BackendKind::Gpu => "gpu",
+        }
+    }
+
+    pub fn is_cpu(&self) -> bool {
+        *self == BackendKind::Cpu
+    }
+}
+
+/// The GPU's share of a problem: its decoder, the input's forward pass kept for the input
+/// gradient, and the input's keys and values once a continuing pass needs them.
+#[cfg(gpu)]
+struct OnGpu {
+    decoder: Arc<GpuDecoder>,
+    input_pass: Mutex<Option<GpuPass>>,
+    text_keys: OnceLock<TextKeys>,
+}
+
 pub struct Problem<'m> {
     pub model: &'m Model,
-    /// The model's decoder on the CPU.
+    /// The model's decoder on the CPU: its embeddings, and every pass unless the GPU computes.
     cpu: CpuDecoder,
+    #[cfg(gpu)]
+    gpu: Option<OnGpu>,
     pub tokens: Vec<Token>,
     /// `(seq, width)`.
     embeds: Tensor,
@@ -91,7 +152,8 @@ pub struct Problem<'m> {
 }
 
 impl<'m> Problem<'m> {
-    /// The question of `spec` about `text`, for the run `context` (the model's forward pass).
+    /// The question of `spec` about `text`, for the run `context` (the model's forward pass), on
+    /// the CPU.
     pub async fn new(
         model: &'m Model,
         text: &str,
@@ -99,11 +161,23 @@ impl<'m> Problem<'m> {
         max_tokens: Option<usize>,
         context: &RunContext,
     ) -> Result<Self> {
-        Self::from_tokens(model, model.tokenize_input(text, max_tokens)?, spec, context).await
+        let tokens = model.tokenize_input(text, max_tokens)?;
+        Self::on(Backend::Cpu, model, tokens, spec, context).await
     }
 
-    /// For token sequences built by the caller (a continuation's prefixes).
+    /// For token sequences built by the caller (a continuation's prefixes), on the CPU.
     pub async fn from_tokens(
+        model: &'m Model,
+        tokens: Vec<Token>,
+        spec: &TargetSpec,
+        context: &RunContext,
+    ) -> Result<Self> {
+        Self::on(Backend::Cpu, model, tokens, spec, context).await
+    }
+
+    /// The question of `spec` about `tokens`, its passes computed on `device`.
+    pub async fn on(
+        backend: Backend,
         model: &'m Model,
         tokens: Vec<Token>,
         spec: &TargetSpec,
@@ -112,9 +186,28 @@ impl<'m> Problem<'m> {
         let ids: Vec<u32> = tokens.iter().map(|t| t.id).collect();
         let cpu = CpuDecoder::of(model, context)?;
         let embeds = cpu.embed(&ids)?;
-        let per_segment = layers_per_segment(model.config(), ids.len(), 1, context.graph_budget);
-        let input_tape = Tape::record(&cpu, &embeds.unsqueeze(0)?, per_segment)?;
-        let input_logits = input_tape.logits().detach();
+        #[cfg(gpu)]
+        let mut gpu = None;
+        let (input_logits, input_tape) = match backend {
+            Backend::Cpu => {
+                let per_segment =
+                    layers_per_segment(model.config(), ids.len(), 1, context.graph_budget);
+                let tape = Tape::record(&cpu, &embeds.unsqueeze(0)?, per_segment)?;
+                (tape.logits().detach(), Some(tape))
+            }
+            #[cfg(gpu)]
+            Backend::Gpu(decoder) => {
+                if model.dtype != DType::F32 {
+                    return Err(EngineError::Gpu("the GPU computes in f32 only".into()));
+                }
+                let flat = embeds.flatten_all()?.to_vec1::<f32>()?;
+                let (logits, pass) = decoder.forward(context, &flat, 1, ids.len()).await?;
+                let logits = Tensor::from_vec(logits, (1, model.config().vocab), embeds.device())?;
+                let input_pass = Mutex::new(Some(pass));
+                gpu = Some(OnGpu { decoder, input_pass, text_keys: OnceLock::new() });
+                (logits, None)
+            }
+        };
         let probs: Vec<f32> =
             ops::softmax(&input_logits.squeeze(0)?, D::Minus1)?.to_dtype(DType::F32)?.to_vec1()?;
         if probs.iter().any(|p| !p.is_finite()) {
@@ -142,11 +235,13 @@ impl<'m> Problem<'m> {
             ));
         }
         let objective = Objective { target, kind: spec.kind, foil };
-        let input_tape = Mutex::new(Some(input_tape));
+        let input_tape = Mutex::new(input_tape);
         let (attentions, keys_values) = (OnceLock::new(), OnceLock::new());
         Ok(Self {
             model,
             cpu,
+            #[cfg(gpu)]
+            gpu,
             tokens,
             embeds,
             objective,
@@ -161,6 +256,15 @@ impl<'m> Problem<'m> {
     /// The run this problem computes for.
     pub fn context(&self) -> &RunContext {
         self.cpu.context()
+    }
+
+    /// Where its passes compute.
+    pub fn backend(&self) -> Backend {
+        #[cfg(gpu)]
+        if let Some(gpu) = &self.gpu {
+            return Backend::Gpu(gpu.decoder.clone());
+        }
+        Backend::Cpu
     }
 
     pub fn target(&self) -> u32 {
@@ -191,6 +295,17 @@ impl<'m> Problem<'m> {
             return Ok(attentions);
         }
         self.release_input_tape();
+        #[cfg(gpu)]
+        if let Some(gpu) = &self.gpu {
+            let (heads, seq) = (self.model.config().heads, self.len());
+            let maps =
+                gpu.decoder.attentions(self.context(), &self.flat(&self.embeds)?, seq).await?;
+            let attentions = maps
+                .into_iter()
+                .map(|map| Ok(Tensor::from_vec(map, (1, heads, seq, seq), self.embeds.device())?))
+                .collect::<Result<Vec<_>>>()?;
+            return Ok(self.attentions.get_or_init(|| attentions));
+        }
         let attentions = self.cpu.forward(&self.embeds.unsqueeze(0)?)?.attentions;
         Ok(self.attentions.get_or_init(|| attentions))
     }
@@ -203,6 +318,22 @@ impl<'m> Problem<'m> {
 
     /// ∂ f / ∂ embeds at the input, `(seq, width)`. The first call uses the kept forward pass.
     pub async fn input_gradient(&self) -> Result<Tensor> {
+        #[cfg(gpu)]
+        if let Some(gpu) = &self.gpu {
+            let kept = gpu
+                .input_pass
+                .lock()
+                .map_err(|_| EngineError::Internal("a run panicked".into()))?
+                .take();
+            let (seq, context) = (self.len(), self.context());
+            let pass = match kept {
+                Some(pass) => pass,
+                None => gpu.decoder.forward(context, &self.flat(&self.embeds)?, 1, seq).await?.1,
+            };
+            let (_, d_logits) = self.objective_gradient(&self.objective, &self.input_logits)?;
+            let gradient = gpu.decoder.gradient(context, pass, &d_logits).await?;
+            return Ok(Tensor::from_vec(gradient, self.embeds.shape(), self.embeds.device())?);
+        }
         let kept = self
             .input_tape
             .lock()
@@ -229,6 +360,37 @@ impl<'m> Problem<'m> {
         if let Ok(mut kept) = self.input_tape.lock() {
             kept.take();
         }
+        #[cfg(gpu)]
+        if let Some(Ok(mut kept)) = self.gpu.as_ref().map(|gpu| gpu.input_pass.lock()) {
+            kept.take();
+        }
+    }
+
+    /// `inputs`' values in one row-major list, as the GPU takes them.
+    #[cfg(gpu)]
+    fn flat(&self, inputs: &Tensor) -> Result<Vec<f32>> {
+        Ok(inputs.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+    }
+
+    /// `objective` at each row of `logits` `(batch, vocab)`, and its gradient with respect to
+    /// them, row-major: what a GPU backward pass starts from. The objective is computed as on
+    /// the CPU, through candle.
+    #[cfg(gpu)]
+    fn objective_gradient(
+        &self,
+        objective: &Objective,
+        logits: &Tensor,
+    ) -> Result<(Vec<f64>, Vec<f32>)> {
+        let logits = candle_core::Var::from_tensor(&logits.to_dtype(DType::F32)?)?;
+        let scores = objective.score(logits.as_tensor())?;
+        let gradient = scores.sum_all()?.backward()?;
+        let d_logits = gradient.get(logits.as_tensor()).ok_or_else(|| {
+            EngineError::Internal("the objective's gradient did not reach the logits".into())
+        })?;
+        Ok((
+            scores.to_dtype(DType::F64)?.to_vec1::<f64>()?,
+            d_logits.flatten_all()?.to_vec1::<f32>()?,
+        ))
     }
 
     /// The baseline sequence, `(seq, width)`: every position replaced.
@@ -244,7 +406,7 @@ impl<'m> Problem<'m> {
 
     /// f at each of `inputs` (each `(seq, width)`), without gradients, in bounded batches.
     pub async fn values(&self, inputs: &[Tensor]) -> Result<Vec<f64>> {
-        self.values_of(&self.objective, inputs)
+        self.values_of(&self.objective, inputs).await
     }
 
     /// p(target) at each of `inputs`, whatever quantity the objective explains: checks such as
@@ -254,11 +416,12 @@ impl<'m> Problem<'m> {
             &Objective { target: self.target(), kind: TargetKind::Prob, foil: None },
             inputs,
         )
+        .await
     }
 
     /// Inputs that equal the text in their first positions continue its keys and values there
     /// instead of computing those positions again: batched by the prefix they share.
-    fn values_of(&self, objective: &Objective, inputs: &[Tensor]) -> Result<Vec<f64>> {
+    async fn values_of(&self, objective: &Objective, inputs: &[Tensor]) -> Result<Vec<f64>> {
         self.release_input_tape();
         let shared =
             inputs.iter().map(|input| self.shared_positions(input)).collect::<Result<Vec<_>>>()?;
@@ -273,22 +436,47 @@ impl<'m> Problem<'m> {
                 .iter()
                 .map(|&i| inputs[i].narrow(0, start, self.len() - start))
                 .collect::<candle_core::Result<Vec<_>>>()?;
-            let past = match start {
-                0 => None,
-                _ => Some(
-                    self.input_keys_values()?
-                        .iter()
-                        .map(|kv| kv.prefix(start))
-                        .collect::<Result<Vec<_>>>()?,
-                ),
-            };
-            let logits = self.cpu.logits(&Tensor::stack(&rest, 0)?.detach(), past.as_deref())?;
+            let logits = self.batch_logits(&Tensor::stack(&rest, 0)?.detach(), start).await?;
             let scores = objective.score(&logits)?.to_dtype(DType::F64)?.to_vec1::<f64>()?;
             for (&i, value) in members.iter().zip(scores) {
                 values[i] = value;
             }
         }
         Ok(values)
+    }
+
+    /// Next-token logits `(batch, vocab)` of `rest` `(batch, seq − start, width)`: inputs that
+    /// equal the text in its first `start` positions, which continue its keys and values there.
+    async fn batch_logits(&self, rest: &Tensor, start: usize) -> Result<Tensor> {
+        #[cfg(gpu)]
+        if let Some(gpu) = &self.gpu {
+            let (batch, seq) = (rest.dim(0)?, rest.dim(1)?);
+            let past = match start {
+                0 => None,
+                _ => {
+                    if gpu.text_keys.get().is_none() {
+                        let flat = self.flat(&self.embeds)?;
+                        let keys = gpu.decoder.text_keys(self.context(), &flat, self.len()).await?;
+                        let _ = gpu.text_keys.set(keys);
+                    }
+                    gpu.text_keys.get().map(|keys| (keys, start))
+                }
+            };
+            let logits =
+                gpu.decoder.logits(self.context(), &self.flat(rest)?, batch, seq, past).await?;
+            let vocab = self.model.config().vocab;
+            return Ok(Tensor::from_vec(logits, (batch, vocab), rest.device())?);
+        }
+        let past = match start {
+            0 => None,
+            _ => Some(
+                self.input_keys_values()?
+                    .iter()
+                    .map(|kv| kv.prefix(start))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+        };
+        self.cpu.logits(rest, past.as_deref())
     }
 
     /// How many leading positions of `input` `(seq, width)` equal the text's embeddings, short of
@@ -320,6 +508,24 @@ impl<'m> Problem<'m> {
     ) -> Result<()> {
         self.release_input_tape();
         let rows = self.gradient_batch_rows();
+        #[cfg(gpu)]
+        if let Some(gpu) = &self.gpu {
+            let (seq, context) = (self.len(), self.context());
+            for (b, batch) in inputs.chunks(rows).enumerate() {
+                let stacked = Tensor::stack(batch, 0)?;
+                let flat = self.flat(&stacked)?;
+                let (logits, pass) = gpu.decoder.forward(context, &flat, batch.len(), seq).await?;
+                let vocab = self.model.config().vocab;
+                let logits = Tensor::from_vec(logits, (batch.len(), vocab), stacked.device())?;
+                let (values, d_logits) = self.objective_gradient(&self.objective, &logits)?;
+                let gradient = gpu.decoder.gradient(context, pass, &d_logits).await?;
+                let gradient = Tensor::from_vec(gradient, stacked.shape(), stacked.device())?;
+                for (i, value) in values.into_iter().enumerate() {
+                    visit(b * rows + i, value, &gradient.get(i)?)?;
+                }
+            }
+            return Ok(());
+        }
         for (b, batch) in inputs.chunks(rows).enumerate() {
             let (scores, gradient) = value_and_gradient(
                 &self.cpu,
@@ -338,6 +544,10 @@ impl<'m> Problem<'m> {
     /// How many inputs [`Self::gradients`] evaluates per batch. Methods that build their inputs
     /// (path points, noisy copies) pass this many at a time, so they never hold more than a batch.
     pub fn gradient_batch_rows(&self) -> usize {
+        #[cfg(gpu)]
+        if let Some(gpu) = &self.gpu {
+            return gpu.decoder.gradient_batch_rows(self.len());
+        }
         gradient_batch_rows(self.model.config(), self.len(), self.context().graph_budget)
     }
 }

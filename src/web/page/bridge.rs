@@ -1,8 +1,11 @@
-//! The page's handle on its worker. A busy wasm worker reads no message, so a run is stopped in
-//! the middle in one of two ways: through the engine's stop flag, which the multi-threaded
-//! worker shares (`stop`: the worker keeps its model and reports the run as stopped), or by
-//! dropping this handle, which terminates the worker (it then has to load the model again).
+//! The page's handle on its worker. A wasm worker busy on the CPU reads no message, so a run is
+//! stopped in the middle in one of three ways: through the engine's stop flag, which the
+//! multi-threaded worker shares; with a `Stop` message to a worker on the GPU, which reads
+//! messages while it awaits the device (either way the worker keeps its model and reports the
+//! run as stopped); or by dropping this handle, which terminates the worker (it then has to load
+//! the model again).
 
+use crate::state::backend::BackendChoice;
 use crate::web::protocol::{FromWorker, ToWorker};
 use js_sys::{Atomics, Int32Array};
 use std::rc::Rc;
@@ -19,6 +22,8 @@ pub struct WorkerBridge {
     worker: Worker,
     /// The worker's stop flag, once its `Ready` says where it is (multi-threaded build only).
     stop_flag: Option<Int32Array>,
+    /// The worker computes on the GPU: it reads a `Stop` while it runs.
+    on_gpu: bool,
     _on_message: Closure<dyn FnMut(MessageEvent)>,
     _on_error: Closure<dyn FnMut(Event)>,
     /// Where the worker's pool threads report their death, and the thread that computes a run
@@ -28,9 +33,10 @@ pub struct WorkerBridge {
 }
 
 impl WorkerBridge {
-    /// `on_message` gets every message; a worker crash arrives as `LoadFailed`/`RunFailed`-like
-    /// text through `on_crash`.
+    /// A worker computing on `backend`. `on_message` gets every message; a worker crash arrives
+    /// as `LoadFailed`/`RunFailed`-like text through `on_crash`.
     pub fn spawn(
+        backend: BackendChoice,
         on_message: impl Fn(FromWorker) + 'static,
         on_crash: impl Fn(String) + 'static,
     ) -> Result<Self, String> {
@@ -60,7 +66,8 @@ impl WorkerBridge {
         let options = WorkerOptions::new();
         options.set_type(WorkerType::Module);
         options.set_name(&name);
-        let worker = Worker::new_with_options(WORKER_SCRIPT, &options)
+        let script = format!("{WORKER_SCRIPT}?backend={}", backend.name());
+        let worker = Worker::new_with_options(&script, &options)
             .map_err(|e| format!("This browser could not start a Web Worker: {e:?}"))?;
         let _on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
             receive(event, &*on_message)
@@ -76,7 +83,15 @@ impl WorkerBridge {
         });
         worker.set_onmessage(Some(_on_message.as_ref().unchecked_ref()));
         worker.set_onerror(Some(_on_error.as_ref().unchecked_ref()));
-        Ok(Self { worker, stop_flag: None, _on_message, _on_error, channel, _on_channel_message })
+        Ok(Self {
+            worker,
+            stop_flag: None,
+            on_gpu: false,
+            _on_message,
+            _on_error,
+            channel,
+            _on_channel_message,
+        })
     }
 
     pub fn send(&self, message: &ToWorker) {
@@ -91,14 +106,23 @@ impl WorkerBridge {
         self.stop_flag = flag.dyn_ref::<Int32Array>().cloned();
     }
 
+    /// Whether the worker computes on the GPU (its `Loaded`, and each run's timings, say).
+    pub fn set_on_gpu(&mut self, on_gpu: bool) {
+        self.on_gpu = on_gpu;
+    }
+
     pub fn stoppable(&self) -> bool {
-        self.stop_flag.is_some()
+        self.stop_flag.is_some() || self.on_gpu
     }
 
     /// Stops every run up to id `through` (sent or not yet read by the worker); false when this
     /// worker cannot be stopped that way. The run's next map fails, and it reports `Stopped` (a
     /// `RunFailed`, or a failed `Faithfulness` for each measurement still due).
     pub fn stop(&self, through: u64) -> bool {
+        if self.on_gpu {
+            self.send(&ToWorker::Stop { through });
+            return true;
+        }
         let through = i32::try_from(through).unwrap_or(i32::MAX);
         self.stop_flag.as_ref().is_some_and(|flag| Atomics::store(flag, 0, through).is_ok())
     }

@@ -14,7 +14,7 @@ use crate::state::settings::Settings;
 use crate::state::shared::{
     open_link, ModelRef, ModelUrl, Quantised, Sha256, SharedState, Snapshot,
 };
-use crate::state::view::{compare_recomputed, method_label, Precision, Recomputed};
+use crate::state::view::{compare_recomputed, method_label, Recomputed};
 use crate::web::address::{page_directory, EMBED_KEY, EMBED_PAGE};
 use crate::web::model_cache::{absolute_url, file_name};
 use crate::web::page::models::{foreign_query_model, initial_model_url};
@@ -230,7 +230,7 @@ impl Sharing {
                     *shown = None;
                     return;
                 }
-                s.recomputed = Some(compare_recomputed(old, new, s.resolution, Precision::Cpu));
+                s.recomputed = Some(compare_recomputed(old, new, s.resolution));
             });
         });
     }

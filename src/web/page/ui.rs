@@ -4,11 +4,13 @@
 use crate::engine::attribution::faithfulness::Faithfulness;
 use crate::engine::attribution::methods;
 use crate::engine::runtime::progress::Progress;
+use crate::state::backend::BackendChoice;
 use crate::state::result::{check, Checked};
 use crate::state::run_queue::{AfterMaps, Cancel, Replaced, RunQueue, Start};
 use crate::state::settings::Settings;
 use crate::web::page::bridge::WorkerBridge;
 use crate::web::page::models::{now_ms, Fallback, ModelLoader, ModelSource};
+use crate::web::page::storage::{initial_backend, save_backend};
 use crate::web::protocol::{FromWorker, ModelSummary, RunOutput, Timings, ToWorker};
 use leptos::prelude::*;
 
@@ -76,6 +78,8 @@ pub struct Ui {
     pub row: RwSignal<Option<usize>>,
     pub timings: RwSignal<Option<Timings>>,
     pub load_ms: RwSignal<Option<f64>>,
+    /// Where the worker computes (this browser's choice, not the result's).
+    pub backend: RwSignal<BackendChoice>,
     /// Which model to load, and the model panel's state.
     pub loader: ModelLoader,
     runs: StoredValue<RunQueue, LocalStorage>,
@@ -100,6 +104,7 @@ impl Ui {
             row: RwSignal::new(None),
             timings: RwSignal::new(None),
             load_ms: RwSignal::new(None),
+            backend: RwSignal::new(initial_backend()),
             loader: ModelLoader::new(),
             runs: StoredValue::new_local(RunQueue::new()),
             sent: StoredValue::new_local(None),
@@ -154,7 +159,8 @@ impl Ui {
         self.bridge.set_value(None); // terminates the old worker, if any
         let on_message = move |m| self.on_worker_message(m);
         let on_crash = move |why: String| self.worker_crashed(why);
-        match WorkerBridge::spawn(on_message, on_crash) {
+        let backend = self.backend.get_untracked();
+        match WorkerBridge::spawn(backend, on_message, on_crash) {
             Ok(bridge) => self.bridge.set_value(Some(bridge)),
             Err(message) => self.status(Phase::Error, message),
         }
@@ -212,7 +218,12 @@ impl Ui {
                 self.progress.set(Some((loaded, total)));
                 self.status(Phase::Loading, self.loader.progress_text(loaded, total));
             }
-            FromWorker::Loaded { model, load_ms } => {
+            FromWorker::Loaded { model, load_ms, gpu } => {
+                self.bridge.update_value(|b| {
+                    if let Some(bridge) = b {
+                        bridge.set_on_gpu(gpu.is_some())
+                    }
+                });
                 self.progress.set(None);
                 self.load_ms.set(Some(load_ms));
                 let Some(loaded) = self.runs.try_update_value(RunQueue::model_loaded) else {
@@ -268,6 +279,13 @@ impl Ui {
                 }
             }
             FromWorker::Done { id, output, timings, measuring } => {
+                if timings.fell_back {
+                    self.bridge.update_value(|b| {
+                        if let Some(bridge) = b {
+                            bridge.set_on_gpu(false)
+                        }
+                    });
+                }
                 let (current, after) = self
                     .runs
                     .try_update_value(|r| r.maps_done(id, measuring.len()))
@@ -277,10 +295,17 @@ impl Ui {
                     match check(*output) {
                         Ok(output) => {
                             let target = &output.attribution.target;
+                            let fell_back = match (&timings.not_on_gpu, timings.fell_back) {
+                                (Some(why), true) => {
+                                    format!(" The GPU failed ({why}): computed on the CPU instead.")
+                                }
+                                (Some(why), false) => format!(" On the CPU: {why}."),
+                                (None, _) => String::new(),
+                            };
                             self.status(
                                 Phase::Done,
                                 format!(
-                                    "Explained {:?} (p = {:.3}) in {:.0} ms.",
+                                    "Explained {:?} (p = {:.3}) in {:.0} ms.{fell_back}",
                                     target.text, target.prob, timings.total_ms
                                 ),
                             );
@@ -420,6 +445,26 @@ impl Ui {
             }
             Start::Queued => {}
         }
+    }
+
+    /// Computes on `choice` from now on (in this browser): a new worker loads the model again
+    /// (from the model cache) and the text reruns there.
+    pub fn choose_backend(self, choice: BackendChoice) {
+        if choice == self.backend.get_untracked() {
+            return;
+        }
+        self.backend.set(choice);
+        save_backend(choice);
+        self.debounce.set_value(None);
+        self.runs.update_value(|r| {
+            r.load_model();
+        });
+        self.stop_measuring();
+        self.status(
+            Phase::Loading,
+            format!("Computing on: {}; loading the model again…", choice.label()),
+        );
+        self.start_worker();
     }
 
     /// Loads another model; the text then reruns on it. An idle worker keeps its model until the

@@ -1,27 +1,36 @@
 //! The worker side: fetches the model, holds it, and runs attributions, so the page never waits
 //! on the maths. Messages are handled one at a time; a run posts its maps first and its
-//! faithfulness numbers after. A busy worker reads no message: in the multi-threaded build the
-//! page stops a run through the worker's stop token (shared memory), otherwise by terminating
-//! this worker. Each run gets a context of its own: that token, and a progress sink that reports
-//! the run's count on the worker's channel.
+//! faithfulness numbers after. A worker computing on the CPU reads no message: in the
+//! multi-threaded build the page stops a run through the worker's stop token (shared memory),
+//! otherwise by terminating this worker. A worker computing on the GPU awaits the device and reads
+//! messages meanwhile: the page stops its run with `ToWorker::Stop`. Each run gets a context of
+//! its own: that token, and a progress sink that reports the run's count on the worker's channel.
+//!
+//! The GPU backend (single-threaded build only) is tried when `public/worker.js` says so: its
+//! decoder is made after each model load, and a GPU failure (at that point or in any run) moves
+//! this worker to the CPU for good, the run redone there and the reason shown.
 
 pub(crate) mod memory_guard;
 pub(crate) mod model_loading;
 
 use crate::engine::api::{self, explain_request};
+use crate::engine::attribution::faithfulness::Faithfulness;
 use crate::engine::attribution::stats::spearman;
 use crate::engine::attribution::{faithfulness, methods};
 use crate::engine::runtime::context::{GraphBudget, StopToken};
 use crate::engine::runtime::parallel;
 use crate::engine::runtime::progress::{self, Progress, ProgressSink};
 use crate::engine::runtime::ready::now;
-use crate::engine::{EngineError, Model, Problem, Request, RunContext};
-use crate::web::protocol::{Agreement, FromWorker, MethodScores, RunOutput, Timings, ToWorker};
+use crate::engine::{Backend, EngineError, Model, Problem, Request, RunContext};
+use crate::web::protocol::{
+    Agreement, FromWorker, MethodScores, OnGpu, RunOutput, Timings, ToWorker,
+};
 use model_loading::{LoadedModel, ModelSource};
 use std::cell::RefCell;
+use std::future::Future;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use web_sys::{BroadcastChannel, DedicatedWorkerGlobalScope, MessageEvent};
@@ -29,6 +38,8 @@ use web_sys::{BroadcastChannel, DedicatedWorkerGlobalScope, MessageEvent};
 thread_local! {
     /// Shared with the runs that await the GPU while the worker reads other messages.
     static MODEL: RefCell<Option<Rc<Model>>> = const { RefCell::new(None) };
+    /// Where this worker computes, and why not on the GPU.
+    static BACKEND: RefCell<WorkerBackend> = RefCell::new(WorkerBackend::default());
     /// This thread's handle on the worker's channel, opened at its first report.
     static CHANNEL: RefCell<Option<BroadcastChannel>> = const { RefCell::new(None) };
 }
@@ -42,21 +53,72 @@ fn stop_token() -> &'static StopToken {
     STOP.get_or_init(StopToken::new)
 }
 
-/// The context of run `id` (measuring the faithfulness of `measuring`'s map, or computing the
-/// run's maps): the worker's stop token, the page's graph budget, and a count reported on the
-/// worker's channel.
-fn run_context(id: u64, measuring: Option<String>) -> RunContext {
+/// Whose work a run's count is: the faithfulness check of this method's map, or (`None`) the
+/// run's maps. The check computes on the run's problem, so on its context.
+type Measuring = Arc<Mutex<Option<String>>>;
+
+/// The context of run `id`: the worker's stop token, the page's graph budget, and a count
+/// reported on the worker's channel as `measuring` says.
+fn run_context(id: u64) -> (RunContext, Measuring) {
+    let measuring = Measuring::default();
+    let counting = measuring.clone();
     let sent_percent = AtomicU64::new(u64::MAX);
     let report = move |progress: Progress| {
         let percent = progress.percent() as u64;
         if sent_percent.swap(percent, Ordering::Relaxed) != percent {
-            report_progress(id, measuring.clone(), progress);
+            let measuring = counting.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            report_progress(id, measuring, progress);
         }
     };
-    RunContext {
+    let context = RunContext {
         stop: stop_token().clone(),
         progress: ProgressSink::new(report),
         graph_budget: GraphBudget::default(),
+    };
+    (context, measuring)
+}
+
+/// The backend this worker computes on.
+#[derive(Default)]
+struct WorkerBackend {
+    /// `public/worker.js` asked for the GPU (auto or GPU chosen, and the browser has an adapter).
+    wanted: bool,
+    /// The loaded model's decoder on the GPU.
+    #[cfg(gpu)]
+    decoder: Option<Arc<crate::engine::gpu::GpuDecoder>>,
+    /// The adapter, as the browser names it.
+    #[cfg(gpu)]
+    adapter: Option<String>,
+    /// Why this worker computes on the CPU although the GPU was wanted.
+    not_on_gpu: Option<String>,
+    /// The last load's shader compilation, reported with the first run after it.
+    shader_ms: Option<f64>,
+}
+
+impl WorkerBackend {
+    fn backend(&self) -> Backend {
+        #[cfg(gpu)]
+        if let Some(decoder) = &self.decoder {
+            return Backend::Gpu(decoder.clone());
+        }
+        Backend::Cpu
+    }
+
+    /// The GPU failed (`why`): compute on the CPU from now on.
+    fn lost(&mut self, why: String) {
+        #[cfg(gpu)]
+        {
+            self.decoder = None;
+        }
+        self.not_on_gpu = Some(why);
+    }
+
+    fn on_gpu(&self) -> Option<OnGpu> {
+        #[cfg(gpu)]
+        if self.decoder.is_some() {
+            return Some(OnGpu { adapter: self.adapter.clone().unwrap_or_default() });
+        }
+        None
     }
 }
 
@@ -73,9 +135,19 @@ fn now_ms() -> f64 {
     js_sys::Date::now()
 }
 
-/// Serves the page. In the multi-threaded build `public/worker.js` has started the thread pool
-/// already, so the first request finds it ready.
-pub fn start() {
+/// Serves the page, on the GPU when `gpu` (then `public/worker.js` has loaded the
+/// single-threaded build), else on the CPU: `not_on_gpu` says why when the GPU was chosen but
+/// the browser has none. In the multi-threaded build `public/worker.js` has started the thread
+/// pool already, so the first request finds it ready.
+pub fn start(gpu: bool, not_on_gpu: Option<String>) {
+    BACKEND.with(|b| {
+        let mut b = b.borrow_mut();
+        b.wanted = gpu && cfg!(gpu);
+        b.not_on_gpu = match (gpu, cfg!(gpu)) {
+            (true, false) => Some("this build of the engine has no GPU backend".into()),
+            _ => not_on_gpu,
+        };
+    });
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
         match serde_wasm_bindgen::from_value::<ToWorker>(event.data()) {
             Ok(ToWorker::Load { url }) => {
@@ -85,7 +157,8 @@ pub fn start() {
                 wasm_bindgen_futures::spawn_local(load(ModelSource::File(file)))
             }
             Ok(ToWorker::CancelLoad) => model_loading::cancel(),
-            Ok(ToWorker::Run { id, request, compare }) => run_request(id, &request, &compare),
+            Ok(ToWorker::Run { id, request, compare }) => run_request(id, request, compare),
+            Ok(ToWorker::Stop { through }) => stop_through(through),
             Err(e) => post(&FromWorker::LoadFailed {
                 message: format!("bad message from the page: {e}"),
                 model_kept: MODEL.with(|m| m.borrow().is_some()),
@@ -110,16 +183,28 @@ fn shared_stop_flag() -> JsValue {
     js_sys::Int32Array::new_with_byte_offset_and_length(&memory.buffer(), address, 1).into()
 }
 
+/// Stops the runs up to id `through`, as the multi-threaded build's page does through shared
+/// memory: read between the GPU's passes.
+fn stop_through(through: u64) {
+    let through = u32::try_from(through).unwrap_or(u32::MAX);
+    stop_token().atomic().fetch_max(through, Ordering::SeqCst);
+}
+
 /// Loads a model from `source`. The loaded model stays (and stays usable if this load fails)
-/// until the new one has loaded, unless the two do not fit in memory together.
+/// until the new one has loaded, unless the two do not fit in memory together. On the GPU, the
+/// model's decoder follows (its weights uploaded, its kernels compiled).
 async fn load(source: ModelSource) {
     let started = now_ms();
     let loaded_bytes = MODEL.with(|m| m.borrow().as_ref().map(|m| m.file_bytes()));
     let free_loaded = || drop(MODEL.with(|m| m.borrow_mut().take()));
     let message = match model_loading::load(source, loaded_bytes, free_loaded, post).await {
         Ok(LoadedModel { model, summary }) => {
-            MODEL.with(|m| *m.borrow_mut() = Some(Rc::new(model)));
-            FromWorker::Loaded { model: summary, load_ms: now_ms() - started }
+            let model = Rc::new(model);
+            MODEL.with(|m| *m.borrow_mut() = Some(model.clone()));
+            #[cfg(gpu)]
+            to_gpu(&model).await;
+            let gpu = BACKEND.with(|b| b.borrow().on_gpu());
+            FromWorker::Loaded { model: summary, load_ms: now_ms() - started, gpu }
         }
         Err(message) => {
             FromWorker::LoadFailed { message, model_kept: MODEL.with(|m| m.borrow().is_some()) }
@@ -128,89 +213,204 @@ async fn load(source: ModelSource) {
     post(&message);
 }
 
+/// The decoder of `model` on the GPU, its kernels compiled, when this worker wants the GPU; a
+/// failure leaves the worker on the CPU with the reason.
+#[cfg(gpu)]
+async fn to_gpu(model: &Model) {
+    if !BACKEND.with(|b| b.borrow().wanted) {
+        return;
+    }
+    BACKEND.with(|b| b.borrow_mut().decoder = None); // the last model's, if any
+    let started = now_ms();
+    let made = async {
+        let decoder = crate::engine::gpu::GpuDecoder::new(&model.architecture).await?;
+        decoder.warm_up(&RunContext::default()).await?;
+        Ok::<_, EngineError>(decoder)
+    };
+    let outcome = made.await;
+    let label = match &outcome {
+        Ok(decoder) if decoder.adapter().name.is_empty() => adapter_label().await,
+        Ok(decoder) => Some(decoder.adapter().name.clone()),
+        Err(_) => None,
+    };
+    BACKEND.with(|b| {
+        let mut b = b.borrow_mut();
+        match outcome {
+            Ok(decoder) => {
+                b.decoder = Some(Arc::new(decoder));
+                b.adapter = Some(label.unwrap_or_else(|| "WebGPU".into()));
+                b.not_on_gpu = None;
+                b.shader_ms = Some(now_ms() - started);
+            }
+            Err(e) => b.lost(e.to_string()),
+        }
+    });
+}
+
+/// Runs `work` on `backend`: CPU work on the thread pool, this worker blocked till it ends; GPU
+/// work awaiting the device, this worker reading messages (a stop) meanwhile.
+async fn on_backend<T: Send, F: Future<Output = Result<T, EngineError>>>(
+    backend: &Backend,
+    work: impl FnOnce() -> F + Send,
+) -> Result<T, EngineError> {
+    match backend {
+        Backend::Cpu => parallel::on_pool(|| now(work())),
+        #[cfg(gpu)]
+        Backend::Gpu(_) => work().await,
+    }
+}
+
+/// `attempt` on this worker's backend; when the GPU fails, again on the CPU, where this worker
+/// computes from then on. Returns the outcome and the GPU's failure, if any.
+async fn with_fallback<T, F: Future<Output = Result<T, EngineError>>>(
+    attempt: impl Fn(Backend) -> F,
+) -> (Result<T, EngineError>, Option<String>) {
+    let backend = BACKEND.with(|b| b.borrow().backend());
+    match attempt(backend).await {
+        Err(EngineError::Gpu(why)) => {
+            BACKEND.with(|b| b.borrow_mut().lost(why.clone()));
+            (attempt(Backend::Cpu).await, Some(why))
+        }
+        outcome => (outcome, None),
+    }
+}
+
 /// Runs one request and posts its messages: `Done` with the maps (or `RunFailed`), then one
 /// `Faithfulness` per map when asked. The faithfulness check reuses the run's `Problem`, so it
 /// costs only its own forward passes.
-fn run_request(id: u64, request: &Request, compare: &[String]) {
-    MODEL.with(|model| {
-        let model = model.borrow();
-        let Some(model) = model.as_deref() else {
-            return post(&FromWorker::RunFailed { id, message: "No model is loaded yet.".into() });
+fn run_request(id: u64, request: Request, compare: Vec<String>) {
+    let Some(model) = MODEL.with(|m| m.borrow().clone()) else {
+        return post(&FromWorker::RunFailed { id, message: "No model is loaded yet.".into() });
+    };
+    let (context, measuring) = run_context(id);
+    if let Err(message) = memory_guard::check_run(&model, &request, &compare, context.graph_budget)
+    {
+        return post(&FromWorker::RunFailed { id, message });
+    }
+    // The page stops runs by storing the newest run id it wants stopped: a stop for an older
+    // run is cleared, one that already covers this run (cancelled before it got here) stays.
+    let flag = stop_token().atomic();
+    let asked = flag.load(Ordering::SeqCst);
+    if u64::from(asked) < id {
+        // Failing means the page has just stored a newer id: then the stop stands.
+        let _ = flag.compare_exchange(asked, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+    wasm_bindgen_futures::spawn_local(async move {
+        run(id, &model, &request, &compare, (&context, &measuring)).await;
+    });
+}
+
+async fn run(
+    id: u64,
+    model: &Model,
+    request: &Request,
+    compare: &[String],
+    (context, measuring): (&RunContext, &Measuring),
+) {
+    let started = now_ms();
+    let compute = |backend: Backend| async move {
+        let on = backend.clone();
+        on_backend(&on, || async {
+            let tokens = model.tokenize_input(&request.text, request.max_tokens)?;
+            let work = expected_work(model, tokens.len(), request, compare)?;
+            within_budget(work, tokens.len())?;
+            context.progress.begin(work);
+            let problem = Problem::on(backend, model, tokens, &request.target, context).await?;
+            let forward_done = now_ms();
+            let output = maps(&problem, request, compare).await?;
+            Ok::<_, EngineError>((problem, forward_done, output))
+        })
+        .await
+    };
+    let (computed, fallback) = with_fallback(compute).await;
+    let (problem, forward_done, output) = match computed {
+        Ok(computed) => computed,
+        Err(e) => return post(&FromWorker::RunFailed { id, message: e.to_string() }),
+    };
+    let finished = now_ms();
+    let (on_gpu, shader_ms) = BACKEND.with(|b| {
+        let mut b = b.borrow_mut();
+        (b.on_gpu(), b.shader_ms.take())
+    });
+    let not_on_gpu = match on_gpu {
+        None => BACKEND.with(|b| b.borrow().not_on_gpu.clone()),
+        Some(_) => None,
+    };
+    let timings = Timings {
+        forward_ms: forward_done - started,
+        attribute_ms: finished - forward_done,
+        total_ms: finished - started,
+        wasm_memory: wasm_memory_bytes(),
+        threads: parallel::threads(),
+        relaxed_simd: cfg!(target_feature = "relaxed-simd"),
+        backend: output.attribution.backend,
+        adapter: on_gpu.map(|gpu| gpu.adapter),
+        not_on_gpu,
+        fell_back: fallback.is_some(),
+        shader_ms,
+    };
+    // The run's own map first, then each compared map not measured yet.
+    let mut to_measure: Vec<MethodScores> = Vec::new();
+    if request.faithfulness {
+        let main = MethodScores {
+            method: output.attribution.method.clone(),
+            signed: output.attribution.signed,
+            scores: output.attribution.scores.clone(),
         };
-        let context = run_context(id, None);
-        if let Err(message) = memory_guard::check_run(model, request, compare, context.graph_budget)
-        {
-            return post(&FromWorker::RunFailed { id, message });
-        }
-        // The page stops runs by storing the newest run id it wants stopped: a stop for an older
-        // run is cleared, one that already covers this run (cancelled before it got here) stays.
-        let flag = stop_token().atomic();
-        let asked = flag.load(Ordering::SeqCst);
-        if u64::from(asked) < id {
-            // Failing means the page has just stored a newer id: then the stop stands.
-            let _ = flag.compare_exchange(asked, 0, Ordering::SeqCst, Ordering::SeqCst);
-        }
-        let started = now_ms();
-        let computed = parallel::on_pool(|| {
-            now(async {
-                let tokens = model.tokenize_input(&request.text, request.max_tokens)?;
-                let work = expected_work(model, tokens.len(), request, compare)?;
-                within_budget(work, tokens.len())?;
-                context.progress.begin(work);
-                let problem =
-                    Problem::from_tokens(model, tokens, &request.target, &context).await?;
-                let forward_done = now_ms();
-                let output = maps(&problem, request, compare).await?;
-                Ok::<_, EngineError>((problem, forward_done, output))
-            })
-        });
-        let (problem, forward_done, output) = match computed {
-            Ok(computed) => computed,
-            Err(e) => return post(&FromWorker::RunFailed { id, message: e.to_string() }),
-        };
-        let finished = now_ms();
-        let timings = Timings {
-            forward_ms: forward_done - started,
-            attribute_ms: finished - forward_done,
-            total_ms: finished - started,
-            wasm_memory: wasm_memory_bytes(),
-            threads: parallel::threads(),
-            relaxed_simd: cfg!(target_feature = "relaxed-simd"),
-        };
-        // The run's own map first, then each compared map not measured yet.
-        let mut to_measure: Vec<MethodScores> = Vec::new();
-        if request.faithfulness {
-            let main = MethodScores {
-                method: output.attribution.method.clone(),
-                signed: output.attribution.signed,
-                scores: output.attribution.scores.clone(),
-            };
-            for map in std::iter::once(main).chain(output.compared.iter().cloned()) {
-                if !to_measure.iter().any(|m| m.method == map.method) {
-                    to_measure.push(map);
-                }
+        for map in std::iter::once(main).chain(output.compared.iter().cloned()) {
+            if !to_measure.iter().any(|m| m.method == map.method) {
+                to_measure.push(map);
             }
         }
-        let measuring = to_measure.iter().map(|m| m.method.clone()).collect();
-        post(&FromWorker::Done { id, output: Box::new(output), timings, measuring });
-        let params = &request.params;
-        for map in to_measure {
-            let started = now_ms();
-            // The problem keeps the run's context; the check's count is its own.
-            let counted = run_context(id, Some(map.method.clone())).progress;
-            let outcome = parallel::on_pool(|| {
-                counted.begin(faithfulness::work(&map.scores, params.seed));
-                now(faithfulness::measure(&problem, &map.scores, params.baseline, params.seed))
+    }
+    let methods = to_measure.iter().map(|m| m.method.clone()).collect();
+    post(&FromWorker::Done { id, output: Box::new(output), timings, measuring: methods });
+    for map in to_measure {
+        let started = now_ms();
+        *measuring.lock().unwrap_or_else(|p| p.into_inner()) = Some(map.method.clone());
+        let outcome = measure(model, &problem, request, &map).await;
+        post(&FromWorker::Faithfulness {
+            id,
+            method: map.method,
+            outcome: outcome.map_err(|e| e.to_string()),
+            ms: now_ms() - started,
+        });
+    }
+}
+
+/// The faithfulness of `map` on the run's `problem`; when the GPU fails, on the same problem
+/// computed on the CPU.
+async fn measure(
+    model: &Model,
+    problem: &Problem<'_>,
+    request: &Request,
+    map: &MethodScores,
+) -> Result<Faithfulness, EngineError> {
+    let backend = problem.backend();
+    match on_backend(&backend, || measured(problem, map, request)).await {
+        Err(EngineError::Gpu(why)) => {
+            BACKEND.with(|b| b.borrow_mut().lost(why));
+            on_backend(&Backend::Cpu, || async {
+                let tokens = problem.tokens.clone();
+                let context = problem.context();
+                let on_cpu = Problem::on(Backend::Cpu, model, tokens, &request.target, context);
+                measured(&on_cpu.await?, map, request).await
             })
-            .map_err(|e| e.to_string());
-            post(&FromWorker::Faithfulness {
-                id,
-                method: map.method,
-                outcome,
-                ms: now_ms() - started,
-            });
+            .await
         }
-    })
+        outcome => outcome,
+    }
+}
+
+/// The faithfulness of `map` on `problem`, counted on the problem's context.
+async fn measured(
+    problem: &Problem<'_>,
+    map: &MethodScores,
+    request: &Request,
+) -> Result<Faithfulness, EngineError> {
+    let params = &request.params;
+    problem.context().progress.begin(faithfulness::work(&map.scores, params.seed));
+    faithfulness::measure(problem, &map.scores, params.baseline, params.seed).await
 }
 
 /// The work [`maps`] expects on a text of `seq` tokens, its problem's forward pass included.
@@ -228,8 +428,18 @@ fn expected_work(
     Ok(work)
 }
 
+/// Destroys the GPU device, as a lost one is: for the tests of the fallback to the CPU
+/// (`public/worker.js` exposes it as `salientTestLoseGpu`). False when this worker is not on the
+/// GPU.
+#[cfg(gpu)]
+#[wasm_bindgen]
+pub fn test_lose_gpu() -> bool {
+    BACKEND.with(|b| b.borrow().decoder.as_ref().map(|d| d.lose_device()).is_some())
+}
+
 /// The GPU spike's probe on the loaded model (`engine::gpu::probe`), for the tests:
 /// `public/worker.js` exposes it as `salientGpuProbe`. Resolves to the probe's JSON.
+#[cfg(gpu)]
 #[wasm_bindgen]
 pub async fn gpu_probe() -> Result<String, String> {
     let model = MODEL.with(|m| m.borrow().clone()).ok_or("no model is loaded")?;
@@ -242,6 +452,7 @@ pub async fn gpu_probe() -> Result<String, String> {
 
 /// The adapter as the browser describes it (`GPUAdapterInfo`): browsers leave the description
 /// wgpu reads empty, but say the vendor and architecture ("google swiftshader").
+#[cfg(gpu)]
 async fn adapter_label() -> Option<String> {
     use js_sys::Reflect;
     let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;

@@ -13,14 +13,14 @@
 //!   engine's adaptive rule and for fixed rules (`convergence.rs`).
 
 mod convergence;
-use crate::{positive, Weights};
+use crate::{positive, BackendChoice, Weights};
 use candle_core::{DType, Device, Tensor};
 use clap::builder::PossibleValuesParser;
 use clap::Args;
 use salient::engine::attribution::methods;
+use salient::engine::gpu::{Gpu, GpuDecoder};
 use salient::engine::runtime::progress::ProgressSink;
-use salient::engine::runtime::ready::now;
-use salient::engine::{explain, MethodParams, Model, Problem, TargetSpec};
+use salient::engine::{explain, Backend, MethodParams, Model, Problem, TargetSpec};
 use std::io::Write;
 use std::time::Instant;
 
@@ -52,8 +52,8 @@ pub const FORWARD: &str = "forward";
 
 #[derive(Args)]
 pub struct BenchArgs {
-    /// The GGUF model file (not needed with --matmul).
-    #[arg(long, value_name = "PATH.gguf", required_unless_present = "matmul")]
+    /// The GGUF model file (not needed with --matmul or --gpu-matmul).
+    #[arg(long, value_name = "PATH.gguf", required_unless_present_any = ["matmul", "gpu_matmul"])]
     pub model: Option<String>,
     /// Text lengths to time, in tokens.
     #[arg(long, value_name = "N,N,..", value_delimiter = ',', default_value = "64",
@@ -77,12 +77,19 @@ pub struct BenchArgs {
     /// Copied to the output, e.g. `1` or `all`: how the caller set the thread count.
     #[arg(long, value_name = "L")]
     pub threads_label: Option<String>,
-    /// How to keep the model's weights.
-    #[arg(long, value_enum, default_value = "decoded")]
-    pub weights: Weights,
+    /// How to keep the model's weights: by default decoded for the CPU, encoded for the GPU.
+    #[arg(long, value_enum)]
+    pub weights: Option<Weights>,
+    /// Where the passes compute.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub backend: BackendChoice,
     /// Time an N×N×N f32 matmul instead, the machine's practical peak (no model needed).
     #[arg(long, value_name = "N", value_parser = positive)]
     pub matmul: Option<usize>,
+    /// Time the GPU's N×N×N f32 matmul instead (N a multiple of 64), the adapter's practical peak
+    /// with a dedicated tiled kernel (no model needed).
+    #[arg(long, value_name = "N", value_parser = positive)]
+    pub gpu_matmul: Option<usize>,
     /// Integrated gradients' completeness error at these step counts on three prompts, for the
     /// engine's adaptive rule and for Gauss–Legendre, midpoint and trapezoid.
     #[arg(long, value_name = "N,N,..", value_delimiter = ',', conflicts_with = "texts_only")]
@@ -171,6 +178,13 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
     if let Some(n) = args.matmul {
         return matmul(n, args);
     }
+    if let Some(n) = args.gpu_matmul {
+        return gpu_matmul(n, args);
+    }
+    let weights = args.weights.unwrap_or(match args.backend {
+        BackendChoice::Cpu => Weights::Decoded,
+        BackendChoice::Gpu => Weights::Encoded,
+    });
     let path = args.model.as_deref().ok_or("--model is required")?;
     let read = || std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"));
 
@@ -182,7 +196,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         drop(model.take());
         let bytes = read()?;
         let t = Instant::now();
-        model = Some(super::load_model(bytes, args.weights).map_err(|e| e.to_string())?);
+        model = Some(super::load_model(bytes, weights).map_err(|e| e.to_string())?);
         load_ms.push(ms_since(t));
     }
     let model = model.expect("at least one load");
@@ -210,6 +224,17 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
 
     let params = MethodParams { steps: args.steps, ..MethodParams::default() };
     let context = super::native_context(ProgressSink::default());
+    // On the GPU: the decoder made and its kernels compiled before any timed run.
+    let (backend, adapter) = match args.backend {
+        BackendChoice::Cpu => (Backend::Cpu, None),
+        BackendChoice::Gpu => {
+            let decoder = pollster::block_on(GpuDecoder::new(&model.architecture))
+                .map_err(|e| e.to_string())?;
+            pollster::block_on(decoder.warm_up(&context)).map_err(|e| e.to_string())?;
+            let adapter = decoder.adapter().name.clone();
+            (Backend::Gpu(decoder.into()), Some(adapter))
+        }
+    };
     for &n in &args.tokens {
         let text = text_of_tokens(&model, n)?;
         for method in &args.methods {
@@ -219,14 +244,16 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             for _ in 0..args.runs.max(1) {
                 let c = cpu_ms();
                 let t = Instant::now();
-                let problem = now(Problem::new(&model, &text, &TargetSpec::top(), None, &context))
-                    .map_err(|e| e.to_string())?;
+                let tokens = model.tokenize_input(&text, None).map_err(|e| e.to_string())?;
+                let spec = TargetSpec::top();
+                let problem = Problem::on(backend.clone(), &model, tokens, &spec, &context);
+                let problem = pollster::block_on(problem).map_err(|e| e.to_string())?;
                 forward.push(ms_since(t));
                 token_count = problem.len();
                 if method != FORWARD {
                     let t2 = Instant::now();
-                    let result =
-                        now(explain(&problem, method, &params, 5)).map_err(|e| e.to_string())?;
+                    let result = pollster::block_on(explain(&problem, method, &params, 5))
+                        .map_err(|e| e.to_string())?;
                     attribute.push(ms_since(t2));
                     completeness.extend(result.completeness_error);
                     gradients.extend(result.path_gradients.map(|g| g as f64));
@@ -249,7 +276,9 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                 "runs": total.len(),
                 "steps": (method == "integrated_gradients").then_some(args.steps),
                 "threads": threads_json(&args.threads_label),
-                "weights": args.weights.storage().name(),
+                "weights": weights.storage().name(),
+                "backend": backend.name(),
+                "adapter": adapter,
                 "os_threads": os_threads(),
                 "load_ms": median(&load_ms),
                 "load_ms_runs": load_ms,
@@ -353,6 +382,45 @@ impl FlopModel {
             "layers": self.layers,
         })
     }
+}
+
+/// The GPU's n×n by n×n f32 matmul (`Gpu::peak_products`), `runs` times after one warm-up
+/// (compilation): each run submits enough products to last about a second.
+fn gpu_matmul(n: usize, args: &BenchArgs) -> Result<(), String> {
+    let err = |e: salient::engine::EngineError| e.to_string();
+    let gpu = pollster::block_on(Gpu::new()).map_err(err)?;
+    // Values in [-1, 1) from a fixed sequence: the peak does not depend on them.
+    let values: Vec<f32> = (0..n * n).map(|i| ((i * 7919 % 2003) as f32 / 1001.5) - 1.0).collect();
+    let operands = gpu.peak_operands(n, &values, &values).map_err(err)?;
+    let t = Instant::now();
+    pollster::block_on(gpu.peak_products(&operands, 1)).map_err(err)?;
+    let first_ms = ms_since(t);
+    let t = Instant::now();
+    pollster::block_on(gpu.peak_products(&operands, 1)).map_err(err)?;
+    let repeats = (1000.0 / ms_since(t).max(1e-3)).clamp(1.0, 256.0) as usize;
+    let mut ms = Vec::new();
+    for _ in 0..args.runs.max(1) {
+        let t = Instant::now();
+        pollster::block_on(gpu.peak_products(&operands, repeats)).map_err(err)?;
+        ms.push(ms_since(t) / repeats as f64);
+    }
+    let flops = 2.0 * (n as f64).powi(3);
+    let best = ms.iter().copied().fold(f64::INFINITY, f64::min);
+    emit(serde_json::json!({
+        "kind": "gpu-matmul",
+        "adapter": gpu.adapter.name,
+        "api": gpu.adapter.backend,
+        "n": n,
+        "runs": ms.len(),
+        "products_per_run": repeats,
+        "first_ms": first_ms,
+        "ms": median(&ms),
+        "ms_runs": ms,
+        "flops": flops,
+        "gflops_per_s": median(&ms).map(|m| flops / (m * 1e6)),
+        "gflops_per_s_best": flops / (best * 1e6),
+    }));
+    Ok(())
 }
 
 /// An n×n by n×n f32 matmul through candle, `runs` times after one warm-up.

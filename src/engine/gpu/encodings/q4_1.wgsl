@@ -1,15 +1,14 @@
-// Q4_1, 20 bytes (word aligned): f16 scale d, f16 minimum m, then 16 bytes of 4-bit values. Value
-// j is d · q_j + m, q_j the low nibble of byte j for j < 16 and the high nibble of byte j − 16 after.
-fn block_dot(at: u32, first: u32) -> f32 {
-    let dm = unpack2x16float(w[at / 4u]);
-    var sum = 0.0;
-    for (var k = 0u; k < 4u; k++) {
-        let bytes = w[at / 4u + 1u + k];
-        for (var i = 0u; i < 4u; i++) {
-            let q = (bytes >> (8u * i)) & 0xffu;
-            let j = first + k * 4u + i;
-            sum += (f32(q & 0xfu) * dm.x + dm.y) * x[j] + (f32(q >> 4u) * dm.x + dm.y) * x[j + 16u];
-        }
+// Q4_1, 20 bytes per 32 values: f16 scale d, f16 minimum m, then 16 bytes of 4-bit q. Value j is
+// d · q_j + m, q_j the low nibble of byte j for j < 16 and the high nibble of byte j − 16 after.
+fn decode32(row_at: u32, c: u32, cols: u32) -> array<f32, 32> {
+    var out: array<f32, 32>;
+    let at = row_at + 20u * c;
+    let d = f16_at(at);
+    let m = f16_at(at + 2u);
+    for (var j = 0u; j < 16u; j++) {
+        let q = byte_at(at + 4u + j);
+        out[j] = f32(q & 0xfu) * d + m;
+        out[j + 16u] = f32(q >> 4u) * d + m;
     }
-    return sum;
+    return out;
 }

@@ -4,6 +4,7 @@
 use crate::engine::attribution::grouping::Granularity;
 use crate::engine::attribution::methods::{Param, METHODS};
 use crate::engine::attribution::problem::Baseline;
+use crate::state::backend::BackendChoice;
 use crate::state::settings::{Normalisation, Reduce, Settings};
 use crate::web::page::ui::{Rerun, Ui};
 use leptos::prelude::*;
@@ -74,6 +75,19 @@ pub fn MethodControls(ui: Ui) -> impl IntoView {
                 </label>
                 <button data-testid="run" on:click=move |_| ui.run() title="Ctrl+Enter">"Run"</button>
                 <button data-testid="cancel" on:click=move |_| ui.cancel() disabled=move || !ui.cancellable()>"Cancel"</button>
+                <label title="Where the model computes: auto takes this browser's GPU (WebGPU) when it offers one. Kept in this browser, not in links.">
+                    "Compute on "
+                    <select data-testid="backend" prop:value=move || ui.backend.get().name()
+                        on:change=move |ev| {
+                            if let Some(choice) = BackendChoice::from_name(&event_target_value(&ev)) {
+                                ui.choose_backend(choice);
+                            }
+                        }>
+                        {BackendChoice::ALL.map(|c| view! {
+                            <option value=c.name() selected=c == ui.backend.get_untracked()>{c.label()}</option>
+                        }).collect_view()}
+                    </select>
+                </label>
                 <label title="After the map: replace its top tokens by the baseline and watch the target's probability">
                     <input type="checkbox" data-testid="faithfulness-toggle" prop:checked=move || faithfulness.get()
                         on:change=move |ev| {

@@ -76,14 +76,34 @@ pub fn TimingsPanel(ui: Ui) -> impl IntoView {
             data-forward-ms=attr(|t| t.forward_ms) data-attribute-ms=attr(|t| t.attribute_ms)
             data-total-ms=attr(|t| t.total_ms) data-wasm-memory=attr(|t| t.wasm_memory)
             data-threads=move || ui.timings.get().map(|t| t.threads.to_string()).unwrap_or_default()
-            data-relaxed-simd=move || ui.timings.get().map(|t| t.relaxed_simd.to_string()).unwrap_or_default()>
+            data-relaxed-simd=move || ui.timings.get().map(|t| t.relaxed_simd.to_string()).unwrap_or_default()
+            data-backend=move || ui.timings.get().map(|t| t.backend.name()).unwrap_or_default()
+            data-adapter=move || ui.timings.get().and_then(|t| t.adapter).unwrap_or_default()
+            data-not-on-gpu=move || ui.timings.get().and_then(|t| t.not_on_gpu).unwrap_or_default()
+            data-shader-ms=move || ui.timings.get().and_then(|t| t.shader_ms).map(|v| format!("{v:.1}")).unwrap_or_default()>
             {move || ui.timings.get().map(|t| format!(
-                "forward {:.0} ms · attribution {:.0} ms · total {:.0} ms · worker memory {} · {}{}",
-                t.forward_ms, t.attribute_ms, t.total_ms, megabytes(t.wasm_memory),
-                match t.threads { 1 => "1 thread".to_string(), n => format!("{n} threads") },
-                if t.relaxed_simd { ", relaxed SIMD" } else { "" }))}
+                "forward {:.0} ms · attribution {:.0} ms · total {:.0} ms · worker memory {} · {}",
+                t.forward_ms, t.attribute_ms, t.total_ms, megabytes(t.wasm_memory), computed_on(&t)))}
         </div>
     }
+}
+
+/// "GPU: google swiftshader (kernels compiled in 850 ms before this first run)", "CPU, 2 threads,
+/// relaxed SIMD", with why not on the GPU when it was wanted.
+fn computed_on(t: &Timings) -> String {
+    if let Some(adapter) = &t.adapter {
+        let compiled = t
+            .shader_ms
+            .map(|ms| format!(" (kernels compiled in {ms:.0} ms before this first run)"));
+        return format!("GPU: {adapter}{}", compiled.unwrap_or_default());
+    }
+    let threads = match t.threads {
+        1 => "1 thread".to_string(),
+        n => format!("{n} threads"),
+    };
+    let simd = if t.relaxed_simd { ", relaxed SIMD" } else { "" };
+    let why = t.not_on_gpu.as_ref().map(|why| format!(" (not on the GPU: {why})"));
+    format!("CPU, {threads}{simd}{}", why.unwrap_or_default())
 }
 
 #[component]
