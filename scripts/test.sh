@@ -42,7 +42,7 @@ group clippy-wasm cargo clippy --locked --target wasm32-unknown-unknown --lib --
 
 # (b) native tests (they load the model from models/)
 if [ "${SKIP_CARGO_TEST:-0}" != 1 ]; then
-  group cargo-test cargo test --locked
+  group cargo-test cargo test --locked --no-fail-fast
 fi
 
 # The native engine's map of the page's default text, which e2e-browser compares with the page's
