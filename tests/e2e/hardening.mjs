@@ -618,7 +618,7 @@ async function originAndCspTests(labels) {
     const urls = w.requests.map((r) => r.url);
     const away = urls.filter(foreign);
     check('origin: the recorder saw the page, its wasm, the worker script and the model the worker fetched',
-      urls.some((u) => u.endsWith('.wasm')) && urls.some((u) => u.endsWith('/worker.js')) && urls.some((u) => u.endsWith(`/${MODEL_FILE}`)),
+      urls.some((u) => u.endsWith('.wasm')) && urls.some((u) => /\/worker\.js(\?|$)/.test(u)) && urls.some((u) => u.endsWith(`/${MODEL_FILE}`)),
       J(urls.slice(0, 12)));
     check(`origin: all ${urls.length} requests (page, embeds, workers) went to ${ORIGIN} (or data:/blob:)`, away.length === 0 && w.sockets.length === 0,
       J({ away: away.slice(0, 5), sockets: w.sockets }));

@@ -366,7 +366,7 @@ async function plainThreadsTest() {
 async function deadWorkerTest(scope, serve, why, { screenshot = null, allowConsole = [] } = {}) {
   let h = null, served = 0;
   try {
-    const setup = (context) => context.route('**/worker.js', (route) => { served++; return serve(route); });
+    const setup = (context) => context.route(/\/worker\.js(\?|$)/, (route) => { served++; return serve(route); });
     h = await openPage(scope, '', { setup, allowConsole: [why, ...allowConsole] });
     const snap = await settle(h.page, 0, LOAD_AND_RUN_MS);
     check(`${scope}: the page says the worker stopped, and why`,

@@ -422,7 +422,7 @@ async function workerPanic(build, url) {
     await settle(p, 0, LOAD_AND_RUN_MS);
     const threads = Number(await p.getAttribute('[data-testid=timings]', 'data-threads'));
     if (build === 'multi-threaded' && threads < 2) { skip('a panic in the multi-threaded worker', `${threads} thread here`); await w.context.close(); return; }
-    const worker = p.workers().find((x) => /worker\.js$/.test(x.url()));
+    const worker = p.workers().find((x) => /worker\.js(\?|$)/.test(x.url()));
     const since = await mark(p);
     worker.evaluate(() => self.salientTestPanic('pool')).catch(() => {});
     const snap = await settle(p, since, LOAD_AND_RUN_MS);
