@@ -70,7 +70,7 @@ try {
     check('the GPU\'s map is the CPU\'s: the same tokens and target, scores within 1e-3 of the largest',
       ids(cpu) === ids(snap) && cpu.target?.id === snap.target?.id && difference <= 1e-3 * largest,
       `difference ${difference}, largest ${largest}`);
-    await shot(page, 'gpu');
+    await shot(page, 'gpu.png');
 
     const probe = JSON.parse(await worker.evaluate(() => self.salientGpuProbe()));
     check('the GPU\'s product of the 49152 × 576 embedding matrix (its Q8_0 blocks) matches the CPU\'s',
