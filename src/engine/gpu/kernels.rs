@@ -43,6 +43,11 @@ macro_rules! shader {
     };
 }
 
+/// A row-per-workgroup kernel with the `row_sum` reduction it calls.
+fn row_reduced(kernel: &str) -> String {
+    format!("{}\n{kernel}", shader!("row_sum"))
+}
+
 /// Elementwise grids: 256 threads per workgroup.
 fn threads(count: usize) -> [u32; 2] {
     grid(count.div_ceil(256))
@@ -142,12 +147,12 @@ impl Gpu {
         let params = [rows as u32, norm.weight.len as u32, norm.eps.to_bits(), 0];
         match &norm.bias {
             None => {
-                let pipeline = self.pipeline("rms-norm", || shader!("rms_norm").into());
+                let pipeline = self.pipeline("rms-norm", || row_reduced(shader!("rms_norm")));
                 let buffers = [&x.buffer, &norm.weight.buffer, &y.buffer];
                 self.dispatch(encoder, &pipeline, &buffers, &params, grid(rows));
             }
             Some(bias) => {
-                let pipeline = self.pipeline("layer-norm", || shader!("layer_norm").into());
+                let pipeline = self.pipeline("layer-norm", || row_reduced(shader!("layer_norm")));
                 let buffers = [&x.buffer, &norm.weight.buffer, &bias.buffer, &y.buffer];
                 self.dispatch(encoder, &pipeline, &buffers, &params, grid(rows));
             }
@@ -168,8 +173,8 @@ impl Gpu {
     ) {
         let params = [rows as u32, norm.weight.len as u32, norm.eps.to_bits(), accumulate as u32];
         let pipeline = match norm.bias {
-            None => self.pipeline("rms-norm-grad", || shader!("rms_norm_grad").into()),
-            Some(_) => self.pipeline("layer-norm-grad", || shader!("layer_norm_grad").into()),
+            None => self.pipeline("rms-norm-grad", || row_reduced(shader!("rms_norm_grad"))),
+            Some(_) => self.pipeline("layer-norm-grad", || row_reduced(shader!("layer_norm_grad"))),
         };
         let buffers = [&x.buffer, &norm.weight.buffer, &dy.buffer, &dx.buffer];
         self.dispatch(encoder, &pipeline, &buffers, &params, grid(rows));

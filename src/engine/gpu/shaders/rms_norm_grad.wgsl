@@ -8,22 +8,6 @@
 // [rows, width, eps (f32 bits), accumulate]
 @group(0) @binding(4) var<uniform> p: vec4<u32>;
 
-var<workgroup> partial: array<f32, 64>;
-
-fn row_sum(t: u32, value: f32) -> f32 {
-    partial[t] = value;
-    workgroupBarrier();
-    for (var half = 32u; half > 0u; half /= 2u) {
-        if (t < half) {
-            partial[t] += partial[t + half];
-        }
-        workgroupBarrier();
-    }
-    let sum = partial[0];
-    workgroupBarrier();
-    return sum;
-}
-
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) g: vec3<u32>, @builtin(local_invocation_index) t: u32) {
     let row = g.x + g.y * 65535u;
