@@ -24,6 +24,7 @@ const RULES: &[(&str, &[&str])] = &[
         "engine::attribution",
         &["engine::error", "engine::runtime", "engine::model", "engine::cpu", "engine::gpu"],
     ),
+    ("engine::evaluation::metrics", &["engine::error", "engine::runtime"]),
     ("engine", &["engine"]),
     ("state", &["engine"]),
     (

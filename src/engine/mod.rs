@@ -5,6 +5,7 @@ pub mod api;
 pub mod attribution;
 pub mod cpu;
 pub mod error;
+pub mod evaluation;
 #[cfg(gpu)]
 pub mod gpu;
 pub mod model;

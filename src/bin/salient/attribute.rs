@@ -10,7 +10,7 @@ use salient::engine::attribution::grouping::{self, Granularity};
 use salient::engine::attribution::methods::{MethodParams, METHODS};
 use salient::engine::gpu::GpuDecoder;
 use salient::engine::runtime::progress::{Progress, ProgressSink};
-use salient::engine::{Attribution, Backend, Baseline, EngineError, Model, Request};
+use salient::engine::{Attribution, Backend, Baseline, EngineError, Model, Request, RunContext};
 use salient::engine::{TargetChoice, TargetKind};
 use sha2::{Digest, Sha256};
 use std::io::IsTerminal;
@@ -147,41 +147,50 @@ impl AttributeArgs {
     }
 }
 
+/// The model at `path`, its weights kept for `backend` unless `weights` says, and what the JSON
+/// output says of it (file, sha256, bytes, architecture).
+pub fn loaded(
+    path: &std::path::Path,
+    backend: BackendChoice,
+    weights: Option<Weights>,
+) -> Result<(Model, serde_json::Value), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut json = serde_json::json!({
+        "file": path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        "sha256": hex(&Sha256::digest(&bytes)),
+        "bytes": bytes.len(),
+    });
+    let weights = weights.unwrap_or(match backend {
+        BackendChoice::Cpu => Weights::Decoded,
+        BackendChoice::Gpu => Weights::Encoded,
+    });
+    let model = load_model(bytes, weights).map_err(|e| e.to_string())?;
+    json["architecture"] = model.config().architecture.clone().into();
+    Ok((model, json))
+}
+
+/// A native run context that shows how far each run has come on a `terminal` (pipes and logs
+/// get the results alone).
+pub fn progress_context(terminal: bool) -> RunContext {
+    native_context(if terminal {
+        let shown = AtomicU64::new(u64::MAX);
+        ProgressSink::new(move |progress| show_progress(&shown, progress))
+    } else {
+        ProgressSink::default()
+    })
+}
+
 pub fn run(args: AttributeArgs) -> ExitCode {
     let (texts, batch) = match args.texts() {
         Ok(texts) => texts,
         Err(message) => return fail(&message),
     };
-    let bytes = match std::fs::read(&args.model) {
-        Ok(b) => b,
-        Err(e) => return fail(&format!("cannot read {}: {e}", args.model.display())),
+    let (model, model_json) = match loaded(&args.model, args.backend, args.weights) {
+        Ok(loaded) => loaded,
+        Err(message) => return fail(&message),
     };
-    let model_json = serde_json::json!({
-        "file": args.model.file_name().map(|n| n.to_string_lossy().into_owned()),
-        "sha256": hex(&Sha256::digest(&bytes)),
-        "bytes": bytes.len(),
-    });
-    let weights = args.weights.unwrap_or(match args.backend {
-        BackendChoice::Cpu => Weights::Decoded,
-        BackendChoice::Gpu => Weights::Encoded,
-    });
-    let model = match load_model(bytes, weights) {
-        Ok(m) => m,
-        Err(e) => return fail(&e.to_string()),
-    };
-    let model_json = {
-        let mut m = model_json;
-        m["architecture"] = model.config().architecture.clone().into();
-        m
-    };
-    // How far each run has come, on a terminal only (pipes and logs get the results alone).
     let terminal = std::io::stderr().is_terminal();
-    let context = native_context(if terminal {
-        let shown = AtomicU64::new(u64::MAX);
-        ProgressSink::new(move |progress| show_progress(&shown, progress))
-    } else {
-        ProgressSink::default()
-    });
+    let context = progress_context(terminal);
     let mut on = On::chosen(args.backend, &model);
     let (base, group, json) = (args.request(), args.group, args.json || batch);
     let mut failed = false;
@@ -216,7 +225,7 @@ pub fn run(args: AttributeArgs) -> ExitCode {
 }
 
 /// The backend runs compute on, and why it is not the one asked for.
-struct On {
+pub struct On {
     backend: Backend,
     adapter: Option<String>,
     fallback: Option<String>,
@@ -225,7 +234,7 @@ struct On {
 impl On {
     /// The backend `choice` names, or the CPU (with the reason, also on stderr) when the GPU is
     /// not there.
-    fn chosen(choice: BackendChoice, model: &Model) -> On {
+    pub fn chosen(choice: BackendChoice, model: &Model) -> On {
         if choice == BackendChoice::Cpu {
             return On { backend: Backend::Cpu, adapter: None, fallback: None };
         }
@@ -245,24 +254,31 @@ impl On {
         On { backend: Backend::Cpu, adapter: None, fallback: Some(error.to_string()) }
     }
 
-    /// `request` on this backend; a GPU failure moves this and every later run to the CPU.
+    /// `request` on this backend.
     fn run(
         &mut self,
         model: &Model,
         request: &Request,
-        context: &salient::engine::RunContext,
+        context: &RunContext,
     ) -> Result<Attribution, EngineError> {
-        let run = |backend| pollster::block_on(engine::run_on(backend, model, request, context));
-        match run(self.backend.clone()) {
+        self.compute(|backend| engine::run_on(backend, model, request, context))
+    }
+
+    /// `work` on this backend; a GPU failure moves this and every later run to the CPU.
+    pub fn compute<T, F: std::future::Future<Output = Result<T, EngineError>>>(
+        &mut self,
+        work: impl Fn(Backend) -> F,
+    ) -> Result<T, EngineError> {
+        match pollster::block_on(work(self.backend.clone())) {
             Err(error @ EngineError::Gpu(_)) => {
                 *self = On::cpu_after(error);
-                run(Backend::Cpu)
+                pollster::block_on(work(Backend::Cpu))
             }
             other => other,
         }
     }
 
-    fn json(&self) -> serde_json::Value {
+    pub fn json(&self) -> serde_json::Value {
         serde_json::json!({
             "name": self.backend.name(),
             "adapter": self.adapter,
@@ -273,7 +289,7 @@ impl On {
 
 /// "salient: 37 %" in place on stderr, when the whole percent changes from the one `shown` (the
 /// faithfulness check is not in the estimate, so a run with it stays at 99 % a while).
-fn show_progress(shown: &AtomicU64, progress: Progress) {
+pub fn show_progress(shown: &AtomicU64, progress: Progress) {
     let percent = progress.percent() as u64;
     if shown.swap(percent, Ordering::Relaxed) != percent {
         eprint!("\rsalient: {percent} %");

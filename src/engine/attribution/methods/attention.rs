@@ -16,6 +16,7 @@ const INFO: MethodInfo = MethodInfo {
     name: "attention",
     label: "Attention weights",
     signed: false,
+    target_independent: true,
     params: &[Param::Layer, Param::Head],
 };
 

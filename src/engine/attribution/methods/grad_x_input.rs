@@ -9,8 +9,13 @@ use candle_core::{DType, D};
 
 pub struct GradXInput;
 
-const INFO: MethodInfo =
-    MethodInfo { name: "grad_x_input", label: "Gradient × input", signed: true, params: &[] };
+const INFO: MethodInfo = MethodInfo {
+    name: "grad_x_input",
+    label: "Gradient × input",
+    signed: true,
+    target_independent: false,
+    params: &[],
+};
 
 impl AttributionMethod for GradXInput {
     fn info(&self) -> &'static MethodInfo {

@@ -42,6 +42,7 @@ const INFO: MethodInfo = MethodInfo {
     name: "integrated_gradients",
     label: "Integrated gradients",
     signed: true,
+    target_independent: false,
     params: &[Param::Steps, Param::Baseline],
 };
 

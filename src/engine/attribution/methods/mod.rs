@@ -33,6 +33,9 @@ pub struct MethodInfo {
     pub label: &'static str,
     /// Signed scores get a diverging colour scale, unsigned ones a sequential scale.
     pub signed: bool,
+    /// Its scores do not depend on the explained token (attention, rollout): the same map for
+    /// every target.
+    pub target_independent: bool,
     /// The settings in [`MethodParams`] this method reads (the page shows only these).
     pub params: &'static [Param],
 }

@@ -21,6 +21,7 @@ const INFO: MethodInfo = MethodInfo {
     name: "occlusion",
     label: "Occlusion (leave one out)",
     signed: true,
+    target_independent: false,
     params: &[Param::Baseline],
 };
 

@@ -18,6 +18,7 @@ const INFO: MethodInfo = MethodInfo {
     name: "rollout",
     label: "Attention rollout",
     signed: false,
+    target_independent: true,
     params: &[Param::Layer, Param::Head],
 };
 

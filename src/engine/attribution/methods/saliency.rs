@@ -14,6 +14,7 @@ const INFO: MethodInfo = MethodInfo {
     name: "saliency",
     label: "Gradient saliency (L2 norm)",
     signed: false,
+    target_independent: false,
     params: &[],
 };
 

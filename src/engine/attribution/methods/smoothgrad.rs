@@ -21,6 +21,7 @@ const INFO: MethodInfo = MethodInfo {
     name: "smoothgrad",
     label: "SmoothGrad",
     signed: false,
+    target_independent: false,
     params: &[Param::Samples, Param::Sigma, Param::Seed],
 };
 
