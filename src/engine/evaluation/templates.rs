@@ -99,7 +99,7 @@ fn agreement(n: usize, rng: &mut SplitMix64) -> Item {
     let (attractor_one, attractor_many) = *pick(rng, ATTRACTORS);
     let plural_subject = n % 2 == 1;
     // Half the items put an attractor of the other number between subject and verb.
-    let mismatch = (n / 2) % 2 == 0;
+    let mismatch = (n / 2).is_multiple_of(2);
     let subject = if plural_subject { plural } else { singular };
     let attractor = if plural_subject != mismatch { attractor_many } else { attractor_one };
     let distance = pick(rng, DISTANCES);
@@ -139,9 +139,9 @@ fn indirect_object(n: usize, rng: &mut SplitMix64) -> Item {
     };
     let (place, object) = (pick(rng, PLACES), pick(rng, OBJECTS));
     // Both orders of the first mentions (ABBA and BABA), and two sentence frames.
-    let (first, second) = if n % 2 == 0 { (given, giver) } else { (giver, given) };
+    let (first, second) = if n.is_multiple_of(2) { (given, giver) } else { (giver, given) };
     let mut text = Text::default();
-    text.push(if (n / 2) % 2 == 0 { "When" } else { "After" });
+    text.push(if (n / 2).is_multiple_of(2) { "When" } else { "After" });
     for (k, name) in [first, second].into_iter().enumerate() {
         text.push(if k == 0 { "" } else { " and" });
         if name == given {
