@@ -40,7 +40,10 @@
 #   BENCH_GPU_TOKENS="16 64 256" BENCH_GPU_METHODS="forward saliency integrated_gradients"
 #   BENCH_GPU_RUNS=3 BENCH_GPU_MATMUL=1024 BENCH_GPU_TIMEOUT_S=900   the native GPU part (wgpu on
 #                                     whatever adapter there is: here Mesa's lavapipe, on the CPU)
-#   BENCH_NATIVE=1 BENCH_GPU=1 BENCH_PAGE=1   0 skips that part
+#   BENCH_EVALUATE_SAMPLE=""          items per family of the ground-truth report card ("" = the whole
+#                                     suite; the quick tier: 5); BENCH_EVALUATE_METHODS="" (all; quick:
+#                                     saliency,grad_x_input); BENCH_EVALUATE_TIMEOUT_S=3600
+#   BENCH_NATIVE=1 BENCH_GPU=1 BENCH_EVALUATE=1 BENCH_PAGE=1   0 skips that part
 #   SKIP_BUILD=1                      benchmark the existing dist/ (no trunk build)
 #   SALIENT_BIN=path                  use this salient binary (no cargo build)
 #   BENCH_NOTE="..."                  a line for BENCHMARKS.md's header (how this run was made)
@@ -313,6 +316,22 @@ if [ "${BENCH_GPU:-1}" = 1 ] && [ -x "$BIN" ]; then
   phase_time "native GPU" "$t0"
 fi
 
+# ---- ground truth (native, `salient evaluate`) ----------------------------------------------
+EVALUATE_SAMPLE="${BENCH_EVALUATE_SAMPLE-}"; EVALUATE_METHODS="${BENCH_EVALUATE_METHODS-}"
+if [ "$TIER" = quick ]; then
+  EVALUATE_SAMPLE="${BENCH_EVALUATE_SAMPLE:-5}"; EVALUATE_METHODS="${BENCH_EVALUATE_METHODS:-saliency,grad_x_input}"
+fi
+if [ "${BENCH_EVALUATE:-1}" = 1 ] && [ -x "$BIN" ]; then
+  : >"$OUT/evaluate.jsonl"
+  t0=$(date +%s)
+  say "ground truth: ${EVALUATE_METHODS:-every method} on ${EVALUATE_SAMPLE:-every} item(s) per family"
+  if ! limited "${BENCH_EVALUATE_TIMEOUT_S:-3600}" "$OUT/evaluate.err" "$BIN" evaluate --model "$MODEL_PATH" --json \
+       ${EVALUATE_SAMPLE:+--sample "$EVALUATE_SAMPLE"} ${EVALUATE_METHODS:+--methods "$EVALUATE_METHODS"} >>"$OUT/evaluate.jsonl"; then
+    fail "ground truth: $(cat "$OUT/last-reason")"
+  fi
+  phase_time "ground truth" "$t0"
+fi
+
 # ---- page ----------------------------------------------------------------------------------
 if [ "${BENCH_PAGE:-1}" = 1 ]; then
   if [ "${SKIP_BUILD:-0}" != 1 ]; then
@@ -420,6 +439,7 @@ matmul = {m["threads"]["label"]: m for m in lines("matmul.jsonl") if m.get("kind
 gpu_runs = [r for r in lines("gpu.jsonl") if r.get("kind") == "run"]
 gpu_peaks = [m for m in lines("gpu-matmul.jsonl") if m.get("kind") == "gpu-matmul"]
 convergence = [c for c in lines("convergence.jsonl") if c.get("kind") == "convergence"]
+evaluations = lines("evaluate.jsonl")
 page = lines("page.jsonl")
 visits = [v for v in page if v.get("kind") == "visit"]
 page_runs = [r for r in page if r.get("kind") == "page-run"]
@@ -862,6 +882,35 @@ if page_runs:
     P("")
 else:
     P("Not measured.")
+    P("")
+
+# ---- ground truth ----
+P("## Ground truth: the report card (native, `salient evaluate`)")
+P("")
+if evaluations:
+    e = evaluations[-1]
+    sample = e.get("sample")
+    P(f"The built-in suite ({'every item' if sample is None else f'{sample} items per family, seeded'}), "
+      "default settings, on the CPU. Hit rate: the share of scored items whose top-ranked token (by |score|) is "
+      "evidence, with its 95 % bootstrap interval; rank: the mean rank of the best evidence token; mass: the share "
+      "of Σ |score| on evidence. docs/ground-truth.md says more.")
+    P("")
+    for f in e["families"]:
+        P(f"- {f['family']}: {f['scored']} of {f['checked']} checked items scored ({f['size']} in the suite)"
+          + ("" if f["usable"] else ": too few, unusable on this model"))
+    P("")
+    P("| Method | Family | Items | Hit rate [95 % CI] | Mean rank | Evidence mass |")
+    P("|---|---|---|---|---|---|")
+    for r in e["methods"] + e["random"]:
+        name = r["method"] + (" (target-independent)" if r.get("target_independent") else "")
+        P(f"| {name} | {r['family']} | {r['items']} | {r['hit_rate']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}] | "
+          f"{r['mean_rank']:.2f} | {r['evidence_mass']:.2f} |")
+    P("")
+    P("Time per checked item, natively (all threads; each includes the item's forward pass that checks the "
+      "model's answer): " + ", ".join(f"{x['method']} {t(x['ms_per_item'])}" for x in e.get("timings", [])) + ".")
+    P("")
+else:
+    P("Not measured (`BENCH_EVALUATE=0`, or the run failed: see bench-out/evaluate.err).")
     P("")
 
 # ---- accuracy ----

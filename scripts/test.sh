@@ -110,6 +110,7 @@ if [ $build_ok = 1 ]; then
     group e2e-hardening node tests/e2e/hardening.mjs "$URL" "$ROOT/dist"
     group e2e-safety node tests/e2e/safety.mjs "$URL" "$ROOT/dist"
     group e2e-gpu node tests/e2e/gpu.mjs "$URL" "$ROOT/dist"
+    group e2e-report-card node tests/e2e/report-card.mjs "$URL" "$ROOT/dist"
   fi
 else
   skipped e2e-browser "no dist/index.html (trunk build failed)"

@@ -15,6 +15,7 @@ pub mod download;
 pub mod export;
 pub mod format;
 pub mod link;
+pub mod report_card;
 pub mod result;
 pub mod run_queue;
 pub mod settings;

@@ -1,6 +1,7 @@
 //! Messages between the page and its worker (sent with serde-wasm-bindgen over postMessage).
 
 use crate::engine::attribution::faithfulness::Faithfulness;
+use crate::engine::evaluation::{Plan, Report};
 use crate::engine::model::arch::DecoderConfig;
 use crate::engine::{BackendKind, Request};
 pub use crate::state::result::{Agreement, MethodScores, RunOutput};
@@ -26,6 +27,9 @@ pub enum ToWorker {
     /// it awaits the device (a worker on the CPU is stopped through its shared stop flag, or
     /// terminated).
     Stop { through: u64 },
+    /// Evaluate the methods of `plan` on the built-in ground-truth suite: run `id` like any other
+    /// (stopped, superseded, counted the same way), answered by `Evaluated`.
+    Evaluate { id: u64, plan: Plan },
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -86,6 +90,13 @@ pub enum FromWorker {
     RunFailed {
         id: u64,
         message: String,
+    },
+    /// The report card of run `id`, how long it took, and where it computed.
+    Evaluated {
+        id: u64,
+        outcome: Result<Box<Report>, String>,
+        ms: f64,
+        backend: BackendKind,
     },
 }
 
@@ -152,4 +163,7 @@ pub struct Timings {
     pub fell_back: bool,
     /// The first run after a load on the GPU: how long the kernels took to compile then.
     pub shader_ms: Option<f64>,
+    /// The run's expected work (`engine::progress` units): its pace, for estimates of others.
+    #[serde(default)]
+    pub work: u64,
 }

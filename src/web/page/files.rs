@@ -74,6 +74,11 @@ fn saved_result(ui: Ui) -> Option<SavedResult> {
     })
 }
 
+/// Downloads `text` as the file `name`.
+pub fn download_text(text: &str, mime: &str, name: &str) -> Result<(), JsValue> {
+    download(&blob(text, mime)?, name)
+}
+
 fn blob(text: &str, mime: &str) -> Result<web_sys::Blob, JsValue> {
     let options = web_sys::BlobPropertyBag::new();
     options.set_type(mime);

@@ -3,8 +3,11 @@
 
 use crate::engine::attribution::faithfulness::Faithfulness;
 use crate::engine::attribution::methods;
+use crate::engine::evaluation::{Plan, Report};
 use crate::engine::runtime::progress::Progress;
+use crate::engine::BackendKind;
 use crate::state::backend::BackendChoice;
+use crate::state::report_card::default_plan;
 use crate::state::result::{check, Checked};
 use crate::state::run_queue::{AfterMaps, Cancel, Replaced, RunQueue, Start};
 use crate::state::settings::Settings;
@@ -61,6 +64,22 @@ pub enum Measurement {
     Stopped,
 }
 
+/// The report card's state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReportState {
+    Running,
+    Done {
+        report: Box<Report>,
+        ms: f64,
+        backend: BackendKind,
+    },
+    Failed(String),
+    /// Cancel, or a newer run, stopped it.
+    Stopped,
+}
+
+const REPORT_LABEL: &str = "the report card";
+
 /// Everything the page shows; all handles are `Copy`, so closures capture the whole struct.
 #[derive(Clone, Copy)]
 pub struct Ui {
@@ -82,6 +101,11 @@ pub struct Ui {
     pub backend: RwSignal<BackendChoice>,
     /// Which model to load, and the model panel's state.
     pub loader: ModelLoader,
+    /// The report card's methods and samples, and its last outcome.
+    pub report_plan: RwSignal<Plan>,
+    pub report: RwSignal<Option<ReportState>>,
+    /// A report card asked for and not sent yet: the next run sends it instead of a map.
+    pending_report: StoredValue<Option<Plan>, LocalStorage>,
     runs: StoredValue<RunQueue, LocalStorage>,
     /// The latest run's method label and when it was sent, for its progress line.
     sent: StoredValue<Option<(String, f64)>, LocalStorage>,
@@ -106,6 +130,9 @@ impl Ui {
             load_ms: RwSignal::new(None),
             backend: RwSignal::new(initial_backend()),
             loader: ModelLoader::new(),
+            report_plan: RwSignal::new(default_plan()),
+            report: RwSignal::new(None),
+            pending_report: StoredValue::new_local(None),
             runs: StoredValue::new_local(RunQueue::new()),
             sent: StoredValue::new_local(None),
             bridge: StoredValue::new_local(None),
@@ -124,6 +151,9 @@ impl Ui {
     /// Changes the settings, then reruns as `rerun` says.
     pub fn change(self, edit: impl FnOnce(&mut Settings), rerun: Rerun) {
         self.settings.update(edit);
+        if rerun != Rerun::Never {
+            self.pending_report.set_value(None); // the person moved on to a map
+        }
         match rerun {
             Rerun::Now => self.run(),
             Rerun::AfterPause => {
@@ -143,6 +173,7 @@ impl Ui {
     /// Whether Cancel has something to stop: a run, or the faithfulness check after one.
     pub fn cancellable(self) -> bool {
         self.phase.get() == Phase::Running
+            || self.report.with(|r| r == &Some(ReportState::Running))
             || self
                 .faithfulness
                 .with(|all| all.iter().any(|(_, state)| matches!(state, Measurement::Measuring(_))))
@@ -372,6 +403,36 @@ impl Ui {
                     self.message.set(run_progress_text(&label, done, expected, now_ms() - sent_ms));
                 }
             }
+            FromWorker::Evaluated { id, outcome, ms, backend } => {
+                let (current, after) = self
+                    .runs
+                    .try_update_value(|r| r.maps_done(id, 0))
+                    .unwrap_or((false, AfterMaps::Free));
+                if current {
+                    self.progress.set(None);
+                    match outcome {
+                        Ok(report) => {
+                            let checked: usize = report.families.iter().map(|f| f.checked).sum();
+                            self.status(
+                                Phase::Done,
+                                format!(
+                                    "Report card: {checked} items checked in {:.0} s.",
+                                    ms / 1e3
+                                ),
+                            );
+                            self.report.set(Some(ReportState::Done { report, ms, backend }));
+                        }
+                        Err(message) => {
+                            self.status(Phase::Error, format!("The report card failed: {message}"));
+                            self.report.set(Some(ReportState::Failed(message)));
+                        }
+                    }
+                }
+                match after {
+                    AfterMaps::Supersede => self.supersede(),
+                    AfterMaps::Free | AfterMaps::Wait => self.worker_free(),
+                }
+            }
             FromWorker::RunFailed { id, message } => {
                 if self.is_current(id) {
                     self.progress.set(None);
@@ -429,15 +490,29 @@ impl Ui {
         let stoppable = self.worker_stoppable();
         let start = self.runs.try_update_value(|r| r.request(stoppable)).unwrap_or(Start::Queued);
         let settings = self.settings.get_untracked();
-        let label =
-            methods::by_name(&settings.method).map(|m| m.label()).unwrap_or(&settings.method);
+        let report = self.pending_report.get_value();
+        let label = match report {
+            Some(_) => REPORT_LABEL,
+            None => {
+                methods::by_name(&settings.method).map(|m| m.label()).unwrap_or(&settings.method)
+            }
+        };
         match start {
             Start::Now(id) => {
                 self.progress.set(None);
                 self.sent.set_value(Some((label.to_string(), now_ms())));
                 self.status(Phase::Running, format!("Computing {label}…"));
-                let (request, compare) = (settings.request(), settings.compare.clone());
-                self.send(&ToWorker::Run { id, request, compare });
+                match report {
+                    Some(plan) => {
+                        self.pending_report.set_value(None);
+                        self.report.set(Some(ReportState::Running));
+                        self.send(&ToWorker::Evaluate { id, plan });
+                    }
+                    None => {
+                        let (request, compare) = (settings.request(), settings.compare.clone());
+                        self.send(&ToWorker::Run { id, request, compare });
+                    }
+                }
             }
             Start::Supersede => {
                 self.supersede();
@@ -445,6 +520,13 @@ impl Ui {
             }
             Start::Queued => {}
         }
+    }
+
+    /// Runs the report card of the chosen plan, as the next run.
+    pub fn evaluate(self) {
+        self.debounce.set_value(None);
+        self.pending_report.set_value(Some(self.report_plan.get_untracked()));
+        self.run();
     }
 
     /// Computes on `choice` from now on (in this browser): a new worker loads the model again
@@ -513,8 +595,11 @@ impl Ui {
         }
     }
 
-    /// Measurements still running will never arrive.
+    /// Measurements (and a report card) still running will never arrive.
     fn stop_measuring(self) {
+        if self.report.with_untracked(|r| r == &Some(ReportState::Running)) {
+            self.report.set(Some(ReportState::Stopped));
+        }
         self.faithfulness.update(|all| {
             for (_, state) in
                 all.iter_mut().filter(|(_, state)| matches!(state, Measurement::Measuring(_)))

@@ -17,11 +17,12 @@ use crate::engine::api::{self, explain_request};
 use crate::engine::attribution::faithfulness::Faithfulness;
 use crate::engine::attribution::stats::spearman;
 use crate::engine::attribution::{faithfulness, methods};
+use crate::engine::evaluation::{evaluate, templates, Plan};
 use crate::engine::runtime::context::{GraphBudget, StopToken};
 use crate::engine::runtime::parallel;
 use crate::engine::runtime::progress::{self, Progress, ProgressSink};
 use crate::engine::runtime::ready::now;
-use crate::engine::{Backend, EngineError, Model, Problem, Request, RunContext};
+use crate::engine::{Backend, BackendKind, EngineError, Model, Problem, Request, RunContext};
 use crate::web::protocol::{
     Agreement, FromWorker, MethodScores, OnGpu, RunOutput, Timings, ToWorker,
 };
@@ -159,6 +160,7 @@ pub fn start(gpu: bool, not_on_gpu: Option<String>) {
             Ok(ToWorker::CancelLoad) => model_loading::cancel(),
             Ok(ToWorker::Run { id, request, compare }) => run_request(id, request, compare),
             Ok(ToWorker::Stop { through }) => stop_through(through),
+            Ok(ToWorker::Evaluate { id, plan }) => evaluate_request(id, plan),
             Err(e) => post(&FromWorker::LoadFailed {
                 message: format!("bad message from the page: {e}"),
                 model_kept: MODEL.with(|m| m.borrow().is_some()),
@@ -287,14 +289,8 @@ fn run_request(id: u64, request: Request, compare: Vec<String>) {
     {
         return post(&FromWorker::RunFailed { id, message });
     }
-    // The page stops runs by storing the newest run id it wants stopped: a stop for an older
-    // run is cleared, one that already covers this run (cancelled before it got here) stays.
-    let flag = stop_token().atomic();
-    let asked = flag.load(Ordering::SeqCst);
-    if u64::from(asked) < id {
-        // Failing means the page has just stored a newer id: then the stop stands.
-        let _ = flag.compare_exchange(asked, 0, Ordering::SeqCst, Ordering::SeqCst);
-    }
+    // The page stops runs by storing the newest run id it wants stopped.
+    clear_older_stop(id);
     wasm_bindgen_futures::spawn_local(async move {
         run(id, &model, &request, &compare, (&context, &measuring)).await;
     });
@@ -318,12 +314,12 @@ async fn run(
             let problem = Problem::on(backend, model, tokens, &request.target, context).await?;
             let forward_done = now_ms();
             let output = maps(&problem, request, compare).await?;
-            Ok::<_, EngineError>((problem, forward_done, output))
+            Ok::<_, EngineError>((problem, forward_done, output, work))
         })
         .await
     };
     let (computed, fallback) = with_fallback(compute).await;
-    let (problem, forward_done, output) = match computed {
+    let (problem, forward_done, output, work) = match computed {
         Ok(computed) => computed,
         Err(e) => return post(&FromWorker::RunFailed { id, message: e.to_string() }),
     };
@@ -348,6 +344,7 @@ async fn run(
         not_on_gpu,
         fell_back: fallback.is_some(),
         shader_ms,
+        work,
     };
     // The run's own map first, then each compared map not measured yet.
     let mut to_measure: Vec<MethodScores> = Vec::new();
@@ -376,6 +373,47 @@ async fn run(
             ms: now_ms() - started,
         });
     }
+}
+
+/// Clears a stop the page stored for an older run than `id`; one that already covers `id`
+/// (cancelled before it got here) stays.
+fn clear_older_stop(id: u64) {
+    let flag = stop_token().atomic();
+    let asked = flag.load(Ordering::SeqCst);
+    if u64::from(asked) < id {
+        // Failing means the page has just stored a newer id: then the stop stands.
+        let _ = flag.compare_exchange(asked, 0, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// Runs the report card of `plan` on the built-in suite and posts `Evaluated`.
+fn evaluate_request(id: u64, plan: Plan) {
+    let started = now_ms();
+    let Some(model) = MODEL.with(|m| m.borrow().clone()) else {
+        let outcome = Err("No model is loaded yet.".into());
+        return post(&FromWorker::Evaluated { id, outcome, ms: 0.0, backend: BackendKind::Cpu });
+    };
+    let (context, _) = run_context(id);
+    clear_older_stop(id);
+    wasm_bindgen_futures::spawn_local(async move {
+        let suite = templates::builtin();
+        let compute = |backend: Backend| {
+            let on = backend.clone();
+            let (model, suite, plan, context) = (&*model, &suite, &plan, &context);
+            async move {
+                let evaluated = on_backend(&on, || evaluate(backend, model, suite, plan, context));
+                evaluated.await.map(|report| (report, on.kind()))
+            }
+        };
+        let (outcome, _) = with_fallback(compute).await;
+        let backend = outcome.as_ref().map_or(BackendKind::Cpu, |(_, kind)| *kind);
+        post(&FromWorker::Evaluated {
+            id,
+            outcome: outcome.map(|(report, _)| Box::new(report)).map_err(|e| e.to_string()),
+            ms: now_ms() - started,
+            backend,
+        });
+    });
 }
 
 /// The faithfulness of `map` on the run's `problem`; when the GPU fails, on the same problem

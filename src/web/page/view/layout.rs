@@ -12,6 +12,7 @@ use crate::web::page::view::heatmap::{HeatMap, Legend};
 use crate::web::page::view::matrix::ContinuationMatrix;
 use crate::web::page::view::model_panel::ModelPanel;
 use crate::web::page::view::panels::{Completeness, ModelLine, Status, TimingsPanel};
+use crate::web::page::view::report_card::ReportCard;
 use crate::web::page::view::share::{LinkNotes, SharePanel};
 use crate::web::page::view::targets::{Predictions, TargetPanel};
 use leptos::prelude::*;
@@ -74,6 +75,7 @@ pub fn App(embed: bool) -> impl IntoView {
                 <CompareControls ui=ui/>
                 <ComparePanel ui=ui/>
             </section>
+            <ReportCard ui=ui/>
             <SharePanel ui=ui sharing=sharing/>
             <TimingsPanel ui=ui/>
         </main>

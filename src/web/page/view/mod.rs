@@ -10,5 +10,6 @@ pub(crate) mod layout;
 pub(crate) mod matrix;
 pub(crate) mod model_panel;
 pub(crate) mod panels;
+pub(crate) mod report_card;
 pub(crate) mod share;
 pub(crate) mod targets;
