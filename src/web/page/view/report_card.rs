@@ -205,7 +205,7 @@ fn ItemList(ui: Ui, report: Report, suite: Arc<Suite>) -> impl IntoView {
                 let (method, item) = (o.method.clone(), item.clone());
                 let open = move |_| {
                     ui.change(|s| *s = open_item(s, &item, &method), Rerun::Now);
-                    let _ = window().scroll_to_with_x_and_y(0.0, 0.0);
+                    window().scroll_to_with_x_and_y(0.0, 0.0);
                 };
                 let verdict = if o.metrics.hit == 1.0 { "✓" } else { "✗" };
                 view! {
