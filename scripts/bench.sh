@@ -286,8 +286,16 @@ if [ "${BENCH_NATIVE:-1}" = 1 ] && [ -x "$BIN" ]; then
       || fail "convergence study: $(cat "$OUT/last-reason")"
     phase_time "IG convergence study" "$t0"
   fi
+  # Integrated gradients at its default budget (the engine's own default: no --steps), per length.
+  : >"$OUT/ig-default.jsonl"
+  if [ -n "$CONVERGENCE" ]; then
+    limited "${BENCH_CONVERGENCE_TIMEOUT_S:-420}" "$OUT/ig-default.err" env -u RAYON_NUM_THREADS "$BIN" bench \
+      --model "$MODEL_PATH" --tokens "$(comma $TOKENS_IG_DEFAULT)" --methods integrated_gradients --runs 1 --load-runs 1 \
+      --threads-label all >"$OUT/ig-default.jsonl" || fail "IG at its default budget: $(cat "$OUT/last-reason")"
+  fi
 fi
 
+TOKENS_IG_DEFAULT="${BENCH_IG_DEFAULT_TOKENS:-16 64 256}"
 # ---- GPU (native, wgpu) --------------------------------------------------------------------
 GPU_TOKENS="${BENCH_GPU_TOKENS:-16 64 256}"; GPU_METHODS="${BENCH_GPU_METHODS:-forward saliency integrated_gradients}"
 if [ "$TIER" = quick ]; then GPU_TOKENS="${BENCH_GPU_TOKENS:-16 64}"; fi
@@ -937,6 +945,17 @@ if convergence:
         P("")
 else:
     P("Not measured.")
+    P("")
+ig_default = [r for r in lines("ig-default.jsonl") if r.get("kind") == "run" and r.get("status", "ok") == "ok"]
+if ig_default:
+    P("At the default budget (`salient attribute` and the page without `steps`: up to 128 gradients, aiming at 1e-4 "
+      "within the first 32 and at 1 % after), on the benchmark's texts, all threads, one run each:")
+    P("")
+    P("| Tokens | Gradients taken | Completeness error | Time |")
+    P("|---|---|---|---|")
+    for r in ig_default:
+        P(f"| {r['tokens']} | {r.get('path_gradients')} | {100 * r['completeness_error']:.2f} % | {t(r['total_ms'])} |"
+          if fin(r.get("completeness_error")) else f"| {r['tokens']} | {r.get('path_gradients')} | n/a | {t(r['total_ms'])} |")
     P("")
 
 # ---- FLOP model ----

@@ -28,8 +28,18 @@ pub const MIN_STEPS: usize = 4;
 /// More gradients than this buy no accuracy in f32 and only cost time.
 pub const MAX_STEPS: usize = 1024;
 /// Stop once the intervals' errors add up to less than this fraction of f(x) − f(x'): well below
-/// anything a map can show, and above the noise of f32 sums.
+/// anything a map can show, and above the noise of f32 sums...
 const TOLERANCE: f64 = 1e-4;
+/// ...while the rule has taken fewer than this many gradients. Past them it refines only while
+/// the scores miss f(x) − f(x') by more than [`COMPLETENESS_GOAL`]: most texts reach the
+/// tolerance sooner, and a text with a steep path spends the rest of the budget on the goal alone.
+pub const AIM_GRADIENTS: usize = 32;
+/// The completeness the default budget is meant to reach (the bar the integrated-gradients paper
+/// sets).
+pub const COMPLETENESS_GOAL: f64 = 0.01;
+/// The default budget of gradients: four times [`AIM_GRADIENTS`], for the texts whose paths are
+/// steep in places.
+pub const DEFAULT_STEPS: usize = 128;
 /// Intervals narrower than this are not split: α would no longer change in f32.
 const MIN_WIDTH: f64 = 1.0 / (1u64 << 20) as f64;
 /// A round also splits the intervals whose error is at least this fraction of the worst, so a
@@ -98,6 +108,20 @@ impl AttributionMethod for IntegratedGradients {
     }
 }
 
+/// About how many gradients in all would bring a completeness error of `error` after `gradients`
+/// under [`COMPLETENESS_GOAL`]: Simpson's error falls with the fourth power of the intervals'
+/// width, so by (error / goal)^¼, with a quarter more for the intervals that converge slower. At
+/// most [`MAX_STEPS`].
+/// `gradients` when the goal is met.
+pub fn gradients_for_goal(error: f64, gradients: usize) -> usize {
+    if error <= COMPLETENESS_GOAL {
+        return gradients;
+    }
+    let ratio = error / COMPLETENESS_GOAL;
+    let wanted = (gradients as f64 * ratio.powf(0.25) * 1.25).ceil() as usize;
+    wanted.clamp(gradients + 2, MAX_STEPS)
+}
+
 /// Each token's integral over [0, 1], f(1) − f(0), and how many gradients were taken.
 struct Integral {
     scores: Vec<f64>,
@@ -120,7 +144,15 @@ async fn adaptive_quadrature(
     let mut mesh = vec![Interval::new(&nodes, 0, Rule::Milne([2, 3, 4]), 1)];
     let gradients = |nodes: &[PathNode]| nodes.len() - 1; // all but the start's
     while gradients(&nodes) + 2 <= steps {
-        if mesh.iter().map(|i| i.error).sum::<f64>() <= TOLERANCE * change.abs() {
+        // Within the aim: until every interval adds up. Past it: until the scores do (their
+        // miss is the intervals' signed misses summed), within the goal.
+        let done = match gradients(&nodes) < AIM_GRADIENTS {
+            true => mesh.iter().map(|i| i.miss.abs()).sum::<f64>() <= TOLERANCE * change.abs(),
+            false => {
+                mesh.iter().map(|i| i.miss).sum::<f64>().abs() <= COMPLETENESS_GOAL * change.abs()
+            }
+        };
+        if done {
             break;
         }
         let split =
@@ -221,20 +253,21 @@ enum Rule {
     Milne([usize; 3]),
 }
 
-/// [a, b] (indices into the nodes), its rule, and |the rule's Σ h − (f(b) − f(a))|.
+/// [a, b] (indices into the nodes), its rule, and how far the rule misses f(b) − f(a).
 #[derive(Clone, Copy)]
 struct Interval {
     start: usize,
     rule: Rule,
     end: usize,
-    error: f64,
+    /// The rule's Σ h − (f(b) − f(a)), signed.
+    miss: f64,
 }
 
 impl Interval {
     fn new(nodes: &[PathNode], start: usize, rule: Rule, end: usize) -> Self {
-        let mut interval = Self { start, rule, end, error: 0.0 };
+        let mut interval = Self { start, rule, end, miss: 0.0 };
         let estimate: f64 = interval.estimate(nodes).sum();
-        interval.error = (estimate - (nodes[end].value - nodes[start].value)).abs();
+        interval.miss = estimate - (nodes[end].value - nodes[start].value);
         interval
     }
 
@@ -292,16 +325,19 @@ impl Interval {
 fn worst_intervals(mesh: &[Interval], nodes: &[PathNode], budget: usize) -> Vec<usize> {
     let mut order: Vec<usize> =
         (0..mesh.len()).filter(|&k| mesh[k].width(nodes) >= 2.0 * MIN_WIDTH).collect();
-    order.sort_by(|&i, &j| mesh[j].error.total_cmp(&mesh[i].error));
-    let worst = order.first().map_or(0.0, |&k| mesh[k].error);
+    order.sort_by(|&i, &j| mesh[j].miss.abs().total_cmp(&mesh[i].miss.abs()));
+    let worst = order.first().map_or(0.0, |&k| mesh[k].miss.abs());
     order.truncate(budget);
-    order.retain(|&k| mesh[k].error >= ROUND_SHARE * worst);
+    order.retain(|&k| mesh[k].miss.abs() >= ROUND_SHARE * worst);
     order
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{adaptive_quadrature, Integral, PathNode};
+    use super::{
+        adaptive_quadrature, gradients_for_goal, Integral, PathNode, AIM_GRADIENTS,
+        COMPLETENESS_GOAL, MAX_STEPS,
+    };
     use crate::engine::runtime::ready::now;
 
     /// Two tokens: a logistic step of width 1/200 at α = 0.85 (the shape of this model's paths) and a
@@ -366,6 +402,48 @@ mod tests {
             assert!(errors[0] * 10.0 < uniform, "batch {batch}: {errors:?} vs uniform {uniform:e}");
             assert!(2 * near_step > evaluated.len(), "batch {batch}: nodes {evaluated:?}");
         }
+    }
+
+    /// A step too steep for the aim's gradients: the default budget spends more on it, until the
+    /// scores add up within the goal, and not beyond.
+    #[test]
+    fn past_the_aim_the_rule_refines_to_the_goal_only() {
+        // Nine steps of width 1/3000 at α = 0.1, 0.2, …, 0.9.
+        let steeper = |alpha: f64| {
+            let (mut value, mut slope) = (0.0, 0.0);
+            for k in 1..10 {
+                let s = 1.0 / (1.0 + (-3000.0 * (alpha - k as f64 / 10.0)).exp());
+                value += s;
+                slope += 3000.0 * s * (1.0 - s);
+            }
+            PathNode { alpha, value, per_token: vec![slope] }
+        };
+        let relative = |integral: &Integral| {
+            let change = steeper(1.0).value - steeper(0.0).value;
+            (integral.scores[0] - change).abs() / change.abs()
+        };
+        let (aimed, _) = integrate(AIM_GRADIENTS, 2, steeper);
+        let (refined, _) = integrate(MAX_STEPS, 2, steeper);
+        eprintln!(
+            "{} gradients: {:.2e}; {} gradients: {:.2e}",
+            aimed.gradients,
+            relative(&aimed),
+            refined.gradients,
+            relative(&refined)
+        );
+        assert!(relative(&aimed) > COMPLETENESS_GOAL, "the aim alone suffices: no test");
+        assert!(relative(&refined) <= COMPLETENESS_GOAL);
+        assert!(refined.gradients > AIM_GRADIENTS && refined.gradients < MAX_STEPS);
+        assert!(relative(&refined) > COMPLETENESS_GOAL / 1000.0, "refined beyond the goal");
+    }
+
+    #[test]
+    fn the_estimate_for_the_goal_grows_with_the_error() {
+        assert_eq!(gradients_for_goal(0.005, 128), 128); // met already
+        let (twice, sixteen) = (gradients_for_goal(0.02, 128), gradients_for_goal(0.16, 128));
+        assert!(128 < twice && twice < sixteen && sixteen <= MAX_STEPS, "{twice} {sixteen}");
+        assert_eq!(gradients_for_goal(0.16, 128), 320); // twice as many gradients, and a quarter
+        assert_eq!(gradients_for_goal(1e9, 128), MAX_STEPS);
     }
 
     /// A path that is steep right at its start (where no gradient is taken) is refined towards it.

@@ -11,7 +11,9 @@ mod rollout;
 mod saliency;
 mod smoothgrad;
 
-pub use integrated_gradients::{Path, PathNode, MAX_STEPS, MIN_STEPS};
+pub use integrated_gradients::{
+    gradients_for_goal, Path, PathNode, COMPLETENESS_GOAL, DEFAULT_STEPS, MAX_STEPS, MIN_STEPS,
+};
 pub use smoothgrad::MAX_SAMPLES;
 
 use crate::engine::attribution::problem::{Baseline, Problem};
@@ -156,7 +158,7 @@ pub struct MethodParams {
 impl Default for MethodParams {
     fn default() -> Self {
         Self {
-            steps: 32,
+            steps: DEFAULT_STEPS,
             baseline: Baseline::Pad,
             samples: 16,
             sigma: 0.1,

@@ -1,14 +1,12 @@
 //! Small read-outs around the map: the status line, the completeness check, timings, the model.
 
+use crate::engine::attribution::methods::{gradients_for_goal, COMPLETENESS_GOAL};
 use crate::state::format::megabytes;
 use crate::state::format::short;
 use crate::web::address::foreign_host;
-use crate::web::page::ui::{Phase, Ui};
+use crate::web::page::ui::{Phase, Rerun, Ui};
 use crate::web::protocol::Timings;
 use leptos::prelude::*;
-
-/// Above this relative completeness error the integral is too coarse to trust the scores' sum.
-const COMPLETENESS_TOLERANCE: f64 = 0.05;
 
 #[component]
 pub fn Status(ui: Ui) -> impl IntoView {
@@ -46,7 +44,7 @@ pub fn Completeness(ui: Ui) -> impl IntoView {
         let change = output.baseline_value.map(|b| attribution.value - b);
         let change_text =
             change.map(|c| format!(", f(x) − f(baseline) = {}", short(c))).unwrap_or_default();
-        let verdict = match error <= COMPLETENESS_TOLERANCE {
+        let verdict = match error <= COMPLETENESS_GOAL {
             true => "the path integral is accurate".to_string(),
             false => "more steps would make the scores add up".to_string(),
         };
@@ -54,12 +52,28 @@ pub fn Completeness(ui: Ui) -> impl IntoView {
         let gradients_text = gradients
             .map(|g| format!(" with {g} of {} gradients", attribution.params.steps))
             .unwrap_or_default();
+        // The budget was spent short of the goal: what more would cost, before spending it.
+        let refine = gradients.filter(|&g| error > COMPLETENESS_GOAL && g >= attribution.params.steps).map(|g| {
+            let wanted = gradients_for_goal(error, g);
+            let pace = ui.timings.get().map(|t| t.attribute_ms / g as f64);
+            let cost = pace.map(|ms| format!(" (about {:.0} s more at this run's pace)", (ms * (wanted - g) as f64 / 1000.0).max(1.0))).unwrap_or_default();
+            view! {
+                <span class="refine">
+                    {format!(" About {wanted} gradients in all would bring it under {:.0} %{cost}. ", 100.0 * COMPLETENESS_GOAL)}
+                    <button data-testid="refine" data-steps=wanted.to_string()
+                        on:click=move |_| ui.change(|s| s.params.steps = wanted, Rerun::Now)>
+                        {format!("Refine with {wanted}")}
+                    </button>
+                </span>
+            }
+        });
         Some(view! {
-            <p class="completeness" class:poor={error > COMPLETENESS_TOLERANCE} data-testid="completeness"
+            <p class="completeness" class:poor={error > COMPLETENESS_GOAL} data-testid="completeness"
                 data-error=error.to_string() data-sum=sum.to_string()
                 data-change=change.map(|c| c.to_string()).unwrap_or_default()
                 data-gradients=gradients.map(|g| g.to_string()).unwrap_or_default()>
                 {format!("Completeness: Σ scores = {}{change_text}, error {:.2} %{gradients_text} ({verdict}).", short(sum), 100.0 * error)}
+                {refine}
             </p>
         })
     }
