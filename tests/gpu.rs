@@ -7,7 +7,7 @@ mod common;
 use candle_core::quantized::{GgmlDType, QTensor};
 use candle_core::{DType, Device, Tensor};
 use common::gguf_builder::{tiny_model, with_matrices_in, Family, TinyConfig};
-use salient::engine::attribution::methods::{MethodParams, AIM_GRADIENTS, METHODS};
+use salient::engine::attribution::methods::{AIM_GRADIENTS, METHODS};
 use salient::engine::attribution::stats::spearman;
 use salient::engine::cpu::decoder::{CpuDecoder, Decoder};
 use salient::engine::cpu::gradient::value_and_gradient;

@@ -12,7 +12,8 @@ mod saliency;
 mod smoothgrad;
 
 pub use integrated_gradients::{
-    gradients_for_goal, Path, PathNode, COMPLETENESS_GOAL, DEFAULT_STEPS, MAX_STEPS, MIN_STEPS,
+    gradients_for_goal, Path, PathNode, AIM_GRADIENTS, COMPLETENESS_GOAL, DEFAULT_STEPS, MAX_STEPS,
+    MIN_STEPS,
 };
 pub use smoothgrad::MAX_SAMPLES;
 
