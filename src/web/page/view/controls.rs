@@ -102,18 +102,18 @@ pub fn MethodControls(ui: Ui) -> impl IntoView {
     }
 }
 
-/// The input for one method setting. Number fields show the value they were created with and
-/// write every parseable edit; the run follows after a pause.
+/// The input for one method setting. Number fields write every parseable edit (the run follows
+/// after a pause) and show a value set elsewhere (Refine); what the person types stays as typed.
 fn param_control(ui: Ui, param: Param, layers: usize, heads: usize) -> AnyView {
     let p = ui.settings.with_untracked(|s| s.params.clone());
     match param {
-        Param::Steps => number_input(ui, param, "steps", p.steps, "1", "Integrated gradients: the most gradients the path integral may take (it stops earlier once the scores add up)",
+        Param::Steps => number_input(ui, param, "steps", |s| s.params.steps, "1", "Integrated gradients: the most gradients the path integral may take (it stops earlier once the scores add up)",
             |s, v: usize| s.params.steps = v),
-        Param::Samples => number_input(ui, param, "samples", p.samples, "1", "SmoothGrad: noisy copies averaged",
+        Param::Samples => number_input(ui, param, "samples", |s| s.params.samples, "1", "SmoothGrad: noisy copies averaged",
             |s, v: usize| s.params.samples = v),
-        Param::Sigma => number_input(ui, param, "σ", p.sigma, "0.01", "SmoothGrad: noise standard deviation, as a fraction of the embeddings' RMS",
+        Param::Sigma => number_input(ui, param, "σ", |s| s.params.sigma, "0.01", "SmoothGrad: noise standard deviation, as a fraction of the embeddings' RMS",
             |s, v: f32| s.params.sigma = v),
-        Param::Seed => number_input(ui, param, "seed", u32::try_from(p.seed).unwrap_or(u32::MAX), "1", "Seed of SmoothGrad's noise and of the faithfulness check's random orders",
+        Param::Seed => number_input(ui, param, "seed", |s| u32::try_from(s.params.seed).unwrap_or(u32::MAX), "1", "Seed of SmoothGrad's noise and of the faithfulness check's random orders",
             |s: &mut Settings, v: u32| s.params.seed = v.into()),
         Param::Baseline => {
             let current = ui.setting(|s| s.params.baseline);
@@ -150,18 +150,29 @@ fn test_id(param: Param) -> String {
     format!("param-{}", param.name())
 }
 
-fn number_input<T: FromStr + ToString + 'static>(
+fn number_input<T: FromStr + ToString + PartialEq + Clone + Send + Sync + 'static>(
     ui: Ui,
     param: Param,
     label: &'static str,
-    value: T,
+    get: fn(&Settings) -> T,
     step: &'static str,
     title: &'static str,
     set: fn(&mut Settings, T),
 ) -> AnyView {
+    let input = NodeRef::<leptos::html::Input>::new();
+    let current = ui.setting(get);
+    Effect::new(move |_| {
+        let value = current.get();
+        if let Some(field) = input.get() {
+            if field.value().trim().parse::<T>().ok() != Some(value.clone()) {
+                field.set_value(&value.to_string());
+            }
+        }
+    });
     view! {
         <label title=title>{label}" "
-            <input type="number" class="number" data-testid=test_id(param) min="0" step=step value=value.to_string()
+            <input type="number" class="number" data-testid=test_id(param) min="0" step=step node_ref=input
+                value=current.get_untracked().to_string()
                 on:input=move |ev| {
                     if let Ok(v) = event_target_value(&ev).trim().parse::<T>() {
                         ui.change(move |s| set(s, v), Rerun::AfterPause);
