@@ -1604,6 +1604,7 @@ fn page_case(rng: &mut SplitMix64) -> Case<PageCase> {
                 model: serde_json::from_value(serde_json::json!({ "url": { "url": "models/m.gguf", "sha256": "ab".repeat(32), "bytes": 1 } })).unwrap(),
                 settings: settings.clone(),
                 snapshot: Some(Snapshot::of(&output.attribution)),
+                report: None,
             };
             (PageForm::Link, serde_json::to_value(state).unwrap())
         }

@@ -2,11 +2,13 @@
 //! before it starts, and the settings that open one item in the editor.
 
 use crate::engine::attribution::methods::{self, MethodParams};
-use crate::engine::attribution::problem::TargetChoice;
-use crate::engine::evaluation::suite::{Item, Suite};
-use crate::engine::evaluation::{self, target_spec, MethodPlan, Plan};
+use crate::engine::attribution::problem::{BackendKind, TargetChoice};
+use crate::engine::evaluation::metrics::{ItemMetrics, Summary};
+use crate::engine::evaluation::suite::{Family, Item, Suite, MAX_ITEMS};
+use crate::engine::evaluation::{self, target_spec, MethodPlan, Plan, Report, Row};
 use crate::engine::runtime::progress;
 use crate::state::settings::Settings;
+use serde::{Deserialize, Serialize};
 
 /// Items per family by default: enough for a first look in a minute or two of the page's CPU.
 pub const CHEAP_SAMPLE: usize = 12;
@@ -82,8 +84,100 @@ pub fn choice_text(choice: &TargetChoice) -> String {
     }
 }
 
+/// A computed report card as links, the saved state and embeds carry it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SharedReport {
+    pub report: Report,
+    pub ms: f64,
+    pub backend: BackendKind,
+}
+
+/// Longest reason kept for a skipped item; longer ones are cut.
+const MAX_REASON_CHARS: usize = 300;
+
+impl SharedReport {
+    /// The report as a view may show it, or why not: a report from outside (a link, the saved
+    /// state) may hold anything. Rows of known methods and families, counts within the suite's
+    /// bounds, rates and shares in [0, 1] with ordered intervals, ranks at least 1, every
+    /// number finite.
+    pub fn checked(mut self) -> Result<Self, String> {
+        let Report { methods, random, families, skipped, items } = &mut self.report;
+        let rows = methods::METHODS.len() * Family::ALL.len();
+        let bounded = |what: &str, n: usize, max: usize| match n <= max {
+            true => Ok(()),
+            false => Err(format!("it has {n} {what} (at most {max})")),
+        };
+        bounded("method rows", methods.len(), rows)?;
+        bounded("random rows", random.len(), Family::ALL.len())?;
+        bounded("families", families.len(), Family::ALL.len())?;
+        bounded("skipped items", skipped.len(), MAX_ITEMS)?;
+        bounded("item results", items.len(), methods::METHODS.len() * MAX_ITEMS)?;
+        for row in methods.iter() {
+            known_method(&row.method)?;
+        }
+        for row in methods.iter().chain(random.iter()) {
+            check_summary(row)?;
+        }
+        for family in families.iter() {
+            let ordered = family.scored <= family.checked && family.checked <= family.size;
+            if !ordered || family.size > MAX_ITEMS {
+                return Err(format!("the counts of {} do not add up", family.family.name()));
+            }
+        }
+        for item in items.iter() {
+            known_method(&item.method)?;
+            check_item(&item.metrics)?;
+        }
+        for s in skipped.iter_mut() {
+            s.id = s.id.chars().take(MAX_REASON_CHARS).collect();
+            s.reason = s.reason.chars().take(MAX_REASON_CHARS).collect();
+        }
+        if !(self.ms.is_finite() && self.ms >= 0.0) {
+            return Err("its time is not a duration".into());
+        }
+        Ok(self)
+    }
+}
+
+fn known_method(name: &str) -> Result<(), String> {
+    match methods::by_name(name) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!(
+            "it names an unknown method ({:?})",
+            name.chars().take(40).collect::<String>()
+        )),
+    }
+}
+
+fn unit(value: f64) -> bool {
+    value.is_finite() && (0.0..=1.0).contains(&value)
+}
+
+fn check_summary(row: &Row) -> Result<(), String> {
+    let Summary { items, hit_rate, mean_rank, evidence_mass, ci, evidence_mass_ci } = row.summary;
+    let interval = |[lo, hi]: [f64; 2]| unit(lo) && unit(hi) && lo <= hi;
+    let fine = items <= MAX_ITEMS
+        && unit(hit_rate)
+        && unit(evidence_mass)
+        && interval(ci)
+        && interval(evidence_mass_ci)
+        && mean_rank.is_finite()
+        && (items == 0 || (1.0..=MAX_ITEMS as f64).contains(&mean_rank));
+    match fine {
+        true => Ok(()),
+        false => Err(format!("its {} row of {} is out of range", row.method, row.family.name())),
+    }
+}
+
+fn check_item(m: &ItemMetrics) -> Result<(), String> {
+    match unit(m.hit) && unit(m.mass) && m.rank.is_finite() && m.rank >= 1.0 {
+        true => Ok(()),
+        false => Err("an item's result is out of range".into()),
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::engine::evaluation::templates;
 
@@ -103,6 +197,70 @@ mod tests {
         assert!(expected_work(&suite, &one) < all);
         assert_eq!(estimate_ms(all, all / 2, 100.0), Some(200.0));
         assert_eq!(estimate_ms(all, 0, 100.0), None);
+    }
+
+    pub(crate) fn a_report() -> SharedReport {
+        let row = |method: &str| Row {
+            method: method.into(),
+            family: Family::Factual,
+            summary: Summary {
+                items: 2,
+                hit_rate: 0.5,
+                mean_rank: 1.5,
+                evidence_mass: 0.3,
+                ci: [0.0, 1.0],
+                evidence_mass_ci: [0.2, 0.4],
+            },
+            target_independent: false,
+            usable: true,
+        };
+        let report = Report {
+            methods: vec![row("saliency")],
+            random: vec![row("random")],
+            families: vec![evaluation::FamilyStatus {
+                family: Family::Factual,
+                size: 120,
+                checked: 2,
+                scored: 2,
+                usable: true,
+            }],
+            skipped: vec![evaluation::Skipped {
+                id: "x".into(),
+                family: Family::Factual,
+                reason: "é".repeat(5000),
+            }],
+            items: vec![evaluation::ItemOutcome {
+                id: "factual-001".into(),
+                family: Family::Factual,
+                method: "saliency".into(),
+                metrics: ItemMetrics { hit: 1.0, rank: 1.0, mass: 0.4 },
+            }],
+        };
+        SharedReport { report, ms: 1000.0, backend: BackendKind::Cpu }
+    }
+
+    #[test]
+    fn a_report_from_outside_is_checked() {
+        let good = a_report().checked().unwrap();
+        assert_eq!(good.report.skipped[0].reason.chars().count(), MAX_REASON_CHARS);
+        let bad: Vec<fn(&mut SharedReport)> = vec![
+            |r| r.report.methods[0].method = "evil".into(),
+            |r| r.report.methods[0].summary.hit_rate = f64::NAN,
+            |r| r.report.methods[0].summary.hit_rate = 1.5,
+            |r| r.report.random[0].summary.ci = [0.9, 0.1],
+            |r| r.report.methods[0].summary.mean_rank = 0.0,
+            |r| r.report.methods[0].summary.evidence_mass_ci = [-1.0, 0.5],
+            |r| r.report.families[0].scored = 3,
+            |r| r.report.items[0].metrics.mass = f64::INFINITY,
+            |r| r.report.items[0].method = "nope".into(),
+            |r| r.report.methods = vec![r.report.methods[0].clone(); 100],
+            |r| r.ms = -1.0,
+        ];
+        for (k, spoil) in bad.into_iter().enumerate() {
+            let mut report = a_report();
+            spoil(&mut report);
+            assert!(report.checked().is_err(), "case {k}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::engine::attribution::methods::MethodParams;
 use crate::engine::model::tokenizer::Token;
 use crate::engine::{BackendKind, TargetKind};
 use crate::state::link::{self, LinkError};
+use crate::state::report_card::SharedReport;
 use crate::state::result::{check, Checked, ResultError, RunOutput};
 use crate::state::settings::{Settings, MAX_TOKENS};
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,9 @@ pub struct SharedState {
     pub settings: Settings,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<Snapshot>,
+    /// A computed report card (`SharedReport::checked` before a view shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<SharedReport>,
 }
 
 /// Which model computed (or should compute) the result.
@@ -451,6 +455,7 @@ mod tests {
             },
             settings: Settings::default(),
             snapshot: None,
+            report: None,
         };
         let hostile_text = "<script>alert(1)</script><b>x</b> \"quotes\" & ampersands";
         let hostile = SharedState {
@@ -479,6 +484,7 @@ mod tests {
                 &["<s>", "<script>", "alert(1)", "</script><b>x</b>"],
                 &[0.0, 1.5, -0.25, 3.0],
             ))),
+            report: None,
         };
         let mut unicode_result = attribution(
             &["x", "Ünïcødé", " 東京", " 🙂", "\n", "\\xF0"],
@@ -510,6 +516,7 @@ mod tests {
                 ..Settings::default()
             },
             snapshot: Some(Snapshot::of(&unicode_result)),
+            report: Some(crate::state::report_card::tests::a_report()),
         };
         vec![plain, hostile, unicode]
     }

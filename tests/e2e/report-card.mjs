@@ -9,6 +9,7 @@
 // e2e-report-card-console.log.
 import { URL_, OUT, S, createSuite, settle } from './lib.mjs';
 import { mkdirSync } from 'node:fs';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { join } from 'node:path';
 
 const LOAD_AND_RUN_MS = 150 * S;
@@ -25,6 +26,8 @@ const rows = (page) => page.$$eval('[data-testid=report-row]', (es) => es.map((e
   ['method', 'family', 'items', 'hit-rate', 'ci-low', 'ci-high', 'mean-rank', 'evidence-mass', 'target-independent']
     .map((k) => [k, e.getAttribute(`data-${k}`)]))));
 const reportState = (page) => page.$eval('[data-testid=report-state]', (e) => e.getAttribute('data-state')).catch(() => null);
+const decode = (link) => JSON.parse(inflateRawSync(Buffer.from(/#s=v1\.([^&]+)/.exec(link)[1], 'base64url')).toString());
+const encode = (state) => 'v1.' + deflateRawSync(Buffer.from(JSON.stringify(state))).toString('base64url');
 const waitState = (page, state, timeout) => page.waitForSelector(`[data-testid=report-state][data-state=${state}]`, { timeout });
 
 async function tests() {
@@ -63,6 +66,31 @@ async function tests() {
     check('each method row has at most the asked items per family', methods.every((x) => num(x.items) <= KEEP[x.method]), J(methods));
     for (const x of methods) info(`${x.method.padEnd(10)} ${x.family.padEnd(16)} n=${x.items} hit ${num(x['hit-rate']).toFixed(2)} [${num(x['ci-low']).toFixed(2)}, ${num(x['ci-high']).toFixed(2)}] rank ${num(x['mean-rank']).toFixed(2)}`);
     await shot(page, 'report-card.png');
+  });
+
+  await group('share it by link', h, async () => {
+    const before = await rows(page);
+    await page.check('[data-testid=share-snapshot]');
+    await page.click('[data-testid=share]');
+    await page.waitForFunction(() => document.querySelector('[data-testid=share-link]').value.includes('#s=v1.'), null, { timeout: 5 * S });
+    const link = await page.inputValue('[data-testid=share-link]');
+    const state = decode(link);
+    check('the link carries the report card', state.report?.report?.methods?.length === 8, J(Object.keys(state)));
+    const opened = await openPage('report-link', new URL(link).hash, { timeout: 30 * S });
+    await opened.page.waitForSelector('[data-testid=report-state][data-state=done]', { state: 'attached', timeout: 60 * S });
+    check('the linked page shows the same card, not recomputed', J(await rows(opened.page)) === J(before), J(await rows(opened.page)));
+    noErrors(opened);
+    await opened.context.close();
+    // A hostile card: a hit rate of 7 and an unknown method are refused with a note, never drawn.
+    state.report.report.methods[0]['hit_rate'] = 7;
+    state.report.report.methods[1].method = '<img src=x onerror=alert(1)>';
+    const hostile = await openPage('report-hostile', `#s=${encode(state)}`, { timeout: 30 * S });
+    await hostile.page.waitForSelector('[data-testid=link-error]', { timeout: 30 * S });
+    const note = await hostile.page.textContent('[data-testid=link-error]');
+    check('a hostile card is refused with a note, and no row is drawn', /report card cannot be shown/.test(note)
+      && (await rows(hostile.page)).length === 0, note);
+    noErrors(hostile);
+    await hostile.context.close();
   });
 
   await group('open an item in the editor', h, async () => {

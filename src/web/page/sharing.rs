@@ -9,6 +9,7 @@
 //! state in the minimal embed view (`embed.rs`).
 
 use crate::state::link::{self, MAX_LINK_CHARS};
+use crate::state::report_card::SharedReport;
 use crate::state::result::{Checked, RunOutput};
 use crate::state::settings::Settings;
 use crate::state::shared::{
@@ -19,7 +20,7 @@ use crate::web::address::{page_directory, EMBED_KEY, EMBED_PAGE};
 use crate::web::model_cache::{absolute_url, file_name};
 use crate::web::page::models::{foreign_query_model, initial_model_url};
 use crate::web::page::storage::stored_settings;
-use crate::web::page::ui::{Measurement, Phase, Ui};
+use crate::web::page::ui::{Measurement, Phase, ReportState, Ui};
 use crate::web::protocol::ModelSummary;
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
@@ -149,7 +150,16 @@ impl Sharing {
     }
 
     fn restore(&mut self, ui: Ui, state: SharedState) {
-        let SharedState { model, settings, snapshot } = state;
+        let SharedState { model, settings, snapshot, report } = state;
+        match report.map(SharedReport::checked) {
+            Some(Ok(SharedReport { report, ms, backend })) => {
+                ui.report.set(Some(ReportState::Done { report: Box::new(report), ms, backend }))
+            }
+            Some(Err(why)) => {
+                self.problem.set(Some(format!("The link's report card cannot be shown: {why}.")))
+            }
+            None => {}
+        }
         let shown = snapshot.map(|s| s.output(&settings.params));
         ui.settings.set(settings);
         let ask = !is_page_model(&model);
@@ -298,7 +308,16 @@ pub fn current_state(ui: Ui, sharing: Sharing, with_snapshot: bool) -> SharedSta
         }),
         false => None,
     };
-    SharedState { model, settings: ui.settings.get_untracked(), snapshot }
+    let report = match with_snapshot {
+        true => ui.report.with_untracked(|r| match r {
+            Some(ReportState::Done { report, ms, backend }) => {
+                Some(SharedReport { report: (**report).clone(), ms: *ms, backend: *backend })
+            }
+            _ => None,
+        }),
+        false => None,
+    };
+    SharedState { model, settings: ui.settings.get_untracked(), snapshot, report }
 }
 
 /// The shown result with the faithfulness of its map when it was measured (the worker reports it
