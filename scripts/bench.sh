@@ -42,7 +42,9 @@
 #                                     whatever adapter there is: here Mesa's lavapipe, on the CPU)
 #   BENCH_EVALUATE_SAMPLE=""          items per family of the ground-truth report card ("" = the whole
 #                                     suite; the quick tier: 5); BENCH_EVALUATE_METHODS="" (all; quick:
-#                                     saliency,grad_x_input); BENCH_EVALUATE_TIMEOUT_S=3600
+#                                     saliency,grad_x_input); BENCH_EVALUATE_TIMEOUT_S=3600;
+#                                     BENCH_PAGE_EVALUATE_SAMPLE="" (the page's report card, each method
+#                                     alone: "" = the page's default sample per method; quick: 2)
 #   BENCH_NATIVE=1 BENCH_GPU=1 BENCH_EVALUATE=1 BENCH_PAGE=1   0 skips that part
 #   SKIP_BUILD=1                      benchmark the existing dist/ (no trunk build)
 #   SALIENT_BIN=path                  use this salient binary (no cargo build)
@@ -326,8 +328,10 @@ fi
 
 # ---- ground truth (native, `salient evaluate`) ----------------------------------------------
 EVALUATE_SAMPLE="${BENCH_EVALUATE_SAMPLE-}"; EVALUATE_METHODS="${BENCH_EVALUATE_METHODS-}"
+PAGE_EVALUATE_SAMPLE="${BENCH_PAGE_EVALUATE_SAMPLE-}"
 if [ "$TIER" = quick ]; then
   EVALUATE_SAMPLE="${BENCH_EVALUATE_SAMPLE:-5}"; EVALUATE_METHODS="${BENCH_EVALUATE_METHODS:-saliency,grad_x_input}"
+  PAGE_EVALUATE_SAMPLE="${BENCH_PAGE_EVALUATE_SAMPLE:-2}"
 fi
 if [ "${BENCH_EVALUATE:-1}" = 1 ] && [ -x "$BIN" ]; then
   : >"$OUT/evaluate.jsonl"
@@ -399,6 +403,16 @@ if [ "${BENCH_PAGE:-1}" = 1 ]; then
           || fail "bench-page.mjs memory probe (bench-out/page-memory.err)"
         phase_time "page memory probe (Chromium)" "$t0"
       fi
+      : >"$OUT/page-evaluate.jsonl"
+      if [ "${BENCH_EVALUATE:-1}" = 1 ]; then
+        t0=$(date +%s)
+        say "page report card: ${EVALUATE_METHODS:-every method}, ${PAGE_EVALUATE_SAMPLE:-default} item(s) per family"
+        timeout --kill-after=20 "${BENCH_EVALUATE_TIMEOUT_S:-3600}" node tests/e2e/bench-report.mjs --url "$URL" \
+            ${EVALUATE_METHODS:+--methods "$EVALUATE_METHODS"} ${PAGE_EVALUATE_SAMPLE:+--sample "$PAGE_EVALUATE_SAMPLE"} \
+            >"$OUT/page-evaluate.jsonl" 2> >(tee "$OUT/page-evaluate.err" >&2) \
+          || fail "bench-report.mjs (bench-out/page-evaluate.err)"
+        phase_time "page report card (Chromium)" "$t0"
+      fi
     else
       fail "serve.py did not start"
     fi
@@ -448,6 +462,7 @@ gpu_runs = [r for r in lines("gpu.jsonl") if r.get("kind") == "run"]
 gpu_peaks = [m for m in lines("gpu-matmul.jsonl") if m.get("kind") == "gpu-matmul"]
 convergence = [c for c in lines("convergence.jsonl") if c.get("kind") == "convergence"]
 evaluations = lines("evaluate.jsonl")
+page_evaluations = [r for r in lines("page-evaluate.jsonl") if r.get("kind") == "page-evaluate"]
 page = lines("page.jsonl")
 visits = [v for v in page if v.get("kind") == "visit"]
 page_runs = [r for r in page if r.get("kind") == "page-run"]
@@ -919,6 +934,17 @@ if evaluations:
     P("")
 else:
     P("Not measured (`BENCH_EVALUATE=0`, or the run failed: see bench-out/evaluate.err).")
+    P("")
+if page_evaluations:
+    ok = [x for x in page_evaluations if x["status"] == "ok"]
+    threads = sorted({x["threads"] for x in ok if x.get("threads")})
+    P("Time per checked item in the page (Chromium, the report card's own run, each method alone on its sample "
+      f"of the suite, the items checked in brackets; {', '.join(map(str, threads)) or '?'} thread(s)): "
+      + ", ".join(f"{x['method']} {t(x['ms_per_item'])} ({x['checked']} items)" if x["status"] == "ok"
+                  else f"{x['method']} failed ({x['reason']})" for x in page_evaluations) + ".")
+    P("")
+else:
+    P("The page's time per item: not measured (`BENCH_EVALUATE=0` or `BENCH_PAGE=0`, or see bench-out/page-evaluate.err).")
     P("")
 
 # ---- accuracy ----

@@ -48,7 +48,7 @@ const TIMEOUT_S = Number(opt('timeout-s', 900));          // the longest any one
 const PART_BUDGET_S = Number(opt('part-budget-s', 1e9));   // after this, only the "must" configurations run
 const MUST = new Set(list(opt('must', '')));                // "64:integrated_gradients": never skipped
 const SERVE_LOG = opt('serve-log', null);
-const PAGE_DEFAULT_STEPS = 32;                             // MethodParams::default().steps
+const PAGE_DEFAULT_STEPS = 128;                            // MethodParams::default().steps (a budget)
 const log = (m) => process.stderr.write(`[bench-page ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 const emit = (o) => process.stdout.write(JSON.stringify(o) + '\n');
 

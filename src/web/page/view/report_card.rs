@@ -55,7 +55,8 @@ pub fn ReportCard(ui: Ui) -> impl IntoView {
                 Some(ReportState::Stopped) => Some(view! { <p data-testid="report-state" data-state="stopped">"Stopped."</p> }.into_any()),
                 Some(ReportState::Failed(why)) => Some(view! { <p class="error" data-testid="report-state" data-state="error">{why}</p> }.into_any()),
                 Some(ReportState::Done { report, ms, backend }) => Some(view! {
-                    <p data-testid="report-state" data-state="done">{format!("Computed in {:.0} s on the {}.", ms / 1000.0, backend.name().to_uppercase())}</p>
+                    <p data-testid="report-state" data-state="done" data-ms=ms.to_string()
+                        data-checked={report.families.iter().map(|f| f.checked).sum::<usize>().to_string()}>{format!("Computed in {:.0} s on the {}.", ms / 1000.0, backend.name().to_uppercase())}</p>
                     <ReportTable report=(*report).clone()/>
                     <ItemList ui=ui report=(*report).clone() suite=suite.clone()/>
                     <button data-testid="report-export" on:click=move |_| export(ui)>"Download as JSON"</button>
