@@ -289,6 +289,7 @@ if [ "${BENCH_NATIVE:-1}" = 1 ] && [ -x "$BIN" ]; then
     phase_time "IG convergence study" "$t0"
   fi
   # Integrated gradients at its default budget (the engine's own default: no --steps), per length.
+  TOKENS_IG_DEFAULT="${BENCH_IG_DEFAULT_TOKENS:-16 64 256}"
   : >"$OUT/ig-default.jsonl"
   if [ -n "$CONVERGENCE" ]; then
     limited "${BENCH_CONVERGENCE_TIMEOUT_S:-420}" "$OUT/ig-default.err" env -u RAYON_NUM_THREADS "$BIN" bench \
@@ -297,7 +298,6 @@ if [ "${BENCH_NATIVE:-1}" = 1 ] && [ -x "$BIN" ]; then
   fi
 fi
 
-TOKENS_IG_DEFAULT="${BENCH_IG_DEFAULT_TOKENS:-16 64 256}"
 # ---- GPU (native, wgpu) --------------------------------------------------------------------
 GPU_TOKENS="${BENCH_GPU_TOKENS:-16 64 256}"; GPU_METHODS="${BENCH_GPU_METHODS:-forward saliency integrated_gradients}"
 if [ "$TIER" = quick ]; then GPU_TOKENS="${BENCH_GPU_TOKENS:-16 64}"; fi
