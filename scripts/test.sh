@@ -2,7 +2,8 @@
 # Salient's test suite: native Rust tests, release page build, browser end-to-end tests.
 # Expects the tools (scripts/setup.sh) and the model (scripts/fetch-model.sh); `make test` does both.
 # Groups: fmt, clippy, clippy-wasm, cargo-test, native-reference, trunk-build, serve (headers), e2e-browser, e2e-methods,
-# e2e-models, e2e-share, e2e-hardening, e2e-safety, e2e-gpu.
+# e2e-models, e2e-share, e2e-hardening, e2e-safety, e2e-gpu, e2e-report-card, e2e-editor,
+# e2e-static-host.
 # Artifacts and logs: test-out/.
 # Last line: `N passed, M failed, K checks skipped` (groups; a skipped check is one that cannot run
 # on this machine and says SKIP, never counted as passed); exit status non-zero on any failure.
@@ -79,6 +80,9 @@ if [ $build_ok = 1 ]; then
     skipped e2e-hardening "no server"
     skipped e2e-safety "no server"
     skipped e2e-gpu "no server"
+    skipped e2e-report-card "no server"
+    skipped e2e-editor "no server"
+    skipped e2e-static-host "no server"
   else
     echo "serving dist/ at $URL"
     check_headers() {  # the bundle is served with the right types, isolation headers and index.html's CSP
@@ -111,6 +115,8 @@ if [ $build_ok = 1 ]; then
     group e2e-safety node tests/e2e/safety.mjs "$URL" "$ROOT/dist"
     group e2e-gpu node tests/e2e/gpu.mjs "$URL" "$ROOT/dist"
     group e2e-report-card node tests/e2e/report-card.mjs "$URL" "$ROOT/dist"
+    group e2e-editor node tests/e2e/editor.mjs "$URL" "$ROOT/dist"
+    group e2e-static-host node tests/e2e/static-host.mjs "$URL" "$ROOT/dist"
   fi
 else
   skipped e2e-browser "no dist/index.html (trunk build failed)"
@@ -120,6 +126,9 @@ else
   skipped e2e-hardening "no dist/index.html (trunk build failed)"
   skipped e2e-safety "no dist/index.html (trunk build failed)"
   skipped e2e-gpu "no dist/index.html (trunk build failed)"
+  skipped e2e-report-card "no dist/index.html (trunk build failed)"
+  skipped e2e-editor "no dist/index.html (trunk build failed)"
+  skipped e2e-static-host "no dist/index.html (trunk build failed)"
 fi
 
 echo

@@ -34,13 +34,14 @@ use salient::engine::model::tokenizer::Token;
 use salient::engine::{BackendKind, TargetKind};
 use salient::engine::{Model, Problem, TargetSpec};
 use salient::state::colour::Scale;
+use salient::state::editor_map::pieces;
 use salient::state::export::{csv, html, svg, Shown};
 use salient::state::link::{self, LinkError, MAX_JSON_BYTES};
 use salient::state::result::{check, Agreement, Checked, MethodScores, RunOutput};
 use salient::state::settings::{Normalisation, Reduce, Settings, ViewSettings, MAX_TEXT_BYTES};
 use salient::state::shared::{open_link, SavedModel, SavedResult, SharedState, Snapshot};
 use salient::state::view::{
-    compare_recomputed, matrix, shown_map, spelled, units, Recomputed, TokenMap,
+    compare_recomputed, matrix, shown_map, spelled, units, Recomputed, TokenMap, Unit,
 };
 use serde::{Deserialize, Serialize};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -1637,6 +1638,30 @@ fn page_case(rng: &mut SplitMix64) -> Case<PageCase> {
     Case { what: format!("{form:?}: {what}"), size: data.len(), input: PageCase { form, data } }
 }
 
+/// The map drawn on the editor: for the text it was computed for, the page's text (anything a
+/// link holds) and edits of it, the pieces hold exactly the editor's text, each span one of the
+/// map's units.
+fn editor_shading(map: &TokenMap, units: &[Unit], page_text: &str) -> Result<(), String> {
+    let computed = spelled(&map.tokens);
+    let edits = [
+        computed.clone(),
+        page_text.to_string(),
+        format!("é{computed}"),
+        computed.chars().skip(1).collect(),
+        computed.chars().rev().collect(),
+    ];
+    for text in edits {
+        let drawn = pieces(&text, &computed, &map.tokens, units);
+        if drawn.iter().map(|p| p.text.as_str()).collect::<String>() != text {
+            return Err("the editor's shading does not hold the editor's text".into());
+        }
+        if drawn.iter().any(|p| p.unit.is_some_and(|k| k >= units.len())) {
+            return Err("the editor's shading names a unit the map does not have".into());
+        }
+    }
+    Ok(())
+}
+
 /// What every view computes from a checked result, with the invariants the views rely on: each
 /// shown map (the next-token map, each continuation row, one past the last) has one score per
 /// token, its spans cover every token once in order under every grouping, colours stay on the
@@ -1681,6 +1706,7 @@ fn view_everything(output: &Checked<RunOutput>, settings: &Settings) -> Result<(
                     if next != map.tokens.len() {
                         return Err(format!("spans cover {next} of {} tokens", map.tokens.len()));
                     }
+                    editor_shading(map, &units, &settings.text)?;
                     let _ = (scale.ticks(), scale.gradient());
                 }
             }

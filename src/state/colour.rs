@@ -54,8 +54,10 @@ impl Scale {
     }
 }
 
-/// Background for a normalised score: white → orange for unsigned maps; blue ← white → red for
-/// signed ones. Lightness stays ≥ 50% so dark text stays readable.
+/// Background for a normalised score: orange for unsigned maps, blue (lowers) or red (raises) for
+/// signed ones, as transparent as the score is small, so a zero is the page's own background,
+/// light or dark. Over white this is the tint of lightness 100 − 50·|norm| %, so dark text stays
+/// readable.
 fn colour(norm: f32, signed: bool) -> String {
     let strength = norm.abs().clamp(0.0, 1.0);
     let hue = if signed && norm < 0.0 {
@@ -65,5 +67,5 @@ fn colour(norm: f32, signed: bool) -> String {
     } else {
         28
     };
-    format!("hsl({hue} 100% {:.1}%)", 100.0 - 50.0 * strength)
+    format!("hsl({hue} 100% 50% / {strength:.3})")
 }

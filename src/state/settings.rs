@@ -63,7 +63,13 @@ pub struct ViewSettings {
     pub normalisation: Normalisation,
     /// Colour strength: a normalised score of 1 / intensity already gets the full colour.
     pub intensity: f32,
+    /// The page's collapsible panels (names from [`PANELS`]) that are closed.
+    pub collapsed: Vec<String>,
 }
+
+/// The page's collapsible panels, in page order: the method's settings, the view settings, the
+/// faithfulness check, compared methods, share and export.
+pub const PANELS: [&str; 5] = ["settings", "view", "faithfulness", "compare", "share"];
 
 /// How a word's or sentence's token scores become one score.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +171,7 @@ impl Default for ViewSettings {
             reduce: Reduce::Sum,
             normalisation: Normalisation::MaxAbs,
             intensity: 1.0,
+            collapsed: vec!["compare".into()],
         }
     }
 }
@@ -271,6 +278,15 @@ impl Settings {
             view.intensity = ViewSettings::default().intensity;
         }
         clamp(&mut view.intensity, INTENSITY, "intensity", &mut notes);
+        let collapsed: Vec<String> = PANELS
+            .iter()
+            .filter(|p| view.collapsed.iter().any(|c| c == *p))
+            .map(|p| p.to_string())
+            .collect();
+        if collapsed.len() != view.collapsed.len() {
+            notes.push("the link named panels this page does not have; ignoring them".into());
+        }
+        view.collapsed = collapsed;
         truncate(&mut self.text, MAX_TEXT_BYTES, "text", &mut notes);
         truncate(&mut self.continuation, MAX_TEXT_BYTES, "continuation", &mut notes);
         let target = std::mem::replace(&mut self.target, TargetChoice::TopPrediction);

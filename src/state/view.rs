@@ -14,7 +14,7 @@ use crate::engine::model::tokenizer::Token;
 use crate::engine::{Attribution, BackendKind, TargetKind};
 
 /// One map: tokens and one score each.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct TokenMap {
     pub tokens: Vec<Token>,
     pub scores: Vec<f32>,

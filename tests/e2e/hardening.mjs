@@ -11,7 +11,7 @@
 // `FAIL name details` per check and a last line `N passed, M failed`; exits 1 on any failure.
 // Artifacts go to $TEST_OUT (default <repo>/test-out): hardening-*.png, fail-*.png,
 // e2e-hardening-console.log.
-import { ROOT, URL_, DIST, OUT, S, browserCpuSeconds, createSuite, mark, settle, states, textsSince, MODEL_FILE } from './lib.mjs';
+import { ROOT, URL_, DIST, OUT, S, browserCpuSeconds, createSuite, mark, settle, showModelPanel, states, textsSince, MODEL_FILE } from './lib.mjs';
 import { readGgufTokens } from './gguf-vocab.mjs';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
@@ -630,6 +630,7 @@ async function originAndCspTests(labels) {
       const modelUrl = `${server.url}${MODEL_FILE}`;
       const since = Date.now(), logFrom = server.log.length, violationsFrom = (await violations(page)).length, consoleFrom = w.cspConsole.length;
       const m = await mark(page);
+      await showModelPanel(page);
       await page.fill('[data-testid=model-url]', modelUrl);
       await page.click('[data-testid=model-load]');
       v = await settled(page, m, LOAD_AND_RUN_MS);

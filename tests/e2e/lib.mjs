@@ -131,6 +131,17 @@ export async function hostPage(html, host = '127.0.0.1') {
   return { url: `http://${host}:${server.address().port}/`, close: () => server.close() };
 }
 
+// The page's folded sections: the model panel (folded to one line once a model is loaded) and
+// the collapsible panels by name (`data-panel`); opening one is what a click on its title does.
+export const showModelPanel = (page) => page.evaluate(() => {
+  const d = document.querySelector('[data-testid=model-panel]');
+  if (d && !d.open) d.open = true;
+});
+export const openPanel = (page, name) => page.evaluate((n) => {
+  const d = document.querySelector(`[data-testid=panel][data-panel=${n}]`);
+  if (d && !d.open) d.open = true;
+}, name);
+
 export const mark = (page) => page.evaluate(() => window.__salient.states.length);
 export const states = (page, since = 0) => page.evaluate((n) => window.__salient.states.slice(n), since);
 export const pageNow = (page) => page.evaluate(() => performance.now());
@@ -224,9 +235,10 @@ export function createSuite({ url, out, log, name, watchdogS, args }) {
     check(`no page/console errors (${h.scope})`, h.errors.length === 0, h.errors.slice(0, 5).join(' | '));
   }
   // setup(context): before the page opens (e.g. routes).
-  async function openPage(scope, query = '', { allowConsole = [], timeout = 30000, setup = null } = {}) {
+  // contextOptions: Playwright's (viewport, colorScheme, hasTouch, …) over a 1200 × 900 window.
+  async function openPage(scope, query = '', { allowConsole = [], timeout = 30000, setup = null, contextOptions = {} } = {}) {
     browser = browser || await launch(args);
-    const context = await browser.newContext({ viewport: { width: 1200, height: 900 } });
+    const context = await browser.newContext({ viewport: { width: 1200, height: 900 }, ...contextOptions });
     const page = await context.newPage();
     const h = { scope, page, context, errors: [], workers: 0 };
     const consoleMsg = (where, m) => {

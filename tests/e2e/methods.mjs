@@ -7,7 +7,7 @@
 // Prints `ok  name` / `FAIL name details` per check and a last line `N passed, M failed`; exits 1
 // on any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): methods.png (the page with
 // a continuation matrix and three compared methods), fail-*.png, e2e-methods-console.log.
-import { ROOT, URL_, DIST, OUT, S, createSuite, mark, settle, states, MODEL_FILE } from './lib.mjs';
+import { ROOT, URL_, DIST, OUT, S, createSuite, mark, openPanel, settle, states, MODEL_FILE } from './lib.mjs';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readGgufTokens, tokenId } from './gguf-vocab.mjs';
@@ -307,6 +307,7 @@ async function tests() {
 
   await group('compare', h, async () => {
     const chosen = ['saliency', 'grad_x_input', 'occlusion'];
+    await openPanel(page, 'compare');
     v = await after(page, async () => {
       for (const m of chosen) await page.check(`[data-testid=compare-methods] input[value=${m}]`);
     });

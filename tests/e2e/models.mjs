@@ -11,7 +11,7 @@
 // answers. Prints `ok  name` / `FAIL name details` per check and `N passed, M failed`; exits 1 on
 // any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): models.png, fail-*.png,
 // e2e-models-console.log.
-import { ROOT, URL_, DIST, OUT, S, createSuite, mark, settle, withU32, MODEL_FILE, MODEL_BYTES, MODEL_SHA256 } from './lib.mjs';
+import { ROOT, URL_, DIST, OUT, S, createSuite, mark, settle, showModelPanel, withU32, MODEL_FILE, MODEL_BYTES, MODEL_SHA256 } from './lib.mjs';
 import { spawn } from 'node:child_process';
 import { copyFileSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -104,6 +104,7 @@ const brief = (snap) => `state=${snap.state} message=${J(snap.message)}`;
 // Load through the panel and wait until the page settles (the text reruns on the new model).
 async function loadUrl(page, url) {
   const m = await mark(page);
+  await showModelPanel(page);
   await page.fill('[data-testid=model-url]', url);
   await page.click('[data-testid=model-load]');
   return settle(page, m, LOAD_AND_RUN_MS);
@@ -159,6 +160,7 @@ async function modelTests(dir, corsServer) {
       options.length >= 5 && options[0].url.endsWith(MODEL_FILE) && options.every((o) => o.bytes > 0 && /MB|GB/.test(o.text)), J(options));
     // A preset that would download asks first and shows its size; cancelling downloads nothing.
     const before = requests.length;
+    await showModelPanel(page);
     await page.selectOption('[data-testid=model-preset]', '1');
     await page.click('[data-testid=preset-load]');
     const confirm = await page.locator('[data-testid=preset-confirm]').textContent({ timeout: 5 * S });
@@ -207,6 +209,7 @@ async function modelTests(dir, corsServer) {
   });
 
   await group('delete from the cache', h, async () => {
+    await showModelPanel(page);
     await page.click(`[data-testid=cached-model][data-url="${corsModel}"] [data-testid=cached-delete]`);
     await page.waitForSelector(`[data-testid=cached-model][data-url="${corsModel}"]`, { state: 'detached', timeout: 10 * S }).catch(() => {});
     const cached = await cachedModels(page);
@@ -216,6 +219,7 @@ async function modelTests(dir, corsServer) {
 
   await group('the default preset loads without asking', h, async () => {
     const m = await mark(page);
+    await showModelPanel(page);
     await page.selectOption('[data-testid=model-preset]', '0');
     await page.click('[data-testid=preset-load]');
     snap = await settle(page, m, LOAD_AND_RUN_MS);
@@ -275,6 +279,7 @@ async function modelTests(dir, corsServer) {
     try {
       const slowModel = `${slow.url}slow-SmolLM2.gguf`, before = await modelInfo(page), workers = h.workers;
       const m = await mark(page);
+      await showModelPanel(page);
       await page.fill('[data-testid=model-url]', slowModel);
       await page.click('[data-testid=model-load]');
       await page.waitForFunction(() => Number(document.querySelector('[data-testid=progress]')?.dataset.loaded) > 5e6,

@@ -148,8 +148,15 @@ async function mainPageTests() {
     await page.click('[data-testid=embed]');
     const snippet = await page.inputValue('[data-testid=embed-snippet]');
     links.embedSnippet = snippet;
-    check('the embed snippet is an iframe of embed.html#s=… with a size',
-      /^<iframe src="[^"]+\/embed\.html#s=v1\.[^"]+" width="\d+" height="\d+"[^>]*><\/iframe>$/.test(snippet), snippet.slice(0, 160));
+    check('the embed snippet is an iframe of embed.html#s=… with a size (a fallback without script), and the script that fits its height',
+      /^<iframe src="[^"]+\/embed\.html#s=v1\.[^"]+" width="100%" height="\d+"[^>]*><\/iframe>\n<script>[^<]+<\/script>$/.test(snippet), snippet.slice(0, 160));
+    await page.selectOption('[data-testid=embed-height]', 'fixed');
+    await page.selectOption('[data-testid=embed-width]', 'fixed');
+    await page.selectOption('[data-testid=embed-theme]', 'dark');
+    await page.click('[data-testid=embed]');
+    const fixed = await page.inputValue('[data-testid=embed-snippet]');
+    check('a fixed, dark snippet: one iframe of a set size with ?theme=dark',
+      /^<iframe src="[^"]+\/embed\.html\?theme=dark#s=v1\.[^"]+" width="\d+" height="\d+"[^>]*><\/iframe>$/.test(fixed), fixed.slice(0, 160));
   });
 
   await group('exports', h, () => exportTests(h, original));
@@ -219,7 +226,7 @@ async function exportTests(h, original) {
   await page.evaluate((text) => {
     const data = new DataTransfer();
     data.items.add(new File([text], 'dropped.json', { type: 'application/json' }));
-    document.querySelector('.heatmap').dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+    document.querySelector('[data-testid=heatmap]').dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
   }, readFileSync(json.path, 'utf8'));
   await page.waitForSelector('[data-testid=snapshot][data-source="dropped.json"]', { timeout: 10 * S });
   await sleep(500);
@@ -305,6 +312,11 @@ async function embedTests({ original, links }) {
     await frame.locator('[data-testid=token]').first().waitFor({ timeout: 60 * S });
     const n = await frame.locator('[data-testid=token]').count();
     check('the embed renders the highlighted text inside an iframe on another origin', n === original.n, `${n} tokens`);
+    await page.waitForFunction(() => /px$/.test(document.querySelector('iframe').style.height), null, { timeout: 10 * S }).catch(() => {});
+    const heights = { iframe: await page.$eval('iframe', (f) => f.getBoundingClientRect().height),
+      content: await frame.locator('body').evaluate((b) => b.getBoundingClientRect().height) };
+    check('the iframe takes its content\'s height (the embed posts it, the snippet\'s script applies it)',
+      Math.abs(heights.iframe - Math.ceil(heights.content)) <= 1 && heights.iframe !== 300, J(heights));
     check('the embed shows the target and the legend', (await frame.locator('[data-testid=legend]').count()) === 1
       && Number(await frame.locator('[data-testid=embed-target]').getAttribute('data-token-id')) === Number(original.target.id));
     check('the embed is minimal: no editor, no model panel, no share panel',
@@ -375,14 +387,16 @@ async function hostileTextTests() {
   const h = await openLink('share-hostile', linkTo(state));
   const { page } = h;
   await page.waitForSelector('[data-testid=snapshot]', { timeout: 30 * S });
+  // The map is drawn on the editor's text: a snapshot's token texts show only where they are that
+  // text (the crafted third token is not), and only ever as text.
   const inMap = () => page.evaluate(() => {
-    const map = document.querySelector('.heatmap');
-    return { elements: map.querySelectorAll('b, img, script').length, text: [...map.querySelectorAll('[data-testid=token]')]
-      .map((t) => t.firstChild?.textContent ?? '').join('') };
+    const map = document.querySelector('[data-testid=heatmap]');
+    return { elements: map.querySelectorAll('b, img, script').length, text: map.querySelector('[data-testid=editor-map]').textContent,
+             tokens: [...map.querySelectorAll('[data-testid=token]')].map((t) => t.textContent) };
   });
   let seen = await inMap();
   check('a snapshot\'s hostile token texts render as text (no <b>, <img> or <script> in the token area)',
-    seen.elements === 0 && seen.text.includes('<b>x</b>') && seen.text.includes('<img src=x onerror=alert(2)>'), J(seen));
+    seen.elements === 0 && seen.text.includes('<b>x</b>') && seen.tokens.every((t) => HOSTILE.includes(t)), J(seen));
   const snap = await settle(page, 0, LOAD_AND_RUN_MS);
   seen = await inMap();
   check('the hostile text is restored literally and computed, with no element created from it',

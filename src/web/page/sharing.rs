@@ -87,6 +87,13 @@ impl Sharing {
         let search =
             web_sys::UrlSearchParams::new_with_str(&location.search().unwrap_or_default()).ok();
         let payload = fragment_state(&location.hash().unwrap_or_default());
+        // `?theme=light|dark` (an embed following its host page) overrides the system's scheme.
+        let theme = search.as_ref().and_then(|s| s.get("theme"));
+        if let (Some(theme @ ("light" | "dark")), Some(root)) =
+            (theme.as_deref(), document().document_element())
+        {
+            let _ = root.set_attribute("data-theme", theme);
+        }
         let mut sharing = Sharing {
             embed,
             editable: search.as_ref().is_some_and(|s| s.has("editable")),

@@ -27,7 +27,6 @@ pub fn CompareControls(ui: Ui) -> impl IntoView {
         )
     };
     view! {
-        <h2>"Compare methods"</h2>
         <div class="compare-methods" data-testid="compare-methods">
             <span class="muted">"Run on the same input and target: "</span>
             {METHODS.iter().map(|m| {

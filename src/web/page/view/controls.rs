@@ -1,5 +1,5 @@
-//! The inputs: the text and its continuation, the method and the settings it reads, Run and
-//! Cancel, and how the map is shown. Each writes one part of `Settings` through `Ui::change`.
+//! The inputs beside the text (`editor`): the method and the settings it reads, Run and Cancel,
+//! and how the map is shown. Each writes one part of `Settings` through `Ui::change`.
 
 use crate::engine::attribution::grouping::Granularity;
 use crate::engine::attribution::methods::{Param, METHODS};
@@ -7,41 +7,9 @@ use crate::engine::attribution::problem::Baseline;
 use crate::state::backend::BackendChoice;
 use crate::state::settings::{Normalisation, Reduce, Settings};
 use crate::web::page::ui::{Rerun, Ui};
+use crate::web::page::view::collapsible::Collapsible;
 use leptos::prelude::*;
 use std::str::FromStr;
-
-#[component]
-pub fn Editor(ui: Ui) -> impl IntoView {
-    let text = ui.setting(|s| s.text.clone());
-    let continuation = ui.setting(|s| s.continuation.clone());
-    let on_key = move |ev: web_sys::KeyboardEvent| {
-        if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
-            ev.prevent_default();
-            ui.run();
-        }
-    };
-    view! {
-        <section class="editor">
-            <label for="editor">"Text (the model predicts the token that comes next)"</label>
-            <textarea id="editor" data-testid="editor" rows="3" spellcheck="false"
-                prop:value=move || text.get() on:keydown=on_key
-                on:input=move |ev| {
-                    let text = event_target_value(&ev);
-                    ui.change(move |s| s.text = text, Rerun::AfterPause);
-                }></textarea>
-            <label for="continuation">
-                "Continuation "<span class="muted">"(optional: each of its tokens is explained from everything before it)"</span>
-            </label>
-            <textarea id="continuation" data-testid="continuation" rows="1" spellcheck="false"
-                placeholder="continuation to explain, optional"
-                prop:value=move || continuation.get() on:keydown=on_key
-                on:input=move |ev| {
-                    let continuation = event_target_value(&ev);
-                    ui.change(move |s| s.continuation = continuation, Rerun::AfterPause);
-                }></textarea>
-        </section>
-    }
-}
 
 #[component]
 pub fn MethodControls(ui: Ui) -> impl IntoView {
@@ -57,10 +25,11 @@ pub fn MethodControls(ui: Ui) -> impl IntoView {
             ui.model.get().map(|m| (m.config.layers, m.config.heads)).unwrap_or_default();
         let controls = in_use.get();
         (!controls.is_empty()).then(|| view! {
-            <div class="control-row">
-                <span class="muted">"Settings"</span>
-                {controls.into_iter().map(|p| param_control(ui, p, layers, heads)).collect_view()}
-            </div>
+            <Collapsible ui=ui name="settings" title="Method settings">
+                <div class="control-row">
+                    {controls.into_iter().map(|p| param_control(ui, p, layers, heads)).collect_view()}
+                </div>
+            </Collapsible>
         })
     };
     view! {

@@ -5,9 +5,10 @@ use crate::engine::attribution::grouping::Granularity;
 use crate::engine::model::token_text::visible;
 use crate::state::format::short;
 use crate::state::settings::ViewSettings;
-use crate::state::view::{method_label, shown_map, spelled, units, TokenMap};
+use crate::state::view::{method_label, shown_map, spelled, units, TokenMap, Unit};
 use crate::web::page::ui::Ui;
 use leptos::prelude::*;
+use wasm_bindgen::JsCast;
 
 /// The `data-testid`s of a map's spans: the main map's are the page's contract; other maps on the
 /// page (compared methods) use their own so they never mix with it.
@@ -27,6 +28,45 @@ fn laid_out(text: &str) -> String {
     }
 }
 
+/// A unit's tooltip: its exact text, and what it is (token id or token range) with its score.
+pub fn tip_text(map: &TokenMap, unit: &Unit, view: &ViewSettings) -> (String, String) {
+    let tokens = &map.tokens[unit.first..=unit.last];
+    if view.granularity == Granularity::Token {
+        let token = &tokens[0];
+        return (visible(&token.text), format!("id {} · score {:.4e}", token.id, unit.score));
+    }
+    let span = match unit.first == unit.last {
+        true => format!("token {}", unit.first),
+        false => format!("tokens {}–{}", unit.first, unit.last),
+    };
+    let exact = tokens.iter().map(|t| visible(&t.text)).collect();
+    (exact, format!("{span} · {} {}", view.reduce.label(), short(unit.score as f64)))
+}
+
+/// Arrow keys move the focus between a read-only map's spans.
+pub fn arrow_between_spans(ev: web_sys::KeyboardEvent) {
+    let next = match ev.key().as_str() {
+        "ArrowRight" | "ArrowDown" => true,
+        "ArrowLeft" | "ArrowUp" => false,
+        _ => return,
+    };
+    let Some(unit) = ev.target().and_then(|t| t.dyn_into::<web_sys::Element>().ok()) else {
+        return;
+    };
+    let mut sibling =
+        if next { unit.next_element_sibling() } else { unit.previous_element_sibling() };
+    while let Some(s) = sibling {
+        if s.class_list().contains("unit") {
+            if let Ok(s) = s.dyn_into::<web_sys::HtmlElement>() {
+                ev.prevent_default();
+                let _ = s.focus();
+            }
+            return;
+        }
+        sibling = if next { s.next_element_sibling() } else { s.previous_element_sibling() };
+    }
+}
+
 /// The spans of `map` under `view`: one per token in the token view (with a tooltip giving the
 /// token's exact text, id and raw score), one `<mark>` per word or sentence otherwise. The two are
 /// different elements on purpose: Leptos updates an element of the same type in place, and would
@@ -42,33 +82,23 @@ pub fn map_spans(map: &TokenMap, view: &ViewSettings, ids: SpanIds) -> impl Into
             let style = format!("background:{}", scale.colour(unit.score));
             let (norm, score) = (scale.norm(unit.score).to_string(), unit.score.to_string());
             let special = tokens.iter().any(|t| t.special);
+            let (exact, what) = tip_text(map, &unit, view);
+            let tip = view! {
+                <span class="tip" role="tooltip"><code>{exact}</code><span>{what}</span></span>
+            };
             if grouped {
-                let exact: String = tokens.iter().map(|t| visible(&t.text)).collect();
-                let span = match unit.first == unit.last {
-                    true => format!("token {}", unit.first),
-                    false => format!("tokens {}–{}", unit.first, unit.last),
-                };
                 view! {
                     <mark class="unit group" class:special=special data-testid=ids.group data-first=unit.first.to_string()
                         data-last=unit.last.to_string() data-score=score data-norm=norm style=style tabindex="0">
-                        {text}
-                        <span class="tip" role="tooltip">
-                            <code>{exact}</code>
-                            <span>{format!("{span} · {} {}", view.reduce.label(), short(unit.score as f64))}</span>
-                        </span>
+                        {text}{tip}
                     </mark>
                 }
                 .into_any()
             } else {
-                let token = &tokens[0];
                 view! {
                     <span class="unit token" class:special=special data-testid=ids.token data-index=unit.first.to_string()
-                        data-token-id=token.id.to_string() data-score=score data-norm=norm style=style tabindex="0">
-                        {text}
-                        <span class="tip" role="tooltip">
-                            <code>{visible(&token.text)}</code>
-                            <span>{format!("id {} · score {:.4e}", token.id, unit.score)}</span>
-                        </span>
+                        data-token-id=tokens[0].id.to_string() data-score=score data-norm=norm style=style tabindex="0">
+                        {text}{tip}
                     </span>
                 }
                 .into_any()
@@ -77,14 +107,12 @@ pub fn map_spans(map: &TokenMap, view: &ViewSettings, ids: SpanIds) -> impl Into
         .collect_view()
 }
 
-#[component]
-pub fn HeatMap(ui: Ui) -> impl IntoView {
-    let view_settings = ui.setting(|s| s.view.clone());
-    let shown =
-        Memo::new(move |_| ui.result.with(|r| r.as_ref().map(|r| shown_map(r, ui.row.get()))));
-    // What the shown map was computed for, read from the map itself, and whether that is still
-    // the editor's text and the selected method (not while a rerun is due or computing): an old
-    // map stays visible until the new one arrives, and these say it is old.
+/// What the shown map was computed for (its text and method, read from the map itself), and
+/// whether that is still the editor's text and the selected method (not while a rerun is due or
+/// computing): an old map stays visible until the new one arrives, and these say it is old.
+pub type MapFor = Memo<Option<(String, String)>>;
+
+pub fn map_status(ui: Ui) -> (MapFor, impl Fn() -> Option<bool> + Copy + Send + Sync + 'static) {
     let computed_for = Memo::new(move |_| {
         ui.result.with(|r| {
             r.as_ref().map(|r| (spelled(&r.attribution.tokens), r.attribution.method.clone()))
@@ -94,6 +122,18 @@ pub fn HeatMap(ui: Ui) -> impl IntoView {
     let current = move || {
         computed_for.with(|f| f.as_ref().map(|(t, m)| *t == text.get() && *m == method.get()))
     };
+    (computed_for, current)
+}
+
+/// A read-only map of the shown result: the embed's map of a snapshot, or (`rows_only`) a
+/// continuation row's map, which covers continuation tokens the editable text does not hold.
+#[component]
+pub fn HeatMap(ui: Ui, testid: &'static str, #[prop(optional)] rows_only: bool) -> impl IntoView {
+    let view_settings = ui.setting(|s| s.view.clone());
+    let shown =
+        Memo::new(move |_| ui.result.with(|r| r.as_ref().map(|r| shown_map(r, ui.row.get()))));
+    let showing = move || shown.with(|s| s.as_ref().is_some_and(|s| !rows_only || s.row.is_some()));
+    let (computed_for, current) = map_status(ui);
     view! {
         {move || shown.get().and_then(|s| s.row).map(|(j, text)| view! {
             <p class="row-note">
@@ -101,12 +141,14 @@ pub fn HeatMap(ui: Ui) -> impl IntoView {
                 <button class="link" on:click=move |_| ui.row.set(None)>"back to the next-token map"</button>
             </p>
         })}
-        <div class="heatmap" data-testid="heatmap" aria-label="Input tokens coloured by attribution"
-            data-text=move || computed_for.with(|f| f.as_ref().map(|(t, _)| t.clone()))
-            data-method=move || computed_for.with(|f| f.as_ref().map(|(_, m)| m.clone()))
-            data-current=move || current().map(|c| c.to_string())>
-            {move || shown.get().map(|s| map_spans(&s.map, &view_settings.get(), MAIN_MAP))}
-        </div>
+        <Show when=showing>
+            <div class="heatmap" data-testid=testid aria-label="Input tokens coloured by attribution"
+                data-text=move || computed_for.with(|f| f.as_ref().map(|(t, _)| t.clone()))
+                data-method=move || computed_for.with(|f| f.as_ref().map(|(_, m)| m.clone()))
+                data-current=move || current().map(|c| c.to_string()) on:keydown=arrow_between_spans>
+                {move || shown.get().map(|s| map_spans(&s.map, &view_settings.get(), MAIN_MAP))}
+            </div>
+        </Show>
     }
 }
 

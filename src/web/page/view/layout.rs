@@ -4,9 +4,12 @@
 use crate::web::page::persist;
 use crate::web::page::sharing::Sharing;
 use crate::web::page::ui::Ui;
+use crate::web::page::view::collapsible::Collapsible;
 use crate::web::page::view::compare::{CompareControls, ComparePanel};
-use crate::web::page::view::controls::{Editor, MethodControls, ViewControls};
+use crate::web::page::view::controls::{MethodControls, ViewControls};
+use crate::web::page::view::editor::Editor;
 use crate::web::page::view::embed::Embed;
+use crate::web::page::view::examples::Examples;
 use crate::web::page::view::faithfulness::FaithfulnessPanel;
 use crate::web::page::view::heatmap::{HeatMap, Legend};
 use crate::web::page::view::matrix::ContinuationMatrix;
@@ -47,36 +50,41 @@ pub fn App(embed: bool) -> impl IntoView {
     view! {
         <header>
             <h1>"Salient"</h1>
-            <p class="tagline">"Which tokens did the model lean on? Input attribution for a language model, computed in your browser."</p>
+            <p class="tagline">"Which tokens did the model lean on? Type a text and see, computed in your browser."</p>
         </header>
         <main>
+            <ModelPanel ui=ui/>
             <Status ui=ui/>
             <LinkNotes ui=ui sharing=sharing/>
-            <ModelPanel ui=ui/>
+            <Examples ui=ui/>
             <Editor ui=ui/>
+            <div class="under-editor">
+                <Legend ui=ui/>
+                <Completeness ui=ui/>
+            </div>
             <MethodControls ui=ui/>
             <section class="question">
                 <Predictions ui=ui/>
                 <TargetPanel ui=ui/>
             </section>
-            <section class="result">
+            <HeatMap ui=ui testid="row-map" rows_only=true/>
+            <Collapsible ui=ui name="view" title="View: tokens, words or sentences; colours">
                 <ViewControls ui=ui/>
-                <div class="map-and-checks">
-                    <div class="map-column">
-                        <HeatMap ui=ui/>
-                        <Legend ui=ui/>
-                        <Completeness ui=ui/>
-                    </div>
-                    <FaithfulnessPanel ui=ui/>
-                </div>
-            </section>
+            </Collapsible>
+            <Collapsible ui=ui name="faithfulness" title="Faithfulness: does removing the top tokens change the prediction?">
+                <FaithfulnessPanel ui=ui/>
+            </Collapsible>
             <ContinuationMatrix ui=ui/>
-            <section class="comparison">
-                <CompareControls ui=ui/>
-                <ComparePanel ui=ui/>
-            </section>
+            <Collapsible ui=ui name="compare" title="Compare methods">
+                <section class="comparison">
+                    <CompareControls ui=ui/>
+                    <ComparePanel ui=ui/>
+                </section>
+            </Collapsible>
             <ReportCard ui=ui/>
-            <SharePanel ui=ui sharing=sharing/>
+            <Collapsible ui=ui name="share" title="Share, embed, export">
+                <SharePanel ui=ui sharing=sharing/>
+            </Collapsible>
             <TimingsPanel ui=ui/>
         </main>
         <footer>

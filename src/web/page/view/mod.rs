@@ -1,8 +1,11 @@
 //! The page's components, each drawing one part of the page's state.
 
+pub(crate) mod collapsible;
 pub(crate) mod compare;
 pub(crate) mod controls;
+pub(crate) mod editor;
 pub(crate) mod embed;
+pub(crate) mod examples;
 pub(crate) mod export;
 pub(crate) mod faithfulness;
 pub(crate) mod heatmap;

@@ -1,4 +1,4 @@
-//! The model panel: what is loaded (name, family, size, sha256, where from), the presets, a URL
+//! The model panel, folded to a one-line summary: what is loaded (name, family, size, sha256, where from), the presets, a URL
 //! or a file to load instead, the download's progress with its speed and Cancel, and the models
 //! kept in the model cache.
 
@@ -8,7 +8,7 @@ use crate::state::view::prefix;
 use crate::web::address::foreign_host;
 use crate::web::model_cache::{self, absolute_url};
 use crate::web::page::models::{ModelSource, Preset};
-use crate::web::page::ui::Ui;
+use crate::web::page::ui::{Phase, Ui};
 use crate::web::protocol::{LoadedFrom, ModelSummary};
 use leptos::ev;
 use leptos::prelude::*;
@@ -26,9 +26,21 @@ pub fn ModelPanel(ui: Ui) -> impl IntoView {
             ui.load_model(ModelSource::File(file));
         }
     });
+    // Folded to one line; it opens by itself when there is no model to use (a load failed).
+    let open = RwSignal::new(false);
+    Effect::new(move |_| {
+        if ui.model.with(Option::is_none) && ui.phase.get() == Phase::Error {
+            open.set(true);
+        }
+    });
+    let summary = move || match ui.model.get() {
+        Some(m) => format!("Model: {} · {} · ", m.name, megabytes(m.bytes as f64)),
+        None => "Model: none loaded · ".to_string(),
+    };
     view! {
-        <section class="model-panel" data-testid="model-panel">
-            <h2>"Model"</h2>
+        <details class="model-panel" data-testid="model-panel" prop:open=move || open.get()
+            on:toggle=move |ev| open.set(event_target::<web_sys::Element>(&ev).has_attribute("open"))>
+            <summary data-testid="model-summary">{summary}<span class="change">"change"</span></summary>
             <ModelInfo ui=ui/>
             <div class="model-sources">
                 <PresetPicker ui=ui/>
@@ -46,7 +58,7 @@ pub fn ModelPanel(ui: Ui) -> impl IntoView {
             </div>
             <LoadProgress ui=ui/>
             <CachedModels ui=ui/>
-        </section>
+        </details>
     }
 }
 

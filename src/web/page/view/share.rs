@@ -2,6 +2,7 @@
 //! page's bounds, the model to confirm, the snapshot and its recomputation), and the panel that
 //! makes links, embed snippets and exports.
 
+use crate::state::embed_snippet::{self, themed, EmbedOptions};
 use crate::state::export::escape;
 use crate::state::format::megabytes;
 use crate::state::link;
@@ -188,13 +189,12 @@ pub fn SharePanel(ui: Ui, sharing: Sharing) -> impl IntoView {
             });
         });
     };
+    let options = RwSignal::new(EmbedOptions::default());
     let on_embed = move |_| {
-        let src = link_to(&payload(), Some(editable.get_untracked()));
+        let options = options.get_untracked();
+        let src = themed(&link_to(&payload(), Some(editable.get_untracked())), options.theme);
         let height = if editable.get_untracked() { EDITABLE_EMBED_HEIGHT } else { EMBED_HEIGHT };
-        snippet.set(format!(
-            "<iframe src=\"{}\" width=\"{EMBED_WIDTH}\" height=\"{height}\" style=\"border:0\" title=\"Salient: input attribution\" loading=\"lazy\"></iframe>",
-            escape(&src)
-        ));
+        snippet.set(embed_snippet::snippet(&escape(&src), EMBED_WIDTH, height, options));
     };
     let select_all = |ev: leptos::ev::FocusEvent| {
         if let Some(input) =
@@ -205,7 +205,6 @@ pub fn SharePanel(ui: Ui, sharing: Sharing) -> impl IntoView {
     };
     view! {
         <section class="share" data-testid="share-panel">
-            <h2>"Share, embed, export"</h2>
             <div class="control-row">
                 <button data-testid="share" on:click=on_share>"Share link"</button>
                 <label title="Whoever opens the link sees the map at once, before their browser has the model">
@@ -219,6 +218,38 @@ pub fn SharePanel(ui: Ui, sharing: Sharing) -> impl IntoView {
                         on:change=move |ev| editable.set(event_target_checked(&ev))/>
                     " editable embed"
                 </label>
+                <label>"width "
+                    <select data-testid="embed-width" on:change=move |ev| {
+                        let full = event_target_value(&ev) == "full";
+                        options.update(|o| o.full_width = full);
+                    }>
+                        <option value="full" selected>"the page's column"</option>
+                        <option value="fixed">{format!("{EMBED_WIDTH} px")}</option>
+                    </select>
+                </label>
+                <label>"height "
+                    <select data-testid="embed-height" on:change=move |ev| {
+                        let fits = event_target_value(&ev) == "fits";
+                        options.update(|o| o.fits = fits);
+                    }>
+                        <option value="fits" selected>"fits its content (with a short script)"</option>
+                        <option value="fixed">"fixed"</option>
+                    </select>
+                </label>
+                <label>"theme "
+                    <select data-testid="embed-theme" on:change=move |ev| {
+                        let theme = match event_target_value(&ev).as_str() {
+                            "light" => Some("light"),
+                            "dark" => Some("dark"),
+                            _ => None,
+                        };
+                        options.update(|o| o.theme = theme);
+                    }>
+                        <option value="auto" selected>"the reader's"</option>
+                        <option value="light">"light"</option>
+                        <option value="dark">"dark"</option>
+                    </select>
+                </label>
             </div>
             <div class="share-link-row">
                 <input type="text" readonly class="share-link" data-testid="share-link" placeholder="Share link makes a link to this page's state"
@@ -226,7 +257,7 @@ pub fn SharePanel(ui: Ui, sharing: Sharing) -> impl IntoView {
                 <span class="hint" data-testid="share-note">{move || copied.get()}</span>
             </div>
             <Show when=move || !snippet.with(String::is_empty)>
-                <textarea readonly rows="3" data-testid="embed-snippet" prop:value=move || snippet.get()></textarea>
+                <textarea readonly rows="4" data-testid="embed-snippet" prop:value=move || snippet.get()></textarea>
             </Show>
             <ExportPanel ui=ui sharing=sharing/>
         </section>
