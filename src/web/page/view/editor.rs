@@ -6,6 +6,7 @@
 //! a move (Alt+arrows jump between spans). Also the continuation field.
 
 use crate::engine::attribution::grouping::Granularity;
+use crate::state::colour::Scale;
 use crate::state::editor_map::{byte_of, next_unit_start, pieces, unit_at, utf16_of, Piece};
 use crate::state::settings::ViewSettings;
 use crate::state::view::{shown_map, spelled, units, TokenMap, Unit};
@@ -20,8 +21,7 @@ use wasm_bindgen::JsCast;
 struct Drawn {
     map: TokenMap,
     units: Vec<Unit>,
-    colours: Vec<String>,
-    norms: Vec<f32>,
+    scale: Scale,
     pieces: Vec<Piece>,
     view: ViewSettings,
 }
@@ -51,8 +51,7 @@ pub fn Editor(ui: Ui) -> impl IntoView {
             return Drawn {
                 map: TokenMap::default(),
                 units: vec![],
-                colours: vec![],
-                norms: vec![],
+                scale: Scale::new(&[], false, &ViewSettings::default()),
                 pieces: plain,
                 view: ViewSettings::default(),
             };
@@ -60,9 +59,7 @@ pub fn Editor(ui: Ui) -> impl IntoView {
         let view = view_settings.get();
         let (units, scale) = units(&shown.map, &view);
         let pieces = pieces(&text, &spelled(&shown.map.tokens), &shown.map.tokens, &units);
-        let colours = units.iter().map(|u| scale.colour(u.score)).collect();
-        let norms = units.iter().map(|u| scale.norm(u.score)).collect();
-        Drawn { map: shown.map, units, colours, norms, pieces, view }
+        Drawn { map: shown.map, units, scale, pieces, view }
     });
     let tip = RwSignal::new(None::<Tip>);
     let (area, shading, frame) = (
@@ -121,10 +118,10 @@ pub fn Editor(ui: Ui) -> impl IntoView {
         }
     };
     let on_key = move |ev: web_sys::KeyboardEvent| {
-        if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
-            ev.prevent_default();
-            ui.run();
-        } else if ev.key() == "Escape" {
+        if run_on_ctrl_enter(ui, &ev) {
+            return;
+        }
+        if ev.key() == "Escape" {
             tip.set(None);
         } else if ev.alt_key() && matches!(ev.key().as_str(), "ArrowLeft" | "ArrowRight") {
             let Some(area) = area.get() else { return };
@@ -194,12 +191,8 @@ pub fn Editor(ui: Ui) -> impl IntoView {
             <label for="continuation" title="Optional: each of its tokens is explained from everything before it">"Continuation"</label>
             <textarea id="continuation" data-testid="continuation" rows="1" spellcheck="false"
                 placeholder="optional: text after it, each of its tokens explained from everything before it"
-                prop:value=move || continuation.get() on:keydown=move |ev: web_sys::KeyboardEvent| {
-                    if ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key()) {
-                        ev.prevent_default();
-                        ui.run();
-                    }
-                }
+                prop:value=move || continuation.get()
+                on:keydown=move |ev: web_sys::KeyboardEvent| { run_on_ctrl_enter(ui, &ev); }
                 on:input=move |ev| {
                     let continuation = event_target_value(&ev);
                     ui.change(move |s| s.continuation = continuation, Rerun::AfterPause);
@@ -209,13 +202,23 @@ pub fn Editor(ui: Ui) -> impl IntoView {
     }
 }
 
+/// Ctrl/⌘+Enter in either text field runs now; whether it was that key.
+fn run_on_ctrl_enter(ui: Ui, ev: &web_sys::KeyboardEvent) -> bool {
+    let run = ev.key() == "Enter" && (ev.ctrl_key() || ev.meta_key());
+    if run {
+        ev.prevent_default();
+        ui.run();
+    }
+    run
+}
+
 /// One piece of the text: plain, or a shaded span with the main map's test ids (a token, or a
 /// word or sentence), empty for a token without characters of its own (drawn as a marker).
 fn piece_view(d: &Drawn, piece: &Piece) -> AnyView {
     let Some(k) = piece.unit else { return piece.text.clone().into_any() };
     let unit = &d.units[k];
-    let style = format!("background:{}", d.colours[k]);
-    let (norm, score) = (d.norms[k].to_string(), unit.score.to_string());
+    let style = format!("background:{}", d.scale.colour(unit.score));
+    let (norm, score) = (d.scale.norm(unit.score).to_string(), unit.score.to_string());
     let tokens = &d.map.tokens[unit.first..=unit.last];
     let special = tokens.iter().any(|t| t.special);
     let marker = piece.text.is_empty();
