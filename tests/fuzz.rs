@@ -1509,6 +1509,8 @@ fn valid_output(rng: &mut SplitMix64) -> RunOutput {
             scores,
             completeness_error: rng.chance(1, 3).then(|| rng.unit()),
             path_gradients: rng.chance(1, 3).then(|| rng.below(32)),
+            standard_errors: rng.chance(1, 3).then(|| (0..n).map(|_| rng.unit() as f32).collect()),
+            evaluations: rng.chance(1, 3).then(|| rng.below(16384)),
             faithfulness,
             continuation,
             backend: if rng.chance(1, 2) { BackendKind::Cpu } else { BackendKind::Gpu },
@@ -1676,6 +1678,7 @@ fn view_everything(output: &Checked<RunOutput>, settings: &Settings) -> Result<(
         tokens: a.tokens.clone(),
         scores: c.scores.clone(),
         signed: c.signed,
+        errors: None,
     }));
     for map in &maps {
         if map.tokens.len() != map.scores.len() {
@@ -1702,6 +1705,11 @@ fn view_everything(output: &Checked<RunOutput>, settings: &Settings) -> Result<(
                             return Err(format!("a colour off the scale: {norm}"));
                         }
                         let _ = scale.colour(unit.score);
+                        if map.errors.is_some()
+                            != unit.error.is_some_and(|e| e.is_finite() && e >= 0.0)
+                        {
+                            return Err(format!("a span's standard error: {:?}", unit.error));
+                        }
                     }
                     if next != map.tokens.len() {
                         return Err(format!("spans cover {next} of {} tokens", map.tokens.len()));

@@ -158,7 +158,9 @@ mod tests {
 
     /// One unit per token.
     fn per_token(tokens: &[Token]) -> Vec<Unit> {
-        (0..tokens.len()).map(|i| Unit { first: i, last: i, score: i as f32 }).collect()
+        (0..tokens.len())
+            .map(|i| Unit { first: i, last: i, score: i as f32, error: None })
+            .collect()
     }
 
     fn shown(pieces: &[Piece]) -> Vec<(String, Option<usize>)> {
@@ -217,8 +219,10 @@ mod tests {
     #[test]
     fn groups_keep_their_extent() {
         let tokens = sentence();
-        let units =
-            vec![Unit { first: 0, last: 2, score: 1.0 }, Unit { first: 3, last: 4, score: 2.0 }];
+        let units = vec![
+            Unit { first: 0, last: 2, score: 1.0, error: None },
+            Unit { first: 3, last: 4, score: 2.0, error: None },
+        ];
         let p = pieces("The cat sat.", "The cat sat.", &tokens, &units);
         assert_eq!(shown(&p), vec![("The cat".into(), Some(0)), (" sat.".into(), Some(1))]);
     }

@@ -7,6 +7,7 @@ use super::colour::Scale;
 use super::format::short;
 use super::view::{method_label, quantity};
 use crate::engine::model::token_text::visible;
+use crate::engine::model::tokenizer::Token;
 use crate::engine::Attribution;
 
 /// `text` safe inside HTML or XML text and attribute values. Characters XML forbids (C0 controls
@@ -64,30 +65,36 @@ impl<'a> Shown<'a> {
         Self { attribution, scale, title, credit }
     }
 
-    fn tooltip(
-        &self,
-        i: usize,
-        token: &crate::engine::model::tokenizer::Token,
-        score: f32,
-    ) -> String {
-        format!("token {i} {} · id {} · score {score:.4e}", visible(&token.text), token.id)
+    fn tooltip(&self, i: usize, token: &Token, score: f32) -> String {
+        let error = self.error(i).map(|e| format!(" ± {e:.1e}")).unwrap_or_default();
+        format!("token {i} {} · id {} · score {score:.4e}{error}", visible(&token.text), token.id)
     }
 
-    fn tokens(
-        &self,
-    ) -> impl Iterator<Item = (usize, &crate::engine::model::tokenizer::Token, f32)> {
+    fn tokens(&self) -> impl Iterator<Item = (usize, &Token, f32)> {
         let a = self.attribution;
         a.tokens.iter().zip(&a.scores).enumerate().map(|(i, (t, s))| (i, t, *s))
     }
+
+    /// Token `i`'s standard error, for the sampling methods.
+    fn error(&self, i: usize) -> Option<f32> {
+        self.attribution.standard_errors.as_ref()?.get(i).copied()
+    }
 }
 
-/// `index,token_id,token_text,score,normalised`: `normalised` is the score on the colour scale
-/// (as coloured on the page). Text is always quoted and never read as a formula.
+/// `index,token_id,token_text,score,normalised`, and `standard_error` for the sampling methods:
+/// `normalised` is the score on the colour scale (as coloured on the page). Text is always quoted
+/// and never read as a formula.
 pub fn csv(shown: &Shown) -> String {
-    let mut out = String::from("index,token_id,token_text,score,normalised\n");
+    let errors = shown.attribution.standard_errors.is_some();
+    let mut out = String::from("index,token_id,token_text,score,normalised");
+    out.push_str(if errors { ",standard_error\n" } else { "\n" });
     for (i, token, score) in shown.tokens() {
         let (text, norm) = (csv_text(&token.text), shown.scale.norm(score));
-        out.push_str(&format!("{i},{},{text},{score},{norm}\n", token.id));
+        out.push_str(&format!("{i},{},{text},{score},{norm}", token.id));
+        match shown.error(i) {
+            Some(error) => out.push_str(&format!(",{error}\n")),
+            None => out.push('\n'),
+        }
     }
     out
 }

@@ -213,6 +213,19 @@ fn check_attribution(a: &Attribution) -> Check {
     if let Some(g) = a.path_gradients {
         require(g <= MAX_PATH_GRADIENTS, ResultError::BadNumber("gradients taken"))?;
     }
+    if let Some(errors) = &a.standard_errors {
+        require(errors.len() == n, ResultError::Inconsistent("standard errors and tokens"))?;
+        require(
+            errors.iter().all(|e| e.is_finite() && *e >= 0.0),
+            ResultError::BadNumber("a standard error"),
+        )?;
+    }
+    if let Some(evaluations) = a.evaluations {
+        require(
+            evaluations <= methods::MAX_BUDGET,
+            ResultError::BadNumber("coalitions evaluated"),
+        )?;
+    }
     if let Some(report) = &a.faithfulness {
         check_faithfulness(report)?;
     }
@@ -311,6 +324,8 @@ mod tests {
             scores: vec![0.5, 0.25, 1.0],
             completeness_error: None,
             path_gradients: None,
+            standard_errors: None,
+            evaluations: None,
             faithfulness: Some(Faithfulness {
                 deletion_curve: vec![(0.0, 0.25), (0.5, 0.1), (1.0, 0.0)],
                 comprehensiveness: 0.2,

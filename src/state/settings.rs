@@ -8,7 +8,7 @@
 
 use crate::engine::attribution::grouping::Granularity;
 use crate::engine::attribution::methods::{
-    self, MethodParams, Param, MAX_SAMPLES, MAX_STEPS, METHODS, MIN_STEPS,
+    self, MethodParams, Param, MAX_BUDGET, MAX_SAMPLES, MAX_STEPS, METHODS, MIN_STEPS,
 };
 use crate::engine::{Request, TargetChoice, TargetKind, TargetSpec};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -259,6 +259,7 @@ impl Settings {
         let p = &mut self.params;
         clamp(&mut p.steps, (MIN_STEPS, MAX_STEPS), "steps", &mut notes);
         clamp(&mut p.samples, (1, MAX_SAMPLES), "samples", &mut notes);
+        clamp(&mut p.budget, (2, MAX_BUDGET), "budget", &mut notes);
         if !p.sigma.is_finite() {
             notes.push("σ is not a number; using the default".into());
             p.sigma = MethodParams::default().sigma;
@@ -348,7 +349,7 @@ mod tests {
         let (s, notes) = from_json(serde_json::json!({
             "method": "tea-leaves",
             "compare": vec!["occlusion"; 5000].into_iter().chain(["saliency", "<b>", "saliency"]).collect::<Vec<_>>(),
-            "params": { "steps": 1_000_000_000u64, "samples": 0, "sigma": 1e30, "layer": 1u64 << 40 },
+            "params": { "steps": 1_000_000_000u64, "samples": 0, "sigma": 1e30, "layer": 1u64 << 40, "budget": 1u64 << 50 },
             "view": { "intensity": -3.0 },
             "target": { "Text": "x".repeat(5000) },
             "foil": { "Id": 7 },
@@ -360,11 +361,11 @@ mod tests {
             "known methods, once each, registry order"
         );
         assert_eq!((s.params.steps, s.params.samples, s.params.sigma), (MAX_STEPS, 1, MAX_SIGMA));
-        assert_eq!(s.params.layer, None);
+        assert_eq!((s.params.layer, s.params.budget), (None, MAX_BUDGET));
         assert_eq!(s.view.intensity, INTENSITY.0);
         assert_eq!(s.target, TargetChoice::TopPrediction);
         assert_eq!(s.foil, Some(TargetChoice::Id(7)));
-        assert_eq!(notes.len(), 8, "{notes:#?}");
+        assert_eq!(notes.len(), 9, "{notes:#?}");
         // The same bounds whatever the path: plain deserialisation checks too.
         let plain: Settings =
             serde_json::from_str(r#"{"compare":["rollout","rollout"],"params":{"steps":1}}"#)

@@ -276,6 +276,9 @@ pub struct Snapshot {
     pub value: f64,
     pub top_k: Vec<Prediction>,
     pub scores: Quantised,
+    /// Sampling methods: the scores' standard errors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Quantised>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continuation: Option<ContinuationSnapshot>,
     /// Where it was computed (left out for the CPU, as links made before the GPU backend are).
@@ -308,6 +311,7 @@ impl Snapshot {
             value: a.value,
             top_k: a.top_k.clone(),
             scores: Quantised::new(&a.scores),
+            errors: a.standard_errors.as_deref().map(Quantised::new),
             continuation: a.continuation.as_ref().map(|c| ContinuationSnapshot {
                 tokens: TokenList::of(&c.tokens[c.output_start..]),
                 rows: c
@@ -359,6 +363,8 @@ impl Snapshot {
             scores: self.scores.values(),
             completeness_error: None,
             path_gradients: None,
+            standard_errors: self.errors.as_ref().map(Quantised::values),
+            evaluations: None,
             faithfulness: None,
             continuation,
             backend: self.backend,
@@ -432,6 +438,8 @@ mod tests {
             scores: scores.to_vec(),
             completeness_error: None,
             path_gradients: None,
+            standard_errors: None,
+            evaluations: None,
             faithfulness: None,
             continuation: None,
             backend: BackendKind::Cpu,
@@ -518,7 +526,27 @@ mod tests {
             snapshot: Some(Snapshot::of(&unicode_result)),
             report: Some(crate::state::report_card::tests::a_report()),
         };
-        vec![plain, hostile, unicode]
+        let mut sampled_result = attribution(&["a", " b", "c"], &[0.5, -0.25, 0.125]);
+        sampled_result.method = "kernel_shap".into();
+        sampled_result.signed = true;
+        sampled_result.standard_errors = Some(vec![0.01, 0.02, 0.0]);
+        sampled_result.evaluations = Some(511);
+        let sampled = SharedState {
+            settings: Settings {
+                text: "a bc".into(),
+                method: "kernel_shap".into(),
+                params: MethodParams {
+                    features: crate::engine::attribution::grouping::Granularity::Word,
+                    budget: 1000,
+                    seed: 7,
+                    ..MethodParams::default()
+                },
+                ..Settings::default()
+            },
+            snapshot: Some(Snapshot::of(&sampled_result)),
+            ..plain.clone()
+        };
+        vec![plain, hostile, unicode, sampled]
     }
 
     #[test]
@@ -532,6 +560,16 @@ mod tests {
         let snapshot = state.snapshot.as_ref().unwrap();
         let shown = snapshot.output(&state.settings.params).unwrap();
         assert_eq!(Snapshot::of(&shown.attribution), *snapshot);
+        // A sampling method's standard errors travel with its scores.
+        let state = &states()[3];
+        let shown = state.snapshot.as_ref().unwrap().output(&state.settings.params).unwrap();
+        let errors = shown.attribution.standard_errors.as_ref().unwrap();
+        let expected = [0.01, 0.02, 0.0];
+        assert!(
+            errors.iter().zip(expected).all(|(e, x)| (e - x).abs() <= 0.02 * 1e-4),
+            "{errors:?}"
+        );
+        assert_eq!(shown.attribution.params.budget, 1000);
     }
 
     #[test]

@@ -6,12 +6,13 @@
 
 use super::colour::Scale;
 use super::result::{Checked, RunOutput};
-use super::settings::ViewSettings;
+use super::settings::{Reduce, ViewSettings};
 use crate::engine::attribution::grouping::{group, Granularity};
 use crate::engine::attribution::methods;
 use crate::engine::model::token_text::text_to_bytes;
 use crate::engine::model::tokenizer::Token;
 use crate::engine::{Attribution, BackendKind, TargetKind};
+use std::ops::RangeInclusive;
 
 /// One map: tokens and one score each.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -20,6 +21,8 @@ pub struct TokenMap {
     pub scores: Vec<f32>,
     /// Signed scores get the diverging colour scale.
     pub signed: bool,
+    /// Sampling methods: each score's standard error.
+    pub errors: Option<Vec<f32>>,
 }
 
 /// The map on the text and what it explains.
@@ -60,6 +63,7 @@ pub fn shown_map(output: &Checked<RunOutput>, row: Option<usize>) -> ShownMap {
                 tokens: continuation.tokens[..end].to_vec(),
                 scores: row.scores.clone(),
                 signed: a.signed,
+                errors: None,
             },
             method: a.method.clone(),
             quantity: quantity(a.target_kind, &row.target.text, None),
@@ -68,7 +72,12 @@ pub fn shown_map(output: &Checked<RunOutput>, row: Option<usize>) -> ShownMap {
     });
     chosen.unwrap_or_else(|| ShownMap {
         quantity: quantity(a.target_kind, &a.target.text, a.foil.as_ref().map(|f| f.text.as_str())),
-        map: TokenMap { tokens: a.tokens.clone(), scores: a.scores.clone(), signed: a.signed },
+        map: TokenMap {
+            tokens: a.tokens.clone(),
+            scores: a.scores.clone(),
+            signed: a.signed,
+            errors: a.standard_errors.clone(),
+        },
         method: a.method.clone(),
         row: None,
     })
@@ -80,6 +89,9 @@ pub struct Unit {
     pub first: usize,
     pub last: usize,
     pub score: f32,
+    /// Its score's standard error, when the method gives them: a token's own; for a sum over
+    /// tokens the sum of theirs (a bound: the tokens of one feature share its error).
+    pub error: Option<f32>,
 }
 
 /// The spans of `map` under `view`, and the scale they are coloured with (normalised over them).
@@ -90,7 +102,7 @@ pub fn units(map: &TokenMap, view: &ViewSettings) -> (Vec<Unit>, Scale) {
             .scores
             .iter()
             .enumerate()
-            .map(|(i, s)| Unit { first: i, last: i, score: *s })
+            .map(|(i, s)| Unit { first: i, last: i, score: *s, error: error_of(map, i..=i, view) })
             .collect(),
         granularity => group(&map.tokens, &map.scores, granularity)
             .into_iter()
@@ -98,11 +110,27 @@ pub fn units(map: &TokenMap, view: &ViewSettings) -> (Vec<Unit>, Scale) {
                 first: g.first,
                 last: g.last,
                 score: view.reduce.apply(&map.scores[g.first..=g.last]),
+                error: error_of(map, g.first..=g.last, view),
             })
             .collect(),
     };
     let scale = Scale::new(&units.iter().map(|u| u.score).collect::<Vec<_>>(), map.signed, view);
     (units, scale)
+}
+
+/// The standard error of the score `view` gives the tokens `range` of `map`.
+fn error_of(map: &TokenMap, range: RangeInclusive<usize>, view: &ViewSettings) -> Option<f32> {
+    let errors = map.errors.as_ref()?.get(range.clone())?;
+    match view.reduce {
+        Reduce::Sum => Some(errors.iter().sum()),
+        // The score is one token's: that token's error.
+        Reduce::MaxAbs => {
+            let scores = &map.scores[range];
+            let strongest =
+                (0..scores.len()).max_by(|&a, &b| scores[a].abs().total_cmp(&scores[b].abs()))?;
+            Some(errors[strongest])
+        }
+    }
 }
 
 /// The text a run's input tokens spell (an inserted BOS covers no bytes and is left out).
@@ -210,6 +238,8 @@ mod tests {
             scores: scores.to_vec(),
             completeness_error: None,
             path_gradients: None,
+            standard_errors: None,
+            evaluations: None,
             faithfulness: None,
             continuation: None,
             backend: BackendKind::Cpu,

@@ -18,11 +18,17 @@ const RUN_MS = 120 * S;
 const EXAMPLE = 'The Eiffel Tower is located in the city of';
 const EXAMPLE_TOKENS = 10;
 // The methods whose scores may be negative (the others are norms, weights or flows: ≥ 0).
-const SIGNED = new Set(['grad_x_input', 'integrated_gradients', 'occlusion']);
+const SIGNED = new Set(['grad_x_input', 'integrated_gradients', 'occlusion', 'kernel_shap', 'lime', 'shapley_sampling']);
+// The sampling methods: standard errors on every span; the Shapley ones also an efficiency line.
+const SAMPLING = ['kernel_shap', 'lime', 'shapley_sampling'];
+const EFFICIENT = new Set(['kernel_shap', 'shapley_sampling']);
+const PERTURBATION = ['features', 'budget', 'baseline', 'seed'];
 // The settings each method shows (the faithfulness check adds baseline and seed when it is on).
 const PARAMS = {
   saliency: [], grad_x_input: [], integrated_gradients: ['steps', 'baseline'],
-  smoothgrad: ['samples', 'sigma', 'seed'], occlusion: ['baseline'], attention: ['layer', 'head'], rollout: ['layer', 'head'],
+  smoothgrad: ['samples', 'sigma', 'seed'], occlusion: ['baseline'],
+  kernel_shap: PERTURBATION, lime: PERTURBATION, shapley_sampling: PERTURBATION,
+  attention: ['layer', 'head'], rollout: ['layer', 'head'],
 };
 
 mkdirSync(OUT, { recursive: true });
@@ -48,8 +54,9 @@ const view = (page) => page.evaluate(() => {
     state: a(q('status'), 'data-state'), message: q('status')?.textContent.trim(),
     editor: q('editor')?.value,
     threads: a(q('timings'), 'data-threads'),
-    tokens: qa('token').map((e) => ({ index: a(e, 'data-index'), id: a(e, 'data-token-id'), score: a(e, 'data-score'), norm: a(e, 'data-norm') })),
-    groups: qa('group').map((e) => ({ first: a(e, 'data-first'), last: a(e, 'data-last'), score: a(e, 'data-score'), norm: a(e, 'data-norm') })),
+    tokens: qa('token').map((e) => ({ index: a(e, 'data-index'), id: a(e, 'data-token-id'), score: a(e, 'data-score'), norm: a(e, 'data-norm'), error: a(e, 'data-error') })),
+    groups: qa('group').map((e) => ({ first: a(e, 'data-first'), last: a(e, 'data-last'), score: a(e, 'data-score'), norm: a(e, 'data-norm'), error: a(e, 'data-error') })),
+    sampling: q('sampling') ? { evaluations: a(q('sampling'), 'data-evaluations'), mean: a(q('sampling'), 'data-mean-error'), max: a(q('sampling'), 'data-max-error'), text: q('sampling').textContent } : null,
     preds: qa('prediction').map((e) => a(e, 'data-token-id')),
     target: a(q('target'), 'data-token-id'),
     foil: foil ? a(foil, 'data-token-id') : null,
@@ -72,6 +79,18 @@ const view = (page) => page.evaluate(() => {
     agreements: qa('agreement').map((e) => ({ a: a(e, 'data-a'), b: a(e, 'data-b'), spearman: a(e, 'data-spearman') })),
   };
 });
+
+// The editor's tooltip over token `index`, by pointer (the textarea lies over the shading).
+async function tipOf(page, index) {
+  const box = await page.evaluate((i) => {
+    const b = document.querySelector(`[data-testid=editor-map] [data-testid=token][data-index="${i}"]`).getBoundingClientRect();
+    return { x: b.left + b.width / 2, y: b.top + b.height / 2 };
+  }, index);
+  await page.mouse.move(box.x, box.y);
+  const text = await page.$eval('[data-testid=editor-tip]', (e) => e.textContent).catch(() => '');
+  await page.mouse.move(5, 5);
+  return text;
+}
 
 const brief = (v) => `state=${v.state} message=${J(v.message)}`;
 const scoresOf = (v) => v.tokens.map((t) => num(t.score));
@@ -102,7 +121,7 @@ async function tests() {
 
   await group('every method', h, async () => {
     const options = await page.$$eval('[data-testid=method] option', (os) => os.map((o) => ({ value: o.value, label: o.textContent })));
-    check('method select lists the registry (7 methods, labelled)',
+    check('method select lists the registry (10 methods, labelled)',
       J(options.map((o) => o.value)) === J(Object.keys(PARAMS)) && options.every((o) => o.label && o.label !== o.value), J(options));
     for (const { value } of options) {
       v = await after(page, () => page.selectOption('[data-testid=method]', value));
@@ -124,8 +143,22 @@ async function tests() {
         check('integrated gradients: says how many of its 128 steps it took',
           c && Number.isInteger(num(c.gradients)) && num(c.gradients) >= 4 && num(c.gradients) <= 128 && c.text.includes(`with ${c.gradients} of 128 gradients`), J(c));
         info(`IG completeness: ${c?.text}`);
+      } else if (EFFICIENT.has(value)) {
+        const c = v.completeness;
+        check(`${value}: an efficiency line, Σ scores = f(x) − f(baseline) to rounding`,
+          c && finite(c.error) && num(c.error) < 1e-4 && /^Efficiency: Σ scores = .*f\(x\) − f\(baseline\) = .*the method imposes it/.test(c.text), J(c));
       } else {
         check(`${value}: no completeness line`, v.completeness === null, J(v.completeness));
+      }
+      if (SAMPLING.includes(value)) {
+        const sm = v.sampling;
+        check(`${value}: says how many coalitions it evaluated and how large the standard errors are`,
+          sm && num(sm.evaluations) >= 2 && num(sm.evaluations) <= 512 && num(sm.mean) > 0 && num(sm.max) >= num(sm.mean)
+            && /coalitions evaluated; standard errors ± .* on average/.test(sm.text), J(sm));
+        check(`${value}: every token carries a finite standard error`,
+          v.tokens.every((t) => finite(t.error) && num(t.error) >= 0), J(v.tokens.map((t) => t.error)));
+      } else {
+        check(`${value}: no sampling line, no standard errors`, v.sampling === null && v.tokens.every((t) => t.error === null), J(v.sampling));
       }
       if (value === 'attention') {
         const layers = await page.$$eval('[data-testid=param-layer] option', (os) => os.map((o) => o.value));
@@ -164,6 +197,26 @@ async function tests() {
       skip('IG refine offer', `4 gradients already within 1 % here (${short})`);
     }
     v = await after(page, () => page.fill('[data-testid=param-steps]', '128'));
+  });
+
+  await group('sampling methods', h, async () => {
+    v = await after(page, () => page.selectOption('[data-testid=method]', 'kernel_shap'));
+    v = await after(page, () => page.fill('[data-testid=param-budget]', '5'));
+    check('KernelSHAP with a budget of 5: an error that names the budget it needs, text kept',
+      v.state === 'error' && /needs a budget of at least 21 coalitions for 10 features; raise the budget or take words/.test(v.message) && v.editor === EXAMPLE, brief(v));
+    v = await after(page, () => page.selectOption('[data-testid=param-features]', 'word'));
+    // 9 words (" Eiffel" is two tokens): 2⁹ − 2 = 510 coalitions fit a budget of 512, but not 5.
+    check('words as features still need 19', v.state === 'error' && /at least 19 coalitions for 9 features; raise the budget or take sentences/.test(v.message), brief(v));
+    v = await after(page, () => page.fill('[data-testid=param-budget]', '512'));
+    const s = scoresOf(v);
+    check('KernelSHAP over words with every coalition: the word\'s two tokens share its score, no sampling error',
+      v.state === 'done' && s[1] === s[2] && v.sampling && num(v.sampling.max) === 0 && num(v.sampling.evaluations) === 511
+        && /every coalition was evaluated: the scores are exact/.test(v.sampling.text), `${brief(v)} ${J(s)} ${J(v.sampling)}`);
+    const tip = await tipOf(page, 9);
+    check('the tooltip gives the score with its standard error', /score .*± 0\.0e0/.test(tip), J(tip));
+    v = await after(page, () => page.selectOption('[data-testid=param-features]', 'token'));
+    const sampled = await tipOf(page, 9);
+    check('sampled over tokens: a nonzero standard error in the tooltip', /score .*± [1-9]/.test(sampled), J(sampled));
   });
 
   await group('faithfulness toggle', h, async () => {

@@ -69,9 +69,19 @@ pub struct AttributeArgs {
     /// smoothgrad: the noise's standard deviation, as a fraction of the embeddings' RMS.
     #[arg(long, value_name = "S", default_value_t = MethodParams::default().sigma)]
     sigma: f32,
-    /// smoothgrad's noise and the faithfulness check's random orders.
+    /// smoothgrad's noise, the perturbation methods' draws and the faithfulness check's random
+    /// orders.
     #[arg(long, value_name = "N", default_value_t = MethodParams::default().seed)]
     seed: u64,
+    /// kernel_shap, lime, shapley_sampling: what a feature is (tokens, words or sentences); the
+    /// model reruns per coalition of features.
+    #[arg(long, value_name = "F", default_value = "token",
+          value_parser = named(&Granularity::ALL, Granularity::name))]
+    features: Granularity,
+    /// kernel_shap, lime, shapley_sampling: the most coalitions evaluated (forward passes), 2 to
+    /// 16384.
+    #[arg(long, value_name = "N", default_value_t = MethodParams::default().budget)]
+    budget: usize,
     /// attention, rollout: the layer to read (by default the mean over layers).
     #[arg(long, value_name = "L")]
     layer: Option<usize>,
@@ -140,6 +150,8 @@ impl AttributeArgs {
             seed: self.seed,
             layer: self.layer,
             head: self.head,
+            features: self.features,
+            budget: self.budget,
         };
         request.faithfulness = self.faithfulness;
         request.continuation = self.continuation.clone();
@@ -314,6 +326,8 @@ fn to_json(
         "scores": result.scores,
         "completeness_error": result.completeness_error,
         "path_gradients": result.path_gradients,
+        "standard_errors": result.standard_errors,
+        "evaluations": result.evaluations,
         "model": model,
         "backend": on.json(),
     });
@@ -352,9 +366,13 @@ fn print_table(result: &Attribution, on: &On, group: Option<Granularity>) {
     let bar = |score: f32| "█".repeat((score.abs() / max * 30.0).round() as usize);
     match group {
         None => {
-            for (token, score) in result.tokens.iter().zip(&result.scores) {
+            for (i, (token, score)) in result.tokens.iter().zip(&result.scores).enumerate() {
+                let error = match &result.standard_errors {
+                    Some(errors) => format!(" ± {:<9.6}", errors[i]),
+                    None => String::new(),
+                };
                 println!(
-                    "{:>16} {:>7} {:>+12.6} {}",
+                    "{:>16} {:>7} {:>+12.6}{error} {}",
                     visible(&token.text),
                     token.id,
                     score,

@@ -35,11 +35,17 @@ pub struct Attribution {
     pub signed: bool,
     /// One score per token, in token order.
     pub scores: Vec<f32>,
-    /// Path methods: |Σ scores − (f(x) − f(baseline))| / |f(x) − f(baseline)|.
+    /// Path and Shapley methods: |Σ scores − (f(x) − f(baseline))| / |f(x) − f(baseline)|.
     pub completeness_error: Option<f64>,
     /// Path methods: how many gradients the path integral took.
     #[serde(default)]
     pub path_gradients: Option<usize>,
+    /// Sampling methods: each score's standard error.
+    #[serde(default)]
+    pub standard_errors: Option<Vec<f32>>,
+    /// Perturbation methods: how many coalitions they evaluated.
+    #[serde(default)]
+    pub evaluations: Option<usize>,
     /// When the request asked for it: how faithful the scores are.
     #[serde(default)]
     pub faithfulness: Option<Faithfulness>,
@@ -141,6 +147,8 @@ pub async fn explain(
         scores: scores.values,
         completeness_error: scores.completeness_error,
         path_gradients: scores.gradients,
+        standard_errors: scores.standard_errors,
+        evaluations: scores.evaluations,
         faithfulness: None,
         continuation: None,
         tokens: problem.tokens.clone(),

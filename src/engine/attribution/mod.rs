@@ -4,6 +4,7 @@
 
 pub mod faithfulness;
 pub mod grouping;
+pub mod least_squares;
 pub mod memory;
 pub mod methods;
 pub mod objective;

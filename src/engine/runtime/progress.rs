@@ -71,6 +71,18 @@ impl ProgressSink {
         self.state().0
     }
 
+    /// Corrects the expected work once a computation knows its own better: one that was expected
+    /// to take `estimated` units will take `actual` (a sampling method, once it has drawn its
+    /// coalitions).
+    pub(crate) fn revise(&self, estimated: u64, actual: u64) {
+        let progress = {
+            let mut state = self.state();
+            state.0.expected = (state.0.expected + actual).saturating_sub(estimated);
+            state.0
+        };
+        self.tell(progress);
+    }
+
     /// Counts `units` of work done.
     pub(crate) fn advance(&self, units: u64) {
         let progress = {

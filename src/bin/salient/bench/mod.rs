@@ -74,6 +74,10 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = MethodParams::default().steps,
           value_parser = positive)]
     pub steps: usize,
+    /// The sampling methods' (kernel_shap, lime, shapley_sampling) coalition budget.
+    #[arg(long, value_name = "N", default_value_t = MethodParams::default().budget,
+          value_parser = positive)]
+    pub budget: usize,
     /// Copied to the output, e.g. `1` or `all`: how the caller set the thread count.
     #[arg(long, value_name = "L")]
     pub threads_label: Option<String>,
@@ -222,7 +226,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
         return convergence::study(&model, &CONVERGENCE_PROMPTS, steps, args);
     }
 
-    let params = MethodParams { steps: args.steps, ..MethodParams::default() };
+    let params = MethodParams { steps: args.steps, budget: args.budget, ..MethodParams::default() };
     let context = super::native_context(ProgressSink::default());
     // On the GPU: the decoder made and its kernels compiled before any timed run.
     let (backend, adapter) = match args.backend {
@@ -241,6 +245,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
             let (mut forward, mut attribute, mut total, mut cpu) =
                 (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             let (mut token_count, mut completeness, mut gradients) = (0, Vec::new(), Vec::new());
+            let mut evaluations = Vec::new();
             for _ in 0..args.runs.max(1) {
                 let c = cpu_ms();
                 let t = Instant::now();
@@ -257,6 +262,7 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                     attribute.push(ms_since(t2));
                     completeness.extend(result.completeness_error);
                     gradients.extend(result.path_gradients.map(|g| g as f64));
+                    evaluations.extend(result.evaluations.map(|e| e as f64));
                 }
                 drop(problem);
                 total.push(ms_since(t));
@@ -275,6 +281,9 @@ pub fn run(args: &BenchArgs) -> Result<(), String> {
                 "tokens_requested": n,
                 "runs": total.len(),
                 "steps": (method == "integrated_gradients").then_some(args.steps),
+                // The sampling methods: the budget, and the coalitions (forward passes) they took.
+                "budget": median(&evaluations).map(|_| args.budget),
+                "evaluations": median(&evaluations),
                 "threads": threads_json(&args.threads_label),
                 "weights": weights.storage().name(),
                 "backend": backend.name(),

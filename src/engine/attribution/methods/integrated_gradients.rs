@@ -103,6 +103,7 @@ impl AttributionMethod for IntegratedGradients {
                 values: integral.scores.into_iter().map(|s| s as f32).collect(),
                 completeness_error,
                 gradients: Some(integral.gradients),
+                ..Scores::default()
             })
         })
     }

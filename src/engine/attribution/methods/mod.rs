@@ -4,19 +4,25 @@
 //! problem may wait for a backend.
 
 mod attention;
+mod coalitions;
 mod grad_x_input;
 mod integrated_gradients;
+mod kernel_shap;
+mod lime;
 mod occlusion;
 mod rollout;
 mod saliency;
+mod shapley_sampling;
 mod smoothgrad;
 
+pub use coalitions::MAX_BUDGET;
 pub use integrated_gradients::{
     gradients_for_goal, Path, PathNode, AIM_GRADIENTS, COMPLETENESS_GOAL, DEFAULT_STEPS, MAX_STEPS,
     MIN_STEPS,
 };
 pub use smoothgrad::MAX_SAMPLES;
 
+use crate::engine::attribution::grouping::Granularity;
 use crate::engine::attribution::problem::{Baseline, Problem};
 use crate::engine::cpu::memory::gradient_batch_rows;
 use crate::engine::error::{EngineError, Result};
@@ -92,20 +98,25 @@ pub trait AttributionMethod: Sync {
     ) -> ScoresFuture<'a>;
 }
 
-/// A method's result: one score per input token, and for path methods how far the scores are
-/// from adding up to the change in the explained quantity.
+/// A method's result: one score per input token, and for path and Shapley methods how far the
+/// scores are from adding up to the change in the explained quantity.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Scores {
     pub values: Vec<f32>,
-    /// |Σ scores − (f(x) − f(baseline))| / |f(x) − f(baseline)| (integrated gradients).
+    /// |Σ scores − (f(x) − f(baseline))| / |f(x) − f(baseline)|: integrated gradients'
+    /// completeness error, the Shapley methods' efficiency gap.
     pub completeness_error: Option<f64>,
     /// Path methods: how many gradients the path integral took (at most the steps asked for).
     pub gradients: Option<usize>,
+    /// Sampling methods: each score's standard error (0 where nothing was left to chance).
+    pub standard_errors: Option<Vec<f32>>,
+    /// Perturbation methods: how many coalitions they evaluated (forward passes).
+    pub evaluations: Option<usize>,
 }
 
 impl From<Vec<f32>> for Scores {
     fn from(values: Vec<f32>) -> Self {
-        Self { values, completeness_error: None, gradients: None }
+        Self { values, ..Self::default() }
     }
 }
 
@@ -119,6 +130,8 @@ pub enum Param {
     Seed,
     Layer,
     Head,
+    Features,
+    Budget,
 }
 
 impl Param {
@@ -132,6 +145,8 @@ impl Param {
             Param::Seed => "seed",
             Param::Layer => "layer",
             Param::Head => "head",
+            Param::Features => "features",
+            Param::Budget => "budget",
         }
     }
 }
@@ -148,12 +163,16 @@ pub struct MethodParams {
     pub samples: usize,
     /// SmoothGrad: noise standard deviation, as a fraction of the input embeddings' RMS.
     pub sigma: f32,
-    /// SmoothGrad and the random orders of the faithfulness check.
+    /// SmoothGrad's noise, the perturbation methods' draws and the faithfulness check's orders.
     pub seed: u64,
     /// Attention: the layer to read (`None`: the mean over layers).
     pub layer: Option<usize>,
     /// Attention: the head to read (`None`: the mean over heads).
     pub head: Option<usize>,
+    /// Perturbation methods: what a player of the game is (the view's grouping stays apart).
+    pub features: Granularity,
+    /// Perturbation methods: the most coalitions evaluated (forward passes).
+    pub budget: usize,
 }
 
 impl Default for MethodParams {
@@ -166,6 +185,8 @@ impl Default for MethodParams {
             seed: 0,
             layer: None,
             head: None,
+            features: Granularity::Token,
+            budget: 512,
         }
     }
 }
@@ -177,6 +198,9 @@ pub const METHODS: &[&dyn AttributionMethod] = &[
     &integrated_gradients::IntegratedGradients,
     &smoothgrad::SmoothGrad,
     &occlusion::Occlusion,
+    &kernel_shap::KERNEL_SHAP,
+    &lime::LIME,
+    &shapley_sampling::SHAPLEY_SAMPLING,
     &attention::Attention,
     &rollout::Rollout,
 ];

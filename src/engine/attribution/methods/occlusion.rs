@@ -3,6 +3,7 @@
 //! f(x) − f(x with eᵢ := bᵢ). Exact forward passes, no gradients; a positive score means the
 //! token supported the prediction.
 
+use crate::engine::attribution::methods::coalitions::CHUNK_TOKENS;
 use crate::engine::attribution::methods::{
     AttributionMethod, MethodInfo, MethodParams, Param, ScoresFuture,
 };
@@ -10,10 +11,6 @@ use crate::engine::attribution::problem::{self, Problem};
 use crate::engine::error::Result;
 use candle_core::Tensor;
 use std::ops::Range;
-
-/// Occluded copies held at once, in tokens (copies × sequence length): one copy per token would
-/// be seq² embeddings, hundreds of MB on a long text.
-const CHUNK_TOKENS: usize = 4096;
 
 pub struct Occlusion;
 

@@ -91,7 +91,7 @@ pub fn ComparePanel(ui: Ui) -> impl IntoView {
             .cloned()
             .map(|m| {
                 let max = m.scores.iter().fold(0f32, |acc, s| acc.max(s.abs()));
-                let map = TokenMap { tokens: tokens.clone(), scores: m.scores, signed: m.signed };
+                let map = TokenMap { tokens: tokens.clone(), scores: m.scores, signed: m.signed, errors: None };
                 view! {
                     <div class="compare-row" data-testid="compare-map" data-method=m.method.clone()>
                         <div class="compare-label">

@@ -82,31 +82,19 @@ fn param_control(ui: Ui, param: Param, layers: usize, heads: usize) -> AnyView {
             |s, v: usize| s.params.samples = v),
         Param::Sigma => number_input(ui, param, "σ", |s| s.params.sigma, "0.01", "SmoothGrad: noise standard deviation, as a fraction of the embeddings' RMS",
             |s, v: f32| s.params.sigma = v),
-        Param::Seed => number_input(ui, param, "seed", |s| u32::try_from(s.params.seed).unwrap_or(u32::MAX), "1", "Seed of SmoothGrad's noise and of the faithfulness check's random orders",
+        Param::Seed => number_input(ui, param, "seed", |s| u32::try_from(s.params.seed).unwrap_or(u32::MAX), "1", "Seed of SmoothGrad's noise, of the coalitions KernelSHAP, LIME and Shapley sampling draw, and of the faithfulness check's random orders",
             |s: &mut Settings, v: u32| s.params.seed = v.into()),
-        Param::Baseline => {
-            let current = ui.setting(|s| s.params.baseline);
-            let label = |b: Baseline| match b {
-                Baseline::Pad => "pad token embedding (default)",
-                Baseline::Zero => "zero vector",
-            };
-            view! {
-                <label title="What replaces a token where the method needs “no information”: the start of integrated gradients' path, occlusion, the faithfulness check">
-                    "baseline "
-                    <select data-testid="param-baseline" prop:value=move || current.get().name()
-                        on:change=move |ev| {
-                            if let Some(b) = Baseline::from_name(&event_target_value(&ev)) {
-                                ui.change(move |s| s.params.baseline = b, Rerun::AfterPause);
-                            }
-                        }>
-                        {Baseline::ALL.map(|b| view! {
-                            <option value=b.name() selected=b == current.get_untracked()>{label(b)}</option>
-                        }).collect_view()}
-                    </select>
-                </label>
-            }
-            .into_any()
-        }
+        Param::Baseline => choice_select(ui, param, "baseline", "What replaces a token where the method needs “no information”: the start of integrated gradients' path, occlusion, the features a coalition leaves out, the faithfulness check",
+            &Baseline::ALL, Baseline::name, |b| match b {
+                Baseline::Pad => "pad token embedding (default)".into(),
+                Baseline::Zero => "zero vector".into(),
+            },
+            |s| s.params.baseline, |s, b| s.params.baseline = b),
+        Param::Budget => number_input(ui, param, "budget", |s| s.params.budget, "1", "KernelSHAP, LIME, Shapley sampling: the most coalitions evaluated, one forward pass each (more: smaller standard errors, longer runs)",
+            |s, v: usize| s.params.budget = v),
+        Param::Features => choice_select(ui, param, "features", "What one player of the game is: each coalition keeps some features and replaces the rest by the baseline, and the model reruns. The view's grouping only redraws",
+            &Granularity::ALL, Granularity::name, |g| format!("{}s", g.name()),
+            |s| s.params.features, |s, g| s.params.features = g),
         Param::Layer => index_select(ui, param, "layer", layers, p.layer,
             "Attention: the layer read. Rollout: the flow through layers 0 to this one. “mean”: all layers",
             |s, v| s.params.layer = v),
@@ -147,6 +135,38 @@ fn number_input<T: FromStr + ToString + PartialEq + Clone + Send + Sync + 'stati
                         ui.change(move |s| set(s, v), Rerun::AfterPause);
                     }
                 }/>
+        </label>
+    }
+    .into_any()
+}
+
+/// A select of the `choices` of one setting, shown by `label_of`, named by `name`.
+#[allow(clippy::too_many_arguments)]
+fn choice_select<T: Copy + PartialEq + Send + Sync + 'static>(
+    ui: Ui,
+    param: Param,
+    label: &'static str,
+    title: &'static str,
+    choices: &'static [T],
+    name: fn(T) -> &'static str,
+    label_of: fn(T) -> String,
+    get: fn(&Settings) -> T,
+    set: fn(&mut Settings, T),
+) -> AnyView {
+    let current = ui.setting(get);
+    view! {
+        <label title=title>{label}" "
+            <select data-testid=test_id(param) prop:value=move || name(current.get())
+                on:change=move |ev| {
+                    let chosen = event_target_value(&ev);
+                    if let Some(&c) = choices.iter().find(|&&c| name(c) == chosen) {
+                        ui.change(move |s| set(s, c), Rerun::AfterPause);
+                    }
+                }>
+                {choices.iter().map(|&c| view! {
+                    <option value=name(c) selected=c == current.get_untracked()>{label_of(c)}</option>
+                }).collect_view()}
+            </select>
         </label>
     }
     .into_any()

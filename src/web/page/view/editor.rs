@@ -219,20 +219,21 @@ fn piece_view(d: &Drawn, piece: &Piece) -> AnyView {
     let unit = &d.units[k];
     let style = format!("background:{}", d.scale.colour(unit.score));
     let (norm, score) = (d.scale.norm(unit.score).to_string(), unit.score.to_string());
+    let error = unit.error.map(|e| e.to_string());
     let tokens = &d.map.tokens[unit.first..=unit.last];
     let special = tokens.iter().any(|t| t.special);
     let marker = piece.text.is_empty();
     match d.view.granularity == Granularity::Token {
         true => view! {
             <span class="unit token" class:special=special class:marker=marker data-testid=MAIN_MAP.token data-unit=k.to_string()
-                data-index=unit.first.to_string() data-token-id=tokens[0].id.to_string() data-score=score data-norm=norm style=style>
+                data-index=unit.first.to_string() data-token-id=tokens[0].id.to_string() data-score=score data-error=error data-norm=norm style=style>
                 {piece.text.clone()}
             </span>
         }
         .into_any(),
         false => view! {
             <mark class="unit group" class:special=special class:marker=marker data-testid=MAIN_MAP.group data-unit=k.to_string()
-                data-first=unit.first.to_string() data-last=unit.last.to_string() data-score=score data-norm=norm style=style>
+                data-first=unit.first.to_string() data-last=unit.last.to_string() data-score=score data-error=error data-norm=norm style=style>
                 {piece.text.clone()}
             </mark>
         }

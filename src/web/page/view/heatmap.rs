@@ -33,14 +33,19 @@ pub fn tip_text(map: &TokenMap, unit: &Unit, view: &ViewSettings) -> (String, St
     let tokens = &map.tokens[unit.first..=unit.last];
     if view.granularity == Granularity::Token {
         let token = &tokens[0];
-        return (visible(&token.text), format!("id {} · score {:.4e}", token.id, unit.score));
+        let error = unit.error.map(|e| format!(" ± {e:.1e}")).unwrap_or_default();
+        return (
+            visible(&token.text),
+            format!("id {} · score {:.4e}{error}", token.id, unit.score),
+        );
     }
+    let error = unit.error.map(|e| format!(" ± ≤{}", short(e as f64))).unwrap_or_default();
     let span = match unit.first == unit.last {
         true => format!("token {}", unit.first),
         false => format!("tokens {}–{}", unit.first, unit.last),
     };
     let exact = tokens.iter().map(|t| visible(&t.text)).collect();
-    (exact, format!("{span} · {} {}", view.reduce.label(), short(unit.score as f64)))
+    (exact, format!("{span} · {} {}{error}", view.reduce.label(), short(unit.score as f64)))
 }
 
 /// Arrow keys move the focus between a read-only map's spans.

@@ -14,7 +14,7 @@ use crate::web::page::view::faithfulness::FaithfulnessPanel;
 use crate::web::page::view::heatmap::{HeatMap, Legend};
 use crate::web::page::view::matrix::ContinuationMatrix;
 use crate::web::page::view::model_panel::ModelPanel;
-use crate::web::page::view::panels::{Completeness, ModelLine, Status, TimingsPanel};
+use crate::web::page::view::panels::{Completeness, ModelLine, Sampling, Status, TimingsPanel};
 use crate::web::page::view::report_card::ReportCard;
 use crate::web::page::view::share::{LinkNotes, SharePanel};
 use crate::web::page::view::targets::{Predictions, TargetPanel};
@@ -61,6 +61,7 @@ pub fn App(embed: bool) -> impl IntoView {
             <div class="under-editor">
                 <Legend ui=ui/>
                 <Completeness ui=ui/>
+                <Sampling ui=ui/>
             </div>
             <MethodControls ui=ui/>
             <section class="question">

@@ -44,9 +44,12 @@ pub fn Completeness(ui: Ui) -> impl IntoView {
         let change = output.baseline_value.map(|b| attribution.value - b);
         let change_text =
             change.map(|c| format!(", f(x) − f(baseline) = {}", short(c))).unwrap_or_default();
-        let verdict = match error <= COMPLETENESS_GOAL {
-            true => "the path integral is accurate".to_string(),
-            false => "more steps would make the scores add up".to_string(),
+        // The Shapley methods impose Σφ = f(x) − f(baseline): the gap is only rounding.
+        let shapley = attribution.evaluations.is_some();
+        let (name, miss, verdict) = match (shapley, error <= COMPLETENESS_GOAL) {
+            (true, _) => ("Efficiency", "gap", "the method imposes it"),
+            (false, true) => ("Completeness", "error", "the path integral is accurate"),
+            (false, false) => ("Completeness", "error", "more steps would make the scores add up"),
         };
         let gradients = attribution.path_gradients;
         let gradients_text = gradients
@@ -72,8 +75,41 @@ pub fn Completeness(ui: Ui) -> impl IntoView {
                 data-error=error.to_string() data-sum=sum.to_string()
                 data-change=change.map(|c| c.to_string()).unwrap_or_default()
                 data-gradients=gradients.map(|g| g.to_string()).unwrap_or_default()>
-                {format!("Completeness: Σ scores = {}{change_text}, error {:.2} %{gradients_text} ({verdict}).", short(sum), 100.0 * error)}
+                {format!("{name}: Σ scores = {}{change_text}, {miss} {:.2} %{gradients_text} ({verdict}).", short(sum), 100.0 * error)}
                 {refine}
+            </p>
+        })
+    }
+}
+
+/// The sampling methods' precision: how many coalitions they evaluated and how large the scores'
+/// standard errors are next to the scores (the tooltips give each one's).
+#[component]
+pub fn Sampling(ui: Ui) -> impl IntoView {
+    move || {
+        if ui.row.get().is_some() {
+            return None;
+        }
+        let output = ui.result.get()?;
+        let a = &output.attribution;
+        let errors = a.standard_errors.as_ref()?;
+        let mean = errors.iter().map(|e| *e as f64).sum::<f64>() / errors.len().max(1) as f64;
+        let largest = errors.iter().fold(0.0f32, |m, e| m.max(*e)) as f64;
+        let scale = a.scores.iter().fold(0.0f32, |m, s| m.max(s.abs())) as f64;
+        let share = match scale > 0.0 {
+            true => format!(" ({:.0} % of the largest |score|)", 100.0 * largest / scale),
+            false => String::new(),
+        };
+        let counted =
+            a.evaluations.map(|n| format!("{n} coalitions evaluated; ")).unwrap_or_default();
+        let reading = match largest == 0.0 {
+            true => "every coalition was evaluated: the scores are exact".to_string(),
+            false => format!("standard errors ± {} on average, ± {} at most{share}; a difference smaller than about two of them may be chance", short(mean), short(largest)),
+        };
+        Some(view! {
+            <p class="sampling" data-testid="sampling" data-evaluations=a.evaluations.map(|n| n.to_string()).unwrap_or_default()
+                data-mean-error=mean.to_string() data-max-error=largest.to_string()>
+                {format!("Sampling: {counted}{reading}.")}
             </p>
         })
     }
