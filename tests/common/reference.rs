@@ -8,8 +8,13 @@ use super::gguf_builder::{Family, TinyConfig, LAYER_NORM_EPS, RMS_EPS, ROPE_THET
 pub type Weights<'a> = dyn Fn(&str) -> Option<Vec<f64>> + 'a;
 
 /// Per layer, per head, the `(seq, seq)` attention probabilities; and the last position's logits.
+/// Also, per layer and head, what the head writes into the stream at the last position (its
+/// slice of the output projection times its values, the value bias left out), and the last
+/// position's stream before the final norm.
 pub struct Reference {
     pub attentions: Vec<Vec<Vec<Vec<f64>>>>,
+    pub head_outputs: Vec<Vec<Vec<f64>>>,
+    pub last_stream: Vec<f64>,
     pub last_logits: Vec<f64>,
 }
 
@@ -140,7 +145,7 @@ pub fn forward(
         }
     }
     let interleaved = (family == Family::Llama) != variant.flip_rope;
-    let mut attentions = Vec::new();
+    let (mut attentions, mut head_outputs) = (Vec::new(), Vec::new());
     for layer in 0..layers {
         let name = |n: &str| format!("blk.{layer}.{n}");
         let linear = |n: &str, row: &[f64]| {
@@ -181,6 +186,31 @@ pub fn forward(
             }
         };
         let (probs, mixed) = attention(&q, &k, &v, heads, kv_heads);
+        let value_bias = match family {
+            Family::Gpt2 => bias(&name("attn_qkv.bias")).map(|b| b[2 * width..].to_vec()),
+            _ => bias(&name("attn_v.bias")),
+        };
+        let output = require(&name("attn_output.weight"));
+        let last = &mixed[mixed.len() - 1];
+        head_outputs.push(
+            (0..heads)
+                .map(|head| {
+                    let kv = head / (heads / kv_heads);
+                    (0..width)
+                        .map(|o| {
+                            (0..head_dim)
+                                .map(|d| {
+                                    let b =
+                                        value_bias.as_ref().map_or(0.0, |b| b[kv * head_dim + d]);
+                                    output[o * width + head * head_dim + d]
+                                        * (last[head * head_dim + d] - b)
+                                })
+                                .sum()
+                        })
+                        .collect()
+                })
+                .collect(),
+        );
         for (row, m) in x.iter_mut().zip(&mixed) {
             add_into(row, &linear("attn_output", m));
             let h = norm("ffn_norm", row);
@@ -196,7 +226,8 @@ pub fn forward(
         }
         attentions.push(probs);
     }
-    let last = &x[x.len() - 1];
+    let last_stream = x[x.len() - 1].clone();
+    let last = &last_stream;
     let last = match family {
         Family::Gpt2 => {
             layer_norm(last, &require("output_norm.weight"), bias("output_norm.bias").as_deref())
@@ -205,5 +236,5 @@ pub fn forward(
     };
     // Tied models have no output matrix: the token embedding is the output projection.
     let output = weights("output.weight").unwrap_or_else(|| require("token_embd.weight"));
-    Reference { attentions, last_logits: affine(&output, None, &last) }
+    Reference { attentions, head_outputs, last_stream, last_logits: affine(&output, None, &last) }
 }

@@ -4,10 +4,12 @@
 //!     salient attribute --model M.gguf --text "The capital of France is" --json
 //!     salient attribute --model M.gguf --texts prompts.txt          (one JSON object per line)
 //!     salient evaluate --model M.gguf --sample 30 --json          (the ground-truth report card)
+//!     salient components --model M.gguf --text "The capital of France is" --json
 //!     salient bench --model M.gguf --tokens 16,64 --methods forward,saliency --runs 5
 
 mod attribute;
 mod bench;
+mod components;
 mod evaluate;
 
 use candle_core::DType;
@@ -41,6 +43,9 @@ enum Command {
     /// Prints a table of token scores, or JSON. On a terminal it shows how far each run has come
     /// ("salient: 37 %") on stderr.
     Attribute(attribute::AttributeArgs),
+    /// Which parts of the model wrote a prediction: each head's, MLP's and bias's share of the
+    /// explained logit (direct logit attribution), the logit lens, the token × layer map.
+    Components(components::ComponentsArgs),
     /// List the attribution methods.
     Methods,
     /// Time loads, forward passes and methods; one JSON line per configuration.
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
             Err(message) => fail(&message),
         },
         Command::Evaluate(args) => parallel::on_pool(|| evaluate::run(args)),
+        Command::Components(args) => parallel::on_pool(|| components::run(args)),
         Command::Suite => evaluate::print_builtin(),
         Command::Methods => {
             for m in methods::METHODS {

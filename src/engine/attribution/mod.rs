@@ -2,6 +2,7 @@
 //! (`methods`), what is measured of their answers (`faithfulness`, `grouping`, `stats`), and what
 //! a run needs in memory (`memory`).
 
+pub mod components;
 pub mod faithfulness;
 pub mod grouping;
 pub mod least_squares;

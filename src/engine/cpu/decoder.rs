@@ -249,6 +249,149 @@ impl CpuDecoder {
     }
 }
 
+impl CpuDecoder {
+    /// Block `layer`'s attention on the residual stream `x` `(batch, seq, width)`: the heads'
+    /// mixed values `(batch, seq, heads · head_dim)` before the output projection, the attention
+    /// probabilities, and the keys and values.
+    fn attention(
+        &self,
+        layer: usize,
+        x: &Tensor,
+        past: Option<&KeyValues>,
+    ) -> Result<(Tensor, Tensor, KeyValues)> {
+        let block = &self.blocks[layer];
+        let (heads, kv_heads) = (self.config.heads, self.config.kv_heads);
+        let h = block.attn_norm.forward(x)?;
+        let (q, k, v) = match &block.qkv {
+            CpuQkv::Separate { q, k, v } => (
+                split_heads(&q.forward(&h)?, heads)?,
+                split_heads(&k.forward(&h)?, kv_heads)?,
+                split_heads(&v.forward(&h)?, kv_heads)?,
+            ),
+            CpuQkv::Fused(qkv) => {
+                let (qkv, width) = (qkv.forward(&h)?, self.config.width);
+                let part = |p: usize| split_heads(&qkv.narrow(2, p * width, width)?, heads);
+                (part(0)?, part(1)?, part(2)?)
+            }
+        };
+        let (q, k) = match &self.rope {
+            Some(rope) => {
+                let start = past.map(KeyValues::positions).transpose()?.unwrap_or(0);
+                let stop = &self.context.stop;
+                (rope.apply(stop, &q, start)?, rope.apply(stop, &k, start)?)
+            }
+            None => (q, k),
+        };
+        causal_attention(&self.context.stop, &q, &k, &v, past)
+    }
+
+    /// Block `layer`'s MLP on the stream `x` after its attention: what it adds to the stream.
+    fn mlp(&self, layer: usize, x: &Tensor) -> Result<Tensor> {
+        let block = &self.blocks[layer];
+        let h = block.ffn_norm.forward(x)?;
+        let inner = match (self.mlp, &block.gate) {
+            (MlpKind::SwiGlu, Some(gate)) => {
+                swiglu(&self.context.stop, &gate.forward(&h)?, &block.up.forward(&h)?)?
+            }
+            (MlpKind::GeluTanh, _) => gelu_tanh(&block.up.forward(&h)?)?,
+            (MlpKind::SwiGlu, None) => {
+                return Err(EngineError::Internal("a SwiGLU MLP without its gate".into()))
+            }
+        };
+        block.down.forward(&inner)
+    }
+
+    /// Block `layer` on the stream `x` `(1, seq, width)` as [`Decoder::block`] computes it, and
+    /// what it writes into the stream at the last position, in parts that add up to it.
+    pub fn block_parts(&self, layer: usize, x: &Tensor) -> Result<(Tensor, BlockParts)> {
+        let block = &self.blocks[layer];
+        let (mixed, probs, _) = self.attention(layer, x, None)?;
+        let x = (x + block.o.forward(&mixed)?)?;
+        let mlp = self.mlp(layer, &x)?;
+        let next = (&x + &mlp)?;
+        let (heads, width) = (self.config.heads, self.config.width);
+        let head_dim = width / heads;
+        // Each head's values carry the value bias whatever it attends to (its probabilities add
+        // up to 1): that part is the bias's, the rest the head's.
+        let value_bias = match &block.qkv {
+            CpuQkv::Separate { v, .. } => v.bias.as_ref().map(|b| {
+                let group = heads / self.config.kv_heads;
+                let per_kv = b.reshape((self.config.kv_heads, 1, head_dim))?;
+                per_kv.repeat((1, group, 1))?.reshape(width)
+            }),
+            CpuQkv::Fused(qkv) => qkv.bias.as_ref().map(|b| b.narrow(0, 2 * width, width)),
+        }
+        .transpose()?;
+        let last = last_position(&mixed)?.squeeze(0)?;
+        let values = match &value_bias {
+            Some(bias) => (&last - bias)?,
+            None => last,
+        };
+        // Row h: head h's values alone, through the output projection (without its bias).
+        let mask = Tensor::eye(heads, self.dtype, values.device())?
+            .unsqueeze(2)?
+            .repeat((1, 1, head_dim))?
+            .reshape((heads, width))?;
+        let per_head = mask.broadcast_mul(&values.unsqueeze(0)?)?;
+        let heads_out = block.o.weight.forward(&per_head.unsqueeze(0)?)?.squeeze(0)?;
+        let mut bias = Tensor::zeros(width, self.dtype, values.device())?;
+        if let Some(value_bias) = &value_bias {
+            bias = (bias
+                + block.o.weight.forward(&value_bias.reshape((1, 1, width))?)?.flatten_all()?)?;
+        }
+        for b in [&block.o.bias, &block.down.bias].into_iter().flatten() {
+            bias = (bias + b)?;
+        }
+        let mlp_last = last_position(&mlp)?.squeeze(0)?;
+        let mlp_out = match &block.down.bias {
+            Some(b) => (mlp_last - b)?,
+            None => mlp_last,
+        };
+        let seq = probs.dim(2)?;
+        let attention = probs.squeeze(0)?.narrow(1, seq - 1, 1)?.squeeze(1)?;
+        Ok((next, BlockParts { heads: heads_out, bias, mlp: mlp_out, attention }))
+    }
+
+    /// How the final norm and the unembedding read a component: the vector whose dot product
+    /// with what a component writes into the stream at the last position is its share of
+    /// `direction · head(last)` with the norm's scale (and centring) held at their values for
+    /// `last` `(width,)`, and the share of the norm's own bias (a LayerNorm's).
+    pub fn readout(&self, last: &Tensor, direction: &Tensor) -> Result<(Tensor, Option<f64>)> {
+        let width = self.config.width as f64;
+        let x = last.to_dtype(DType::F64)?;
+        let d = direction.to_dtype(DType::F64)?;
+        Ok(match &self.output_norm {
+            CpuNorm::Rms { weight, eps, .. } => {
+                let rms = ((x.sqr()?.sum_all()?.to_scalar::<f64>()? / width) + eps).sqrt();
+                (((d * weight.to_dtype(DType::F64)?)? / rms)?, None)
+            }
+            CpuNorm::Layer(norm) => {
+                let mean = x.mean_all()?.to_scalar::<f64>()?;
+                let var = (x - mean)?.sqr()?.mean_all()?.to_scalar::<f64>()?;
+                let scaled = ((&d * norm.weight.to_dtype(DType::F64)?)? / (var + norm.eps).sqrt())?;
+                // (c − mean c)·u = c·(u − mean u): the centring moves to the readout.
+                let centred = (&scaled - scaled.mean_all()?.to_scalar::<f64>()?)?;
+                let bias = (d * norm.bias.to_dtype(DType::F64)?)?.sum_all()?.to_scalar::<f64>()?;
+                (centred, Some(bias))
+            }
+        })
+    }
+}
+
+/// What a block writes into the residual stream at the last position, in parts that add up to
+/// it: each query head (through its slice of the output projection), the biases, the MLP.
+pub struct BlockParts {
+    /// `(heads, width)`.
+    pub heads: Tensor,
+    /// The output projection's bias, the value bias through the projection, the MLP's output
+    /// bias: `(width,)`.
+    pub bias: Tensor,
+    /// `(width,)`, without its output bias.
+    pub mlp: Tensor,
+    /// Each head's attention from the last position over the positions, `(heads, seq)`.
+    pub attention: Tensor,
+}
+
 impl Decoder for CpuDecoder {
     fn config(&self) -> &DecoderConfig {
         &self.config
@@ -285,42 +428,9 @@ impl Decoder for CpuDecoder {
         x: &Tensor,
         past: Option<&KeyValues>,
     ) -> Result<(Tensor, Attended)> {
-        let block = &self.blocks[layer];
-        let (heads, kv_heads) = (self.config.heads, self.config.kv_heads);
-        let h = block.attn_norm.forward(x)?;
-        let (q, k, v) = match &block.qkv {
-            CpuQkv::Separate { q, k, v } => (
-                split_heads(&q.forward(&h)?, heads)?,
-                split_heads(&k.forward(&h)?, kv_heads)?,
-                split_heads(&v.forward(&h)?, kv_heads)?,
-            ),
-            CpuQkv::Fused(qkv) => {
-                let (qkv, width) = (qkv.forward(&h)?, self.config.width);
-                let part = |p: usize| split_heads(&qkv.narrow(2, p * width, width)?, heads);
-                (part(0)?, part(1)?, part(2)?)
-            }
-        };
-        let (q, k) = match &self.rope {
-            Some(rope) => {
-                let start = past.map(KeyValues::positions).transpose()?.unwrap_or(0);
-                let stop = &self.context.stop;
-                (rope.apply(stop, &q, start)?, rope.apply(stop, &k, start)?)
-            }
-            None => (q, k),
-        };
-        let (mixed, probs, keys_values) = causal_attention(&self.context.stop, &q, &k, &v, past)?;
-        let x = (x + block.o.forward(&mixed)?)?;
-        let h = block.ffn_norm.forward(&x)?;
-        let inner = match (self.mlp, &block.gate) {
-            (MlpKind::SwiGlu, Some(gate)) => {
-                swiglu(&self.context.stop, &gate.forward(&h)?, &block.up.forward(&h)?)?
-            }
-            (MlpKind::GeluTanh, _) => gelu_tanh(&block.up.forward(&h)?)?,
-            (MlpKind::SwiGlu, None) => {
-                return Err(EngineError::Internal("a SwiGLU MLP without its gate".into()))
-            }
-        };
-        let x = (&x + block.down.forward(&inner)?)?;
+        let (mixed, probs, keys_values) = self.attention(layer, x, past)?;
+        let x = (x + self.blocks[layer].o.forward(&mixed)?)?;
+        let x = (&x + self.mlp(layer, &x)?)?;
         Ok((x, Attended { probs, keys_values }))
     }
 

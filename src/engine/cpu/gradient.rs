@@ -83,10 +83,23 @@ impl Tape {
     /// the backward pass as it is done; an earlier segment's forward pass, run again for it, is
     /// not counted.
     pub fn gradient(self, decoder: &dyn Decoder, values: Tensor) -> Result<Tensor> {
+        self.gradient_with(decoder, values, |_, _, _| Ok(()))
+    }
+
+    /// [`Self::gradient`], handing `visit` each segment's first block, the stream entering it and
+    /// the gradient there, from the last segment to the first (recorded a block per segment, that
+    /// is every block's).
+    pub fn gradient_with(
+        self,
+        decoder: &dyn Decoder,
+        values: Tensor,
+        mut visit: impl FnMut(usize, &Tensor, &Tensor) -> Result<()>,
+    ) -> Result<Tensor> {
         let (rows, tokens, _) = self.entering.as_tensor().dims3()?;
         let (units, layers) = (progress::backward(rows, tokens), decoder.config().layers);
         let sink = &decoder.context().progress;
         let mut gradient = gradient_of(&values.sum_all()?, &self.entering)?;
+        visit(self.last.start, self.entering.as_tensor(), &gradient)?;
         sink.advance(progress::share(units, self.last, layers));
         // The last segment's graph is no longer needed: free it before the next is built.
         drop((values, self.logits));
@@ -97,6 +110,7 @@ impl Tape {
                 run_blocks(decoder, entering.as_tensor(), segment.clone(), None, drop)
             })?;
             gradient = gradient_of(&(out * &gradient)?.sum_all()?, &entering)?;
+            visit(segment.start, &input, &gradient)?;
             sink.advance(progress::share(units, segment, layers));
         }
         Ok(gradient)
