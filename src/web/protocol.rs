@@ -1,5 +1,6 @@
 //! Messages between the page and its worker (sent with serde-wasm-bindgen over postMessage).
 
+use crate::engine::attribution::components::Components;
 use crate::engine::attribution::faithfulness::Faithfulness;
 use crate::engine::evaluation::{Plan, Report};
 use crate::engine::model::arch::DecoderConfig;
@@ -30,6 +31,9 @@ pub enum ToWorker {
     /// Evaluate the methods of `plan` on the built-in ground-truth suite: run `id` like any other
     /// (stopped, superseded, counted the same way), answered by `Evaluated`.
     Evaluate { id: u64, plan: Plan },
+    /// Component attribution of `request`'s text and target on the CPU: run `id` like any other,
+    /// answered by `ComponentsDone`.
+    Components { id: u64, request: Request },
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -97,6 +101,11 @@ pub enum FromWorker {
         outcome: Result<Box<Report>, String>,
         ms: f64,
         backend: BackendKind,
+    },
+    ComponentsDone {
+        id: u64,
+        outcome: Result<Box<Components>, String>,
+        ms: f64,
     },
 }
 

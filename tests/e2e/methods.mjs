@@ -219,6 +219,44 @@ async function tests() {
     check('sampled over tokens: a nonzero standard error in the tooltip', /score .*± [1-9]/.test(sampled), J(sampled));
   });
 
+  await group('components', h, async () => {
+    await page.evaluate(() => { document.querySelector('[data-testid=components-panel]').open = true; });
+    await page.click('[data-testid=components-run]');
+    await page.waitForSelector('[data-testid=components-state][data-state=done], [data-testid=components-state][data-state=error]', { timeout: RUN_MS });
+    const c = await page.evaluate(() => {
+      const q = (s, root = document) => [...root.querySelectorAll(`[data-testid=${s}]`)];
+      const view = document.querySelector('[data-testid=components]');
+      return {
+        state: document.querySelector('[data-testid=components-state]').getAttribute('data-state'),
+        logit: Number(view?.getAttribute('data-logit')), residual: Number(view?.getAttribute('data-residual')),
+        text: view?.textContent.slice(0, 300),
+        cells: q('component').map((e) => ({ kind: e.getAttribute('data-kind'), layer: e.getAttribute('data-layer'), head: e.getAttribute('data-head'), value: Number(e.getAttribute('data-value')) })),
+        lens: q('logit-lens-row').map((e) => ({ layer: Number(e.getAttribute('data-layer')), prob: Number(e.getAttribute('data-prob')), rank: Number(e.getAttribute('data-rank')) })),
+        layers: q('layer-row').map((e) => e.querySelectorAll('td').length),
+      };
+    });
+    check('components: computed, a cell per head, bias and MLP of each of 30 blocks (9 heads)',
+      c.state === 'done' && c.cells.length === 30 * 11 && c.cells.filter((x) => x.kind === 'head').length === 270
+        && c.cells.filter((x) => x.kind === 'mlp').length === 30 && c.cells.every((x) => Number.isFinite(x.value)), `${c.state} ${c.cells.length} ${J(c.text)}`);
+    const embed = /embedding: ([+-][0-9.]+)/.exec(c.text);
+    const sum = c.cells.reduce((a, x) => a + x.value, 0) + (embed ? Number(embed[1]) : NaN);
+    check('components: the shares and the embedding add up to the logit', Math.abs(sum - c.logit) < 1e-3 && Math.abs(c.residual) < 1e-3,
+      `Σ ${sum} vs logit ${c.logit} (residual ${c.residual})`);
+    const last = c.lens[c.lens.length - 1];
+    check('logit lens: one row per block, the last the model\'s own p(target) at rank 1',
+      c.lens.length === 30 && last.layer === 29 && last.rank === 0 && Math.abs(last.prob - 0.7015) < 1e-3, J(last));
+    check('token × block map: 30 rows of 10 tokens', c.layers.length === 30 && c.layers.every((n) => n === 10), J(c.layers));
+    await page.click('[data-testid=component][data-kind=head][data-layer="23"][data-head="4"]');
+    const attention = await page.evaluate(() => {
+      const p = document.querySelector('[data-testid=head-attention]');
+      return p ? { layer: p.getAttribute('data-layer'), head: p.getAttribute('data-head'), weights: [...p.querySelectorAll('[data-weight]')].map((e) => Number(e.getAttribute('data-weight'))) } : null;
+    });
+    check('clicking a head shows its attention on the text (a distribution over the 10 tokens)',
+      attention && attention.layer === '23' && attention.head === '4' && attention.weights.length === 10
+        && Math.abs(attention.weights.reduce((a, b) => a + b, 0) - 1) < 1e-3, J(attention));
+    await page.locator('[data-testid=components]').screenshot({ path: join(OUT, 'components.png') });
+  });
+
   await group('faithfulness toggle', h, async () => {
     v = await after(page, () => page.selectOption('[data-testid=method]', 'saliency'));
     v = await after(page, () => page.uncheck('[data-testid=faithfulness-toggle]'));

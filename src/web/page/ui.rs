@@ -1,6 +1,7 @@
 //! The page's state and its wiring to the worker: what the user chose (`Settings`), what the
 //! worker returned, and the bookkeeping that keeps one run at a time and never shows a stale one.
 
+use crate::engine::attribution::components::Components;
 use crate::engine::attribution::faithfulness::Faithfulness;
 use crate::engine::attribution::methods;
 use crate::engine::evaluation::{Plan, Report};
@@ -80,6 +81,28 @@ pub enum ReportState {
 
 const REPORT_LABEL: &str = "the report card";
 
+/// The component attribution's state.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ComponentsState {
+    Running,
+    Done {
+        result: Box<Components>,
+        ms: f64,
+    },
+    Failed(String),
+    /// Cancel, or a newer run, stopped it.
+    Stopped,
+}
+
+const COMPONENTS_LABEL: &str = "the components";
+
+/// A run other than a map, asked for and not sent yet: the next run sends it instead.
+#[derive(Clone)]
+enum Job {
+    Report(Plan),
+    Components,
+}
+
 /// Everything the page shows; all handles are `Copy`, so closures capture the whole struct.
 #[derive(Clone, Copy)]
 pub struct Ui {
@@ -104,8 +127,11 @@ pub struct Ui {
     /// The report card's methods and samples, and its last outcome.
     pub report_plan: RwSignal<Plan>,
     pub report: RwSignal<Option<ReportState>>,
-    /// A report card asked for and not sent yet: the next run sends it instead of a map.
-    pending_report: StoredValue<Option<Plan>, LocalStorage>,
+    /// Which heads, MLPs and layers wrote the prediction, for the text and target last asked.
+    pub components: RwSignal<Option<ComponentsState>>,
+    /// A report card or components asked for and not sent yet: the next run sends it instead of
+    /// a map.
+    pending: StoredValue<Option<Job>, LocalStorage>,
     runs: StoredValue<RunQueue, LocalStorage>,
     /// The latest run's method label and when it was sent, for its progress line.
     sent: StoredValue<Option<(String, f64)>, LocalStorage>,
@@ -132,7 +158,8 @@ impl Ui {
             loader: ModelLoader::new(),
             report_plan: RwSignal::new(default_plan()),
             report: RwSignal::new(None),
-            pending_report: StoredValue::new_local(None),
+            components: RwSignal::new(None),
+            pending: StoredValue::new_local(None),
             runs: StoredValue::new_local(RunQueue::new()),
             sent: StoredValue::new_local(None),
             bridge: StoredValue::new_local(None),
@@ -152,7 +179,7 @@ impl Ui {
     pub fn change(self, edit: impl FnOnce(&mut Settings), rerun: Rerun) {
         self.settings.update(edit);
         if rerun != Rerun::Never {
-            self.pending_report.set_value(None); // the person moved on to a map
+            self.pending.set_value(None); // the person moved on to a map
         }
         match rerun {
             Rerun::Now => self.run(),
@@ -174,6 +201,7 @@ impl Ui {
     pub fn cancellable(self) -> bool {
         self.phase.get() == Phase::Running
             || self.report.with(|r| r == &Some(ReportState::Running))
+            || self.components.with(|c| c == &Some(ComponentsState::Running))
             || self
                 .faithfulness
                 .with(|all| all.iter().any(|(_, state)| matches!(state, Measurement::Measuring(_))))
@@ -404,35 +432,35 @@ impl Ui {
                 }
             }
             FromWorker::Evaluated { id, outcome, ms, backend } => {
-                let (current, after) = self
-                    .runs
-                    .try_update_value(|r| r.maps_done(id, 0))
-                    .unwrap_or((false, AfterMaps::Free));
-                if current {
-                    self.progress.set(None);
-                    match outcome {
-                        Ok(report) => {
-                            let checked: usize = report.families.iter().map(|f| f.checked).sum();
-                            self.status(
-                                Phase::Done,
-                                format!(
-                                    "Report card: {checked} items checked in {:.0} s.",
-                                    ms / 1e3
-                                ),
-                            );
-                            self.report.set(Some(ReportState::Done { report, ms, backend }));
-                        }
-                        Err(message) => {
-                            self.status(Phase::Error, format!("The report card failed: {message}"));
-                            self.report.set(Some(ReportState::Failed(message)));
-                        }
+                self.job_done(id, || match outcome {
+                    Ok(report) => {
+                        let checked: usize = report.families.iter().map(|f| f.checked).sum();
+                        let said =
+                            format!("Report card: {checked} items checked in {:.0} s.", ms / 1e3);
+                        self.status(Phase::Done, said);
+                        self.report.set(Some(ReportState::Done { report, ms, backend }));
                     }
-                }
-                match after {
-                    AfterMaps::Supersede => self.supersede(),
-                    AfterMaps::Free | AfterMaps::Wait => self.worker_free(),
-                }
+                    Err(message) => {
+                        self.status(Phase::Error, format!("The report card failed: {message}"));
+                        self.report.set(Some(ReportState::Failed(message)));
+                    }
+                })
             }
+            FromWorker::ComponentsDone { id, outcome, ms } => self.job_done(id, || match outcome {
+                Ok(result) => {
+                    let said = format!(
+                        "Components of the logit of {:?} in {:.1} s.",
+                        result.target.text,
+                        ms / 1e3
+                    );
+                    self.status(Phase::Done, said);
+                    self.components.set(Some(ComponentsState::Done { result, ms }));
+                }
+                Err(message) => {
+                    self.status(Phase::Error, format!("The components failed: {message}"));
+                    self.components.set(Some(ComponentsState::Failed(message)));
+                }
+            }),
             FromWorker::RunFailed { id, message } => {
                 if self.is_current(id) {
                     self.progress.set(None);
@@ -490,9 +518,10 @@ impl Ui {
         let stoppable = self.worker_stoppable();
         let start = self.runs.try_update_value(|r| r.request(stoppable)).unwrap_or(Start::Queued);
         let settings = self.settings.get_untracked();
-        let report = self.pending_report.get_value();
-        let label = match report {
-            Some(_) => REPORT_LABEL,
+        let pending = self.pending.get_value();
+        let label = match pending {
+            Some(Job::Report(_)) => REPORT_LABEL,
+            Some(Job::Components) => COMPONENTS_LABEL,
             None => {
                 methods::by_name(&settings.method).map(|m| m.label()).unwrap_or(&settings.method)
             }
@@ -502,11 +531,16 @@ impl Ui {
                 self.progress.set(None);
                 self.sent.set_value(Some((label.to_string(), now_ms())));
                 self.status(Phase::Running, format!("Computing {label}…"));
-                match report {
-                    Some(plan) => {
-                        self.pending_report.set_value(None);
+                match pending {
+                    Some(Job::Report(plan)) => {
+                        self.pending.set_value(None);
                         self.report.set(Some(ReportState::Running));
                         self.send(&ToWorker::Evaluate { id, plan });
+                    }
+                    Some(Job::Components) => {
+                        self.pending.set_value(None);
+                        self.components.set(Some(ComponentsState::Running));
+                        self.send(&ToWorker::Components { id, request: settings.request() });
                     }
                     None => {
                         let (request, compare) = (settings.request(), settings.compare.clone());
@@ -522,10 +556,32 @@ impl Ui {
         }
     }
 
+    /// A report card's or the components' answer to run `id`: shown by `show` while it is the
+    /// current run; then the worker moves on.
+    fn job_done(self, id: u64, show: impl FnOnce()) {
+        let (current, after) =
+            self.runs.try_update_value(|r| r.maps_done(id, 0)).unwrap_or((false, AfterMaps::Free));
+        if current {
+            self.progress.set(None);
+            show();
+        }
+        match after {
+            AfterMaps::Supersede => self.supersede(),
+            AfterMaps::Free | AfterMaps::Wait => self.worker_free(),
+        }
+    }
+
     /// Runs the report card of the chosen plan, as the next run.
     pub fn evaluate(self) {
         self.debounce.set_value(None);
-        self.pending_report.set_value(Some(self.report_plan.get_untracked()));
+        self.pending.set_value(Some(Job::Report(self.report_plan.get_untracked())));
+        self.run();
+    }
+
+    /// Computes which components wrote the prediction of the text and target, as the next run.
+    pub fn explain_components(self) {
+        self.debounce.set_value(None);
+        self.pending.set_value(Some(Job::Components));
         self.run();
     }
 
@@ -599,6 +655,9 @@ impl Ui {
     fn stop_measuring(self) {
         if self.report.with_untracked(|r| r == &Some(ReportState::Running)) {
             self.report.set(Some(ReportState::Stopped));
+        }
+        if self.components.with_untracked(|c| c == &Some(ComponentsState::Running)) {
+            self.components.set(Some(ComponentsState::Stopped));
         }
         self.faithfulness.update(|all| {
             for (_, state) in

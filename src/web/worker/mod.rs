@@ -14,6 +14,7 @@ pub(crate) mod memory_guard;
 pub(crate) mod model_loading;
 
 use crate::engine::api::{self, explain_request};
+use crate::engine::attribution::components::components;
 use crate::engine::attribution::faithfulness::Faithfulness;
 use crate::engine::attribution::stats::spearman;
 use crate::engine::attribution::{faithfulness, methods};
@@ -161,6 +162,7 @@ pub fn start(gpu: bool, not_on_gpu: Option<String>) {
             Ok(ToWorker::Run { id, request, compare }) => run_request(id, request, compare),
             Ok(ToWorker::Stop { through }) => stop_through(through),
             Ok(ToWorker::Evaluate { id, plan }) => evaluate_request(id, plan),
+            Ok(ToWorker::Components { id, request }) => components_request(id, request),
             Err(e) => post(&FromWorker::LoadFailed {
                 message: format!("bad message from the page: {e}"),
                 model_kept: MODEL.with(|m| m.borrow().is_some()),
@@ -412,6 +414,29 @@ fn evaluate_request(id: u64, plan: Plan) {
             outcome: outcome.map(|(report, _)| Box::new(report)).map_err(|e| e.to_string()),
             ms: now_ms() - started,
             backend,
+        });
+    });
+}
+
+/// The component attribution of `request`'s text and target, on the CPU; posts `ComponentsDone`.
+fn components_request(id: u64, request: Request) {
+    let started = now_ms();
+    let Some(model) = MODEL.with(|m| m.borrow().clone()) else {
+        let outcome = Err("No model is loaded yet.".into());
+        return post(&FromWorker::ComponentsDone { id, outcome, ms: 0.0 });
+    };
+    let (context, _) = run_context(id);
+    clear_older_stop(id);
+    wasm_bindgen_futures::spawn_local(async move {
+        let (text, spec) = (&request.text, &request.target);
+        let outcome = match Problem::new(&model, text, spec, request.max_tokens, &context).await {
+            Ok(problem) => components(&problem),
+            Err(e) => Err(e),
+        };
+        post(&FromWorker::ComponentsDone {
+            id,
+            outcome: outcome.map(Box::new).map_err(|e| e.to_string()),
+            ms: now_ms() - started,
         });
     });
 }

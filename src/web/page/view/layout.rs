@@ -6,6 +6,7 @@ use crate::web::page::sharing::Sharing;
 use crate::web::page::ui::Ui;
 use crate::web::page::view::collapsible::Collapsible;
 use crate::web::page::view::compare::{CompareControls, ComparePanel};
+use crate::web::page::view::components::ComponentsPanel;
 use crate::web::page::view::controls::{MethodControls, ViewControls};
 use crate::web::page::view::editor::Editor;
 use crate::web::page::view::embed::Embed;
@@ -83,6 +84,7 @@ pub fn App(embed: bool) -> impl IntoView {
                 </section>
             </Collapsible>
             <ReportCard ui=ui/>
+            <ComponentsPanel ui=ui/>
             <Collapsible ui=ui name="share" title="Share, embed, export">
                 <SharePanel ui=ui sharing=sharing/>
             </Collapsible>

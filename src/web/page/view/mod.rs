@@ -2,6 +2,7 @@
 
 pub(crate) mod collapsible;
 pub(crate) mod compare;
+pub(crate) mod components;
 pub(crate) mod controls;
 pub(crate) mod editor;
 pub(crate) mod embed;
