@@ -704,7 +704,7 @@ try {
   await probe.page.waitForSelector('[data-testid=method] option', { state: 'attached', timeout: 60 * S });
   const labels = Object.fromEntries(await probe.page.$$eval('[data-testid=method] option', (os) => os.map((o) => [o.value, o.textContent.trim()])));
   await probe.context.close();
-  check('the method select lists the seven methods with labels', Object.keys(labels).length === 7 && Object.values(labels).every(Boolean), J(labels));
+  check('the method select lists the ten methods with labels', Object.keys(labels).length === 10 && Object.values(labels).every(Boolean), J(labels));
   await group('cancel', null, () => cancelTests(labels));
   await group('switch', null, () => switchTests(labels));
   await group('memory', null, () => memoryTests(labels));

@@ -38,7 +38,7 @@ async function tests() {
 
   await group('choose methods and samples', h, async () => {
     const methods = await page.$$eval('[data-testid=report-method]', (es) => es.map((e) => [e.getAttribute('data-method'), e.checked]));
-    check('every method is offered, all chosen by default', methods.length === 7 && methods.every(([, on]) => on), J(methods));
+    check('every method is offered, all chosen by default', methods.length === 10 && methods.every(([, on]) => on), J(methods));
     const samples = Object.fromEntries(await page.$$eval('[data-testid=report-sample]', (es) => es.map((e) => [e.getAttribute('data-method'), Number(e.value)])));
     check('expensive methods take fewer items by default', samples.integrated_gradients < samples.saliency && samples.occlusion < samples.saliency, J(samples));
     const before = num(await page.$eval('[data-testid=report-estimate]', (e) => e.getAttribute('data-ms')));
