@@ -8,7 +8,7 @@
 // on any failure. Artifacts go to $TEST_OUT (default <repo>/test-out): methods.png (the page with
 // a continuation matrix and three compared methods), fail-*.png, e2e-methods-console.log.
 import { ROOT, URL_, DIST, OUT, S, createSuite, mark, openPanel, settle, states, MODEL_FILE } from './lib.mjs';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readGgufTokens, tokenId } from './gguf-vocab.mjs';
 
@@ -254,6 +254,12 @@ async function tests() {
     check('clicking a head shows its attention on the text (a distribution over the 10 tokens)',
       attention && attention.layer === '23' && attention.head === '4' && attention.weights.length === 10
         && Math.abs(attention.weights.reduce((a, b) => a + b, 0) - 1) < 1e-3, J(attention));
+    const [file] = await Promise.all([page.waitForEvent('download', { timeout: 20 * S }), page.click('[data-testid=components-export]')]);
+    const saved = JSON.parse(readFileSync(await file.path(), 'utf8'));
+    check('components download as JSON with the CLI\'s fields and the shown numbers',
+      file.suggestedFilename() === 'salient-components.json' && saved.logit === c.logit && saved.components.length === 331
+        && saved.logit_lens.length === 30 && saved.layer_saliency.length === 30 && saved.target.text === ' Paris' && saved.model?.name,
+      J({ name: file.suggestedFilename(), logit: saved.logit, n: saved.components?.length }));
     await page.locator('[data-testid=components]').screenshot({ path: join(OUT, 'components.png') });
   });
 

@@ -2,13 +2,15 @@
 //! page. A block × head grid of each head's share of the explained logit with the block's MLP
 //! and biases beside it (signed colours; a head's cell shows its attention from the last position
 //! over the tokens when chosen), the logit lens (one row per block: p(target) as a bar, its rank,
-//! the top tokens), and the token × block map.
+//! the top tokens), and the token × block map; downloadable as `salient components --json` gives
+//! them.
 
 use crate::engine::attribution::components::{ComponentKind, Components};
 use crate::engine::model::token_text::visible;
 use crate::state::colour::Scale;
 use crate::state::format::short;
 use crate::state::settings::ViewSettings;
+use crate::web::page::files::download_text;
 use crate::web::page::ui::{ComponentsState, Ui};
 use leptos::prelude::*;
 
@@ -27,11 +29,25 @@ pub fn ComponentsPanel(ui: Ui) -> impl IntoView {
                 Some(ComponentsState::Failed(why)) => Some(view! { <p class="error" data-testid="components-state" data-state="error">{why}</p> }.into_any()),
                 Some(ComponentsState::Done { result, ms }) => Some(view! {
                     <p data-testid="components-state" data-state="done" data-ms=ms.to_string()>{format!("Computed in {:.1} s.", ms / 1000.0)}</p>
+                    <button data-testid="components-export" on:click=move |_| export(ui)>"Download as JSON"</button>
                     <ComponentsView result=*result/>
                 }.into_any()),
             }}
         </details>
     }
+}
+
+/// The shown components as JSON: the same fields as `salient components --json`.
+fn export(ui: Ui) {
+    let Some(ComponentsState::Done { result, .. }) = ui.components.get_untracked() else {
+        return;
+    };
+    let mut json = serde_json::to_value(&*result).unwrap_or_default();
+    json["salient"] = env!("CARGO_PKG_VERSION").into();
+    json["model"] = serde_json::to_value(ui.model.get_untracked()).unwrap_or_default();
+    json["target_kind"] =
+        serde_json::to_value(ui.settings.get_untracked().kind).unwrap_or_default();
+    let _ = download_text(&json.to_string(), "application/json", "salient-components.json");
 }
 
 #[component]
