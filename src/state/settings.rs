@@ -118,11 +118,14 @@ impl Reduce {
     pub fn apply(self, scores: &[f32]) -> f32 {
         match self {
             Reduce::Sum => scores.iter().sum(),
-            Reduce::MaxAbs => {
-                scores.iter().copied().max_by(|a, b| a.abs().total_cmp(&b.abs())).unwrap_or(0.0)
-            }
+            Reduce::MaxAbs => strongest(scores).map_or(0.0, |i| scores[i]),
         }
     }
+}
+
+/// The index of the score of largest magnitude (the last of equals), the one `MaxAbs` keeps.
+pub fn strongest(scores: &[f32]) -> Option<usize> {
+    (0..scores.len()).max_by(|&a, &b| scores[a].abs().total_cmp(&scores[b].abs()))
 }
 
 impl Normalisation {

@@ -6,7 +6,7 @@
 
 use super::colour::Scale;
 use super::result::{Checked, RunOutput};
-use super::settings::{Reduce, ViewSettings};
+use super::settings::{strongest, Reduce, ViewSettings};
 use crate::engine::attribution::grouping::{group, Granularity};
 use crate::engine::attribution::methods;
 use crate::engine::model::token_text::text_to_bytes;
@@ -124,12 +124,7 @@ fn error_of(map: &TokenMap, range: RangeInclusive<usize>, view: &ViewSettings) -
     match view.reduce {
         Reduce::Sum => Some(errors.iter().sum()),
         // The score is one token's: that token's error.
-        Reduce::MaxAbs => {
-            let scores = &map.scores[range];
-            let strongest =
-                (0..scores.len()).max_by(|&a, &b| scores[a].abs().total_cmp(&scores[b].abs()))?;
-            Some(errors[strongest])
-        }
+        Reduce::MaxAbs => Some(errors[strongest(&map.scores[range])?]),
     }
 }
 

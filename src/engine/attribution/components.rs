@@ -111,13 +111,13 @@ pub fn components(problem: &Problem<'_>) -> Result<Components> {
     }
     let last = last_position(&x)?.squeeze(0)?;
     let (readout, norm_bias) = cpu.readout(&last, &direction)?;
-    let group = config.heads / config.kv_heads.max(1);
+    let group = (config.heads / config.kv_heads.max(1)).max(1);
     let mut components: Vec<Component> = parts
         .into_iter()
         .map(|(kind, layer, head, written)| {
             let value =
                 (&readout * written.to_dtype(DType::F64)?)?.sum_all()?.to_scalar::<f64>()?;
-            Ok(Component { kind, layer, head, kv_head: head.map(|h| h / group.max(1)), value })
+            Ok(Component { kind, layer, head, kv_head: head.map(|h| h / group), value })
         })
         .collect::<Result<_>>()?;
     if let Some(value) = norm_bias {

@@ -40,13 +40,10 @@ async fn lime(game: &Game<'_>, params: &MethodParams) -> Result<Scores> {
             random_subset(&mut random, players, players - dropped)
         })
         .collect();
-    let mut values = game.values(&coalitions).await?;
-    let mut coalitions = coalitions;
-    coalitions.insert(0, vec![true; players]);
-    values.insert(0, game.full);
-    let rows: Vec<Row> = coalitions
-        .iter()
-        .zip(values)
+    let values = game.values(&coalitions).await?;
+    let text = std::iter::once((vec![true; players], game.full));
+    let rows: Vec<Row> = text
+        .chain(coalitions.into_iter().zip(values))
         .enumerate()
         .map(|(k, (kept, value))| {
             let size = kept.iter().filter(|&&x| x).count() as f64;
